@@ -1,0 +1,144 @@
+"""Typed configuration for every stage, TOML recipes and CLI overrides.
+
+A recipe is one TOML file with one table per stage, e.g.::
+
+    [synthesize]
+    preset = "realesrgan"
+    crop = 512
+
+    [fit]
+    steps = 160000
+
+Each table is validated by that stage's pydantic model (``extra="forbid"``, so a typo is an
+error, not a silently ignored key). CLI flags override recipe values; a flag that was not
+given (``None``) never overrides. Stage models live next to the code that uses them and are
+registered in :data:`SECTIONS` by import path, so this module stays import-light.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class ConfigError(ValueError):
+    """A recipe or override that does not validate. The message names the file and field."""
+
+
+# section name -> "module:Class". Add a line when a stage gets a config model.
+SECTIONS: dict[str, str] = {
+    "synthesize": "redegkit.synth:SynthConfig",
+}
+
+
+def section_model(section: str) -> type[StrictModel]:
+    try:
+        target = SECTIONS[section]
+    except KeyError as e:
+        raise ConfigError(f"unknown recipe section [{section}]; known: {', '.join(sorted(SECTIONS))}") from e
+    mod, _, cls = target.partition(":")
+    return getattr(importlib.import_module(mod), cls)
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: recipe file not found")
+    try:
+        with p.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from e
+
+
+def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    cur = d
+    for p in parts[:-1]:
+        nxt = cur.get(p)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[p] = nxt
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Return a copy of ``base`` with overrides applied. ``None`` values are dropped;
+    keys may be dotted (``"loss.perceptual"``) to reach nested tables."""
+    out = json.loads(json.dumps(base, default=str)) if base else {}
+    for k, v in (overrides or {}).items():
+        if v is None:
+            continue
+        _set_dotted(out, k, v)
+    return out
+
+
+def _format_validation(err: ValidationError, where: str) -> str:
+    lines = [f"{where}: invalid configuration"]
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
+        lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def resolve_config(
+    section: str,
+    recipe: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    model: type[StrictModel] | None = None,
+) -> StrictModel:
+    """Defaults ← recipe table ``[section]`` ← overrides, validated into the stage model."""
+    model = model or section_model(section)
+    data: dict[str, Any] = {}
+    where = "defaults"
+    if recipe is not None:
+        doc = load_toml(recipe)
+        unknown = [k for k in doc if k not in SECTIONS and k != "presets"]
+        if unknown:
+            raise ConfigError(
+                f"{recipe}: unknown recipe section(s) {', '.join(unknown)}; known: "
+                f"{', '.join(sorted([*SECTIONS, 'presets']))}"
+            )
+        data = doc.get(section, {})
+        where = f"{recipe} [{section}]"
+    data = merge_overrides(data, overrides)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e, where)) from e
+
+
+def recipe_presets(recipe: str | Path | None) -> dict[str, Any]:
+    """User-defined classical presets from a recipe's ``[presets.NAME]`` tables."""
+    if recipe is None:
+        return {}
+    return load_toml(recipe).get("presets", {})
+
+
+def full_schema() -> dict[str, Any]:
+    """JSON schema of a whole recipe (every section), for editor completion."""
+    props = {name: section_model(name).model_json_schema() for name in sorted(SECTIONS)}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "redegkit recipe",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {**props, "presets": {"type": "object", "description": "user-defined classical presets"}},
+    }

@@ -1,0 +1,1 @@
+"""Image decoding/encoding, input sources, and WebDataset shards."""
