@@ -1,0 +1,14 @@
+"""`redeg` command line. Importing this package registers every command on :data:`app`."""
+
+from __future__ import annotations
+
+from .app import app
+
+# Each module registers its commands on `app`. Keep one line per stage.
+from . import config_cmd  # noqa: E402,F401
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,123 @@
+"""The Typer app and what every command shares: common options, error mapping, summaries.
+
+Each stage's commands live in their own module of this package and register themselves on
+:data:`app` when imported (see ``redegkit/cli/__init__.py``). Commands stay thin: parse,
+build a typed config (:func:`redegkit.config.resolve_config`), call ONE library function,
+print a summary with :func:`finish`.
+
+Exit codes: 0 ok, 1 some inputs failed (listed in the summary), 2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .. import __version__
+from ..console import console, set_quiet, setup_logging
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="redeg",
+    help=(
+        "redegkit: learn real degradations from faces in your own low-quality photos (ReDegNet, "
+        "ECCV 2022) and synthesize realistic (LQ, HQ) training pairs for blind super-resolution."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_cb(value: bool) -> None:
+    if value:
+        typer.echo(f"redeg (redegkit) {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version_cb, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """redegkit command line."""
+
+
+# Shared option types -------------------------------------------------------------------------
+RecipeOpt = Annotated[
+    Path | None,
+    typer.Option("--recipe", "-r", help="TOML recipe; its [section] table sets defaults, flags override it."),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries (errors only).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON summary on stdout.")]
+
+
+def setup_output(quiet: bool, json_out: bool) -> None:
+    # With --json, stdout carries only the JSON document; rich output already goes to stderr.
+    set_quiet(quiet)
+    setup_logging()
+
+
+def fail_usage(msg: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {msg}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def handle_errors(fn):
+    """Map known user errors to a clean message and exit code 2 (never a traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ..config import ConfigError
+        from ..io.sources import SourceError
+        from ..weights import WeightsMissingError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, SourceError, WeightsMissingError, FileNotFoundError, FileExistsError) as e:
+            raise fail_usage(str(e)) from None
+        except UserError as e:
+            raise fail_usage(str(e)) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]; finished shards are kept, re-run with --resume")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+class UserError(ValueError):
+    """An error caused by the user's input or options; printed without a traceback (exit 2)."""
+
+
+def finish(summary: dict[str, Any], *, json_out: bool, failures: list[dict[str, Any]] | None = None,
+           title: str = "done") -> None:
+    """Print the run summary (rich table, or JSON on stdout) and exit 0 or 1."""
+    failures = failures or []
+    if json_out:
+        sys.stdout.write(json.dumps({**summary, "failures": failures}, default=str) + "\n")
+        sys.stdout.flush()
+    else:
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False, title_justify="left")
+        for k, v in summary.items():
+            if isinstance(v, (dict, list)):
+                v = json.dumps(v, default=str)
+            table.add_row(str(k), str(v))
+        console.print(table)
+        if failures:
+            console.print(f"[bold yellow]{len(failures)} input(s) failed:[/]")
+            for f in failures[:50]:
+                console.print(f"  {f.get('path', '?')}: {f.get('reason', '?')}", highlight=False)
+            if len(failures) > 50:
+                console.print(f"  … and {len(failures) - 50} more (see the run report)")
+    raise typer.Exit(EXIT_PARTIAL if failures else EXIT_OK)

@@ -1,0 +1,202 @@
+"""Checkpoints: our own format and the official ones, with architecture detection.
+
+Our format is a dict ``{format, version, arch, hparams, state_dict, ...}`` and loads without a
+config file. Official weights load as published: ``{'params': sd}`` or ``{'params_ema': sd}``
+(``params_ema`` preferred) or a bare state dict, with the original key names. Every load uses
+``torch.load(weights_only=True)``: a checkpoint can never execute code.
+
+Architectures register a detector that reads a state dict's keys/shapes and returns the
+hyperparameters that rebuild the module, or None when the keys are not theirs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "redegkit.checkpoint"
+VERSION = 1
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the architecture (message names the file)."""
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    factory: Callable[..., nn.Module]
+    # state dict -> hparams for `factory(**hparams)`, or None when the keys are not this arch's
+    detect: Callable[[StateDict], dict[str, Any] | None]
+
+
+ARCHS: dict[str, ArchSpec] = {}
+
+
+def register_arch(name: str, factory: Callable[..., nn.Module], detect: Callable[[StateDict], dict | None]) -> None:
+    ARCHS[name] = ArchSpec(name, factory, detect)
+
+
+def _ensure_registered() -> None:
+    # Importing the model modules registers their architectures.
+    from . import registry  # noqa: F401
+
+
+def arch_of(module: nn.Module) -> str:
+    name = getattr(module, "arch", None)
+    if not name:
+        raise CheckpointError(f"{type(module).__name__} has no `arch` name; cannot save in redegkit format")
+    return name
+
+
+def hparams_of(module: nn.Module) -> dict[str, Any]:
+    return dict(getattr(module, "hparams", {}))
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any] | nn.Module, **extra: Any) -> Path:
+    """Save atomically (temp file in the same folder, then rename).
+
+    ``payload`` is a module (saved as ``{format, version, arch, hparams, state_dict}``) or a
+    ready dict (e.g. a training state holding several networks and optimisers).
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(payload, nn.Module):
+        obj: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "arch": arch_of(payload),
+            "hparams": hparams_of(payload),
+            "state_dict": {k: v.detach().cpu() for k, v in payload.state_dict().items()},
+        }
+    else:
+        obj = {"format": FORMAT, "version": VERSION, **payload}
+    obj.update(extra)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def load_raw(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` with errors that name the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: checkpoint not found")
+    try:
+        obj = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # corrupt zip, pickle with code, truncated file …
+        raise CheckpointError(f"{p}: not a readable PyTorch checkpoint ({type(e).__name__}: {str(e)[:200]})") from e
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{p}: expected a dict, got {type(obj).__name__}")
+    return obj
+
+
+def unwrap_state_dict(obj: dict[str, Any], where: str = "checkpoint") -> tuple[dict[str, torch.Tensor], str]:
+    """Return (state_dict, source) from our format, ``params_ema``/``params`` wrappers or a bare dict."""
+    if obj.get("format") == FORMAT and "state_dict" in obj:
+        return dict(obj["state_dict"]), "redegkit"
+    for k in ("params_ema", "params", "state_dict", "model"):
+        if k in obj and isinstance(obj[k], dict):
+            return dict(obj[k]), k
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return dict(obj), "bare"
+    raise CheckpointError(f"{where}: no state dict found (keys: {', '.join(list(obj)[:8])})")
+
+
+def detect_arch(sd: StateDict) -> tuple[str, dict[str, Any]] | None:
+    _ensure_registered()
+    for spec in ARCHS.values():
+        hp = spec.detect(sd)
+        if hp is not None:
+            return spec.name, hp
+    return None
+
+
+def load_state_strict(module: nn.Module, sd: StateDict, where: str = "checkpoint", limit: int = 5) -> None:
+    """``load_state_dict(strict=True)`` with a message that names the first mismatches."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shape = [
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shape:
+        parts = [f"{where}: does not fit {type(module).__name__}"]
+        if missing:
+            parts.append(f"  {len(missing)} missing key(s), first: {', '.join(missing[:limit])}")
+        if unexpected:
+            parts.append(f"  {len(unexpected)} unexpected key(s), first: {', '.join(unexpected[:limit])}")
+        if shape:
+            parts.append(f"  {len(shape)} shape mismatch(es), first: " + "; ".join(shape[:limit]))
+        raise CheckpointError("\n".join(parts))
+    module.load_state_dict(sd, strict=True)
+
+
+def build(arch: str, hparams: dict[str, Any]) -> nn.Module:
+    _ensure_registered()
+    if arch not in ARCHS:
+        raise CheckpointError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHS))}")
+    return ARCHS[arch].factory(**hparams)
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    arch: str | None = None,
+    map_location: str | torch.device = "cpu",
+    **overrides: Any,
+) -> nn.Module:
+    """Load a module from our format or an official file; detects the architecture from keys.
+
+    Returns the module in eval mode. ``arch`` forces an architecture (an error if it does not fit);
+    ``overrides`` replace detected hyperparameters that keys cannot tell (e.g. ``input_range``).
+    """
+    obj = load_raw(path, map_location)
+    sd, source = unwrap_state_dict(obj, str(path))
+    if source == "redegkit":
+        name, hp = obj["arch"], dict(obj.get("hparams", {}))
+        if arch is not None and arch != name:
+            raise CheckpointError(f"{path}: holds a {name!r} network, not {arch!r}")
+    else:
+        found = detect_arch(sd)
+        if arch is not None:
+            if arch not in ARCHS:
+                _ensure_registered()
+            spec = ARCHS.get(arch)
+            if spec is None:
+                raise CheckpointError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHS))}")
+            hp = spec.detect(sd)
+            if hp is None:
+                raise CheckpointError(
+                    f"{path}: keys do not look like {arch!r}"
+                    + (f" (they look like {found[0]!r})" if found else "")
+                    + f"; first keys: {', '.join(list(sd)[:5])}"
+                )
+            name = arch
+        elif found is None:
+            raise CheckpointError(
+                f"{path}: unknown architecture; known: {', '.join(sorted(ARCHS))}; first keys: "
+                f"{', '.join(list(sd)[:5])}"
+            )
+        else:
+            name, hp = found
+    hp.update({k: v for k, v in overrides.items() if v is not None})
+    module = build(name, hp)
+    load_state_strict(module, sd, str(path))
+    return module.eval()

@@ -1,0 +1,1 @@
+"""Registers every architecture with the checkpoint loader. One import line per model module."""
