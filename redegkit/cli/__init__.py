@@ -6,6 +6,8 @@ from .app import app
 
 # Each module registers its commands on `app`. Keep one line per stage.
 from . import config_cmd  # noqa: E402,F401
+from . import synth_cmd  # noqa: E402,F401
+from . import shards_cmd  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

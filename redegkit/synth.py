@@ -1,0 +1,359 @@
+"""`synthesize`: HQ images -> aligned (LQ, HQ) pairs in WebDataset shards.
+
+Per input image: decode once, cut crops (patch grid with a stride, or the whole image), degrade
+each crop with a classical preset (or, later, a learned bank), so that ``hq = scale × lq`` in
+pixels, and stream the samples into shards (:class:`redegkit.io.shards.ShardSink`).
+
+Determinism: each sample's randomness comes from ``sample_rng(seed, key)``, and samples are
+written in input order whatever the number of workers, so one seed gives byte-identical shards.
+Resume: see :mod:`redegkit.io.shards`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from . import __version__
+from .config import StrictModel
+from .io.images import AlphaPolicy, ImageDecodeError, decode_image, encode_image
+from .io.shards import ShardSink, find_resume_point, shard_name
+from .io.sources import Source
+from .rng import sample_rng, sample_seed
+
+
+class SynthConfig(StrictModel):
+    """Configuration of `redeg synthesize` (recipe table ``[synthesize]``)."""
+
+    preset: str | None = Field("realesrgan", description="classical degradation preset (built-in or [presets.NAME])")
+    scale: int = Field(4, ge=1, le=4, description="SR scale: hq = scale x lq in pixels")
+    crop: int | None = Field(512, ge=16, description="HQ patch size in pixels; null = whole images")
+    stride: int | None = Field(None, ge=1, description="patch stride (default: crop, i.e. no overlap)")
+    max_patches: int | None = Field(None, ge=1, description="at most this many patches per image (evenly spaced)")
+    small: Literal["skip", "pad"] = Field("skip", description="images smaller than the crop: skip them or reflect-pad")
+    alpha: AlphaPolicy = Field("composite", description="alpha channel: composite on white, or drop")
+    seed: int = Field(0, description="global seed; each sample's seed derives from it and the sample key")
+    workers: int = Field(1, ge=1, description="CPU worker processes")
+    shard_max_count: int = Field(1000, ge=1, description="samples per shard (at most, rolled at image boundaries)")
+    shard_max_bytes: int = Field(1 << 30, ge=1 << 16, description="bytes per shard (at most, rolled likewise)")
+    prefix: str = Field("shard", pattern=r"^[A-Za-z0-9_-]+$", description="shard file name prefix")
+    png_level: int = Field(1, ge=0, le=9, description="PNG compression level of the written images")
+
+
+# ------------------------------------------------------------------------------------------------
+# Crops
+
+
+def crop_boxes(h: int, w: int, crop: int | None, stride: int | None, scale: int,
+               max_patches: int | None = None) -> list[tuple[int, int, int, int]]:
+    """Patch boxes ``(x, y, w, h)`` covering the image on a regular grid; the last row/column
+    is aligned to the border, so the whole image is used. Whole-image mode trims to a multiple
+    of ``scale``. Returns [] if the image is smaller than the crop."""
+    if crop is None:
+        ww, hh = w - w % scale, h - h % scale
+        return [(0, 0, ww, hh)] if ww >= scale and hh >= scale else []
+    if crop % scale:
+        raise ValueError(f"crop {crop} must be a multiple of the scale {scale}")
+    if h < crop or w < crop:
+        return []
+    stride = stride or crop
+
+    def starts(n: int) -> list[int]:
+        s = list(range(0, n - crop + 1, stride))
+        if s[-1] != n - crop:
+            s.append(n - crop)
+        return s
+
+    boxes = [(x, y, crop, crop) for y in starts(h) for x in starts(w)]
+    if max_patches is not None and len(boxes) > max_patches:
+        idx = np.linspace(0, len(boxes) - 1, max_patches).round().astype(int)
+        boxes = [boxes[i] for i in sorted(set(idx.tolist()))]
+    return boxes
+
+
+def pad_to(img: np.ndarray, size: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    ph, pw = max(0, size - h), max(0, size - w)
+    if ph == 0 and pw == 0:
+        return img
+    mode = "reflect" if h > 1 and w > 1 and ph < h and pw < w else "edge"
+    return np.pad(img, ((0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+# ------------------------------------------------------------------------------------------------
+# Degraders: HQ crop -> LQ crop (H/scale x W/scale) + a JSON record of what was done
+
+
+class PresetDegrader:
+    """Classical degradation through a preset of :mod:`redegkit.degrade`."""
+
+    def __init__(self, preset_name: str, user_presets: dict[str, Any] | None, scale: int):
+        from .degrade import get_preset
+
+        self.name = preset_name
+        self.preset = get_preset(preset_name, user_presets=user_presets)
+        self.scale = scale
+
+    def __call__(self, hq: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        from .degrade import apply_degradation, sample_degradation
+
+        params = sample_degradation(self.preset, rng)
+        lq = apply_degradation(hq, params, scale=self.scale)
+        return lq, {"kind": "preset", "preset": self.name, "params": params.to_json()}
+
+
+# ------------------------------------------------------------------------------------------------
+# One input image -> samples (runs in worker processes)
+
+
+@dataclass
+class ImageResult:
+    index: int
+    samples: list[tuple[str, dict[str, bytes]]]
+    failure: dict[str, Any] | None
+    skipped: dict[str, Any] | None
+    timings: dict[str, float]
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(cfg_json: str, user_presets: dict[str, Any] | None) -> None:
+    cfg = SynthConfig.model_validate_json(cfg_json)
+    _WORKER["cfg"] = cfg
+    _WORKER["degrader"] = PresetDegrader(cfg.preset or "realesrgan", user_presets, cfg.scale)
+
+
+def process_image(index: int, src: Source, cfg: SynthConfig, degrader: Callable) -> ImageResult:
+    t = {"read": 0.0, "decode": 0.0, "degrade": 0.0, "encode": 0.0}
+    t0 = time.perf_counter()
+    try:
+        data = Path(src.path).read_bytes()
+    except OSError as e:
+        reason = f"cannot read file ({e.strerror or e})"
+        return ImageResult(index, [], {"path": str(src.path), "reason": reason, "kind": "failed"}, None, t)
+    t1 = time.perf_counter()
+    t["read"] = t1 - t0
+    try:
+        img = decode_image(data, alpha=cfg.alpha, path=src.path)
+    except ImageDecodeError as e:
+        return ImageResult(index, [], {"path": str(src.path), "reason": e.reason, "kind": "failed"}, None, t)
+    t["decode"] = time.perf_counter() - t1
+    file_sha = hashlib.sha256(data).hexdigest()
+    h, w = img.shape[:2]
+    padded = False
+    if cfg.crop is not None and (h < cfg.crop or w < cfg.crop):
+        if cfg.small == "skip":
+            why = f"smaller than the crop ({w}x{h} < {cfg.crop}); policy small=skip"
+            return ImageResult(index, [], None, {"path": str(src.path), "reason": why, "kind": "skipped"}, t)
+        img, padded = pad_to(img, cfg.crop), True
+    boxes = crop_boxes(img.shape[0], img.shape[1], cfg.crop, cfg.stride, cfg.scale, cfg.max_patches)
+    if not boxes:
+        why = f"too small for scale {cfg.scale} ({w}x{h})"
+        return ImageResult(index, [], None, {"path": str(src.path), "reason": why, "kind": "skipped"}, t)
+    samples = []
+    for j, (x, y, bw, bh) in enumerate(boxes):
+        key = f"{src.key}_{j:04d}"
+        hq = np.ascontiguousarray(img[y : y + bh, x : x + bw])
+        rng = sample_rng(cfg.seed, key)
+        t2 = time.perf_counter()
+        lq, method = degrader(hq, rng)
+        t3 = time.perf_counter()
+        if lq.shape[0] * cfg.scale != hq.shape[0] or lq.shape[1] * cfg.scale != hq.shape[1]:
+            raise RuntimeError(f"degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}")
+        meta = {
+            "key": key,
+            "source": src.rel,
+            "source_path": str(src.path),
+            "source_sha256": file_sha,
+            "source_size": [w, h],
+            "padded": padded,
+            "crop_box": [x, y, bw, bh],
+            "scale": cfg.scale,
+            "hq_size": [hq.shape[1], hq.shape[0]],
+            "lq_size": [lq.shape[1], lq.shape[0]],
+            "method": method,
+            "seed": cfg.seed,
+            "sample_seed": sample_seed(cfg.seed, key),
+            "redegkit_version": __version__,
+        }
+        fields = {
+            "hq.png": encode_image(hq, "png", png_level=cfg.png_level),
+            "lq.png": encode_image(lq, "png", png_level=cfg.png_level),
+            "json": json.dumps(meta, sort_keys=True).encode("utf-8"),
+        }
+        t["degrade"] += t3 - t2
+        t["encode"] += time.perf_counter() - t3
+        samples.append((key, fields))
+    return ImageResult(index, samples, None, None, t)
+
+
+def _worker_task(args: tuple[int, Source]) -> ImageResult:
+    index, src = args
+    return process_image(index, src, _WORKER["cfg"], _WORKER["degrader"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class SynthResult:
+    out: Path
+    inputs: int
+    samples: int
+    shards: list[str]
+    failures: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    resumed_from_input: int
+    timings: dict[str, float]
+    report_path: Path
+
+
+def dist_rank_world() -> tuple[int, int]:
+    """Rank and world size under torchrun (RANK/WORLD_SIZE), else (0, 1)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def run_fingerprint(cfg: SynthConfig, sources: list[Source], extra: dict[str, Any] | None = None) -> str:
+    """What must not change between a run and its resume: options that shape output, and inputs."""
+    shaping = cfg.model_dump(mode="json", exclude={"workers"})
+    h = hashlib.sha256(json.dumps([shaping, extra or {}], sort_keys=True).encode())
+    for s in sources:
+        h.update(s.rel.encode("utf-8") + b"\x00")
+    return h.hexdigest()
+
+
+def synthesize(
+    sources: list[Source],
+    out_dir: str | Path,
+    cfg: SynthConfig,
+    *,
+    user_presets: dict[str, Any] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    force: bool = False,
+    progress: Callable[..., None] | None = None,
+    rank: int | None = None,
+    world: int | None = None,
+) -> SynthResult:
+    """Run synthesis over ``sources`` into ``out_dir``. See the module doc for the guarantees.
+
+    Raises FileExistsError if ``out_dir`` already has shards and neither ``resume`` nor
+    ``overwrite`` is set, or if ``resume`` finds a run with other options (unless ``force``).
+    """
+    out = Path(out_dir)
+    r0, w0 = dist_rank_world()
+    rank = r0 if rank is None else rank
+    world = w0 if world is None else world
+    my_sources = sources[rank::world]
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = f"-r{rank:03d}" if world > 1 else ""
+    run_file = out / f"run{suffix}.json"
+    fp = run_fingerprint(cfg, my_sources, {"presets": user_presets or {}, "world": world})
+    existing = sorted(out.glob(f"{cfg.prefix}*.tar"))
+    if existing and not (resume or overwrite):
+        raise FileExistsError(
+            f"{out}: already holds {len(existing)} shard(s); pass --resume to continue that run "
+            "or --overwrite to start again"
+        )
+    if overwrite and not resume:
+        for p in out.glob(f"{cfg.prefix}*.tar*"):
+            p.unlink()
+    if resume and run_file.is_file() and not force:
+        old = json.loads(run_file.read_text()).get("fingerprint")
+        if old != fp:
+            raise FileExistsError(
+                f"{out}: the existing run used other options or inputs; resuming would mix them "
+                "(use --force to resume anyway, or --overwrite)"
+            )
+    run_file.write_text(json.dumps({"fingerprint": fp, "config": cfg.model_dump(mode="json"),
+                                    "inputs": len(my_sources), "rank": rank, "world": world}, indent=1))
+    rp = find_resume_point(out, cfg.prefix, rank, world)
+    start = rp.next_input
+    prior_records = [f for m in rp.done for f in m.get("failures", [])]
+    prior_samples = sum(int(m["count"]) for m in rp.done)
+    sink = ShardSink(out, prefix=cfg.prefix, max_count=cfg.shard_max_count, max_bytes=cfg.shard_max_bytes,
+                     rank=rank, world=world, start_shard=rp.next_shard, start_input=start)
+    timings = {"read": 0.0, "decode": 0.0, "degrade": 0.0, "encode": 0.0, "write": 0.0}
+    failures, skipped = [], []
+    samples = 0
+    todo = [(i, my_sources[i]) for i in range(start, len(my_sources))]
+    t_start = time.perf_counter()
+
+    def consume(res: ImageResult) -> None:
+        nonlocal samples
+        tw = time.perf_counter()
+        for key, fields in res.samples:
+            sink.add(key, fields)
+        recs = [r for r in (res.failure, res.skipped) if r]
+        sink.end_input(res.index + 1, failures=recs)
+        timings["write"] += time.perf_counter() - tw
+        for k, v in res.timings.items():
+            timings[k] += v
+        if res.failure:
+            failures.append(res.failure)
+        if res.skipped:
+            skipped.append(res.skipped)
+        samples += len(res.samples)
+        if progress is not None:
+            progress(1, samples=samples, failed=len(failures))
+
+    try:
+        if cfg.workers <= 1 or len(todo) <= 1:
+            _init_worker(cfg.model_dump_json(), user_presets)
+            for item in todo:
+                consume(_worker_task(item))
+        else:
+            ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
+            with ctx.Pool(cfg.workers, initializer=_init_worker,
+                          initargs=(cfg.model_dump_json(), user_presets)) as pool:
+                for res in pool.imap(_worker_task, todo, chunksize=1):
+                    consume(res)
+        sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    elapsed = time.perf_counter() - t_start
+    all_shards = [m["shard"] for m in rp.done] + [m["shard"] for m in sink.written]
+    total_samples = prior_samples + samples
+    report = {
+        "out": str(out),
+        "rank": rank,
+        "world": world,
+        "inputs": len(my_sources),
+        "resumed_from_input": start,
+        "samples": total_samples,
+        "samples_this_run": samples,
+        "shards": all_shards,
+        "failures": [r for r in prior_records if r.get("kind") == "failed"] + failures,
+        "skipped": [r for r in prior_records if r.get("kind") == "skipped"] + skipped,
+        "timings_s": {**{k: round(v, 4) for k, v in timings.items()}, "wall": round(elapsed, 4)},
+        "pairs_per_s": round(samples / elapsed, 3) if elapsed > 0 else None,
+        "config": cfg.model_dump(mode="json"),
+        "redegkit_version": __version__,
+        "shard_pattern": _brace_pattern(cfg.prefix, len(all_shards), rank, world),
+    }
+    report_path = out / f"report{suffix}.json"
+    tmp = report_path.with_name(f".{report_path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    os.replace(tmp, report_path)
+    return SynthResult(out, len(my_sources), total_samples, all_shards, report["failures"], report["skipped"],
+                       start, report["timings_s"], report_path)
+
+
+def _brace_pattern(prefix: str, n: int, rank: int, world: int) -> str | None:
+    if n == 0:
+        return None
+    first, last = shard_name(prefix, 0, rank, world), shard_name(prefix, n - 1, rank, world)
+    return first[:-10] + "{" + first[-10:-4] + ".." + last[-10:-4] + "}.tar"
