@@ -1,0 +1,87 @@
+"""Shared fixtures: example images and a folder of odd real-world files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    return EXAMPLES
+
+
+def gradient_rgb(h: int = 64, w: int = 80, seed: int = 0) -> np.ndarray:
+    """A smooth colour image with some texture (deterministic)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([x / w * 255, y / h * 255, (x + y) / (h + w) * 255], -1)
+    img += rng.normal(0, 8, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_odd_files(folder: Path, size: int = 96) -> dict[str, Path]:
+    """Write one file of each odd kind a photo collection contains; returns name -> path."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = gradient_rgb(size, size + 16)
+    files: dict[str, Path] = {}
+
+    def put(name: str, data: bytes) -> None:
+        p = folder / name
+        p.write_bytes(data)
+        files[name] = p
+
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    put("ok.png", png.tobytes())
+    ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    put("ok.jpg", jpg.tobytes())
+    put("truncated.jpg", jpg.tobytes()[: len(jpg) // 2])
+    put("truncated.png", png.tobytes()[: len(png) // 2])
+    put("empty.jpg", b"")
+    put("not_an_image.png", b"hello, I am text pretending to be a PNG\n" * 10)
+    put("corrupt.jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9")
+    ok, p16 = cv2.imencode(".png", (cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).astype(np.uint16) * 257))
+    put("sixteen_bit.png", p16.tobytes())
+    ok, gray = cv2.imencode(".png", rgb[:, :, 0])
+    put("gray.png", gray.tobytes())
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])
+    ok, pa = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    put("rgba.png", pa.tobytes())
+    buf = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(buf, "JPEG", quality=95)
+    put("cmyk.jpg", buf.getvalue())
+    buf = io.BytesIO()
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(buf, "PNG")
+    put("palette.png", buf.getvalue())
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "WEBP", quality=95)
+    put("photo.webp", buf.getvalue())
+    ok, bmp = cv2.imencode(".bmp", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    put("photo.bmp", bmp.tobytes())
+    ok, tif = cv2.imencode(".tif", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    put("photo.tif", tif.tobytes())
+    ok, tiny = cv2.imencode(".png", cv2.cvtColor(rgb[:12, :10], cv2.COLOR_RGB2BGR))
+    put("tiny.png", tiny.tobytes())
+    # EXIF orientation 6 (rotate 90° clockwise to display)
+    buf = io.BytesIO()
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    put("rotated_exif.jpg", buf.getvalue())
+    return files
+
+
+@pytest.fixture
+def odd_folder(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
+    folder = tmp_path / "odd"
+    return folder, make_odd_files(folder)
