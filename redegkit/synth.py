@@ -16,7 +16,7 @@ import json
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -167,10 +167,14 @@ def process_image(index: int, src: Source, cfg: SynthConfig, degrader: Callable)
         hq = np.ascontiguousarray(img[y : y + bh, x : x + bw])
         rng = sample_rng(cfg.seed, key)
         t2 = time.perf_counter()
-        lq, method = degrader(hq, rng)
+        try:
+            lq, method = degrader(hq, rng)
+            if lq.shape[0] * cfg.scale != hq.shape[0] or lq.shape[1] * cfg.scale != hq.shape[1]:
+                raise RuntimeError(f"degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}")
+        except Exception as e:  # one bad image must not kill the run: record it, keep going
+            reason = f"degradation failed on {key}: {type(e).__name__}: {e}"
+            return ImageResult(index, [], {"path": str(src.path), "reason": reason, "kind": "failed"}, None, t)
         t3 = time.perf_counter()
-        if lq.shape[0] * cfg.scale != hq.shape[0] or lq.shape[1] * cfg.scale != hq.shape[1]:
-            raise RuntimeError(f"degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}")
         meta = {
             "key": key,
             "source": src.rel,
@@ -201,6 +205,23 @@ def process_image(index: int, src: Source, cfg: SynthConfig, degrader: Callable)
 def _worker_task(args: tuple[int, Source]) -> ImageResult:
     index, src = args
     return process_image(index, src, _WORKER["cfg"], _WORKER["degrader"])
+
+
+Producer = Callable[[list[tuple[int, Source]], "SynthConfig", "dict[str, Any] | None"], Iterator[ImageResult]]
+
+
+def classical_results(
+    todo: list[tuple[int, Source]], cfg: SynthConfig, user_presets: dict[str, Any] | None
+) -> Iterator[ImageResult]:
+    """Classical presets: one image per task on ``cfg.workers`` processes, results in order."""
+    if cfg.workers <= 1 or len(todo) <= 1:
+        _init_worker(cfg.model_dump_json(), user_presets)
+        for item in todo:
+            yield _worker_task(item)
+        return
+    ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
+    with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg.model_dump_json(), user_presets)) as pool:
+        yield from pool.imap(_worker_task, todo, chunksize=1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -246,8 +267,14 @@ def synthesize(
     progress: Callable[..., None] | None = None,
     rank: int | None = None,
     world: int | None = None,
+    producer: Producer | None = None,
+    fingerprint_extra: dict[str, Any] | None = None,
 ) -> SynthResult:
     """Run synthesis over ``sources`` into ``out_dir``. See the module doc for the guarantees.
+
+    ``producer`` turns the work list into :class:`ImageResult` s, in input order; the default
+    runs the classical presets on CPU worker processes (:func:`classical_results`). The learned
+    path (a bank) plugs in its own producer; everything else (shards, resume, report) is shared.
 
     Raises FileExistsError if ``out_dir`` already has shards and neither ``resume`` nor
     ``overwrite`` is set, or if ``resume`` finds a run with other options (unless ``force``).
@@ -260,7 +287,7 @@ def synthesize(
     out.mkdir(parents=True, exist_ok=True)
     suffix = f"-r{rank:03d}" if world > 1 else ""
     run_file = out / f"run{suffix}.json"
-    fp = run_fingerprint(cfg, my_sources, {"presets": user_presets or {}, "world": world})
+    fp = run_fingerprint(cfg, my_sources, {"presets": user_presets or {}, "world": world, **(fingerprint_extra or {})})
     existing = sorted(out.glob(f"{cfg.prefix}*.tar"))
     if existing and not (resume or overwrite):
         raise FileExistsError(
@@ -309,17 +336,10 @@ def synthesize(
         if progress is not None:
             progress(1, samples=samples, failed=len(failures))
 
+    results = (producer or classical_results)(todo, cfg, user_presets)
     try:
-        if cfg.workers <= 1 or len(todo) <= 1:
-            _init_worker(cfg.model_dump_json(), user_presets)
-            for item in todo:
-                consume(_worker_task(item))
-        else:
-            ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
-            with ctx.Pool(cfg.workers, initializer=_init_worker,
-                          initargs=(cfg.model_dump_json(), user_presets)) as pool:
-                for res in pool.imap(_worker_task, todo, chunksize=1):
-                    consume(res)
+        for res in results:
+            consume(res)
         sink.close()
     except BaseException:
         sink.abort()
