@@ -19,7 +19,6 @@ from redegkit.models.redeg import (
     SynNetEncoder,
     SynNetGenerator,
     set_modconv,
-    to_channels_last,
 )
 
 MANIFEST = (
@@ -261,7 +260,7 @@ def _naive_modconv(conv: ModulatedConv2d, x: torch.Tensor, w: torch.Tensor) -> t
     outs = []
     for i in range(x.shape[0]):
         s = conv.modulation(w[i : i + 1])[0]
-        weight = conv.scale * conv.weight[0] * s.view(1, -1, 1, 1)
+        weight = conv.scale * conv.weight * s.view(1, -1, 1, 1)
         if conv.demodulate:
             weight = weight / torch.sqrt(weight.pow(2).sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
         xi = x[i : i + 1]
@@ -313,7 +312,8 @@ def test_channels_last_gives_the_same_numbers():
     z, feats = _inputs(gen, n=2, hw=64)
     with torch.no_grad():
         ref = gen(z, feats)
-        to_channels_last(gen)
+        gen.to(memory_format=torch.channels_last)  # plain Module.to works (no 5-D parameters)
+        assert gen.convs[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
         assert gen.convs[0].conv2[0].weight_orig.is_contiguous(memory_format=torch.channels_last)
         out = gen(z, [f.contiguous(memory_format=torch.channels_last) for f in feats])
     assert out.is_contiguous(memory_format=torch.channels_last)

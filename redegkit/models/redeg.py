@@ -11,7 +11,6 @@ Images are float NCHW in [-1, 1]. Layers live in :mod:`redegkit.models.redeg_lay
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import torch
@@ -47,7 +46,6 @@ __all__ = [
     "SynNetGenerator",
     "ToRGB",
     "set_modconv",
-    "to_channels_last",
 ]
 
 
@@ -282,20 +280,6 @@ def set_modconv(model: nn.Module, mode: ModConvMode) -> int:
         if isinstance(hp, dict) and "modconv" in hp:
             hp["modconv"] = mode
     return n
-
-
-def to_channels_last(model: nn.Module) -> nn.Module:
-    """Put every 4-D parameter and buffer of ``model`` in channels_last, in place; returns it.
-
-    ``model.to(memory_format=torch.channels_last)`` fails on these nets because the modulated
-    conv weights are 5-D ([1, out, in, k, k], the official shape). They need no conversion: the
-    fused path slices them to a 4-D weight and the conv follows the input's memory format.
-    """
-    with torch.no_grad():
-        for t in itertools.chain(model.parameters(), model.buffers()):
-            if t.dim() == 4:
-                t.data = t.data.contiguous(memory_format=torch.channels_last)
-    return model
 
 
 # ---------------------------------------------------------------------------------------------

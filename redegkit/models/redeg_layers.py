@@ -93,8 +93,9 @@ class PixelNorm(nn.Module):
 class ModulatedConv2d(nn.Module):
     """StyleGAN2 modulated convolution (no equalised lr; scale 1/sqrt(in*k*k)).
 
-    ``weight`` is [1, out, in, k, k] and ``modulation`` is Linear(style_dim, in), as in the
-    official keys. With ``upsample`` the input is first upsampled x2 bilinearly
+    ``modulation`` is Linear(style_dim, in). ``weight`` is held as [out, in, k, k] so that
+    ``module.to(memory_format=torch.channels_last)`` works (a 5-D tensor cannot be channels_last),
+    but the state dict shows the official [1, out, in, k, k] and loads it. With ``upsample`` the input is first upsampled x2 bilinearly
     (align_corners=False). ``mode`` picks the implementation, both computing the same function:
 
     - ``"grouped"``: per-sample weights ``scale*W*s`` (demodulated), one grouped conv over the
@@ -120,7 +121,7 @@ class ModulatedConv2d(nn.Module):
         self.demodulate, self.upsample = demodulate, upsample
         self.scale = 1.0 / math.sqrt(in_channel * kernel_size**2)
         self.padding = kernel_size // 2
-        self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
+        self.weight = nn.Parameter(torch.randn(out_channel, in_channel, kernel_size, kernel_size))
         self.modulation = nn.Linear(style_dim, in_channel)
         self.mode: str = "fused"
         self.set_mode(mode)
@@ -136,6 +137,17 @@ class ModulatedConv2d(nn.Module):
             f"upsample={self.upsample}, mode={self.mode}"
         )
 
+    # The official layout [1, out, in, k, k] in state dicts; the 4-D parameter in memory.
+    def _save_to_state_dict(self, destination, prefix, keep_vars):  # type: ignore[no-untyped-def]
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "weight"] = destination[prefix + "weight"].unsqueeze(0)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        w = state_dict.get(prefix + "weight")
+        if isinstance(w, torch.Tensor) and w.dim() == 5 and w.shape[0] == 1:
+            state_dict[prefix + "weight"] = w[0]  # load_state_dict hands each module its own copy of the dict
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _up(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False) if self.upsample else x
 
@@ -148,7 +160,7 @@ class ModulatedConv2d(nn.Module):
 
     def _forward_fused(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        weight = self.weight[0] * self.scale  # [out, in, k, k]
+        weight = self.weight * self.scale  # [out, in, k, k]
         # Per-channel scaling commutes with the (per-channel) bilinear upsample, so scale the
         # smaller tensor first.
         x = x * s.reshape(n, self.in_channel, 1, 1).to(x.dtype)
@@ -164,7 +176,9 @@ class ModulatedConv2d(nn.Module):
 
     def _forward_grouped(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        weight = self.scale * self.weight * s.reshape(n, 1, self.in_channel, 1, 1)  # [N, out, in, k, k]
+        weight = (
+            self.scale * self.weight.unsqueeze(0) * s.reshape(n, 1, self.in_channel, 1, 1)
+        )  # [N, out, in, k, k]
         if self.demodulate:
             d = torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4)) + 1e-8)
             weight = weight * d.reshape(n, self.out_channel, 1, 1, 1)
