@@ -8,6 +8,7 @@ from .app import app
 from . import config_cmd  # noqa: E402,F401
 from . import synth_cmd  # noqa: E402,F401
 from . import shards_cmd  # noqa: E402,F401
+from . import sr_cmd  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

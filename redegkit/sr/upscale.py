@@ -1,0 +1,286 @@
+"""``redeg upscale``: SR inference on images of any size, whole or in blended tiles.
+
+- The image is mirror-padded to a multiple of 8 (as the reference), upscaled, and cropped back.
+- Tiles overlap by ``tile_overlap`` input pixels. In each overlap, the outer quarter of each tile
+  (where zero padding inside the network disturbs the output) gets weight 0 and the middle half
+  a cosine cross-fade whose weights sum to 1, so there are no seams. Tiles of one image all have
+  the same size and go through the network in batches.
+- bf16 autocast on CUDA. Alpha channels are upscaled apart (bicubic) and written back (PNG/WebP).
+  16-bit inputs are decoded to 8-bit by :func:`redegkit.io.images.decode_image`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..io.images import ImageDecodeError, decode_image, encode_image, from_tensor, to_tensor
+from ..io.sources import list_sources
+from ..models.checkpoints import CheckpointError, load_raw, load_state_strict, unwrap_state_dict
+from ..models.rrdb import INPUT_RANGES, RRDBNet, detect_rrdbnet
+from .config import UpscaleConfig
+
+PAD_MULTIPLE = 8
+TRAIN_STATE_KIND = "train_sr_state"
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else as given (checked)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available")
+    return dev
+
+
+def auto_input_range(path: str | os.PathLike, source: str, recorded: str | None) -> str:
+    """The input range the weights in ``path`` expect (see :func:`load_sr_model`)."""
+    if recorded in INPUT_RANGES:
+        return recorded
+    if source == "params_ema" and Path(path).name.lower().startswith("realesr"):
+        return "[0,1]"  # Real-ESRGAN releases (params_ema) are trained on [0, 1]
+    return "[-1,1]"  # F2N-ESRGAN (the reference) and our own checkpoints
+
+
+def load_sr_model(path: str | os.PathLike, input_range: str = "auto",
+                  map_location: str | torch.device = "cpu") -> RRDBNet:
+    """Load an RRDBNet generator for inference or fine-tuning, in eval mode.
+
+    Accepts our checkpoints (a saved generator, or a ``train-sr`` state, whose EMA generator is
+    taken), the official ``net_f2n_*.pth`` (``{'params': …}``) and Real-ESRGAN RRDB files
+    (``{'params_ema': …}``). ``input_range="auto"``: what our file records; ``[0,1]`` for a
+    ``params_ema`` file named ``RealESR*``; else ``[-1,1]``. Raises :class:`CheckpointError` for
+    any other network.
+    """
+    obj = load_raw(path, map_location)
+    recorded = None
+    if obj.get("kind") == TRAIN_STATE_KIND:
+        net = obj.get("g_ema") or obj["g"]
+        sd, source, recorded = net["state_dict"], "redegkit", net["hparams"].get("input_range")
+        hp = dict(net["hparams"])
+        if net.get("arch") != RRDBNet.arch:
+            raise CheckpointError(f"{path}: training state of {net.get('arch')!r}, not an SR generator")
+    else:
+        sd, source = unwrap_state_dict(obj, str(path))
+        if source == "redegkit":
+            if obj.get("arch") != RRDBNet.arch:
+                raise CheckpointError(
+                    f"{path}: holds a {obj.get('arch')!r} network, not an SR generator (rrdbnet); "
+                    "redeg upscale needs an F2N-ESRGAN / Real-ESRGAN RRDB model")
+            hp = dict(obj.get("hparams", {}))
+            recorded = hp.get("input_range")
+        else:
+            det = detect_rrdbnet(sd)
+            if det is None:
+                raise CheckpointError(
+                    f"{path}: not an RRDBNet SR generator (first keys: {', '.join(list(sd)[:4])}); "
+                    "redeg upscale takes our train-sr checkpoints, net_f2n_g.pth / net_f2n_init.pth or "
+                    "RealESRGAN_x4plus.pth-style RRDB weights")
+            hp = det
+    hp["input_range"] = auto_input_range(path, source, recorded) if input_range == "auto" else input_range
+    model = RRDBNet(**hp)
+    load_state_strict(model, sd, str(path))
+    return model.eval()
+
+
+def _mirror_pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        # reflect needs pad < size; tiny images fall back to edge replication
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, h, w
+
+
+def _starts(size: int, tile: int, overlap: int) -> list[int]:
+    if tile >= size:
+        return [0]
+    stride = max(1, tile - overlap)
+    n = math.ceil((size - tile) / stride) + 1
+    return sorted({min(i * stride, size - tile) for i in range(n)})
+
+
+def _ramp(n: int, lead: int, trail: int, device: torch.device) -> torch.Tensor:
+    """1-D weights of length ``n`` with cross-fades over ``lead``/``trail`` overlapping pixels."""
+    w = torch.ones(n, device=device, dtype=torch.float32)
+    t = torch.arange(n, device=device, dtype=torch.float32) + 0.5
+    for ov, pos in ((lead, t), (trail, n - t)):
+        if ov <= 0:
+            continue
+        # outer quarter: 0; middle half: cosine 0 -> 1; the rest: 1 (mirrored for the other tile)
+        u = ((pos - ov / 4) / (ov / 2)).clamp(0, 1)
+        w = w * (0.5 - 0.5 * torch.cos(math.pi * u))
+    return w
+
+
+@torch.inference_mode()
+def upscale_tensor(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    *,
+    scale: int,
+    tile: int | None = None,
+    overlap: int = 32,
+    batch: int = 4,
+    amp: bool = True,
+) -> torch.Tensor:
+    """Upscale one image. ``x``: 1x3xHxW float in [-1, 1] on the model's device.
+
+    Returns 1x3x(sH)x(sW) float32 in [-1, 1] (clamped). ``tile`` (input pixels, rounded up to a
+    multiple of 8) bounds memory; ``batch`` tiles run per forward pass.
+    """
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"upscale_tensor: expected 1x3xHxW, got {tuple(x.shape)}")
+    dev = x.device
+    use_amp = amp and dev.type == "cuda"
+    xp, h, w = _mirror_pad(x, PAD_MULTIPLE)
+    H, W = xp.shape[-2:]
+
+    def run(inp: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            return model(inp).float()
+
+    if tile is None or (tile >= H and tile >= W):
+        out = run(xp)
+    else:
+        tile = int(math.ceil(tile / PAD_MULTIPLE) * PAD_MULTIPLE)
+        overlap = min(overlap, tile // 2)
+        th, tw = min(tile, H), min(tile, W)
+        ys, xs = _starts(H, th, overlap), _starts(W, tw, overlap)
+        out = torch.zeros(1, 3, H * scale, W * scale, device=dev)
+        wsum = torch.zeros(1, 1, H * scale, W * scale, device=dev)
+
+        def weights(starts: list[int], i: int, n: int) -> torch.Tensor:
+            lead = starts[i - 1] + n - starts[i] if i > 0 else 0
+            trail = starts[i] + n - starts[i + 1] if i + 1 < len(starts) else 0
+            return _ramp(n * scale, lead * scale, trail * scale, dev)
+
+        wy = [weights(ys, i, th) for i in range(len(ys))]
+        wx = [weights(xs, j, tw) for j in range(len(xs))]
+        coords = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
+        for k in range(0, len(coords), batch):
+            chunk = coords[k : k + batch]
+            inp = torch.cat([xp[..., ys[i] : ys[i] + th, xs[j] : xs[j] + tw] for i, j in chunk])
+            res = run(inp)
+            for (i, j), r in zip(chunk, res, strict=True):
+                wt = wy[i][:, None] * wx[j][None, :]
+                y0, x0 = ys[i] * scale, xs[j] * scale
+                out[..., y0 : y0 + th * scale, x0 : x0 + tw * scale] += r * wt
+                wsum[..., y0 : y0 + th * scale, x0 : x0 + tw * scale] += wt
+        out = out / wsum.clamp_min(1e-8)
+    return out[..., : h * scale, : w * scale].clamp(-1, 1)
+
+
+def upscale_image(model: RRDBNet, img: np.ndarray, *, device: torch.device, tile: int | None = None,
+                  overlap: int = 32, batch: int = 4, amp: bool = True) -> np.ndarray:
+    """RGB uint8 HxWx3 -> RGB uint8 (sH)x(sW)x3."""
+    x = to_tensor(img)[None].to(device)
+    y = upscale_tensor(model, x, scale=model.scale, tile=tile, overlap=overlap, batch=batch, amp=amp)
+    return from_tensor(y[0])
+
+
+def _read_alpha(path: Path) -> np.ndarray | None:
+    """The alpha plane as uint8 HxW, or None (decode_image drops alpha; we read it apart)."""
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4):
+        return None
+    a = raw[:, :, -1]
+    if a.dtype == np.uint16:
+        a = ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return a if a.dtype == np.uint8 else None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual permissions
+    os.replace(tmp, path)
+
+
+def _encode(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, quality: int) -> bytes:
+    if alpha is None:
+        return encode_image(rgb, fmt, quality=quality)
+    if fmt == "jpg":  # JPEG has no alpha: composite onto white
+        a = alpha[..., None].astype(np.float32) / 255.0
+        flat = (rgb.astype(np.float32) * a + 255.0 * (1 - a) + 0.5).astype(np.uint8)
+        return encode_image(flat, fmt, quality=quality)
+    bgra = cv2.cvtColor(np.dstack([rgb, alpha]), cv2.COLOR_RGBA2BGRA)
+    params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)] if fmt == "webp" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    ok, buf = cv2.imencode(f".{fmt}", bgra, params)
+    if not ok:
+        raise RuntimeError(f"encoding RGBA to {fmt} failed")
+    return buf.tobytes()
+
+
+@dataclass
+class UpscaleReport:
+    written: list[str] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    scale: int = 4
+    input_range: str = "[-1,1]"
+    device: str = "cpu"
+    seconds: float = 0.0
+
+
+def upscale_files(
+    inputs: str | Path | list[str | Path],
+    out_dir: str | Path,
+    model_path: str | Path,
+    cfg: UpscaleConfig | None = None,
+    on_progress: Callable[..., None] | None = None,
+    stdin: Any = None,
+) -> UpscaleReport:
+    """Upscale every image found by :func:`list_sources` into ``out_dir`` (sub-folders kept).
+
+    Unreadable inputs are reported in ``failures``, never raised. Output names keep the
+    relative path with the extension of ``cfg.format``.
+    """
+    import time
+
+    cfg = cfg or UpscaleConfig()
+    t0 = time.perf_counter()
+    device = pick_device(cfg.device)
+    model = load_sr_model(model_path, cfg.input_range).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    sources = list_sources(inputs, stdin=stdin)
+    rep = UpscaleReport(scale=model.scale, input_range=model.input_range, device=str(device))
+    out = Path(out_dir)
+    for src in sources:
+        try:
+            rgb = decode_image(src.path, alpha="drop")
+            alpha = _read_alpha(src.path) if cfg.alpha == "upscale" else None
+            sr = upscale_image(model, rgb, device=device, tile=cfg.tile, overlap=cfg.tile_overlap,
+                               batch=cfg.batch, amp=cfg.amp)
+            if alpha is not None and alpha.shape[:2] == rgb.shape[:2]:
+                alpha = cv2.resize(alpha, (sr.shape[1], sr.shape[0]), interpolation=cv2.INTER_CUBIC)
+            else:
+                alpha = None  # e.g. EXIF-rotated images: alpha layout would not match
+            rel = Path(src.rel)
+            if rel.is_absolute() or ".." in rel.parts:  # paths from lists/stdin: never escape out_dir
+                rel = Path(rel.name)
+            dest = out / rel.with_suffix(f".{cfg.format}")
+            _write_atomic(dest, _encode(sr, alpha, cfg.format, cfg.quality))
+            rep.written.append(str(dest))
+        except ImageDecodeError as e:
+            rep.failures.append({"path": str(src.path), "reason": e.reason})
+        if on_progress is not None:
+            on_progress(1)
+    rep.seconds = time.perf_counter() - t0
+    return rep
