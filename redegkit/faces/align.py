@@ -126,6 +126,13 @@ def estimate_alignment(landmarks5: np.ndarray, size: int = FACE_SIZE,
     return Alignment(m, invert_affine(m), size)
 
 
+def template_residual(landmarks5: np.ndarray, al: Alignment) -> float:
+    """Mean distance (crop pixels) between the aligned landmarks and the template: small for
+    frontal faces, large for profiles and bad detections."""
+    dst = FFHQ_TEMPLATE_512 * (al.size / 512.0)
+    return float(np.linalg.norm(transform_points(landmarks5, al.matrix) - dst, axis=1).mean())
+
+
 def warp_face(photo: np.ndarray, al: Alignment, interpolation: Interpolation = "linear") -> np.ndarray:
     """Cut the aligned ``size``x``size`` crop from an RGB uint8 photo (HxWx3 -> size x size x 3).
 
