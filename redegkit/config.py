@@ -44,6 +44,7 @@ class ConfigError(ValueError):
 # section name -> "module:Class". Add a line when a stage gets a config model.
 SECTIONS: dict[str, str] = {
     "synthesize": "redegkit.synth:SynthConfig",
+    "pseudo_hq": "redegkit.faces.pseudo_hq:PseudoHQConfig",
     "train_sr": "redegkit.sr.config:TrainSRConfig",
     "upscale": "redegkit.sr.config:UpscaleConfig",
 }

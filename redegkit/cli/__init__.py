@@ -6,6 +6,7 @@ from .app import app
 
 # Each module registers its commands on `app`. Keep one line per stage.
 from . import config_cmd  # noqa: E402,F401
+from . import weights_cmd, pseudo_hq_cmd  # noqa: E402,F401
 from . import synth_cmd  # noqa: E402,F401
 from . import shards_cmd  # noqa: E402,F401
 from . import sr_cmd  # noqa: E402,F401
