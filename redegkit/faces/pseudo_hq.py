@@ -269,7 +269,8 @@ def run_pseudo_hq(
             if r.status == "error":
                 failures.append({"path": str(src.path), "reason": r.error})
             pending.append((i, r))
-            if sum(len(p.candidates) for _, p in pending) >= restorer.batch_size:
+            # restore once a batch of faces is waiting; also bound how long photos wait to be marked done
+            if sum(len(p.candidates) for _, p in pending) >= restorer.batch_size or len(pending) >= 64:
                 flush()
         flush()
     except BaseException:
