@@ -47,6 +47,7 @@ SECTIONS: dict[str, str] = {
     "pseudo_hq": "redegkit.faces.pseudo_hq:PseudoHQConfig",
     "train_sr": "redegkit.sr.config:TrainSRConfig",
     "upscale": "redegkit.sr.config:UpscaleConfig",
+    "bake": "redegkit.bank:BakeConfig",
 }
 
 

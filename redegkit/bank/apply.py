@@ -1,0 +1,293 @@
+"""Applying a bank's synthesizer to HQ images: the batched runner, tiling, noise, downsampling.
+
+The encoder and generator are fully convolutional, so any H, W divisible by the encoder's
+``multiple`` (64 at size 256) works. Inputs are reflect-padded up to that multiple and the output
+is cropped back. Images larger than a tile are cut into overlapping tiles whose outputs are
+blended with linear ramps over the overlap (weights normalised per pixel), so no seam appears.
+
+On CUDA the runner uses bf16 autocast, channels_last, the fused modulated conv and
+``torch.compile`` (cached per process; eager fallback when compiling fails). On CPU it runs fp32
+eager. Nothing here draws random numbers from a global RNG: the optional Gaussian noise is a
+counter-based hash of (sample seed, pixel index), identical on every device and batch layout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..console import log
+from ..models.redeg import set_modconv
+
+Interp = Literal["bilinear", "bicubic", "area"]
+INTERPS: tuple[str, ...] = ("bilinear", "bicubic", "area")
+
+
+def _channels_last(module: nn.Module) -> None:
+    # Per tensor rather than module.to(memory_format=...), which refuses modules holding 5-D
+    # tensors (the official modulated-conv weight layout).
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            if t.dim() == 4:
+                t.data = t.data.contiguous(memory_format=torch.channels_last)
+
+
+class _EncodeGenerate(nn.Module):
+    """``(hq, z) -> generator(z, encoder(hq))`` as one module, so it compiles as one graph."""
+
+    def __init__(self, encoder: nn.Module, generator: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.generator = encoder, generator
+
+    def forward(self, hq: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z, self.encoder(hq))
+
+
+class Synthesizer:
+    """Encoder + generator on one device: ``(hq [N,3,H,W] in [-1,1], z [N,D]) -> LQ [N,3,H,W]`` fp32.
+
+    ``precision`` ("bf16"/"fp32"), ``channels_last`` and ``compile`` apply on CUDA only; CPU runs
+    fp32 eager, so CPU results are the reference. With ``compile``, batches smaller than
+    ``static_batch`` are padded to it (repeating the last item), so one compiled graph serves the
+    whole run instead of recompiling for the last, short batch.
+    """
+
+    def __init__(self, encoder: nn.Module, generator: nn.Module, *, device: torch.device | str = "cpu",
+                 precision: str = "bf16", compile: bool = True, modconv: str = "fused",
+                 static_batch: int | None = None) -> None:
+        self.device = torch.device(device)
+        cuda = self.device.type == "cuda"
+        set_modconv(generator, modconv)
+        self.net = _EncodeGenerate(encoder, generator).eval().to(self.device)
+        self.multiple = int(encoder.multiple)
+        self.style_dim = int(generator.style_dim)
+        self.bf16 = cuda and precision == "bf16"
+        self.channels_last = cuda and modconv == "fused"  # the grouped form's 5-D weights block it
+        if self.channels_last:
+            _channels_last(self.net)
+        self.static_batch = static_batch
+        self.compiled: nn.Module | None = None
+        self.compile_error: str | None = None
+        if cuda and compile:
+            self.compiled = torch.compile(self.net)
+
+    def _run(self, net: nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return net(x, z).float()
+
+    def __call__(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        x = x.to(self.device, non_blocking=True)
+        z = z.to(self.device, torch.float32, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.compiled is not None:
+            if self.static_batch and n < self.static_batch:
+                rep = self.static_batch - n
+                x = torch.cat([x, x[-1:].expand(rep, *x.shape[1:])])
+                z = torch.cat([z, z[-1:].expand(rep, -1)])
+            try:
+                return self._run(self.compiled, x, z)[:n]
+            except Exception as e:  # a compiler failure must not stop a run: fall back to eager
+                self.compile_error = f"{type(e).__name__}: {str(e)[:300]}"
+                log.warning("torch.compile failed (%s); running the synthesizer eagerly", self.compile_error)
+                self.compiled = None
+        return self._run(self.net, x[:n], z[:n])
+
+
+# ------------------------------------------------------------------------------------------------
+# Tiling
+
+
+def ceil_to(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
+    """Starts of tiles of length ``tile`` covering ``n`` with at least ``overlap`` shared pixels;
+    the last tile is aligned to the end."""
+    if n <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, n - tile + 1, stride))
+    if starts[-1] != n - tile:
+        starts.append(n - tile)
+    return starts
+
+
+def ramp(n: int, overlap: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """1-D blending weights of a tile: rising linearly over ``overlap`` pixels at both ends, 1
+    inside. Always > 0, so every pixel has weight; neighbours' ramps cross in the overlap."""
+    i = torch.arange(n, device=device, dtype=torch.float32)
+    if overlap <= 0:
+        return torch.ones(n, device=device)
+    return torch.clamp(torch.minimum(i + 1, n - i) / (overlap + 1), max=1.0)
+
+
+def pad_reflect(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
+    """Pad [N, C, H, W] at the bottom/right to H+ph, W+pw: reflect, or replicate where the image
+    is too small to reflect."""
+    if ph == 0 and pw == 0:
+        return x
+    h, w = x.shape[-2:]
+    while ph > 0 or pw > 0:  # reflect needs pad < size; grow in steps for tiny images
+        sh, sw = min(ph, h - 1), min(pw, w - 1)
+        if sh <= 0 and ph > 0 or sw <= 0 and pw > 0:
+            return F.pad(x, (0, pw, 0, ph), mode="replicate")
+        x = F.pad(x, (0, sw, 0, sh), mode="reflect")
+        ph, pw, h, w = ph - sh, pw - sw, h + sh, w + sw
+    return x
+
+
+@dataclass
+class TilePlan:
+    """How one image is cut: padded size, tile size and the tile origins ``(y, x)``."""
+
+    h: int
+    w: int
+    ph: int
+    pw: int
+    th: int
+    tw: int
+    origins: list[tuple[int, int]]
+    overlap: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.th, self.tw
+
+
+def plan_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> TilePlan:
+    """One tile (padded to ``multiple``) when the image fits in ``tile``; else ``tile``-sized tiles
+    with ``overlap`` (both rounded to ``multiple``) over the image padded to at least ``tile``."""
+    tile = max(multiple, ceil_to(tile, multiple))
+    if h <= tile and w <= tile:
+        ph, pw = ceil_to(h, multiple), ceil_to(w, multiple)
+        return TilePlan(h, w, ph, pw, ph, pw, [(0, 0)], 0)
+    overlap = min(ceil_to(overlap, multiple) if overlap > 0 else 0, tile - multiple)
+    ph, pw = max(ceil_to(h, multiple), tile), max(ceil_to(w, multiple), tile)
+    origins = [(y, x) for y in tile_starts(ph, tile, overlap) for x in tile_starts(pw, tile, overlap)]
+    return TilePlan(h, w, ph, pw, tile, tile, origins, overlap)
+
+
+class TiledImage:
+    """One HQ image [3, h, w] in [-1, 1] on its way through the synthesizer, tile by tile."""
+
+    def __init__(self, hq: torch.Tensor, plan: TilePlan) -> None:
+        self.plan = plan
+        self.x = pad_reflect(hq[None], plan.ph - plan.h, plan.pw - plan.w)[0]
+        self.pending = len(plan.origins)
+        self.canvas: torch.Tensor | None = None
+        self.wsum: torch.Tensor | None = None
+        if len(plan.origins) > 1:
+            self.window = ramp(plan.th, plan.overlap, hq.device)[:, None] * ramp(plan.tw, plan.overlap, hq.device)[None]
+
+    def tile(self, i: int) -> torch.Tensor:
+        y, x = self.plan.origins[i]
+        return self.x[:, y : y + self.plan.th, x : x + self.plan.tw]
+
+    def add(self, i: int, out: torch.Tensor) -> None:
+        """Blend tile ``i``'s output [3, th, tw] (any device) into the image."""
+        self.pending -= 1
+        if len(self.plan.origins) == 1:
+            self.canvas = out
+            return
+        out = out.to(self.x.device)
+        if self.canvas is None:
+            self.canvas = torch.zeros(3, self.plan.ph, self.plan.pw, device=out.device)
+            self.wsum = torch.zeros(1, self.plan.ph, self.plan.pw, device=out.device)
+        y, x = self.plan.origins[i]
+        th, tw = self.plan.shape
+        self.canvas[:, y : y + th, x : x + tw] += out * self.window
+        self.wsum[:, y : y + th, x : x + tw] += self.window
+
+    def result(self) -> torch.Tensor:
+        """The blended output [3, h, w] (after every tile was added)."""
+        assert self.pending == 0 and self.canvas is not None
+        out = self.canvas if self.wsum is None else self.canvas / self.wsum
+        return out[:, : self.plan.h, : self.plan.w]
+
+
+def synthesize_image(synth: Synthesizer, hq: torch.Tensor, z: torch.Tensor, *, tile: int = 512,
+                     overlap: int = 64, batch: int = 8) -> torch.Tensor:
+    """One image [3, h, w] under one embedding z [D] -> LQ at HQ resolution [3, h, w] (fp32)."""
+    img = TiledImage(hq.to(synth.device), plan_tiles(hq.shape[-2], hq.shape[-1], tile, overlap, synth.multiple))
+    n = len(img.plan.origins)
+    for a in range(0, n, batch):
+        ids = list(range(a, min(n, a + batch)))
+        out = synth(torch.stack([img.tile(i) for i in ids]), z.reshape(1, -1).expand(len(ids), -1))
+        for i, o in zip(ids, out, strict=True):
+            img.add(i, o)
+    return img.result()
+
+
+# ------------------------------------------------------------------------------------------------
+# Noise and downsampling
+
+
+_M32 = 0xFFFFFFFF
+
+
+def _mix32(h: torch.Tensor) -> torch.Tensor:
+    # An avalanche hash on 32-bit values held in int64. Multipliers stay below 2**31 so products
+    # never overflow int64: the result is exact, hence identical on CPU and GPU.
+    h = h ^ (h >> 16)
+    h = (h * 0x7FEB352D) & _M32
+    h = h ^ (h >> 15)
+    h = (h * 0x68E31DA5) & _M32
+    return h ^ (h >> 16)
+
+
+def hash_normal(seeds: list[int], shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
+    """Standard normal noise [len(seeds), *shape] (float32): one realisation per 64-bit seed, a
+    function of (seed, element index) only (Box-Muller over two hashed uniforms)."""
+    n = math.prod(shape)
+    idx = torch.arange(n, device=device, dtype=torch.int64)
+    outs = []
+    for s in seeds:
+        lo, hi = s & _M32, (s >> 32) & _M32
+        base = _mix32((idx * 2) ^ lo)
+        u1 = _mix32(base ^ hi)
+        u2 = _mix32(_mix32((idx * 2 + 1) ^ lo) ^ hi)
+        # 24-bit uniforms in (0, 1): exact in float32.
+        f1 = ((u1 >> 8).float() + 0.5) / 16777216.0
+        f2 = ((u2 >> 8).float() + 0.5) / 16777216.0
+        outs.append(torch.sqrt(-2.0 * torch.log(f1)) * torch.cos(2.0 * math.pi * f2))
+    return torch.stack(outs).reshape(len(seeds), *shape)
+
+
+def downsample(y: torch.Tensor, scale: int, interp: str) -> torch.Tensor:
+    """[N, 3, H, W] -> [N, 3, H/scale, W/scale] with antialiasing (area: box average)."""
+    if scale == 1:
+        return y
+    size = (y.shape[-2] // scale, y.shape[-1] // scale)
+    if interp == "area":
+        return F.interpolate(y, size=size, mode="area")
+    if interp not in INTERPS:
+        raise ValueError(f"interpolation must be one of {INTERPS}, got {interp!r}")
+    return F.interpolate(y, size=size, mode=interp, align_corners=False, antialias=True)
+
+
+def finalize(y: torch.Tensor, *, scale: int, interps: list[str], sigmas: list[float],
+             seeds: list[int]) -> torch.Tensor:
+    """Generator outputs [N, 3, H, W] in [-1, 1] -> LQ uint8 [N, H/scale, W/scale, 3] (same device).
+
+    Per sample: add Gaussian noise of std ``sigmas[i]`` (on the [-1, 1] scale; 0 = none) from
+    ``seeds[i]``, downsample with ``interps[i]``, then round to uint8 as ``from_tensor`` does.
+    """
+    y = y.float()
+    noisy = [i for i, s in enumerate(sigmas) if s > 0]
+    if noisy:
+        y = y.clone()
+        noise = hash_normal([seeds[i] for i in noisy], tuple(y.shape[1:]), y.device)
+        y[noisy] += noise * torch.tensor([sigmas[i] for i in noisy], device=y.device).reshape(-1, 1, 1, 1)
+    out = torch.empty(y.shape[0], 3, y.shape[-2] // scale, y.shape[-1] // scale, device=y.device)
+    for mode in sorted(set(interps)):
+        ids = [i for i, m in enumerate(interps) if m == mode]
+        out[ids] = downsample(y[ids].clamp(-1.0, 1.0), scale, mode)
+    return out.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1)

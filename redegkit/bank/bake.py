@@ -1,0 +1,208 @@
+"""Baking: run DegNet over face pairs and store the embeddings with the synthesizer (``redeg bake``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from ..config import StrictModel
+from ..io.images import ImageDecodeError, decode_image, to_tensor
+from ..rng import sample_rng
+from .store import Bank, BankError, check_bank, module_sha256, pack_module
+
+
+class BakeConfig(StrictModel):
+    """Configuration of `redeg bake` (recipe table ``[bake]``)."""
+
+    crops: int = Field(4, ge=1, description="random DegNet-size crops per face pair (seeded by the pair key)")
+    each: bool = Field(False, description="store one embedding per crop instead of the crops' mean")
+    seed: int = Field(0, description="seed of the crop positions")
+    face_box: tuple[int, int, int, int] | None = Field(
+        (60, 500, 60, 450), description="(top, bottom, left, right) of the padding-free face in a face_ref "
+        "aligned face (the spec's rows 60:500, cols 60:450); null = the whole image")
+    face_ref: int = Field(512, ge=16, description="aligned face size that face_box refers to")
+    batch: int = Field(32, ge=1, description="crops per DegNet forward")
+    device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:N")
+
+
+@dataclass(frozen=True)
+class PairRef:
+    """A face pair on disk and its pseudo-hq record (``{}`` when there is no pairs.jsonl)."""
+
+    key: str
+    hq: Path
+    lq: Path
+    record: dict[str, Any]
+
+
+def list_pairs(spec: str | os.PathLike) -> tuple[list[PairRef], list[dict[str, str]]]:
+    """Pairs of a ``pseudo-hq`` folder (``pairs.jsonl`` + ``hq/`` + ``lq/``), or of a folder with
+    ``hq/`` and ``lq/`` holding equal file names. Returns (pairs, failures)."""
+    root = Path(spec)
+    pairs, failures = [], []
+    manifest = root / "pairs.jsonl" if root.is_dir() else root
+    if manifest.is_file():
+        root = manifest.parent
+        for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                key = str(rec["key"])
+            except (ValueError, KeyError, TypeError) as e:
+                failures.append({"path": f"{manifest}:{n}", "reason": f"bad pairs.jsonl line ({type(e).__name__})"})
+                continue
+            pairs.append(PairRef(key, root / rec.get("hq", f"hq/{key}.png"), root / rec.get("lq", f"lq/{key}.png"), rec))
+    elif (root / "hq").is_dir() and (root / "lq").is_dir():
+        for hq in sorted((root / "hq").iterdir()):
+            lq = [p for p in sorted((root / "lq").glob(hq.stem + ".*"))]
+            if not hq.is_file():
+                continue
+            if not lq:
+                failures.append({"path": str(hq), "reason": "no LQ image of that name in lq/"})
+                continue
+            pairs.append(PairRef(hq.stem, hq, lq[0], {}))
+    else:
+        raise FileNotFoundError(f"{root}: expected a pseudo-hq folder (pairs.jsonl, hq/, lq/) or hq/ + lq/ folders")
+    return pairs, failures
+
+
+def load_bake_networks(model: str | os.PathLike | None = None, official: str | os.PathLike | None = None,
+                       ) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+    """(degnet, encoder, generator) from a fit checkpoint (``runs/NAME/last.pt``) or a folder of the
+    authors' ``net_deg_init.pth``, ``net_synE_init.pth``, ``net_synG_init.pth``; plus provenance."""
+    if (model is None) == (official is None):
+        raise BankError("give exactly one of a fitted model (--model) or an official weights folder (--from-official)")
+    if model is not None:
+        from ..fit.loop import load_fitted
+
+        nets = load_fitted(model)
+        return {k: nets[k] for k in ("degnet", "encoder", "generator")}, {"model": str(model)}
+    from ..models import load_checkpoint
+    from ..weights import REDEGNET_LICENCE, WeightsMissingError, spec
+
+    files = {"degnet": ("net_deg_init", "redeg_degnet"), "encoder": ("net_synE_init", "redeg_syn_encoder"),
+             "generator": ("net_synG_init", "redeg_syn_generator")}
+    folder = Path(official)
+    missing = [spec(n) for n, _ in files.values() if not (folder / f"{n}.pth").is_file()]
+    if missing:
+        raise WeightsMissingError(missing, [folder])
+    nets = {k: load_checkpoint(folder / f"{n}.pth", arch=a) for k, (n, a) in files.items()}
+    return nets, {"official": str(folder), "licence": f"ReDegNet official weights: {REDEGNET_LICENCE}"}
+
+
+@dataclass
+class BakeResult:
+    bank: Bank
+    pairs: int
+    failures: list[dict[str, str]]
+
+
+def _face_region(hq: np.ndarray, lq: np.ndarray, cfg: BakeConfig, size: int):
+    """Cut the padding-free face box, upscaled (cubic) when its short side is below ``size``."""
+    h, w = hq.shape[:2]
+    if cfg.face_box is not None:
+        t, b, left, r = (round(v * s) for v, s in zip(cfg.face_box, (h / cfg.face_ref, h / cfg.face_ref,
+                                                                    w / cfg.face_ref, w / cfg.face_ref), strict=True))
+    else:
+        t, b, left, r = 0, h, 0, w
+    hq, lq = hq[t:b, left:r], lq[t:b, left:r]
+    f = max(1.0, size / min(hq.shape[:2]))
+    if f > 1.0:
+        nw, nh = max(size, round(hq.shape[1] * f)), max(size, round(hq.shape[0] * f))
+        hq, lq = (cv2.resize(x, (nw, nh), interpolation=cv2.INTER_CUBIC) for x in (hq, lq))
+    return hq, lq, [left, t, r - left, b - t], round(f, 5)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as torch reads it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def bake(pairs: list[PairRef] | str | os.PathLike, degnet: nn.Module, encoder: nn.Module, generator: nn.Module,
+         cfg: BakeConfig | None = None, *, meta: dict[str, Any] | None = None, progress=None) -> BakeResult:
+    """Run DegNet over face pairs: one embedding per pair (the mean over ``cfg.crops`` random
+    crops of DegNet's size) or one per crop (``cfg.each``). The crops are the same window of HQ and
+    LQ, seeded by ``(cfg.seed, pair key)``. The identity embedding is the mean DegNet(hq, hq).
+    A pair that cannot be decoded (or whose HQ and LQ differ in size) is listed and skipped."""
+    cfg = cfg or BakeConfig()
+    failures: list[dict[str, str]] = []
+    if not isinstance(pairs, list):
+        pairs, failures = list_pairs(pairs)
+    dev = pick_device(cfg.device)
+    degnet = degnet.eval().to(dev)
+    size = int(degnet.hparams["size"])
+    embs, idents, records = [], [], []
+    todo: list[tuple[np.ndarray, np.ndarray]] = []
+    owners: list[tuple[int, int]] = []  # (record slot, crop) per pending crop
+    per_slot: dict[int, list[torch.Tensor]] = {}
+
+    def run() -> None:
+        x = torch.stack([to_tensor(np.stack(p)) for p in todo]).to(dev)  # [n, 2, 3, S, S]
+        z = degnet(torch.cat([x[:, 0], x[:, 1]], 1)).float().cpu()
+        zi = degnet(torch.cat([x[:, 0], x[:, 0]], 1)).float().cpu()
+        for (slot, _), zz in zip(owners, z, strict=True):
+            per_slot.setdefault(slot, []).append(zz)
+        idents.append(zi)
+        todo.clear()
+        owners.clear()
+
+    for pair in pairs:
+        try:
+            hq, lq = decode_image(pair.hq), decode_image(pair.lq)
+            if hq.shape != lq.shape:
+                raise ImageDecodeError(pair.lq, f"LQ {lq.shape[1]}x{lq.shape[0]} differs from HQ "
+                                       f"{hq.shape[1]}x{hq.shape[0]}")
+        except (ImageDecodeError, OSError) as e:
+            failures.append({"path": str(getattr(e, "path", pair.hq)), "reason": str(getattr(e, "reason", e))})
+            if progress:
+                progress(1)
+            continue
+        hq, lq, region, resize = _face_region(hq, lq, cfg, size)
+        rng = sample_rng(cfg.seed, pair.key, "bake")
+        boxes = []
+        for c in range(cfg.crops):
+            y, x = int(rng.integers(0, hq.shape[0] - size + 1)), int(rng.integers(0, hq.shape[1] - size + 1))
+            boxes.append([x, y, size, size])
+            slot = len(records) + (c if cfg.each else 0)
+            todo.append((hq[y : y + size, x : x + size], lq[y : y + size, x : x + size]))
+            owners.append((slot, c))
+            if len(todo) >= cfg.batch:
+                run()
+        src = pair.record.get("source", {})
+        base = {"pair": pair.key, "hq": str(pair.hq), "lq": str(pair.lq),
+                "source": src.get("rel") if isinstance(src, dict) else src,
+                "source_path": src.get("path") if isinstance(src, dict) else src,
+                "face_box_photo": pair.record.get("box"), "scale": pair.record.get("scale"),
+                "region": region, "region_resize": resize}
+        if cfg.each:
+            records += [{**base, "key": f"{pair.key}_c{c:02d}", "crop_boxes": [b]} for c, b in enumerate(boxes)]
+        else:
+            records.append({**base, "key": pair.key, "crop_boxes": boxes})
+        if progress:
+            progress(1)
+    if todo:
+        run()
+    if not records:
+        raise BankError(f"no face pair could be baked ({len(failures)} failed)")
+    embs = [torch.stack(per_slot[i]).mean(0) for i in range(len(records))]
+    bake_meta = {"bake": {**cfg.model_dump(mode="json"), "pairs": len(pairs) - len(failures), "failed": len(failures),
+                          "degnet": {"arch": degnet.arch, "hparams": degnet.hparams}},
+                 "identity_spread": round(float(torch.cat(idents).std(0).mean()), 6), **(meta or {})}
+    bank = Bank(embeddings=torch.stack(embs).float().contiguous(), records=records,
+                identity=torch.cat(idents).mean(0).float(), degnet_sha256=module_sha256(degnet.cpu()),
+                synthesizer={"encoder": pack_module(encoder), "generator": pack_module(generator)}, meta=bake_meta)
+    check_bank(bank, "baked bank")
+    return BakeResult(bank, len(pairs) - len(failures), failures)

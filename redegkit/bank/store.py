@@ -1,0 +1,285 @@
+"""The bank file (``emb.pt``): the in-memory :class:`Bank`, saving, loading, checks, merge, filter.
+
+File layout (a plain dict, loadable with ``torch.load(weights_only=True)``)::
+
+    format "redegkit.bank", version 1
+    embeddings [N, D] float32     one degradation embedding per face crop (D = 512 at full size)
+    weights    [N] float32        sampling weights for ``--choice weighted`` (1 by default)
+    identity   [D] float32        mean DegNet(hq, hq) over the baked faces: "no degradation"
+    records    N dicts            provenance: pair key, source photo, face box, scale, crop boxes
+    degnet_sha256                 content hash of the DegNet that made the embeddings
+    synthesizer                   {"encoder"|"generator": {arch, hparams, state_dict}}
+    meta                          bake options, redegkit version, licence, merge history
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..models.checkpoints import CheckpointError, build, load_state_strict
+
+FORMAT = "redegkit.bank"
+VERSION = 1
+SYNTH_PARTS = ("encoder", "generator")
+
+
+class BankError(ValueError):
+    """A bank file that cannot be used (corrupt, newer format, inconsistent); names the file."""
+
+
+# ------------------------------------------------------------------------------------------------
+# The bank in memory
+
+
+@dataclass
+class Bank:
+    """A degradation bank. ``embeddings`` [N, D] float32, ``identity`` [D], ``weights`` [N]."""
+
+    embeddings: torch.Tensor
+    records: list[dict[str, Any]]
+    identity: torch.Tensor
+    synthesizer: dict[str, dict[str, Any]]
+    degnet_sha256: str
+    weights: torch.Tensor | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None  # set by load_bank
+    sha256: str | None = None  # of the file, set by load_bank / save_bank
+
+    def __post_init__(self) -> None:
+        if self.weights is None:
+            self.weights = torch.ones(len(self.records), dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    @property
+    def synthesizer_sha256(self) -> str:
+        return synthesizer_sha256(self.synthesizer)
+
+    def subset(self, idx: list[int]) -> Bank:
+        """A new bank with the embeddings at ``idx`` (same synthesizer and identity)."""
+        t = torch.as_tensor(idx, dtype=torch.long)
+        return replace(self, embeddings=self.embeddings[t].clone(), weights=self.weights[t].clone(),
+                       records=[self.records[i] for i in idx], path=None, sha256=None)
+
+
+def tensor_sha256(sd: dict[str, torch.Tensor], extra: Any = None) -> str:
+    """Content hash of a state dict: key, dtype, shape and bytes of every tensor, sorted by key."""
+    h = hashlib.sha256(repr(extra).encode())
+    for k in sorted(sd):
+        t = sd[k].detach().to("cpu").contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def module_sha256(module: nn.Module) -> str:
+    """Content hash of a network's weights (independent of how it was saved)."""
+    return tensor_sha256(module.state_dict())
+
+
+def pack_module(module: nn.Module) -> dict[str, Any]:
+    """``{arch, hparams, state_dict}`` of a redegkit network (CPU copies)."""
+    arch = getattr(module, "arch", None)
+    if not arch:
+        raise BankError(f"{type(module).__name__} has no `arch`; only redegkit networks can go into a bank")
+    return {"arch": arch, "hparams": dict(getattr(module, "hparams", {})),
+            "state_dict": {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}}
+
+
+def synthesizer_sha256(synth: dict[str, dict[str, Any]]) -> str:
+    # modconv is a runtime choice (same weights, same function), so it does not count.
+    parts = {}
+    for p in SYNTH_PARTS:
+        hp = {k: v for k, v in synth[p]["hparams"].items() if k != "modconv"}
+        parts[p] = tensor_sha256(synth[p]["state_dict"], (synth[p]["arch"], sorted(hp.items())))
+    return hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()
+
+
+def build_synthesizer(bank: Bank, *, modconv: str | None = None) -> tuple[nn.Module, nn.Module]:
+    """The bank's (encoder, generator), rebuilt and loaded strictly, in eval mode on CPU."""
+    where = str(bank.path or "bank")
+    nets = []
+    for p in SYNTH_PARTS:
+        entry = bank.synthesizer[p]
+        hp = dict(entry["hparams"])
+        if modconv is not None and "modconv" in hp:
+            hp["modconv"] = modconv
+        try:
+            net = build(entry["arch"], hp)
+            load_state_strict(net, entry["state_dict"], f"{where} [{p}]")
+        except (CheckpointError, TypeError, ValueError) as e:
+            raise BankError(f"{where}: its {p} cannot be rebuilt: {e}") from e
+        nets.append(net.eval())
+    return nets[0], nets[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# Files
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_bank(path: str | os.PathLike, bank: Bank) -> Path:
+    """Write ``bank`` atomically (temporary file, then rename). Sets ``bank.path``/``sha256``."""
+    check_bank(bank, "bank to save")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    obj = {
+        "format": FORMAT, "version": VERSION,
+        "embeddings": bank.embeddings.detach().to("cpu", torch.float32).contiguous(),
+        "weights": bank.weights.detach().to("cpu", torch.float32).contiguous(),
+        "identity": bank.identity.detach().to("cpu", torch.float32).contiguous(),
+        "records": list(bank.records), "degnet_sha256": bank.degnet_sha256,
+        "synthesizer": bank.synthesizer, "meta": {**bank.meta, "redegkit_version": __version__},
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    bank.path, bank.sha256 = p, _sha256_file(p)
+    return p
+
+
+def load_bank(path: str | os.PathLike) -> Bank:
+    """Read a bank with ``torch.load(weights_only=True)`` (never runs pickled code) and check it.
+
+    Raises FileNotFoundError, or :class:`BankError` for a corrupt or foreign file, a bank from a
+    newer redegkit, or an inconsistent one (e.g. the synthesizer's embedding width differs).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: bank file not found")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, a pickle with code in it, not a torch file …
+        raise BankError(f"{p}: not a readable bank file ({type(e).__name__}: {str(e)[:160]})") from e
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise BankError(f"{p}: not a redegkit bank (format {got!r}; expected {FORMAT!r}, made by `redeg bake`)")
+    version = obj.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise BankError(f"{p}: bank format version {version} is newer than this redegkit reads ({VERSION}); "
+                        "upgrade redegkit")
+    missing = [k for k in ("embeddings", "identity", "records", "synthesizer", "degnet_sha256") if k not in obj]
+    if missing:
+        raise BankError(f"{p}: bank lacks {', '.join(missing)} (corrupt or hand-made file)")
+    bank = Bank(embeddings=obj["embeddings"], records=list(obj["records"]), identity=obj["identity"],
+                synthesizer=obj["synthesizer"], degnet_sha256=str(obj["degnet_sha256"]),
+                weights=obj.get("weights"), meta=dict(obj.get("meta", {})), path=p, sha256=_sha256_file(p))
+    check_bank(bank, str(p))
+    return bank
+
+
+def check_bank(bank: Bank, where: str) -> None:
+    """Consistency checks shared by load and save; raises :class:`BankError`."""
+    e = bank.embeddings
+    if not isinstance(e, torch.Tensor) or e.ndim != 2 or e.dtype != torch.float32:
+        raise BankError(f"{where}: embeddings must be a float32 [N, D] tensor, got "
+                        f"{getattr(e, 'dtype', type(e).__name__)} {tuple(getattr(e, 'shape', ()))}")
+    n, d = e.shape
+    if len(bank.records) != n or bank.weights is None or tuple(bank.weights.shape) != (n,):
+        raise BankError(f"{where}: {n} embeddings but {len(bank.records)} records / weights of shape "
+                        f"{tuple(bank.weights.shape) if bank.weights is not None else None}")
+    if tuple(bank.identity.shape) != (d,):
+        raise BankError(f"{where}: identity embedding has shape {tuple(bank.identity.shape)}, expected ({d},)")
+    if not torch.isfinite(e).all() or bool((bank.weights < 0).any()):
+        raise BankError(f"{where}: embeddings must be finite and weights non-negative")
+    synth = bank.synthesizer
+    if not isinstance(synth, dict) or any(p not in synth or "state_dict" not in synth[p] for p in SYNTH_PARTS):
+        raise BankError(f"{where}: synthesizer must hold encoder and generator state dicts")
+    ghp, ehp = synth["generator"].get("hparams", {}), synth["encoder"].get("hparams", {})
+    if ghp.get("style_dim") != d:
+        raise BankError(f"{where}: the synthesizer's generator takes {ghp.get('style_dim')}-d embeddings but the "
+                        f"bank holds {d}-d embeddings (a DegNet and a generator of different widths)")
+    for k in ("size", "width"):
+        if ehp.get(k) != ghp.get(k):
+            raise BankError(f"{where}: encoder {k}={ehp.get(k)} does not match generator {k}={ghp.get(k)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Curating: merge and filter
+
+
+def merge_banks(banks: list[Bank], *, force: bool = False) -> Bank:
+    """Concatenate banks. They must share the synthesizer and the DegNet (embeddings of another
+    DegNet live in another space) unless ``force``; then the first bank's synthesizer is kept."""
+    if not banks:
+        raise BankError("nothing to merge")
+    first = banks[0]
+    for b in banks[1:]:
+        if b.dim != first.dim:
+            raise BankError(f"{b.path}: {b.dim}-d embeddings cannot join {first.dim}-d ones ({first.path})")
+        diff = [what for what, x, y in (("synthesizer", b.synthesizer_sha256, first.synthesizer_sha256),
+                                          ("DegNet", b.degnet_sha256, first.degnet_sha256)) if x != y]
+        if diff and not force:
+            raise BankError(f"{b.path} and {first.path} were made with a different {' and '.join(diff)}; "
+                            "merging would mix incompatible embeddings (pass --force to keep the first's)")
+    n = [len(b) for b in banks]
+    identity = sum(b.identity * k for b, k in zip(banks, n, strict=True)) / max(1, sum(n))
+    records = [{**r, "bank": str(b.path or f"bank{i}")} for i, b in enumerate(banks) for r in b.records]
+    meta = {**first.meta, "merged_from": [{"path": str(b.path), "sha256": b.sha256, "count": len(b)} for b in banks],
+            "merge_forced": force}
+    return Bank(embeddings=torch.cat([b.embeddings for b in banks]), records=records, identity=identity.float(),
+                synthesizer=first.synthesizer, degnet_sha256=first.degnet_sha256,
+                weights=torch.cat([b.weights for b in banks]), meta=meta)
+
+
+def filter_bank(bank: Bank, *, clusters: list[int] | None = None, sources: list[str] | None = None,
+                exclude_sources: list[str] | None = None, keys: list[str] | None = None) -> Bank:
+    """Keep the embeddings in the given clusters (see :func:`cluster_bank`) whose source photo or
+    pair key matches the glob patterns; ``exclude_sources`` drops matches. Raises if none is left."""
+    keep = np.ones(len(bank), bool)
+    if clusters is not None:
+        from .cluster import cluster_bank
+
+        labels = cluster_bank(bank).labels
+        keep &= np.isin(labels, clusters)
+
+    def src(r: dict[str, Any]) -> str:
+        return str(r.get("source_path") or r.get("source") or "")
+
+    def match(s: str, pats: list[str]) -> bool:
+        return any(fnmatch.fnmatch(s, p) or fnmatch.fnmatch(Path(s).name, p) for p in pats)
+
+    for i, r in enumerate(bank.records):
+        if sources is not None and not match(src(r), sources):
+            keep[i] = False
+        if exclude_sources and match(src(r), exclude_sources):
+            keep[i] = False
+        if keys is not None and not any(fnmatch.fnmatch(str(r.get("pair", r.get("key", ""))), p) for p in keys):
+            keep[i] = False
+    idx = np.flatnonzero(keep).tolist()
+    if not idx:
+        raise BankError("the filter leaves no embedding")
+    out = bank.subset(idx)
+    out.meta = {**bank.meta, "filtered_from": {"path": str(bank.path), "sha256": bank.sha256, "count": len(bank),
+                                               "clusters": clusters, "sources": sources,
+                                               "exclude_sources": exclude_sources, "keys": keys}}
+    return out
+

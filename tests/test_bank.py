@@ -1,0 +1,242 @@
+"""The degradation bank: baking, the file format and its errors, clustering, merge/filter, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from redegkit.bank import (
+    BakeConfig,
+    BankError,
+    bake,
+    bank_info,
+    build_synthesizer,
+    cluster_embeddings,
+    filter_bank,
+    list_pairs,
+    load_bank,
+    merge_banks,
+    save_bank,
+)
+from redegkit.cli import app
+from redegkit.models.redeg import DegNet, SynNetEncoder, SynNetGenerator
+
+from .fit_helpers import corrupt_png, make_face_pairs
+
+TINY = {"size": 64, "width": 1 / 16}
+
+
+def tiny_nets(seed: int = 0, style_dim: int = 32) -> tuple[DegNet, SynNetEncoder, SynNetGenerator]:
+    """Random 1/16-wide networks at size 64. The generator's noise-injection weights (0 at init)
+    are set to 0.5 so the content reaches the output, as it does after training."""
+    torch.manual_seed(seed)
+    d = DegNet(style_dim=style_dim, **TINY).eval()
+    e = SynNetEncoder(**TINY).eval()
+    g = SynNetGenerator(style_dim=style_dim, n_mlp=2, **TINY).eval()
+    with torch.no_grad():
+        for m in g.modules():
+            if type(m).__name__ == "NoiseInjection":
+                m.weight.fill_(0.5)
+    return d, e, g
+
+
+def make_bank(root: Path, *, each: bool = False, crops: int = 2, seed: int = 0) -> Path:
+    """Face pairs under ``root/pairs`` baked with tiny random nets into ``root/emb.pt``."""
+    pairs = make_face_pairs(root / "pairs", size=128, manifest=True)
+    d, e, g = tiny_nets(seed)
+    res = bake(str(pairs), d, e, g, BakeConfig(crops=crops, each=each, face_box=None, device="cpu"))
+    return save_bank(root / "emb.pt", res.bank)
+
+
+@pytest.fixture(scope="module")
+def bank_path(tmp_path_factory) -> Path:
+    return make_bank(tmp_path_factory.mktemp("bank"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Baking and the file
+
+
+def test_bake_round_trip(tmp_path: Path) -> None:
+    pairs = make_face_pairs(tmp_path / "pairs", size=128, manifest=True)
+    d, e, g = tiny_nets()
+    cfg = BakeConfig(crops=3, face_box=None, device="cpu")
+    res = bake(str(pairs), d, e, g, cfg)
+    assert res.pairs == 4 and not res.failures and len(res.bank) == 4 and res.bank.dim == 32
+    p = save_bank(tmp_path / "emb.pt", res.bank)
+    raw = torch.load(p, weights_only=True)  # the documented way to read it
+    assert raw["format"] == "redegkit.bank" and raw["version"] == 1
+    b = load_bank(p)
+    assert torch.equal(b.embeddings, res.bank.embeddings) and torch.equal(b.identity, res.bank.identity)
+    assert b.records == res.bank.records and torch.equal(b.weights, torch.ones(4))
+    assert b.degnet_sha256 == res.bank.degnet_sha256 and len(b.sha256) == 64
+    r = b.records[0]
+    assert r["pair"] == "astronaut0" and r["source"] == "examples/astronaut0.png"
+    assert len(r["crop_boxes"]) == 3 and all(box[2:] == [64, 64] for box in r["crop_boxes"])
+    # The stored synthesizer computes what the original networks compute.
+    enc, gen = build_synthesizer(b)
+    x, z = torch.rand(1, 3, 64, 64) * 2 - 1, b.embeddings[:1]
+    with torch.no_grad():
+        assert torch.allclose(gen(z, enc(x)), g(z, e(x)), atol=1e-6)
+    # Crops are seeded by the pair key: baking again gives the same bank; each-mode crops average to it.
+    again = bake(str(pairs), d, e, g, cfg)
+    assert torch.equal(again.bank.embeddings, res.bank.embeddings)
+    each = bake(str(pairs), d, e, g, cfg.model_copy(update={"each": True}))
+    assert len(each.bank) == 12 and each.bank.records[1]["key"] == "astronaut0_c01"
+    assert torch.allclose(each.bank.embeddings.reshape(4, 3, -1).mean(1), res.bank.embeddings, atol=1e-6)
+
+
+def test_bake_skips_corrupt_pair_and_reads_folders(tmp_path: Path) -> None:
+    pairs = make_face_pairs(tmp_path / "pairs", size=64)  # hq/ + lq/ only, no manifest
+    corrupt_png(pairs / "hq" / "camera0.png")
+    refs, fails = list_pairs(pairs)
+    assert len(refs) == 4 and not fails
+    res = bake(refs, *tiny_nets(), BakeConfig(crops=1, device="cpu"))
+    assert res.pairs == 3 and len(res.bank) == 3
+    assert len(res.failures) == 1 and "camera0" in res.failures[0]["path"]
+    # the default face box (rows 60:500, cols 60:450 of 512) leaves < 64 px of a 64 face: it is
+    # upscaled to DegNet's size, and both are recorded
+    r = res.bank.records[0]
+    assert r["region"] == [8, 8, 48, 54] and r["region_resize"] == pytest.approx(64 / 48, abs=1e-4)
+
+
+def test_corrupt_bank_is_a_clear_error_and_never_runs_code(tmp_path: Path, bank_path: Path) -> None:
+    data = bank_path.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BankError, match="not a readable bank"):
+        load_bank(tmp_path / "trunc.pt")
+    (tmp_path / "noise.pt").write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(BankError, match="not a readable bank"):
+        load_bank(tmp_path / "noise.pt")
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"format": "redegkit.bank", "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(BankError):
+        load_bank(tmp_path / "evil.pt")
+    assert not marker.exists()
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(BankError, match="not a redegkit bank"):
+        load_bank(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        load_bank(tmp_path / "missing.pt")
+
+
+def test_newer_version_and_width_mismatch(tmp_path: Path, bank_path: Path) -> None:
+    raw = torch.load(bank_path, weights_only=True)
+    torch.save({**raw, "version": 99}, tmp_path / "new.pt")
+    with pytest.raises(BankError, match="newer"):
+        load_bank(tmp_path / "new.pt")
+    # embeddings of another width than the generator takes
+    torch.save({**raw, "embeddings": torch.zeros(len(raw["records"]), 16), "identity": torch.zeros(16)},
+               tmp_path / "wide.pt")
+    with pytest.raises(BankError, match="32-d embeddings but the bank holds 16-d"):
+        load_bank(tmp_path / "wide.pt")
+    torch.save({**raw, "records": raw["records"][:1]}, tmp_path / "records.pt")
+    with pytest.raises(BankError, match="records"):
+        load_bank(tmp_path / "records.pt")
+
+
+# ------------------------------------------------------------------------------------------------
+# Structure, merge, filter
+
+
+def test_clustering_finds_k_and_is_deterministic() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 10, (3, 16))
+    x = np.concatenate([c + rng.normal(0, 0.3, (12, 16)) for c in centres]).astype(np.float32)
+    a, b = cluster_embeddings(x), cluster_embeddings(x)
+    assert a.k == 3 and np.array_equal(a.labels, b.labels)
+    for j in range(3):  # each true blob is one cluster
+        assert len(set(a.labels[j * 12 : (j + 1) * 12].tolist())) == 1
+    assert sorted(np.bincount(a.labels).tolist()) == [12, 12, 12]
+    blob = rng.normal(0, 1, (40, 16)).astype(np.float32)  # one Gaussian: no structure
+    assert cluster_embeddings(blob).k == 1
+
+
+def test_info_merge_filter(tmp_path: Path, bank_path: Path) -> None:
+    b = load_bank(bank_path)
+    info = bank_info(b)
+    assert info["embeddings"] == 4 and info["dim"] == 32 and info["pairs"] == 4
+    assert info["clusters"]["k"] >= 1 and sum(info["clusters"]["sizes"]) == 4
+    json.dumps(info)  # plain data
+    m = merge_banks([b, load_bank(bank_path)])
+    assert len(m) == 8 and torch.equal(m.embeddings[4:], b.embeddings) and m.records[4]["bank"] == str(bank_path)
+    other = make_bank(tmp_path / "other", seed=1)  # other random networks
+    with pytest.raises(BankError, match="different synthesizer and DegNet"):
+        merge_banks([b, load_bank(other)])
+    forced = merge_banks([b, load_bank(other)], force=True)
+    assert forced.synthesizer_sha256 == b.synthesizer_sha256 and forced.meta["merge_forced"]
+    f = filter_bank(m, sources=["*astronaut*"])
+    assert len(f) == 4 and all("astronaut" in r["source"] for r in f.records)
+    assert len(filter_bank(m, exclude_sources=["*astronaut*"])) == 4
+    assert len(filter_bank(m, clusters=[0])) == bank_info(m)["clusters"]["sizes"][0]
+    with pytest.raises(BankError, match="no embedding"):
+        filter_bank(m, keys=["nope*"])
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+
+
+def _official_dir(root: Path) -> Path:
+    """Tiny networks saved the way the authors publish theirs: {'params': state_dict}."""
+    d, e, g = tiny_nets()
+    root.mkdir(parents=True)
+    for net, name in ((d, "net_deg_init"), (e, "net_synE_init"), (g, "net_synG_init")):
+        torch.save({"params": net.state_dict()}, root / f"{name}.pth")
+    return root
+
+
+def test_cli_bake_info_preview_merge_filter(tmp_path: Path) -> None:
+    runner = CliRunner()
+    pairs = make_face_pairs(tmp_path / "pairs", size=128, manifest=True)
+    official = _official_dir(tmp_path / "official")
+    emb = tmp_path / "emb.pt"
+    r = runner.invoke(app, ["bake", "--from-official", str(official), "--pairs", str(pairs), "-o", str(emb),
+                            "--crops", "2", "--each", "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["embeddings"] == 8 and out["dim"] == 32 and "CC BY-NC-SA 4.0" in out["licence"]
+    b = load_bank(emb)
+    assert b.degnet_sha256 == out["degnet_sha256"] and "CC BY-NC-SA" in b.meta["licence"]
+
+    r = runner.invoke(app, ["bank", "info", str(emb), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["embeddings"] == 8
+    r = runner.invoke(app, ["bank", "info", str(emb)])
+    assert r.exit_code == 0 and "clusters" in r.output
+
+    sheet = tmp_path / "sheet.png"
+    r = runner.invoke(app, ["bank", "preview", str(emb), "--image", "examples/chelsea.png", "-o", str(sheet),
+                            "--n", "3", "--size", "64", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    from redegkit.io.images import decode_image
+
+    img = decode_image(sheet)  # 5 tiles (HQ, identity, 3 embeddings) of 192 px in one row
+    assert img.shape[1] == 5 * 192 + 6 * 4 and img.shape[0] == 192 + 2 * 4
+
+    merged = tmp_path / "merged.pt"
+    r = runner.invoke(app, ["bank", "merge", str(emb), str(emb), "-o", str(merged), "--weights", "1,3", "--json"])
+    assert r.exit_code == 0, r.output
+    m = load_bank(merged)
+    assert len(m) == 16 and m.weights.tolist() == [1.0] * 8 + [3.0] * 8
+
+    kept = tmp_path / "kept.pt"
+    r = runner.invoke(app, ["bank", "filter", str(merged), "-o", str(kept), "--key", "camera*", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["embeddings"] == 8
+
+    (tmp_path / "bad.pt").write_bytes(b"not a bank")
+    r = runner.invoke(app, ["bank", "info", str(tmp_path / "bad.pt")])
+    assert r.exit_code == 2 and "not a readable bank" in r.output
+    r = runner.invoke(app, ["bake", "--from-official", str(tmp_path), "--pairs", str(pairs), "-o", str(emb)])
+    assert r.exit_code == 2 and "net_deg_init" in r.output  # the missing official file is named
