@@ -45,6 +45,7 @@ class ConfigError(ValueError):
 SECTIONS: dict[str, str] = {
     "synthesize": "redegkit.synth:SynthConfig",
     "pseudo_hq": "redegkit.faces.pseudo_hq:PseudoHQConfig",
+    "fit": "redegkit.fit.config:FitConfig",
     "train_sr": "redegkit.sr.config:TrainSRConfig",
     "upscale": "redegkit.sr.config:UpscaleConfig",
     "bake": "redegkit.bank:BakeConfig",
