@@ -10,6 +10,7 @@ from . import weights_cmd, pseudo_hq_cmd  # noqa: E402,F401
 from . import synth_cmd  # noqa: E402,F401
 from . import shards_cmd  # noqa: E402,F401
 from . import bank_cmd  # noqa: E402,F401
+from . import fit_cmd  # noqa: E402,F401
 from . import sr_cmd  # noqa: E402,F401
 
 __all__ = ["app", "main"]

@@ -1,0 +1,383 @@
+"""``fit-degradation``: the training loop around :class:`~redegkit.fit.step.FitModel`.
+
+``fit()`` is a loop of explicit steps: take the batch of this step, :meth:`Fitter.train_step`
+(generator step with the switch, then the discriminator step), log, :meth:`Fitter.validate` every
+``val_every`` steps, :meth:`Fitter.save` every ``checkpoint_every`` steps and at the end.
+
+A run folder holds ``last.pt`` (everything needed to resume), ``checkpoints/step_NNNNNNN.pt``,
+``metrics.jsonl`` (one JSON object per logged step or validation), ``previews/step_NNNNNNN.png``,
+``config.json`` and ``report.json``. Under ``torchrun`` every rank trains on its own slice of each
+global batch; only rank 0 logs, validates and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..console import log, progress
+from ..io.images import from_tensor, to_tensor, write_image
+from ..io.sources import Source, list_sources
+from ..models.checkpoints import FORMAT, build, load_raw, load_state_strict, save_checkpoint
+from ..rng import sample_rng
+from .config import FitConfig
+from .data import build_dataset, list_face_pairs, load_validation, make_loader, split_pairs
+from .step import NET_NAMES, FitModel, load_official
+
+KIND = "redegkit.fit-degradation"
+
+
+@dataclass
+class FitResult:
+    """What a run did. ``failures`` are ``{"path", "reason"}`` for images skipped or unreadable."""
+
+    out: Path
+    start_step: int
+    steps: int
+    seconds: float
+    samples_per_s: float
+    train: dict[str, float] = field(default_factory=dict)
+    val: dict[str, float] = field(default_factory=dict)
+    checkpoints: list[str] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    n_train_pairs: int = 0
+    n_val_pairs: int = 0
+    n_natural: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "steps": self.steps,
+            "resumed_from": self.start_step,
+            "seconds": round(self.seconds, 2),
+            "samples_per_s": round(self.samples_per_s, 2),
+            "train_pairs": self.n_train_pairs,
+            "val_pairs": self.n_val_pairs,
+            "natural_images": self.n_natural,
+            "last_train": {k: round(v, 5) for k, v in self.train.items()},
+            "last_val": {k: round(v, 5) for k, v in self.val.items()},
+            "last_checkpoint": self.checkpoints[-1] if self.checkpoints else None,
+            "skipped_images": len(self.failures),
+        }
+
+
+def dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from the torchrun environment (0, 1, 0 without it)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def pick_device(device: str, local_rank: int = 0) -> torch.device:
+    """``auto``: CUDA (this rank's GPU under torchrun) when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", local_rank)
+    return dev
+
+
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean PSNR (dB) over a batch of uint8 images [N, H, W, 3] (identical images count as 100 dB)."""
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
+    return float(np.mean([100.0 if m == 0 else 10 * np.log10(255.0**2 / m) for m in mse]))
+
+
+def preview_grid(columns: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Rows of equal tiles: ``columns`` is a list of [N, H, W, 3] uint8 stacks, one per column."""
+    n, h, w, _ = columns[0].shape
+    out = np.full((n * h + (n + 1) * gap, len(columns) * w + (len(columns) + 1) * gap, 3), 255, np.uint8)
+    for j, col in enumerate(columns):
+        for i in range(n):
+            y, x = gap + i * (h + gap), gap + j * (w + gap)
+            out[y : y + h, x : x + w] = col[i]
+    return out
+
+
+class Fitter:
+    """One fit-degradation run (see the module docstring). Build it, then call :meth:`fit`."""
+
+    def __init__(
+        self,
+        cfg: FitConfig,
+        pairs: str | Path,
+        natural: str | Path | list[str | Path],
+        out: str | Path,
+        *,
+        val_pairs: str | Path | None = None,
+        device: str = "auto",
+        resume: bool = False,
+        from_official: str | Path | None = None,
+        user_presets: dict[str, Any] | None = None,
+    ) -> None:
+        self.cfg, self.out = cfg, Path(out)
+        self.rank, self.world, local = dist_info()
+        self.device = pick_device(device, local)
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True
+        last = self.out / "last.pt"
+        if resume and not last.is_file():
+            raise FileNotFoundError(f"{last}: nothing to resume (no last.pt in the run folder)")
+        if not resume and last.is_file():
+            raise FileExistsError(f"{self.out} already holds a run (last.pt); pass --resume or choose another --out")
+
+        all_pairs, self.failures = list_face_pairs(pairs)
+        if val_pairs is not None:
+            self.train_pairs, self.val_pairs = all_pairs, list_face_pairs(val_pairs)[0]
+        else:
+            self.train_pairs, self.val_pairs = split_pairs(all_pairs, cfg.data.val_fraction, cfg.seed)
+        self.naturals: list[Source] = list_sources(natural if isinstance(natural, list) else [natural])
+        self.dataset = build_dataset(
+            self.train_pairs, self.naturals, cfg.data, crop=cfg.crop, seed=cfg.seed,
+            length=cfg.steps * cfg.batch * self.world, user_presets=user_presets, interp_quirk=cfg.interp_quirk,
+        )
+        self.model = FitModel(cfg, self.device, ddp=self.world > 1)  # WeightsMissingError surfaces here
+        self.step = 0
+        if resume:
+            self.load(last)
+        elif from_official is not None:
+            for path in load_official(self.model.nets, str(from_official)):
+                log.info("initialised from %s", path)
+        self.val_batch = self._prepare_validation() if self.rank == 0 else None
+        self._seen_bad = {f["path"] for f in self.failures}
+        self._tb = self._tensorboard() if self.rank == 0 else None
+
+    # ------------------------------------------------------------------ setup
+    def _prepare_validation(self) -> dict[str, Any] | None:
+        pairs = self.val_pairs[: self.cfg.data.val_max]
+        if not pairs:
+            log.warning("no held-out face pairs: validation is skipped (set data.val_fraction or --val-pairs)")
+            return None
+        imgs, failures = load_validation(pairs, self.naturals, self.cfg.data, self.cfg.crop)
+        self.failures += failures
+        if not imgs:
+            return None
+        # a synthetic LQ of each held-out HQ, degraded with the matched preset (fixed per key), to
+        # measure how far the real embedding sits from synthetic ones
+        syn = [
+            self.dataset.matched_part(hq, hq, sample_rng(self.cfg.seed, "val", key))[0]
+            for hq, key in zip(imgs["face_hq"], imgs["key"], strict=True)
+        ]
+        batch = {k: to_tensor(v) for k, v in imgs.items() if k != "key"}
+        batch["face_syn_lq"] = to_tensor(np.stack(syn))
+        batch["key"] = imgs["key"]
+        return batch
+
+    def _tensorboard(self) -> Any:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # optional extra: pip install redegkit[tensorboard]
+            return None
+        return SummaryWriter(str(self.out / "tb"))
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, show_progress: bool = True) -> FitResult:
+        """Train from ``self.step`` to ``cfg.steps``; returns a :class:`FitResult`."""
+        cfg, start = self.cfg, self.step
+        if self.rank == 0:
+            self._prepare_out(start)
+        loader = make_loader(
+            self.dataset, start=start, end=cfg.steps, batch=cfg.batch, rank=self.rank,
+            world=self.world, workers=cfg.data.workers,
+        )
+        train: dict[str, float] = {}
+        val: dict[str, float] = {}
+        checkpoints: list[str] = []
+        t0 = time.perf_counter()
+        bar = progress("fit-degradation", cfg.steps - start, unit="step") if show_progress and self.rank == 0 else None
+        advance = bar.__enter__() if bar is not None else (lambda n=1, **f: None)
+        try:
+            for batch in loader:
+                self._note_failures(batch["errors"])
+                losses = self.model.train_step(batch, self.step)
+                self.step += 1
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    train = {k: float(v) for k, v in losses.items()}
+                    self._log({"split": "train", "step": self.step, **train})
+                advance(1, g=train.get("g_total", float("nan")), d=train.get("d_loss", float("nan")),
+                        recon=train.get("recon_l1", float("nan")))
+                if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                    val = self.validate() or val
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    checkpoints.append(str(self.save(keep=self.step % cfg.checkpoint_every == 0)))
+        except KeyboardInterrupt:
+            if self.step > start:
+                self.save(keep=False)  # so that --resume continues from the last finished step
+            raise
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
+            if self._tb is not None:
+                self._tb.flush()
+        seconds = time.perf_counter() - t0
+        result = FitResult(
+            out=self.out, start_step=start, steps=self.step, seconds=seconds,
+            samples_per_s=(self.step - start) * cfg.batch * self.world / max(seconds, 1e-9),
+            train=train, val=val, checkpoints=checkpoints, failures=list(self.failures),
+            n_train_pairs=len(self.train_pairs), n_val_pairs=len(self.val_pairs), n_natural=len(self.naturals),
+        )
+        if self.rank == 0:
+            self._write_json(self.out / "report.json", {**result.summary(), "failures": result.failures})
+        return result
+
+    def _prepare_out(self, start: int) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._write_json(self.out / "config.json", self.cfg.model_dump(mode="json"))
+        metrics = self.out / "metrics.jsonl"
+        if start and metrics.is_file():  # drop lines logged after the checkpoint we resume from
+            keep = [ln for ln in metrics.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= start]
+            metrics.write_text("".join(ln + "\n" for ln in keep))
+        elif metrics.is_file():
+            metrics.unlink()
+
+    def _note_failures(self, errors: list[dict[str, str]]) -> None:
+        for e in errors:
+            if e["path"] not in self._seen_bad:
+                self._seen_bad.add(e["path"])
+                self.failures.append(e)
+                if self.rank == 0:
+                    log.warning("skipped unreadable image %s: %s", e["path"], e["reason"])
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, v in record.items():
+                if isinstance(v, float):
+                    self._tb.add_scalar(f"{record['split']}/{k}", v, record["step"])
+
+    @staticmethod
+    def _write_json(path: Path, obj: Any) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> dict[str, float]:
+        """Held-out metrics (rank 0): reconstruction L1 (on [-1, 1]) and PSNR (dB, uint8) of
+        G(D(hq, real lq), E(hq)) vs the real LQ; L1 between the real and the synthetic embedding;
+        writes ``previews/step_N.png``: HQ | real LQ | reconstruction | the embedding on a natural."""
+        b = self.val_batch
+        if self.rank != 0 or b is None:
+            return {}
+        recon, z_real = self.model.reconstruct(b["face_hq"], b["face_lq"])
+        z_syn = self.model.embed(b["face_hq"], b["face_syn_lq"])
+        lq = b["face_lq"].to(recon.device)
+        lq_u8, recon_u8 = from_tensor(b["face_lq"]), from_tensor(recon)
+        metrics = {
+            "recon_l1": float((recon - lq).abs().mean()),
+            "psnr": psnr_uint8(recon_u8, lq_u8),
+            "emb_gap": float((z_real - z_syn).abs().mean()),
+        }
+        self._log({"split": "val", "step": self.step, **metrics})
+        k = min(self.cfg.preview_rows, len(b["key"]))
+        nat_recon, _ = self.model.reconstruct(b["face_hq"][:k], b["face_lq"][:k], content=b["nat_hq"][:k])
+        grid = preview_grid([from_tensor(b["face_hq"][:k]), lq_u8[:k], recon_u8[:k], from_tensor(nat_recon)])
+        write_image(self.out / "previews" / f"step_{self.step:07d}.png", grid)
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        """The checkpoint payload: networks (arch, hparams, weights), optimisers, step, RNG states."""
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "kind": KIND,
+            "redegkit_version": __version__,
+            "step": self.step,
+            "config": self.cfg.model_dump(mode="json"),
+            **self.model.state_dict(),
+            "rng": rng,
+            "failures": list(self.failures),
+        }
+
+    def save(self, keep: bool = True) -> Path:
+        """Write ``last.pt`` atomically (rank 0); with ``keep``, also ``checkpoints/step_N.pt``."""
+        last = self.out / "last.pt"
+        if self.rank == 0:
+            save_checkpoint(last, self.state())
+            if keep:
+                kept = self.out / "checkpoints" / f"step_{self.step:07d}.pt"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                tmp = kept.with_name(f".{kept.name}.tmp")
+                try:  # a hard link costs no space; last.pt is later replaced by rename, not rewritten
+                    os.link(last, tmp)
+                except OSError:
+                    import shutil
+
+                    shutil.copyfile(last, tmp)
+                os.replace(tmp, kept)
+                last = kept
+        if self.world > 1:
+            torch.distributed.barrier()
+        return last
+
+    def load(self, path: Path) -> None:
+        """Restore networks, optimisers, step, failures and RNG states from a checkpoint of this run."""
+        state = load_raw(path, map_location="cpu")
+        if state.get("kind") != KIND:
+            raise ValueError(f"{path}: not a fit-degradation checkpoint")
+        self.model.load_state_dict(state, str(path))
+        self.step = int(state["step"])
+        self.failures = list(state.get("failures", []))
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+
+def fit_degradation(
+    cfg: FitConfig,
+    pairs: str | Path,
+    natural: str | Path | list[str | Path],
+    out: str | Path,
+    *,
+    val_pairs: str | Path | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    from_official: str | Path | None = None,
+    user_presets: dict[str, Any] | None = None,
+    show_progress: bool = True,
+) -> FitResult:
+    """Fit DegNet, SynNet (E, G) and the discriminator on face pairs and natural HQ images.
+
+    ``pairs``: a folder with ``hq/`` + ``lq/`` or a ``pairs.jsonl`` manifest; ``natural``: any image
+    source(s). Writes the run folder ``out``; see :class:`Fitter`. Raises WeightsMissingError when the
+    perceptual loss is on and VGG19 weights are missing.
+    """
+    fitter = Fitter(
+        cfg, pairs, natural, out, val_pairs=val_pairs, device=device, resume=resume,
+        from_official=from_official, user_presets=user_presets,
+    )
+    return fitter.fit(show_progress=show_progress)
+
+
+def load_fitted(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, nn.Module]:
+    """The four networks of a fit-degradation checkpoint (e.g. ``runs/NAME/last.pt``), in eval mode.
+
+    Keys: ``degnet``, ``encoder``, ``generator``, ``discriminator``; each module is rebuilt from
+    the stored arch and hparams and loaded strictly.
+    """
+    state = load_raw(path, map_location)
+    if state.get("format") != FORMAT or state.get("kind") != KIND:
+        raise ValueError(f"{path}: not a fit-degradation checkpoint (use redegkit.models.load_checkpoint)")
+    nets = {}
+    for name in NET_NAMES:
+        entry = state["nets"][name]
+        net = build(entry["arch"], entry["hparams"])
+        load_state_strict(net, entry["state_dict"], f"{path} [{name}]")
+        nets[name] = net.eval()
+    return nets
