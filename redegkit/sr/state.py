@@ -91,10 +91,13 @@ def update_ema(ema: nn.Module, g: nn.Module, decay: float) -> None:
         be.copy_(bg)
 
 
-def make_adam(params, lr: float, betas: tuple[float, float], device: torch.device) -> torch.optim.Adam:
-    # fused Adam on CUDA (one kernel for all parameters, no host sync); foreach on CPU
+def make_adam(params, lr: float, betas: tuple[float, float], device: torch.device,
+              fused: bool = True) -> torch.optim.Adam:
+    """Adam; fused on CUDA (one kernel for all parameters, no host sync) unless ``fused=False``
+    (PyTorch's default implementation, for baselines); foreach on CPU."""
     if device.type == "cuda":
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True) if fused else \
+            torch.optim.Adam(params, lr=lr, betas=betas)
     return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
 
 

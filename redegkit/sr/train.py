@@ -1,6 +1,6 @@
 """``redeg train-sr``: F2N-ESRGAN training (RRDBNet + U-Net SN discriminator) on WebDataset shards.
 
-One step, in order (as Real-ESRGAN / the reference):
+One step (:class:`redegkit.sr.step.GANStep`), in order (as Real-ESRGAN / the reference):
 1. G step: SR = G(LQ); L1 against the (USM-sharpened) HQ, VGG19 perceptual + style, and in the
    GAN phase the vanilla GAN loss through D (whose parameters are frozen for this step).
 2. EMA update of G.
@@ -23,13 +23,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..console import log
 from ..io.images import write_image
 from .config import TrainSRConfig
 from .data import TrainStream, load_val_set
-from .losses import gan_loss, usm_sharpen
 from .metrics import preview_grid, psnr_y, ssim_y
 from .state import (
     build_discriminator,
@@ -39,8 +37,8 @@ from .state import (
     make_ema,
     save_state,
     setup_dist,
-    update_ema,
 )
+from .step import GANStep, wrap_for_training
 from .upscale import upscale_image
 
 ProgressFn = Callable[..., None]
@@ -167,20 +165,12 @@ def train_sr(
                         "will not match an uninterrupted run", now, saved_data)
     start_step = step
 
-    g_run, d_run = g, d
-    if dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [device.index] if cuda else None
-        g_run, d_run = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
-    if cfg.compile and cuda:
-        g_run, d_run = torch.compile(g_run), torch.compile(d_run)
-    d_frozen = torch.compile(d) if cfg.compile and cuda else d  # G-step critic: no DDP sync needed
+    g_run, d_run, d_frozen = wrap_for_training(g, d, cfg, device, dist)
+    step_fn = GANStep(cfg, g=g, d=d, ema=ema, percep=percep, opt_g=opt_g, opt_d=opt_d, device=device,
+                      g_run=g_run, d_run=d_run, d_frozen=d_frozen)
 
     val_set = load_val_set(cfg.val, cfg.data, cfg.model.scale, cfg.val_max_images) if cfg.val and dist.main else None
     mlog = MetricLog(out, dist.main)
-    loss_cfg, usm = cfg.loss, set(cfg.loss.usm_targets)
-    mem = torch.channels_last if cuda and cfg.channels_last else torch.contiguous_format
     sums: dict[str, torch.Tensor] = {}
     n_sum, t_log, last_losses, last_val, last_rate = 0, time.perf_counter(), {}, {}, 0.0
     ckpt_path = ""
@@ -195,40 +185,8 @@ def train_sr(
     try:
         while step < cfg.steps:
             lq, hq = next(batches)
-            lq = lq.to(device, non_blocking=True).contiguous(memory_format=mem)
-            hq = hq.to(device, non_blocking=True).contiguous(memory_format=mem)
-            gan_phase = step >= cfg.pretrain_steps and loss_cfg.gan > 0
-            hq_usm = usm_sharpen(hq, loss_cfg.usm_weight, loss_cfg.usm_radius, loss_cfg.usm_threshold) if usm else hq
-
-            # --- G step
-            d.requires_grad_(False)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and cfg.amp):
-                sr = g_run(lq)
-                losses: dict[str, torch.Tensor] = {}
-                if loss_cfg.l1 > 0:
-                    losses["l1"] = loss_cfg.l1 * F.l1_loss(sr.float(), (hq_usm if "l1" in usm else hq).float())
-                if percep is not None:
-                    losses["percep"], losses["style"] = percep(sr, hq_usm if "perceptual" in usm else hq)
-                if gan_phase:
-                    losses["g_gan"] = loss_cfg.gan * gan_loss(d_frozen(sr), True)
-            total = sum(losses.values())
-            opt_g.zero_grad(set_to_none=True)
-            total.backward()
-            opt_g.step()
-            if ema is not None:
-                update_ema(ema, g, cfg.optim.ema_decay)
-
-            # --- D step (real and fake in one forward: one DDP reduction)
-            if gan_phase:
-                d.requires_grad_(True)
-                real = hq_usm if "gan" in usm else hq
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and cfg.amp):
-                    logits = d_run(torch.cat([real, sr.detach()]))
-                n = real.shape[0]
-                losses["d"] = gan_loss(logits[:n], True) + gan_loss(logits[n:], False)
-                opt_d.zero_grad(set_to_none=True)
-                losses["d"].backward()
-                opt_d.step()
+            gan_phase = step >= cfg.pretrain_steps and cfg.loss.gan > 0
+            losses = step_fn(step_fn.to_device(lq), step_fn.to_device(hq), gan_phase)
             for sch in (sch_g, sch_d):
                 if sch is not None:
                     sch.step()

@@ -1,0 +1,91 @@
+"""One F2N-ESRGAN training step on device tensors, shared by ``train_sr`` and the benchmark.
+
+Order, as Real-ESRGAN / the reference: G step (L1 vs USM-sharpened HQ, VGG perceptual + style,
+GAN through a frozen D in the GAN phase), EMA update of G, then the D step (real and fake in one
+forward, so DDP reduces once). Nothing here reads a value back to the host.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TrainSRConfig
+from .losses import gan_loss, usm_sharpen
+from .state import Dist, update_ema
+
+
+def wrap_for_training(g: nn.Module, d: nn.Module, cfg: TrainSRConfig, device: torch.device,
+                      dist: Dist | None = None) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """``(g_run, d_run, d_frozen)``: DDP under torchrun, ``torch.compile`` when asked (CUDA).
+
+    ``d_frozen`` is the unwrapped D used inside the G step (its parameters are frozen there,
+    so it needs no DDP gradient reduction).
+    """
+    g_run, d_run = g, d
+    if dist is not None and dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        g_run, d_run = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
+    compile_ = cfg.compile and device.type == "cuda"
+    if compile_:
+        g_run, d_run = torch.compile(g_run), torch.compile(d_run)
+    return g_run, d_run, (torch.compile(d) if compile_ else d)
+
+
+class GANStep:
+    """Callable ``step(lq, hq, gan_phase) -> {loss name: 0-d device tensor}``; updates G, EMA, D."""
+
+    def __init__(self, cfg: TrainSRConfig, *, g: nn.Module, d: nn.Module, ema: nn.Module | None,
+                 percep: nn.Module | None, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                 device: torch.device, g_run: nn.Module | None = None, d_run: nn.Module | None = None,
+                 d_frozen: nn.Module | None = None) -> None:
+        self.cfg, self.loss = cfg, cfg.loss
+        self.g, self.d, self.ema, self.percep, self.opt_g, self.opt_d = g, d, ema, percep, opt_g, opt_d
+        self.g_run, self.d_run, self.d_frozen = g_run or g, d_run or d, d_frozen or d
+        self.amp = device.type == "cuda" and cfg.amp
+        self.mem = torch.channels_last if device.type == "cuda" and cfg.channels_last else torch.contiguous_format
+        self.usm = set(cfg.loss.usm_targets)
+        self.device = device
+
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True).contiguous(memory_format=self.mem)
+
+    def __call__(self, lq: torch.Tensor, hq: torch.Tensor, gan_phase: bool) -> dict[str, torch.Tensor]:
+        lc, usm = self.loss, self.usm
+        hq_usm = usm_sharpen(hq, lc.usm_weight, lc.usm_radius, lc.usm_threshold) if usm else hq
+
+        # --- G step
+        self.d.requires_grad_(False)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            sr = self.g_run(lq)
+            losses: dict[str, torch.Tensor] = {}
+            if lc.l1 > 0:
+                losses["l1"] = lc.l1 * F.l1_loss(sr.float(), (hq_usm if "l1" in usm else hq).float())
+            if self.percep is not None:
+                losses["percep"], losses["style"] = self.percep(sr, hq_usm if "perceptual" in usm else hq)
+            if gan_phase:
+                losses["g_gan"] = lc.gan * gan_loss(self.d_frozen(sr), True)
+        if not losses:
+            raise ValueError("no generator loss is on (l1, perceptual, style and gan are all 0)")
+        total = sum(losses.values())
+        self.opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_g.step()
+        if self.ema is not None:
+            update_ema(self.ema, self.g, self.cfg.optim.ema_decay)
+
+        # --- D step
+        if gan_phase:
+            self.d.requires_grad_(True)
+            real = hq_usm if "gan" in usm else hq
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+                logits = self.d_run(torch.cat([real, sr.detach()]))
+            n = real.shape[0]
+            losses["d"] = gan_loss(logits[:n], True) + gan_loss(logits[n:], False)
+            self.opt_d.zero_grad(set_to_none=True)
+            losses["d"].backward()
+            self.opt_d.step()
+        return losses
