@@ -5,8 +5,9 @@ Every op takes an RGB image, ``uint8`` (0-255) or ``float32`` (nominally [0, 1])
 saturates (noise, JPEG), so overshoot from bicubic/sinc survives to the next clip, as in the
 published pipelines. uint8 results are rounded and clipped. Inputs are never modified.
 
-Noise realisations come only from the ``seed`` argument (a numpy ``Generator`` on ``SFC64``), so
-the same seed on two images of the same size gives the same noise field.
+Noise realisations come only from the ``seed`` argument (:func:`noise_field`: numpy ``SFC64``
+uniforms through Box-Muller), so the same seed on two images of the same size gives the same
+noise field.
 """
 
 from __future__ import annotations
@@ -217,18 +218,24 @@ def noise_field(seed: int, shape: tuple[int, ...], std: float = 1.0) -> np.ndarr
     n = int(np.prod(shape))
     m = (n + 1) // 2
     u = np.random.Generator(np.random.SFC64(int(seed))).random(2 * m, dtype=np.float32)
-    radius = np.subtract(np.float32(1.0), u[:m]).reshape(-1, 1)  # (0, 1]: log is finite
-    radius = cv2.log(radius)
+    # in place on u's halves: radius = std * sqrt(-2 log(1 - u1)), angle = 360 * u2 degrees
+    radius, angle = u[:m].reshape(-1, 1), u[m:].reshape(-1, 1)
+    np.subtract(np.float32(1.0), radius, out=radius)  # (0, 1]: log is finite
+    cv2.log(radius, radius)
     radius *= np.float32(-2.0 * std * std)
-    radius = cv2.sqrt(radius)
-    angle = u[m:].reshape(-1, 1) * np.float32(360.0)
-    # (OpenCV writes slowly into caller-provided views here, so let it allocate and concatenate)
-    x, y = cv2.polarToCart(radius, angle, angleInDegrees=True)
-    return np.concatenate((x.ravel(), y.ravel()))[:n].reshape(shape)
+    cv2.sqrt(radius, radius)
+    angle *= np.float32(360.0)
+    out = np.empty(2 * m, dtype=np.float32)
+    cv2.polarToCart(radius, angle, out[:m].reshape(-1, 1), out[m:].reshape(-1, 1), angleInDegrees=True)
+    return out[:n].reshape(shape)
 
 
 def _add_clip(x: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    out = x + noise  # broadcasts a gray (HxWx1) field over the channels; never in place on x
+    """``clip(x + noise, 0, 1)``; reuses ``noise``'s memory when shapes match (never ``x``'s)."""
+    if noise.shape == x.shape:
+        out = np.add(noise, x, out=noise)
+    else:
+        out = x + noise  # a gray (HxWx1) field broadcast over the channels
     np.clip(out, 0.0, 1.0, out=out)
     return out
 
@@ -284,7 +291,9 @@ def poisson_noise(
     h, w = x.shape[:2]
     base = (x @ _GRAY_WEIGHTS)[:, :, None] if gray else x
     noise = noise_field(seed, (h, w, 1 if gray else 3), scale / np.sqrt(levels))
-    noise *= np.sqrt(np.maximum(base, 0.0))
+    std = np.maximum(base, np.float32(0.0))
+    np.sqrt(std, out=std)
+    noise *= std
     return _same_dtype(_add_clip(x, noise), img)
 
 

@@ -60,6 +60,7 @@ def _as_spec(cls: type, spec: Any) -> Any:
 
 
 def sample_blur(rng: np.random.Generator, spec: BlurSpec | dict) -> P.BlurParams:
+    """Kernel type as given; odd size, widths (or variances), angle, beta or cutoff drawn."""
     spec = _as_spec(BlurSpec, spec)
     lo, hi = spec.size
     sizes = [s for s in range(lo, hi + 1) if s % 2]
@@ -85,6 +86,7 @@ def sample_blur(rng: np.random.Generator, spec: BlurSpec | dict) -> P.BlurParams
 def sample_resize(
     rng: np.random.Generator, spec: ResizeSpec | dict, interp_quirk: bool = False
 ) -> P.ResizeParams:
+    """Factor = factor / divide (each drawn); interpolation drawn (bilinear if the quirk applies)."""
     spec = _as_spec(ResizeSpec, spec)
     factor = draw(rng, spec.factor) / draw(rng, spec.divide)
     interp = _pick_name(rng, spec.interp)
@@ -99,12 +101,14 @@ def sample_resize(
 
 
 def sample_nearest_down(rng: np.random.Generator, spec: NearestDownSpec | dict) -> P.NearestDownParams:
+    """One integer factor from the list."""
     spec = _as_spec(NearestDownSpec, spec)
     fs = spec.factor if isinstance(spec.factor, list) else [spec.factor]
     return P.NearestDownParams(factor=fs[int(rng.integers(len(fs)))])
 
 
 def sample_gaussian_noise(rng: np.random.Generator, spec: GaussianNoiseSpec | dict) -> P.GaussianNoiseParams:
+    """Sigma, gray-or-colour (or a random channel covariance), and the noise seed."""
     spec = _as_spec(GaussianNoiseSpec, spec)
     sigma = draw(rng, spec.sigma)
     cov = None
@@ -120,6 +124,7 @@ def sample_gaussian_noise(rng: np.random.Generator, spec: GaussianNoiseSpec | di
 
 
 def sample_poisson_noise(rng: np.random.Generator, spec: PoissonNoiseSpec | dict) -> P.PoissonNoiseParams:
+    """Scale, gray-or-colour, and the noise seed."""
     spec = _as_spec(PoissonNoiseSpec, spec)
     scale = draw(rng, spec.scale)
     gray = bool(spec.gray_p > 0 and rng.random() < spec.gray_p)
@@ -127,6 +132,7 @@ def sample_poisson_noise(rng: np.random.Generator, spec: PoissonNoiseSpec | dict
 
 
 def sample_jpeg(rng: np.random.Generator, spec: JpegSpec | dict) -> P.JpegParams:
+    """An integer quality in the inclusive range."""
     spec = _as_spec(JpegSpec, spec)
     lo, hi = spec.quality
     return P.JpegParams(quality=int(rng.integers(lo, hi + 1)))
