@@ -48,6 +48,28 @@ class SynthConfig(StrictModel):
     shard_max_bytes: int = Field(1 << 30, ge=1 << 16, description="bytes per shard (at most, rolled likewise)")
     prefix: str = Field("shard", pattern=r"^[A-Za-z0-9_-]+$", description="shard file name prefix")
     png_level: int = Field(1, ge=0, le=9, description="PNG compression level of the written images")
+    # Learned path (a bank made by `redeg bake`); see redegkit/synth_learned.py.
+    bank: str | None = Field(None, description="degradation bank (emb.pt); when set, the bank degrades, not preset")
+    model: str | None = Field(None, description="fit checkpoint whose encoder/generator replace the bank's")
+    choice: Literal["uniform", "cluster", "weighted", "index"] = Field(
+        "uniform", description="embedding per sample: uniform, a uniform cluster then a member, by the bank's "
+        "weights, or the fixed --index")
+    index: list[int] | None = Field(None, description="fixed embedding index (two with mix = interpolate those)")
+    mix: bool = Field(False, description="interpolate two chosen embeddings with a uniform random weight")
+    strength: float = Field(1.0, ge=0, le=1, description="z = identity + strength * (z - identity)")
+    strength_min: float | None = Field(None, ge=0, le=1, description="draw strength uniformly in [strength_min, strength]")
+    noise_prob: float = Field(0.4, ge=0, le=1, description="share of samples that get Gaussian noise before downsampling")
+    noise_max: float = Field(0.2, ge=0, le=1, description="noise std drawn from {0, 0.01, ..., noise_max} ([-1, 1] scale)")
+    down: list[Literal["bilinear", "bicubic", "area"]] = Field(
+        ["bilinear", "bicubic"], min_length=1, description="downsampling interpolations, one drawn per sample")
+    mix_preset: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+:(0(\.\d+)?|1(\.0+)?)$",
+                                   description="hybrid: NAME:SHARE of samples through a classical preset")
+    batch: int = Field(16, ge=1, description="tiles per synthesizer forward")
+    device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:N")
+    precision: Literal["bf16", "fp32"] = Field("bf16", description="CUDA compute precision (CPU runs fp32)")
+    compile: bool = Field(True, description="torch.compile the synthesizer on CUDA (eager fallback)")
+    tile: int = Field(512, ge=16, description="largest synthesizer input; bigger crops are tiled")
+    tile_overlap: int = Field(64, ge=0, description="overlap of neighbouring tiles, blended linearly")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -284,6 +306,11 @@ def synthesize(
     rank = r0 if rank is None else rank
     world = w0 if world is None else world
     my_sources = sources[rank::world]
+    if producer is None and cfg.bank:
+        from .synth_learned import bank_producer
+
+        producer, learned_fp = bank_producer(cfg, force=force)
+        fingerprint_extra = {**(fingerprint_extra or {}), **learned_fp}
     out.mkdir(parents=True, exist_ok=True)
     suffix = f"-r{rank:03d}" if world > 1 else ""
     run_file = out / f"run{suffix}.json"

@@ -12,6 +12,13 @@ from ..console import console, progress
 from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output
 
 
+def _indices(text: str | None) -> list[int] | None:
+    try:
+        return [int(v) for v in text.split(",")] if text else None
+    except ValueError:
+        raise UserError(f"--index takes one or two integers (e.g. 3 or 3,7), got {text!r}") from None
+
+
 @app.command("synthesize")
 @handle_errors
 def synthesize_cmd(
@@ -34,6 +41,23 @@ def synthesize_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in OUT.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete OUT's shards and start again.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Resume even if options or inputs changed.")] = False,
+    bank: Annotated[Path | None, typer.Option("--bank", "-b", help="Degradation bank (emb.pt from redeg bake): learned degradations instead of --preset.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Use this fit checkpoint's encoder/generator instead of the bank's (same DegNet, or --force).")] = None,
+    choice: Annotated[str | None, typer.Option("--choice", help="Embedding per sample: uniform, cluster, weighted, index. [default: uniform]")] = None,
+    index: Annotated[str | None, typer.Option("--index", help="Fixed embedding index, or two (3,7) to interpolate with --mix.")] = None,
+    mix: Annotated[bool, typer.Option("--mix", help="Interpolate two embeddings per sample (random weight).")] = False,
+    strength: Annotated[float | None, typer.Option("--strength", help="0..1: blend towards the identity (0 = no degradation). [default: 1]")] = None,
+    strength_min: Annotated[float | None, typer.Option("--strength-min", help="Draw the strength in [strength-min, strength].")] = None,
+    noise: Annotated[float | None, typer.Option("--noise", help="Share of samples with Gaussian noise before downsampling. [default: 0.4]")] = None,
+    noise_max: Annotated[float | None, typer.Option("--noise-max", help="Largest noise std on the [-1, 1] scale. [default: 0.2]")] = None,
+    down: Annotated[str | None, typer.Option("--down", help="Downsampling interpolations, comma list of bilinear,bicubic,area. [default: bilinear,bicubic]")] = None,
+    mix_preset: Annotated[str | None, typer.Option("--mix-preset", help="Hybrid: NAME:SHARE of samples through a classical preset, e.g. realesrgan:0.3.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Tiles per synthesizer forward. [default: 16]")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N. [default: auto]")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="CUDA precision: bf16 or fp32. [default: bf16]")] = None,
+    no_compile: Annotated[bool, typer.Option("--no-compile", help="Do not torch.compile the synthesizer on CUDA.")] = False,
+    tile: Annotated[int | None, typer.Option("--tile", help="Largest synthesizer input; larger crops are tiled. [default: 512]")] = None,
+    tile_overlap: Annotated[int | None, typer.Option("--tile-overlap", help="Tile overlap, blended. [default: 64]")] = None,
     recipe: RecipeOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -54,6 +78,11 @@ def synthesize_cmd(
         "preset": preset, "scale": scale, "crop": crop, "stride": stride, "max_patches": max_patches,
         "small": small, "seed": seed, "workers": workers, "shard_max_count": shard_count,
         "shard_max_bytes": shard_bytes,
+        "bank": str(bank) if bank else None, "model": str(model) if model else None, "choice": choice,
+        "index": _indices(index), "mix": mix or None,
+        "strength": strength, "strength_min": strength_min, "noise_prob": noise, "noise_max": noise_max,
+        "down": down.split(",") if down else None, "mix_preset": mix_preset, "batch": batch, "device": device,
+        "precision": precision, "compile": False if no_compile else None, "tile": tile, "tile_overlap": tile_overlap,
     }
     cfg = resolve_config("synthesize", recipe, overrides)
     if whole:
@@ -63,9 +92,17 @@ def synthesize_cmd(
     sources = list_sources(inputs)
     if not sources:
         raise UserError(f"no input images found in {' '.join(inputs)}")
+    if cfg.bank and preset:
+        raise UserError("--bank and --preset exclude each other (hybrid runs: --mix-preset NAME:SHARE)")
+    from ..bank import BankError
+    from ..models.checkpoints import CheckpointError
+
     with progress("synthesize", total=len(sources), unit="img") as advance:
-        res = synthesize(sources, out, cfg, user_presets=recipe_presets(recipe), resume=resume,
-                         overwrite=overwrite, force=force, progress=advance)
+        try:
+            res = synthesize(sources, out, cfg, user_presets=recipe_presets(recipe), resume=resume,
+                             overwrite=overwrite, force=force, progress=advance)
+        except (BankError, CheckpointError) as e:
+            raise UserError(str(e)) from None
     summary = {
         "out": str(res.out),
         "inputs": res.inputs,

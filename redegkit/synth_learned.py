@@ -1,0 +1,440 @@
+"""The learned producer of ``redeg synthesize --bank emb.pt``: HQ crops -> LQ through a bank.
+
+It plugs into :func:`redegkit.synth.synthesize` (shards, resume, report and failure records are
+shared) and yields one :class:`~redegkit.synth.ImageResult` per input, in input order.
+
+Data flow, so that the GPU never waits on PNG encoding when CPU cores exist::
+
+    worker processes      read, decode, crop; per sample draw the plan from sample_rng(seed, key);
+                          encode the HQ PNG; hybrid samples go through the classical preset here
+    main process          tiles of consecutive samples in fixed batches -> encoder + generator
+                          (bf16, channels_last, compiled on CUDA) -> blend tiles -> noise ->
+                          downsample -> uint8, copied back while the next batch is prepared
+    worker processes      encode the LQ PNGs; results are re-assembled in input order
+
+Determinism: every random choice comes from the sample's key; batches are runs of consecutive
+tiles in input order (never shaped by the number of workers), networks run in eval mode, and the
+noise is a counter-based hash. One seed gives byte-identical shards whatever ``--workers``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, module_sha256, pick_device
+from .bank.apply import Synthesizer, TiledImage, finalize, plan_tiles
+from .io.images import ImageDecodeError, decode_image, encode_image
+from .io.sources import Source
+from .rng import sample_rng, sample_seed
+from .synth import ImageResult, PresetDegrader, SynthConfig, crop_boxes, pad_to
+
+# ------------------------------------------------------------------------------------------------
+# Per-sample plans (drawn in the worker processes)
+
+
+@dataclass
+class ChoiceTable:
+    """What a worker needs to draw embedding indices: the bank size, cluster labels, weights."""
+
+    n: int
+    labels: np.ndarray | None
+    weights: np.ndarray | None
+
+
+def parse_mix_preset(spec: str | None) -> tuple[str | None, float]:
+    """``"realesrgan:0.3"`` -> ("realesrgan", 0.3); None -> (None, 0.0)."""
+    if not spec:
+        return None, 0.0
+    name, _, share = spec.rpartition(":")
+    return name, float(share)
+
+
+def draw_plan(cfg: SynthConfig, table: ChoiceTable, key: str) -> dict[str, Any]:
+    """The learned degradation of one sample, as JSON-able data, from ``sample_rng(seed, key)``."""
+    rng = sample_rng(cfg.seed, key)
+
+    def pick(slot: int) -> int:
+        if cfg.index:  # a fixed index wins over the choice mode
+            return int(cfg.index[min(slot, len(cfg.index) - 1)])
+        if cfg.choice == "cluster":
+            members = np.flatnonzero(table.labels == int(rng.integers(int(table.labels.max()) + 1)))
+            return int(members[int(rng.integers(len(members)))])
+        if cfg.choice == "weighted":
+            return int(rng.choice(table.n, p=table.weights))
+        return int(rng.integers(table.n))
+
+    indices, weights = [pick(0)], [1.0]
+    if cfg.mix:
+        indices.append(pick(1))
+        t = float(rng.random())
+        weights = [round(1.0 - t, 6), round(t, 6)]
+    lo = cfg.strength if cfg.strength_min is None else min(cfg.strength_min, cfg.strength)
+    strength = cfg.strength if lo == cfg.strength else float(rng.uniform(lo, cfg.strength))
+    sigma = 0.0
+    if float(rng.random()) < cfg.noise_prob:
+        sigma = int(rng.integers(0, round(cfg.noise_max * 100) + 1)) / 100.0
+    interp = cfg.down[int(rng.integers(len(cfg.down)))]
+    return {"choice": "index" if cfg.index else cfg.choice, "indices": indices, "mix_weights": weights, "strength": round(strength, 6), "noise_sigma": sigma,
+            "noise_seed": sample_seed(cfg.seed, key, "noise"), "downsample": interp}
+
+
+# ------------------------------------------------------------------------------------------------
+# Worker side: decode + crop + plan + HQ encode (and hybrid samples), LQ encode
+
+
+@dataclass
+class _Sample:
+    key: str
+    meta: dict[str, Any]
+    hq_png: bytes
+    lq_png: bytes | None = None  # hybrid samples arrive done
+    hq: np.ndarray | None = None  # learned samples: the crop for the synthesizer
+    plan: dict[str, Any] | None = None
+
+
+@dataclass
+class _Decoded:
+    index: int
+    samples: list[_Sample]
+    failure: dict[str, Any] | None
+    skipped: dict[str, Any] | None
+    timings: dict[str, float]
+
+
+_W: dict[str, Any] = {}
+
+
+def _init_worker(cfg_json: str, user_presets: dict[str, Any] | None, table: ChoiceTable) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # the pool is the parallelism; threads per worker would oversubscribe
+    cfg = SynthConfig.model_validate_json(cfg_json)
+    name, share = parse_mix_preset(cfg.mix_preset)
+    _W.update(cfg=cfg, table=table, share=share,
+              preset=PresetDegrader(name, user_presets, cfg.scale) if name else None)
+
+
+def _failed(src: Source, reason: str, kind: str = "failed") -> dict[str, Any]:
+    return {"path": str(src.path), "reason": reason, "kind": kind}
+
+
+def _decode_task(item: tuple[int, Source]) -> _Decoded:
+    index, src = item
+    cfg: SynthConfig = _W["cfg"]
+    t = {"read": 0.0, "decode": 0.0, "degrade": 0.0, "encode": 0.0}
+    t0 = time.perf_counter()
+    try:
+        data = Path(src.path).read_bytes()
+    except OSError as e:
+        return _Decoded(index, [], _failed(src, f"cannot read file ({e.strerror or e})"), None, t)
+    t1 = time.perf_counter()
+    t["read"] = t1 - t0
+    try:
+        img = decode_image(data, alpha=cfg.alpha, path=src.path)
+    except ImageDecodeError as e:
+        return _Decoded(index, [], _failed(src, e.reason), None, t)
+    t["decode"] = time.perf_counter() - t1
+    h, w = img.shape[:2]
+    padded = False
+    if cfg.crop is not None and (h < cfg.crop or w < cfg.crop):
+        if cfg.small == "skip":
+            why = f"smaller than the crop ({w}x{h} < {cfg.crop}); policy small=skip"
+            return _Decoded(index, [], None, _failed(src, why, "skipped"), t)
+        img, padded = pad_to(img, cfg.crop), True
+    boxes = crop_boxes(img.shape[0], img.shape[1], cfg.crop, cfg.stride, cfg.scale, cfg.max_patches)
+    if not boxes:
+        return _Decoded(index, [], None, _failed(src, f"too small for scale {cfg.scale} ({w}x{h})", "skipped"), t)
+    file_sha = hashlib.sha256(data).hexdigest()
+    samples = []
+    for j, (x, y, bw, bh) in enumerate(boxes):
+        key = f"{src.key}_{j:04d}"
+        hq = np.ascontiguousarray(img[y : y + bh, x : x + bw])
+        meta = {"key": key, "source": src.rel, "source_path": str(src.path), "source_sha256": file_sha,
+                "source_size": [w, h], "padded": padded, "crop_box": [x, y, bw, bh], "scale": cfg.scale,
+                "hq_size": [bw, bh], "lq_size": [bw // cfg.scale, bh // cfg.scale], "seed": cfg.seed,
+                "sample_seed": sample_seed(cfg.seed, key), "redegkit_version": __version__}
+        t2 = time.perf_counter()
+        s = _Sample(key, meta, b"")
+        # The hybrid coin has its own salt, so a preset sample degrades exactly as a classical
+        # run of that preset would (same sample_rng(seed, key) stream).
+        if _W["preset"] is not None and float(sample_rng(cfg.seed, key, "hybrid").random()) < _W["share"]:
+            try:
+                lq, method = _W["preset"](hq, sample_rng(cfg.seed, key))
+            except Exception as e:  # as in the classical path: a failed degradation fails the image
+                return _Decoded(index, [], _failed(src, f"degradation failed on {key}: {type(e).__name__}: {e}"),
+                                None, t)
+            meta["method"] = {**method, "hybrid": {"preset": _W["preset"].name, "share": _W["share"]}}
+            t3 = time.perf_counter()
+            s.lq_png = encode_image(lq, "png", png_level=cfg.png_level)
+            t["degrade"] += t3 - t2
+            t2 = t3
+        else:
+            s.hq, s.plan = hq, draw_plan(cfg, _W["table"], key)
+        s.hq_png = encode_image(hq, "png", png_level=cfg.png_level)
+        t["encode"] += time.perf_counter() - t2
+        samples.append(s)
+    return _Decoded(index, samples, None, None, t)
+
+
+def _encode_task(args: tuple[np.ndarray, int]) -> tuple[bytes, float]:
+    t0 = time.perf_counter()
+    return encode_image(args[0], "png", png_level=args[1]), time.perf_counter() - t0
+
+
+class _Inline:
+    """The AsyncResult interface for work done in the main process (``--workers 1``)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def ready(self) -> bool:
+        return True
+
+    def get(self) -> Any:
+        return self.value
+
+
+# ------------------------------------------------------------------------------------------------
+# Main side: batches on the device, in input order
+
+
+@dataclass
+class _Open:
+    """An input on its way: its decoded samples, LQ encodes in flight, and its timings."""
+
+    dec: _Decoded
+    lq: dict[int, Any] = field(default_factory=dict)  # sample slot -> AsyncResult of (png, seconds)
+    learned: int = 0  # samples that go through the synthesizer
+    failure: str | None = None
+
+
+@dataclass
+class _Job:
+    """One learned sample: its image on the device, tiles, embedding and owner."""
+
+    owner: _Open
+    slot: int
+    image: TiledImage
+    z: torch.Tensor
+    plan: dict[str, Any]
+
+
+class LearnedProducer:
+    """The producer for :func:`redegkit.synth.synthesize` (see the module doc)."""
+
+    def __init__(self, bank: Bank, encoder: torch.nn.Module, generator: torch.nn.Module,
+                 provenance: dict[str, Any]) -> None:
+        self.bank, self.encoder, self.generator, self.provenance = bank, encoder, generator, provenance
+        self.synth: Synthesizer | None = None  # built on first use, cached for the run
+
+    def table(self, cfg: SynthConfig) -> ChoiceTable:
+        labels = cluster_bank(self.bank).labels if cfg.choice == "cluster" else None
+        w = self.bank.weights.double().numpy()
+        return ChoiceTable(len(self.bank), labels, w / w.sum() if cfg.choice == "weighted" else None)
+
+    def z_of(self, plan: dict[str, Any]) -> torch.Tensor:
+        e = self.bank.embeddings
+        z = sum(e[i] * wt for i, wt in zip(plan["indices"], plan["mix_weights"], strict=True))
+        return self.bank.identity + plan["strength"] * (z - self.bank.identity)
+
+    def __call__(self, todo: list[tuple[int, Source]], cfg: SynthConfig,
+                 user_presets: dict[str, Any] | None) -> Iterator[ImageResult]:
+        table = self.table(cfg)
+        name, _ = parse_mix_preset(cfg.mix_preset)
+        if name:
+            from .degrade import get_preset
+
+            get_preset(name, user_presets=user_presets)  # fail here, not in every worker's initializer
+        pool = None
+        if cfg.workers > 1 and len(todo) > 1:
+            # Fork before the device is touched: CUDA must not be initialised in a forking parent.
+            ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
+            pool = ctx.Pool(cfg.workers, initializer=_init_worker,
+                            initargs=(cfg.model_dump_json(), user_presets, table))
+        else:
+            _init_worker(cfg.model_dump_json(), user_presets, table)
+        try:
+            yield from self._run(todo, cfg, pool)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+
+    def _synthesizer(self, cfg: SynthConfig) -> Synthesizer:
+        if self.synth is None:
+            dev = pick_device(cfg.device)
+            self.synth = Synthesizer(self.encoder, self.generator, device=dev, precision=cfg.precision,
+                                     compile=cfg.compile, static_batch=cfg.batch)
+        return self.synth
+
+    def _run(self, todo: list[tuple[int, Source]], cfg: SynthConfig, pool: Any) -> Iterator[ImageResult]:
+        synth = self._synthesizer(cfg)
+        dev = synth.device
+        opened: deque[_Open] = deque()
+        batch: list[tuple[_Job, int]] = []  # (job, tile index) of the next forward
+        inflight: list[tuple[list[_Job], torch.Tensor, Any, float]] = []
+
+        def submit(fn, arg):
+            return pool.apply_async(fn, (arg,)) if pool is not None else _Inline(fn(arg))
+
+        def land(jobs: list[_Job], lq: torch.Tensor, event: Any, secs: float) -> None:
+            # The device->host copy of a finished batch: wait for it, then hand LQs to encoders.
+            if event is not None:
+                event.synchronize()
+            arr = lq.numpy()
+            for k, job in enumerate(jobs):
+                if job.owner.failure is None:
+                    job.owner.lq[job.slot] = submit(_encode_task, (arr[k], cfg.png_level))
+                    job.owner.dec.timings["degrade"] += secs / len(jobs)
+
+        def forward() -> None:
+            items = list(batch)
+            batch.clear()
+            t0 = time.perf_counter()
+            try:
+                x = torch.stack([job.image.tile(i) for job, i in items])
+                out = synth(x, torch.stack([job.z for job, _ in items]))
+                done = []
+                for (job, i), o in zip(items, out, strict=True):
+                    if job.owner.failure is not None:
+                        continue
+                    job.image.add(i, o)
+                    if job.image.pending == 0:
+                        done.append(job)
+                lq = self._finish(done, cfg)
+            except Exception as e:  # e.g. out of memory: fail the inputs of this batch, go on
+                for job, _ in items:
+                    if job.owner.failure is None:
+                        key = job.owner.dec.samples[job.slot].key
+                        job.owner.failure = f"synthesis failed on {key}: {type(e).__name__}: {str(e)[:300]}"
+                return
+            if lq is None:
+                return
+            event = None
+            if dev.type == "cuda":
+                host = torch.empty(lq.shape, dtype=lq.dtype, pin_memory=True)
+                host.copy_(lq, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                lq = host
+            inflight.append((done, lq.cpu() if event is None else lq, event, time.perf_counter() - t0))
+            while len(inflight) > 1:  # keep one batch in flight while the next one is prepared
+                land(*inflight.pop(0))
+
+        def ready(block: bool) -> Iterator[ImageResult]:
+            # The head input is done when it failed, or every learned sample's LQ encode was
+            # handed out (and, unless draining, has finished).
+            while opened and (opened[0].failure is not None or len(opened[0].lq) == opened[0].learned
+                              and (block or all(r.ready() for r in opened[0].lq.values()))):
+                yield self._result(opened.popleft())
+
+        decoded = (_decode_task(item) for item in todo) if pool is None else _ordered(
+            pool, todo, window=max(8, 2 * cfg.batch, 4 * cfg.workers))
+        for dec in decoded:
+            op = _Open(dec)
+            opened.append(op)
+            for slot, s in enumerate(dec.samples):
+                if s.lq_png is not None:
+                    continue
+                hq = torch.from_numpy(s.hq).to(dev).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+                plan = plan_tiles(hq.shape[1], hq.shape[2], cfg.tile, cfg.tile_overlap, synth.multiple)
+                s.plan["tiles"] = len(plan.origins)
+                job = _Job(op, slot, TiledImage(hq, plan), self.z_of(s.plan), s.plan)
+                op.learned += 1
+                for i in range(len(plan.origins)):
+                    if batch and tuple(batch[0][0].image.plan.shape) != plan.shape:
+                        forward()  # a batch holds one tile shape
+                    batch.append((job, i))
+                    if len(batch) >= cfg.batch:
+                        forward()
+                s.hq = None
+            yield from ready(block=False)
+        if batch:
+            forward()
+        while inflight:
+            land(*inflight.pop(0))
+        yield from ready(block=True)
+
+    def _finish(self, done: list[_Job], cfg: SynthConfig) -> torch.Tensor | None:
+        """Noise, downsample and quantise the samples finished in this batch -> uint8 [n, h, w, 3].
+        Samples of one batch share a size unless they were tiled; those are finished one by one."""
+        if not done:
+            return None
+        ys = [job.image.result() for job in done]
+        if len({tuple(y.shape) for y in ys}) > 1:
+            raise RuntimeError("samples of different sizes finished in one batch")  # cannot happen: one shape per batch
+        return finalize(torch.stack(ys), scale=cfg.scale, interps=[j.plan["downsample"] for j in done],
+                        sigmas=[j.plan["noise_sigma"] for j in done], seeds=[j.plan["noise_seed"] for j in done])
+
+    def _result(self, op: _Open) -> ImageResult:
+        dec = op.dec
+        if op.failure is not None:
+            src = dec.samples[0].meta if dec.samples else {}
+            return ImageResult(dec.index, [], {"path": src.get("source_path", "?"), "reason": op.failure,
+                                               "kind": "failed"}, None, dec.timings)
+        samples = []
+        for slot, s in enumerate(dec.samples):
+            if s.lq_png is None:
+                s.lq_png, secs = op.lq[slot].get()
+                dec.timings["encode"] += secs
+                s.meta["method"] = {"kind": "bank", **self.provenance, **s.plan}
+            samples.append((s.key, {"hq.png": s.hq_png, "lq.png": s.lq_png,
+                                    "json": json.dumps(s.meta, sort_keys=True).encode("utf-8")}))
+        return ImageResult(dec.index, samples, dec.failure, dec.skipped, dec.timings)
+
+
+def _ordered(pool: Any, items: list[tuple[int, Source]], window: int) -> Iterator[_Decoded]:
+    """``pool.imap`` with at most ``window`` tasks in flight (imap would queue every input at once)."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.apply_async(_decode_task, (item,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry point used by redegkit.synth.synthesize
+
+
+def bank_producer(cfg: SynthConfig, *, force: bool = False) -> tuple[LearnedProducer, dict[str, Any]]:
+    """Load ``cfg.bank`` (and ``cfg.model`` when given), check the options against it, and return
+    the producer plus what goes into the run fingerprint. Raises :class:`BankError` on a bad bank
+    or options that do not fit it; a ``--model`` whose DegNet did not make the bank is refused
+    unless ``force``."""
+    bank = load_bank(cfg.bank)
+    encoder, generator = build_synthesizer(bank)
+    prov = {"bank": Path(cfg.bank).name, "bank_sha256": bank.sha256, "synthesizer": "bank"}
+    if cfg.model:
+        from .fit.loop import load_fitted
+
+        nets = load_fitted(cfg.model)
+        if module_sha256(nets["degnet"]) != bank.degnet_sha256 and not force:
+            raise BankError(f"{cfg.model}: its DegNet did not make {cfg.bank}; its generator would read the bank's "
+                            "embeddings in another space (pass --force to use it anyway)")
+        encoder, generator = nets["encoder"], nets["generator"]
+        if generator.style_dim != bank.dim:
+            raise BankError(f"{cfg.model}: generator takes {generator.style_dim}-d embeddings, the bank holds {bank.dim}-d")
+        prov.update(synthesizer=str(cfg.model), synthesizer_sha256=module_sha256(generator))
+    n = len(bank)
+    if cfg.choice == "index" or cfg.index:
+        if not cfg.index or any(not 0 <= i < n for i in cfg.index) or len(cfg.index) > 2:
+            raise BankError(f"--index needs one or two indices in [0, {n - 1}] (the bank holds {n}), got {cfg.index}")
+    if cfg.choice == "weighted" and float(bank.weights.sum()) <= 0:
+        raise BankError(f"{cfg.bank}: all sampling weights are 0; --choice weighted has nothing to draw")
+    producer = LearnedProducer(bank, encoder, generator, prov)
+    return producer, {"bank_sha256": bank.sha256, "model": prov.get("synthesizer_sha256")}

@@ -1,0 +1,266 @@
+"""`synthesize --bank`: determinism, identity path, tiling without seams, hybrid shares, resume, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from redegkit.bank import build_synthesizer, load_bank
+from redegkit.bank.apply import Synthesizer, finalize, hash_normal, plan_tiles, synthesize_image, tile_starts
+from redegkit.cli import app
+from redegkit.io.images import decode_image, to_tensor
+from redegkit.io.shards import iter_samples
+from redegkit.io.sources import list_sources
+from redegkit.synth import SynthConfig, synthesize
+from redegkit.synth_learned import bank_producer
+
+from .fit_helpers import corrupt_png
+from .test_bank import make_bank, tiny_nets
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def bank_path(tmp_path_factory) -> Path:
+    return make_bank(tmp_path_factory.mktemp("bank"), each=True)  # 8 embeddings
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """Four example images shrunk to 96 px (small and fast), plus one odd size."""
+    import cv2
+
+    d = tmp_path_factory.mktemp("hq")
+    for name in ("astronaut", "brick", "chelsea", "coffee"):
+        img = decode_image(EXAMPLES / f"{name}.png")
+        cv2.imwrite(str(d / f"{name}.png"), cv2.resize(img, (96, 96), interpolation=cv2.INTER_AREA)[..., ::-1])
+    return d
+
+
+def cfg_for(bank: Path, **kw) -> SynthConfig:
+    base = {"bank": str(bank), "crop": 32, "scale": 4, "tile": 32, "batch": 4, "device": "cpu", "seed": 3}
+    return SynthConfig(**{**base, **kw})
+
+
+def shard_hashes(out: Path) -> list[str]:
+    return [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.tar"))]
+
+
+def samples(out: Path) -> dict[str, dict]:
+    return {s["__key__"]: s for s in iter_samples(str(out))}
+
+
+# ------------------------------------------------------------------------------------------------
+# Determinism and provenance
+
+
+def test_byte_identical_with_1_and_2_workers(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
+    srcs = list_sources([str(inputs)])
+    kw = {"max_patches": 3, "mix": True, "noise_prob": 0.5, "mix_preset": "realesrgan:0.3", "shard_max_count": 5}
+    r1 = synthesize(srcs, tmp_path / "w1", cfg_for(bank_path, workers=1, **kw))
+    r2 = synthesize(srcs, tmp_path / "w2", cfg_for(bank_path, workers=2, **kw))
+    assert r1.samples == r2.samples == 12 and not r1.failures and len(r1.shards) > 1
+    assert shard_hashes(tmp_path / "w1") == shard_hashes(tmp_path / "w2")
+    s = samples(tmp_path / "w1")
+    metas = [json.loads(v["json"]) for v in s.values()]
+    bank_sha = load_bank(bank_path).sha256
+    learned = [m for m in metas if m["method"]["kind"] == "bank"]
+    assert learned and all(m["method"]["bank_sha256"] == bank_sha for m in learned)
+    m = learned[0]["method"]
+    assert len(m["indices"]) == 2 and sum(m["mix_weights"]) == pytest.approx(1)
+    assert m["downsample"] in ("bilinear", "bicubic") and 0 <= m["noise_sigma"] <= 0.2 and m["strength"] == 1
+    for v in s.values():  # aligned pairs: hq = 4 x lq
+        hq, lq = decode_image(v["hq.png"]), decode_image(v["lq.png"])
+        assert hq.shape == (32, 32, 3) and lq.shape == (8, 8, 3)
+
+
+def test_strength_zero_is_the_identity_path(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
+    srcs = list_sources([str(inputs / "brick.png")])
+    kw = {"max_patches": 2, "noise_prob": 0.0, "down": ["bicubic"]}
+    outs = {}
+    for name, extra in {"s0": {"strength": 0.0}, "s0_other_seed": {"strength": 0.0, "seed": 99},
+                        "s1": {"strength": 1.0}}.items():
+        synthesize(srcs, tmp_path / name, cfg_for(bank_path, **kw, **extra))
+        outs[name] = [decode_image(v["lq.png"]) for _, v in sorted(samples(tmp_path / name).items())]
+    bank = load_bank(bank_path)
+    enc, gen = build_synthesizer(bank)
+    hqs = [decode_image(v["hq.png"]) for _, v in sorted(samples(tmp_path / "s0").items())]
+    with torch.no_grad():
+        direct = gen(bank.identity[None], enc(to_tensor(np.stack(hqs))))  # G(identity, E(x))
+    want = finalize(direct, scale=4, interps=["bicubic"] * len(hqs), sigmas=[0.0] * len(hqs), seeds=[0] * len(hqs))
+    for got, ref in zip(outs["s0"], want.numpy(), strict=True):
+        assert np.abs(got.astype(int) - ref).max() <= 1
+    # at strength 0 the drawn embedding no longer matters; at strength 1 it does
+    assert all(np.array_equal(a, b) for a, b in zip(outs["s0"], outs["s0_other_seed"], strict=True))
+    assert any(not np.array_equal(a, b) for a, b in zip(outs["s0"], outs["s1"], strict=True))
+
+
+# ------------------------------------------------------------------------------------------------
+# Tiling
+
+
+class _Pointwise:
+    """A per-pixel stand-in for the synthesizer: tiling must reproduce it exactly."""
+
+    device = torch.device("cpu")
+    multiple = 16
+
+    def __call__(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(0.7 * x + z[:, :3, None, None])
+
+
+def test_tile_plan_and_blend_weights_are_exact() -> None:
+    p = plan_tiles(100, 70, 32, 16, 16)
+    assert (p.ph, p.pw, p.shape) == (112, 80, (32, 32)) and len(p.origins) == 6 * 4
+    assert tile_starts(112, 32, 16) == [0, 16, 32, 48, 64, 80]
+    single = plan_tiles(40, 20, 64, 16, 16)
+    assert single.origins == [(0, 0)] and single.shape == (48, 32)
+    x = torch.rand(3, 100, 70) * 2 - 1
+    z = torch.tensor([0.1, -0.2, 0.3, 0.0])
+    want = _Pointwise()(x[None], z[None])[0]
+    for tile, overlap in ((32, 16), (48, 16), (512, 64)):
+        got = synthesize_image(_Pointwise(), x, z, tile=tile, overlap=overlap, batch=5)
+        assert got.shape == (3, 100, 70) and torch.allclose(got, want, atol=1e-6)
+
+
+def _seam_ratio(y: torch.Tensor, tile: int, overlap: int) -> float:
+    """Mean horizontal gradient on the columns where tiles start or end, over the mean elsewhere."""
+    g = (y[:, :, 1:] - y[:, :, :-1]).abs().mean(dim=(0, 1))
+    starts = tile_starts(y.shape[-1], tile, overlap)
+    edges = sorted({s - 1 for s in starts[1:]} | {s + tile - 1 for s in starts[:-1]})
+    mask = torch.zeros_like(g, dtype=torch.bool)
+    mask[[e for e in edges if 0 <= e < len(g)]] = True
+    return float(g[mask].mean() / g[~mask].mean())
+
+
+def test_tiling_has_no_seams() -> None:
+    _, e, g = tiny_nets()
+    synth = Synthesizer(e, g, device="cpu")
+    z = torch.randn(32, generator=torch.Generator().manual_seed(0))
+    const = torch.full((3, 128, 128), 0.2)
+    whole = synthesize_image(synth, const, z, tile=512)
+    tiled = synthesize_image(synth, const, z, tile=64, overlap=32, batch=16)  # 3 x 3 tiles, blended
+    hard = synthesize_image(synth, const, z, tile=64, overlap=0)  # 2 x 2 tiles, cut without blending
+    # A constant image gives a constant output: no more variation than the untiled network's own
+    # (zero-padding) response, a few grey levels at most.
+    assert float(tiled.std()) <= 1.25 * float(whole.std()) and float(tiled.max() - tiled.min()) < 8 / 127.5
+    # Tile borders look like tile centres; cut tiles show their seams (so the check can fail).
+    assert _seam_ratio(tiled, 64, 32) < 1.25 and _seam_ratio(hard, 64, 0) > 3.0
+    # On a textured image the columns themselves may be special (bricks have rows and columns),
+    # so there the ratio is taken relative to the untiled output's ratio on the same columns.
+    brick = to_tensor(decode_image(EXAMPLES / "brick.png")[:128, :128])
+    whole = _seam_ratio(synthesize_image(synth, brick, z, tile=512), 64, 32)
+    assert _seam_ratio(synthesize_image(synth, brick, z, tile=64, overlap=32, batch=16), 64, 32) / whole < 1.25
+    whole = _seam_ratio(synthesize_image(synth, brick, z, tile=512), 64, 0)
+    assert _seam_ratio(synthesize_image(synth, brick, z, tile=64, overlap=0), 64, 0) / whole > 3.0
+
+
+def test_whole_image_mode_pads_and_tiles(tmp_path: Path, bank_path: Path) -> None:
+    import cv2
+
+    d = tmp_path / "in"
+    d.mkdir()
+    img = decode_image(EXAMPLES / "coffee.png")
+    cv2.imwrite(str(d / "odd.png"), cv2.resize(img, (100, 72))[..., ::-1])  # not a multiple of 16 (or 64)
+    res = synthesize(list_sources([str(d)]), tmp_path / "out", cfg_for(bank_path, crop=None, tile=48, tile_overlap=16))
+    (s,) = samples(tmp_path / "out").values()
+    meta = json.loads(s["json"])
+    assert decode_image(s["hq.png"]).shape == (72, 100, 3) and decode_image(s["lq.png"]).shape == (18, 25, 3)
+    assert meta["method"]["tiles"] == 3 * 2 and res.samples == 1  # padded to 112x80: 48 px tiles, stride 32
+
+
+# ------------------------------------------------------------------------------------------------
+# Noise, hybrid shares, failures, resume
+
+
+def test_hash_noise_is_gaussian_and_reproducible() -> None:
+    a = hash_normal([7, 8], (3, 64, 64))
+    assert torch.equal(a, hash_normal([7, 8], (3, 64, 64)))  # a function of the seed only
+    assert torch.equal(a[1], hash_normal([8], (3, 64, 64))[0])  # ... not of the batch it is in
+    assert abs(float(a.mean())) < 0.02 and abs(float(a.std()) - 1) < 0.02
+    assert abs(float((a[0] * a[1]).mean())) < 0.02  # two seeds are uncorrelated
+    assert abs(float((a[0, :, :, 1:] * a[0, :, :, :-1]).mean())) < 0.02  # neighbours too
+
+
+def test_hybrid_share_within_binomial_tolerance(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
+    srcs = list_sources([str(inputs)])
+    share = 0.3
+    cfg = cfg_for(bank_path, crop=16, stride=16, mix_preset=f"realesrgan:{share}", noise_prob=0, batch=16,
+                  tile=16)
+    synthesize(srcs, tmp_path / "hyb", cfg)
+    metas = {k: json.loads(v["json"]) for k, v in samples(tmp_path / "hyb").items()}
+    n = len(metas)
+    k = sum(m["method"]["kind"] == "preset" for m in metas.values())
+    assert n == 4 * 36
+    assert abs(k - n * share) <= 3 * math.sqrt(n * share * (1 - share)), (k, n)
+    # A preset sample is exactly what a classical run of that preset gives for the same key.
+    classical = SynthConfig(preset="realesrgan", crop=16, stride=16, scale=4, seed=3)
+    synthesize(srcs, tmp_path / "cls", classical)
+    ref = samples(tmp_path / "cls")
+    got = samples(tmp_path / "hyb")
+    pre = [key for key, m in metas.items() if m["method"]["kind"] == "preset"]
+    assert all(got[key]["lq.png"] == ref[key]["lq.png"] for key in pre)
+    assert metas[pre[0]]["method"]["hybrid"] == {"preset": "realesrgan", "share": share}
+
+
+def test_bad_inputs_become_failure_records(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
+    d = tmp_path / "in"
+    shutil.copytree(inputs, d)
+    corrupt_png(d / "broken.png")
+    res = synthesize(list_sources([str(d)]), tmp_path / "out", cfg_for(bank_path, max_patches=1))
+    assert res.samples == 4 and len(res.failures) == 1 and "broken.png" in res.failures[0]["path"]
+
+
+def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
+    srcs = list_sources([str(inputs)])
+    cfg = cfg_for(bank_path, max_patches=2, shard_max_count=2, noise_prob=0.5)
+    synthesize(srcs, tmp_path / "full", cfg)
+    producer, fp = bank_producer(cfg)
+
+    def dies_after_two(todo, c, presets):
+        for i, res in enumerate(producer(todo, c, presets)):
+            if i == 2:
+                raise KeyboardInterrupt  # killed while the third input is being written
+            yield res
+
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(srcs, tmp_path / "run", cfg, producer=dies_after_two, fingerprint_extra=fp)
+    assert len(list((tmp_path / "run").glob("*.tar"))) == 2  # shards of the first two inputs are done
+    res = synthesize(srcs, tmp_path / "run", cfg, resume=True)
+    assert res.resumed_from_input == 2 and res.samples == 8
+    keys = [s["__key__"] for s in iter_samples(str(tmp_path / "run"))]
+    assert len(keys) == len(set(keys)) == 8
+    assert shard_hashes(tmp_path / "run") == shard_hashes(tmp_path / "full")
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_synthesize_bank(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
+    runner = CliRunner()
+    base = ["synthesize", str(inputs), str(tmp_path / "out"), "--bank", str(bank_path), "--crop", "32",
+            "--max-patches", "1", "--tile", "32", "--device", "cpu"]
+    r = runner.invoke(app, [*base, "--index", "2,5", "--mix", "--strength", "0.5", "--batch", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["samples"] == 4 and out["failed"] == 0
+    meta = json.loads(next(iter(samples(tmp_path / "out").values()))["json"])["method"]
+    assert meta["indices"] == [2, 5] and meta["choice"] == "index" and meta["strength"] == 0.5
+    r = runner.invoke(app, [*base, "--index", "99", "--overwrite"])
+    assert r.exit_code == 2 and "--index" in r.output
+    r = runner.invoke(app, [*base, "--preset", "bsrgan", "--overwrite"])
+    assert r.exit_code == 2 and "--mix-preset" in r.output
+    r = runner.invoke(app, [*base, "--mix-preset", "nope:0.5", "--overwrite"])
+    assert r.exit_code == 2 and "nope" in r.output
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    r = runner.invoke(app, [*base[:4], str(tmp_path / "bad.pt"), *base[5:], "--overwrite"])
+    assert r.exit_code == 2 and "not a readable bank" in r.output
