@@ -18,6 +18,7 @@ The training stream is endless, deterministic and resumable:
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,10 +26,11 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..io.images import ImageDecodeError, decode_image
-from ..io.shards import ReadStats, iter_samples, list_shards, paired_dataset
+from ..io.shards import ReadStats, list_shards, paired_dataset
 from ..io.sources import list_sources
 from ..rng import sample_seed
 from .config import SRDataConfig
@@ -40,9 +42,17 @@ class DataError(ValueError):
     """Training or validation data that cannot be used (message names the shards)."""
 
 
+def _peek_samples(urls: list[str]) -> Iterator[dict]:
+    """Raw samples in shard order, read by this process alone (also under torchrun, where
+    WebDataset's default node splitter would refuse to run)."""
+    for url in urls:
+        yield from wds.WebDataset(url, shardshuffle=False, nodesplitter=None, workersplitter=None,
+                                  empty_check=False)
+
+
 def detect_lq_resolution(urls: list[str], lq_key: str = "lq.png", hq_key: str = "hq.png", limit: int = 16) -> str:
     """'low' when LQ is smaller than HQ (redegkit shards), 'high' when both have one size."""
-    for n, sample in enumerate(iter_samples(urls)):
+    for n, sample in enumerate(_peek_samples(urls)):
         if n >= limit:
             break
         try:
@@ -131,7 +141,8 @@ class TrainStream:
     def __init__(self, shards: str | Path | list[str], cfg: SRDataConfig, *, scale: int, batch: int, seed: int,
                  rank: int = 0, world: int = 1, pin_memory: bool = False) -> None:
         self.urls = list_shards(shards)
-        missing = [u for u in self.urls if "://" not in u and not Path(u).is_file()]
+        # local files must exist; URLs and "pipe:" specs (object stores) are left to WebDataset
+        missing = [u for u in self.urls if not re.match(r"^[a-z][a-z0-9+.-]+:", u) and not Path(u).is_file()]
         if not self.urls or missing:
             raise DataError(f"shards not found: {', '.join((missing or [str(shards)])[:3])}")
         if not cfg.resampled and len(self.urls) < world:
@@ -215,7 +226,7 @@ def load_val_set(spec: str | Path, cfg: SRDataConfig, scale: int,
         for s in list_sources(p)[:max_images]:
             out.append((Path(s.rel).with_suffix("").as_posix(), decode_image(s.path), None))
     else:
-        for sample in iter_samples(list_shards(spec)):
+        for sample in _peek_samples(list_shards(spec)):
             if len(out) >= max_images:
                 break
             try:
