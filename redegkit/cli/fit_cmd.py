@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -61,4 +62,6 @@ def fit_degradation_cmd(
         )
     except CheckpointError as e:
         raise UserError(str(e)) from None
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 speaks for the run
+        raise typer.Exit(0)
     finish(result.summary(), json_out=json_out, failures=result.failures, title="fit-degradation")

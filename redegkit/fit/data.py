@@ -1,6 +1,7 @@
 """Data for ``fit-degradation``: real face pairs, natural HQ images, one shared degradation.
 
-One training sample (spec, "Fitting: data for one step") holds, as float32 CHW in [-1, 1]:
+One training sample (spec, "Fitting: data for one step") holds, as uint8 CHW tensors (the model maps
+them to float [-1, 1] on its device, see :meth:`redegkit.fit.step.FitModel.to_device`):
 
 - ``face_hq``, ``face_lq``: a real face pair (pseudo-HQ, real LQ), cropped, rescaled, flipped. The LQ is
   sometimes replaced by a synthetic variant (the ``bsrgan`` preset on the HQ at sf 3-6, or on the real LQ
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..io.images import IMAGE_EXTS, ImageDecodeError, decode_image, to_tensor
+from ..io.images import IMAGE_EXTS, ImageDecodeError, decode_image
 from ..io.sources import Source, SourceError, list_sources, source_key
 from ..rng import sample_rng
 from .config import DataConfig
@@ -196,7 +197,7 @@ class FitDataset(Dataset):
 
     ``pairs`` are the training face pairs, ``naturals`` the natural HQ sources, ``crop`` the network size.
     ``presets`` maps preset names to objects from :func:`redegkit.degrade.get_preset` (resolved by
-    :func:`build_dataset`). Samples are dicts of float32 CHW tensors in [-1, 1] plus ``index`` and
+    :func:`build_dataset`). Samples are dicts of uint8 CHW tensors (RGB) plus ``index``, ``key`` and
     ``errors`` (list of ``{"path", "reason"}`` for images skipped on the way).
     """
 
@@ -338,13 +339,14 @@ class FitDataset(Dataset):
         nat_hq = self.natural_part(self._pick_natural(int(index), errors), rng)
         face_syn_lq, nat_lq, _ = self.matched_part(face_hq, nat_hq, rng)
         imgs = {"face_hq": face_hq, "face_lq": face_lq, "nat_hq": nat_hq, "nat_lq": nat_lq, "face_syn_lq": face_syn_lq}
-        out: dict[str, Any] = {k: to_tensor(v) for k, v in imgs.items()}
+        # uint8 until the model's device: a quarter of the bytes to collate, pin and copy
+        out: dict[str, Any] = {k: torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1))) for k, v in imgs.items()}
         out.update(index=int(index), key=pair.key, errors=errors)
         return out
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack image tensors to [B, 3, crop, crop]; keep indices, keys and the flattened error list."""
+    """Stack image tensors to uint8 [B, 3, crop, crop]; keep indices, keys and the flattened error list."""
     out: dict[str, Any] = {k: torch.stack([s[k] for s in samples]) for k in IMAGE_KEYS}
     out["index"] = [s["index"] for s in samples]
     out["key"] = [s["key"] for s in samples]

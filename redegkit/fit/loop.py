@@ -203,7 +203,7 @@ class Fitter:
                 losses = self.model.train_step(batch, self.step)
                 self.step += 1
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    train = {k: float(v) for k, v in losses.items()}
+                    train = self._mean_over_ranks(losses)
                     self._log({"split": "train", "step": self.step, **train})
                 advance(1, g=train.get("g_total", float("nan")), d=train.get("d_loss", float("nan")),
                         recon=train.get("recon_l1", float("nan")))
@@ -221,6 +221,7 @@ class Fitter:
             if self._tb is not None:
                 self._tb.flush()
         seconds = time.perf_counter() - t0
+        self._gather_failures()
         result = FitResult(
             out=self.out, start_step=start, steps=self.step, seconds=seconds,
             samples_per_s=(self.step - start) * cfg.batch * self.world / max(seconds, 1e-9),
@@ -240,6 +241,22 @@ class Fitter:
             metrics.write_text("".join(ln + "\n" for ln in keep))
         elif metrics.is_file():
             metrics.unlink()
+
+    def _mean_over_ranks(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Losses as floats, averaged over ranks under torchrun (every rank logs at the same steps)."""
+        names = sorted(losses)
+        vec = torch.stack([losses[k].float().to(self.device) for k in names])
+        if self.world > 1:
+            torch.distributed.all_reduce(vec)
+            vec /= self.world
+        return dict(zip(names, vec.tolist(), strict=True))
+
+    def _gather_failures(self) -> None:
+        # each rank only sees the bad files of its own samples
+        if self.world > 1:
+            gathered: list[list[dict[str, str]] | None] = [None] * self.world
+            torch.distributed.all_gather_object(gathered, self.failures)
+            self._note_failures([f for part in gathered for f in (part or [])])
 
     def _note_failures(self, errors: list[dict[str, str]]) -> None:
         for e in errors:
@@ -358,11 +375,16 @@ def fit_degradation(
     source(s). Writes the run folder ``out``; see :class:`Fitter`. Raises WeightsMissingError when the
     perceptual loss is on and VGG19 weights are missing.
     """
-    fitter = Fitter(
-        cfg, pairs, natural, out, val_pairs=val_pairs, device=device, resume=resume,
-        from_official=from_official, user_presets=user_presets,
-    )
-    return fitter.fit(show_progress=show_progress)
+    own_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    try:
+        fitter = Fitter(
+            cfg, pairs, natural, out, val_pairs=val_pairs, device=device, resume=resume,
+            from_official=from_official, user_presets=user_presets,
+        )
+        return fitter.fit(show_progress=show_progress)
+    finally:
+        if own_group and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def load_fitted(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, nn.Module]:

@@ -131,10 +131,8 @@ class FitModel:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if cuda else None
-            for name in NET_NAMES:
-                # the second StyledConv of each resolution has no noise input, so its noise weight
-                # gets no gradient: the generator needs find_unused_parameters
-                self.run[name] = DDP(self.nets[name], device_ids=ids, find_unused_parameters=name == "generator")
+            for name in NET_NAMES:  # every parameter gets a gradient each step: no unused-parameter search
+                self.run[name] = DDP(self.nets[name], device_ids=ids)
 
     # ------------------------------------------------------------------ helpers
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -143,7 +141,12 @@ class FitModel:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.device, memory_format=self.memory_format, non_blocking=True)
+        """Images to the device in the model's memory format; uint8 (loader batches) become float
+        in [-1, 1] there, with the same mapping as :func:`redegkit.io.images.to_tensor`."""
+        x = x.to(self.device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = x.float().div_(127.5).sub_(1.0)
+        return x.contiguous(memory_format=self.memory_format)
 
     def set_lr(self, step: int) -> float:
         lr = self.cfg.lr * lr_factor(self.cfg, step)
@@ -164,8 +167,8 @@ class FitModel:
 
     # ------------------------------------------------------------------ the step
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-        """One generator step then one discriminator step on ``batch`` (images [B, 3, crop, crop]
-        in [-1, 1]: face_hq, face_lq, nat_hq, nat_lq, face_syn_lq). Returns detached 0-dim losses
+        """One generator step then one discriminator step on ``batch`` (images [B, 3, crop, crop],
+        uint8 or float in [-1, 1]: face_hq, face_lq, nat_hq, nat_lq, face_syn_lq). Returns detached 0-dim losses
         (fp32, on the device; call ``.item()`` only when logging to avoid a sync per step)."""
         lr = self.set_lr(step)
         b = {k: self.to_device(batch[k]) for k in ("face_hq", "face_lq", "nat_hq", "nat_lq", "face_syn_lq")}
