@@ -146,6 +146,8 @@ def test_validation_folder_and_metrics(shard, tmp_path):
     write_image(val / "lq" / "a.png", hq[::4, ::4].copy())
     items = load_val_set(val, SRDataConfig(), 4)
     assert len(items) == 1 and items[0][1].shape == (16, 16, 3) and items[0][2].shape == (64, 64, 3)
+    lq_only = load_val_set(val / "lq", SRDataConfig(), 4)  # a plain folder: previews, no metrics
+    assert [(n, lq.shape, hq) for n, lq, hq in lq_only] == [("a", (16, 16, 3), None)]
     res = train_sr(_cfg(steps=2, val_every=2, val=str(val)), str(shard), tmp_path / "run")
     assert 5 < res.last_val["val_psnr_y"] < 60 and -1 <= res.last_val["val_ssim_y"] <= 1
     assert (tmp_path / "run" / "previews" / "step-0000002.png").is_file()

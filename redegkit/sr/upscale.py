@@ -149,6 +149,8 @@ def upscale_tensor(
     H, W = xp.shape[-2:]
 
     def run(inp: torch.Tensor) -> torch.Tensor:
+        if dev.type == "cuda":
+            inp = inp.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             return model(inp).float()
 
