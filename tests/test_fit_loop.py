@@ -195,3 +195,31 @@ def test_torchrun_two_cpu_ranks(tmp_path, pairs_dir):
     assert len(summaries) == 1 and summaries[0]["steps"] == 4  # rank 0 speaks for the run
     assert [r["step"] for r in metrics(run)] == [1, 2, 3, 4]
     assert load_fitted(run / "last.pt")["degnet"].hparams["size"] == 64
+
+
+def test_lr_schedules_and_the_switch_probability():
+    cos = smoke(lr_schedule="cosine", steps=100, warmup_steps=10)
+    assert lr_factor(cos, 0) == pytest.approx(0.1) and lr_factor(cos, 9) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.09)))
+    assert lr_factor(cos, 50) == pytest.approx(0.5) and lr_factor(cos, 100) == pytest.approx(0.0)
+    ms = smoke(lr_schedule="multistep", lr_milestones=[5, 8], lr_gamma=0.5)
+    assert [lr_factor(ms, s) for s in (4, 5, 8)] == [1.0, 0.5, 0.25]
+    model = FitModel(smoke())
+    switches = [model.switch_at(s) for s in range(2000)]
+    assert switches == [model.switch_at(s) for s in range(2000)]  # a function of the step
+    assert 0.77 < sum(switches) / len(switches) < 0.83
+
+
+def test_grad_clip_bounds_the_update(pairs_dir):
+    cfg = smoke(grad_clip=1e-3)
+    pairs, _ = list_face_pairs(pairs_dir)
+    ds = build_dataset(pairs, list_sources(natural_paths()), cfg.data, crop=cfg.crop, seed=0, length=10)
+    batch = collate([ds[0], ds[1]])
+    clipped, free = FitModel(cfg), FitModel(smoke())
+
+    # clipping works in place on the gradients, which stay on the parameters after the step
+    clipped.train_step(batch, 0)
+    norms = [float(p.grad.norm()) for p in clipped.nets["generator"].parameters() if p.grad is not None]
+    assert math.sqrt(sum(n * n for n in norms)) <= 1e-3 * 1.01
+    free.train_step(batch, 0)
+    norms = [float(p.grad.norm()) for p in free.nets["generator"].parameters() if p.grad is not None]
+    assert math.sqrt(sum(n * n for n in norms)) > 1e-3
