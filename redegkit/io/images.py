@@ -200,8 +200,15 @@ def write_image(path: str | os.PathLike, img: np.ndarray, quality: int = 95) -> 
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
     os.replace(tmp, p)
     return p
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
 
 
 def check_rgb(img: np.ndarray, name: str = "image") -> None:

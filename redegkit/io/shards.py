@@ -244,7 +244,8 @@ def list_shards(spec: str | Path | list[str]) -> list[str]:
 def iter_samples(urls: str | Path | list[str]) -> Iterator[dict[str, Any]]:
     """Raw samples (dict of field -> bytes, with ``__key__`` and ``__url__``), in shard order."""
     for url in list_shards(urls):
-        ds = wds.WebDataset(url, shardshuffle=False, empty_check=False)
+        # no node/worker splitting: this reads everything, also inside a torchrun process
+        ds = wds.WebDataset(url, shardshuffle=False, empty_check=False, nodesplitter=None, workersplitter=None)
         yield from ds
 
 
@@ -317,7 +318,9 @@ def paired_dataset(
       stream for multi-node DDP (each rank draws shards independently).
     - ``augment``: random h-flip and 90° rotations, applied to both images alike.
     - Corrupt samples are counted in ``stats`` and skipped, never raised.
-    Randomness per sample comes from ``(seed, key)``, so crops do not depend on worker layout.
+    Randomness per sample comes from ``(seed, key)``, so crops do not depend on worker layout;
+    pass a different ``seed`` per pass over the data (epoch) to get new crops. With
+    ``resampled=True`` the shard draw comes from WebDataset and is not reproducible.
 
     Example::
 
@@ -381,13 +384,13 @@ def shards_info(out_dir: str | Path) -> dict[str, Any]:
             n = int(meta["count"])
         else:
             incomplete.append(t.name)
-            n = sum(1 for _ in wds.WebDataset(str(t), shardshuffle=False, empty_check=False))
+            n = sum(1 for _ in iter_samples([str(t)]))
         total += n
         nbytes += t.stat().st_size
         per_shard.append({"shard": t.name, "count": n, "bytes": t.stat().st_size})
     # provenance summary from the sample JSONs of the first shard (cheap)
     if tars:
-        for s in wds.WebDataset(str(tars[0]), shardshuffle=False, empty_check=False):
+        for s in iter_samples([str(tars[0])]):
             if "json" in s:
                 m = json.loads(s["json"]).get("method", {})
                 name = m.get("preset") or m.get("kind") or "?"
