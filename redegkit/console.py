@@ -25,6 +25,7 @@ from rich.progress import (
 )
 
 console = Console(stderr=True)
+err_console = Console(stderr=True)  # errors: printed even under --quiet
 _state = {"quiet": False}
 
 log = logging.getLogger("redegkit")

@@ -195,3 +195,8 @@ def test_schema_lists_sections():
 
 
 del shutil
+
+
+def test_quiet_still_prints_errors(tmp_path):
+    r = runner.invoke(app, ["synthesize", str(tmp_path / "missing"), str(tmp_path / "y"), "--quiet"])
+    assert r.exit_code == 2 and "missing" in r.output and "error" in r.output

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import __version__
-from ..console import console, set_quiet, setup_logging
+from ..console import console, err_console, set_quiet, setup_logging
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -68,7 +68,7 @@ def setup_output(quiet: bool, json_out: bool) -> None:
 
 
 def fail_usage(msg: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {msg}", markup=True, highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {msg}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -88,7 +88,7 @@ def handle_errors(fn):
         except UserError as e:
             raise fail_usage(str(e)) from None
         except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/]; finished shards are kept, re-run with --resume")
+            err_console.print("[yellow]interrupted[/]; finished work is kept, re-run with --resume")
             raise typer.Exit(130) from None
 
     return wrapper
