@@ -23,6 +23,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ import torch
 
 from . import __version__
 from .bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, module_sha256, pick_device
-from .bank.apply import Synthesizer, TiledImage, finalize, plan_tiles
+from .bank.apply import Synthesizer, TiledImage, finalize, plan_tiles, to_device
 from .io.images import ImageDecodeError, decode_image, encode_image
 from .io.sources import Source
 from .rng import sample_rng, sample_seed
@@ -125,6 +126,13 @@ def _init_worker(cfg_json: str, user_presets: dict[str, Any] | None, table: Choi
     name, share = parse_mix_preset(cfg.mix_preset)
     _W.update(cfg=cfg, table=table, share=share,
               preset=PresetDegrader(name, user_presets, cfg.scale) if name else None)
+
+
+def _init_pool_worker(*args: Any) -> None:
+    # Ctrl-C is the main process's to handle (it terminates the pool). A worker killed by it while
+    # holding the task queue's lock would make Pool.terminate() wait for that lock forever.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(*args)
 
 
 def _failed(src: Source, reason: str, kind: str = "failed") -> dict[str, Any]:
@@ -262,7 +270,7 @@ class LearnedProducer:
         if cfg.workers > 1 and len(todo) > 1:
             # Fork before the device is touched: CUDA must not be initialised in a forking parent.
             ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
-            pool = ctx.Pool(cfg.workers, initializer=_init_worker,
+            pool = ctx.Pool(cfg.workers, initializer=_init_pool_worker,
                             initargs=(cfg.model_dump_json(), user_presets, table))
         else:
             _init_worker(cfg.model_dump_json(), user_presets, table)
@@ -349,7 +357,7 @@ class LearnedProducer:
             for slot, s in enumerate(dec.samples):
                 if s.lq_png is not None:
                     continue
-                hq = torch.from_numpy(s.hq).to(dev).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+                hq = to_device(torch.from_numpy(s.hq), dev).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
                 plan = plan_tiles(hq.shape[1], hq.shape[2], cfg.tile, cfg.tile_overlap, synth.multiple)
                 s.plan["tiles"] = len(plan.origins)
                 job = _Job(op, slot, TiledImage(hq, plan), self.z_of(s.plan), s.plan)

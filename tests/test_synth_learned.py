@@ -25,7 +25,8 @@ from redegkit.synth_learned import bank_producer
 from .fit_helpers import corrupt_png
 from .test_bank import make_bank, tiny_nets
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +265,32 @@ def test_cli_synthesize_bank(tmp_path: Path, bank_path: Path, inputs: Path) -> N
     (tmp_path / "bad.pt").write_bytes(b"junk")
     r = runner.invoke(app, [*base[:4], str(tmp_path / "bad.pt"), *base[5:], "--overwrite"])
     assert r.exit_code == 2 and "not a readable bank" in r.output
+
+
+def test_cli_bake_from_a_fit_run_and_model_override(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
+    from redegkit.config import resolve_config
+    from redegkit.fit.loop import fit_degradation
+
+    from .fit_helpers import make_face_pairs, natural_paths
+
+    pairs = make_face_pairs(tmp_path / "pairs", size=128)
+    cfg = resolve_config("fit", ROOT / "recipes" / "smoke.toml", {"steps": 2, "val_every": 100})
+    run = fit_degradation(cfg, pairs, natural_paths(), tmp_path / "run", device="cpu", show_progress=False)
+    last = run.out / "last.pt"
+    runner = CliRunner()
+    emb = tmp_path / "emb.pt"
+    r = runner.invoke(app, ["bake", "--model", str(last), "--pairs", str(pairs), "-o", str(emb), "--crops", "1",
+                            "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["embeddings"] == 4
+    base = ["synthesize", str(inputs / "brick.png"), str(tmp_path / "out"), "--crop", "32", "--max-patches", "1",
+            "--tile", "32", "--device", "cpu", "--model", str(last), "--json"]
+    r = runner.invoke(app, [*base, "--bank", str(emb)])
+    assert r.exit_code == 0, r.output
+    meta = json.loads(next(iter(samples(tmp_path / "out").values()))["json"])["method"]
+    assert meta["synthesizer"] == str(last) and len(meta["synthesizer_sha256"]) == 64
+    # A bank from another DegNet: its embeddings mean nothing to this generator; refused unless --force.
+    r = runner.invoke(app, [*base, "--bank", str(bank_path), "--overwrite"])
+    assert r.exit_code == 2 and "did not make" in r.output
+    r = runner.invoke(app, [*base, "--bank", str(bank_path), "--overwrite", "--force"])
+    assert r.exit_code == 0, r.output

@@ -18,11 +18,13 @@ from .store import (
     load_bank,
     merge_banks,
     module_sha256,
+    pack_module,
     save_bank,
 )
 
 __all__ = [
     "FORMAT", "VERSION", "BakeConfig", "BakeResult", "Bank", "BankError", "Clustering", "PairRef", "bake",
     "bank_info", "build_synthesizer", "check_bank", "cluster_bank", "cluster_embeddings", "filter_bank",
-    "list_pairs", "load_bake_networks", "load_bank", "merge_banks", "module_sha256", "pick_device", "save_bank",
+    "list_pairs", "load_bake_networks", "load_bank", "merge_banks", "module_sha256", "pack_module", "pick_device",
+    "save_bank",
 ]

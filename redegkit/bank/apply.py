@@ -28,6 +28,14 @@ Interp = Literal["bilinear", "bicubic", "area"]
 INTERPS: tuple[str, ...] = ("bilinear", "bicubic", "area")
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host -> device without waiting for the queued GPU work: a copy from pageable memory would
+    synchronise with the stream and stall the CPU until the running batch is done."""
+    if device.type != "cuda" or t.is_cuda:
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def _channels_last(module: nn.Module) -> None:
     # Per tensor rather than module.to(memory_format=...), which refuses modules holding 5-D
     # tensors (the official modulated-conv weight layout).
@@ -59,7 +67,7 @@ class Synthesizer:
 
     def __init__(self, encoder: nn.Module, generator: nn.Module, *, device: torch.device | str = "cpu",
                  precision: str = "bf16", compile: bool = True, modconv: str = "fused",
-                 static_batch: int | None = None) -> None:
+                 channels_last: bool = True, static_batch: int | None = None) -> None:
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
         set_modconv(generator, modconv)
@@ -67,7 +75,8 @@ class Synthesizer:
         self.multiple = int(encoder.multiple)
         self.style_dim = int(generator.style_dim)
         self.bf16 = cuda and precision == "bf16"
-        self.channels_last = cuda and modconv == "fused"  # the grouped form's 5-D weights block it
+        # channels_last needs the fused form (the grouped one reshapes to per-sample weights).
+        self.channels_last = cuda and channels_last and modconv == "fused"
         if self.channels_last:
             _channels_last(self.net)
         self.static_batch = static_batch
@@ -82,8 +91,7 @@ class Synthesizer:
 
     def __call__(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        x = x.to(self.device, non_blocking=True)
-        z = z.to(self.device, torch.float32, non_blocking=True)
+        x, z = to_device(x, self.device), to_device(z.float(), self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.compiled is not None:
@@ -280,14 +288,13 @@ def finalize(y: torch.Tensor, *, scale: int, interps: list[str], sigmas: list[fl
     Per sample: add Gaussian noise of std ``sigmas[i]`` (on the [-1, 1] scale; 0 = none) from
     ``seeds[i]``, downsample with ``interps[i]``, then round to uint8 as ``from_tensor`` does.
     """
+    # Per sample, with Python scalars and slices only: list indices or small tensors built from
+    # lists would be host->device copies that wait for the GPU.
     y = y.float()
-    noisy = [i for i, s in enumerate(sigmas) if s > 0]
-    if noisy:
-        y = y.clone()
-        noise = hash_normal([seeds[i] for i in noisy], tuple(y.shape[1:]), y.device)
-        y[noisy] += noise * torch.tensor([sigmas[i] for i in noisy], device=y.device).reshape(-1, 1, 1, 1)
     out = torch.empty(y.shape[0], 3, y.shape[-2] // scale, y.shape[-1] // scale, device=y.device)
-    for mode in sorted(set(interps)):
-        ids = [i for i, m in enumerate(interps) if m == mode]
-        out[ids] = downsample(y[ids].clamp(-1.0, 1.0), scale, mode)
+    for i, (mode, sigma, seed) in enumerate(zip(interps, sigmas, seeds, strict=True)):
+        yi = y[i : i + 1]
+        if sigma > 0:
+            yi = yi + sigma * hash_normal([seed], tuple(y.shape[1:]), y.device)
+        out[i : i + 1] = downsample(yi.clamp(-1.0, 1.0), scale, mode)
     return out.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
