@@ -294,3 +294,26 @@ def test_cli_bake_from_a_fit_run_and_model_override(tmp_path: Path, bank_path: P
     assert r.exit_code == 2 and "did not make" in r.output
     r = runner.invoke(app, [*base, "--bank", str(bank_path), "--overwrite", "--force"])
     assert r.exit_code == 0, r.output
+
+
+def test_choice_modes_draw_as_documented() -> None:
+    from redegkit.synth_learned import ChoiceTable, draw_plan
+
+    labels = np.array([0] * 9 + [1])
+    table = ChoiceTable(10, labels, np.array([0.0] * 9 + [1.0]))
+    keys = [f"k{i}" for i in range(400)]
+
+    def picks(**kw) -> list[int]:
+        cfg = SynthConfig(bank="x", noise_prob=0, **kw)
+        return [draw_plan(cfg, table, k)["indices"][0] for k in keys]
+
+    uniform = picks()
+    assert 20 <= uniform.count(9) <= 70  # ~ 400 / 10
+    cluster = picks(choice="cluster")  # a cluster first (uniform), then a member: index 9 half the time
+    assert 160 <= cluster.count(9) <= 240
+    assert set(picks(choice="weighted")) == {9}
+    assert set(picks(index=[4])) == {4}
+    mixed = [draw_plan(SynthConfig(bank="x", mix=True, index=[2, 7]), table, k) for k in keys[:20]]
+    assert all(p["indices"] == [2, 7] and abs(sum(p["mix_weights"]) - 1) < 1e-5 for p in mixed)
+    assert len({p["mix_weights"][1] for p in mixed}) == 20  # a fresh weight per sample
+    assert draw_plan(SynthConfig(bank="x"), table, "k1") == draw_plan(SynthConfig(bank="x"), table, "k1")
