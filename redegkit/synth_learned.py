@@ -293,20 +293,22 @@ class LearnedProducer:
         dev = synth.device
         opened: deque[_Open] = deque()
         batch: list[tuple[_Job, int]] = []  # (job, tile index) of the next forward
-        inflight: list[tuple[list[_Job], torch.Tensor, Any, float]] = []
+        inflight: list[tuple[list[tuple[list[_Job], torch.Tensor]], Any, float]] = []
 
         def submit(fn, arg):
             return pool.apply_async(fn, (arg,)) if pool is not None else _Inline(fn(arg))
 
-        def land(jobs: list[_Job], lq: torch.Tensor, event: Any, secs: float) -> None:
-            # The device->host copy of a finished batch: wait for it, then hand LQs to encoders.
+        def land(groups: list[tuple[list[_Job], torch.Tensor]], event: Any, secs: float) -> None:
+            # The device->host copies of a finished batch: wait for them, then hand LQs to encoders.
             if event is not None:
                 event.synchronize()
-            arr = lq.numpy()
-            for k, job in enumerate(jobs):
-                if job.owner.failure is None:
-                    job.owner.lq[job.slot] = submit(_encode_task, (arr[k], cfg.png_level))
-                    job.owner.dec.timings["degrade"] += secs / len(jobs)
+            n = sum(len(jobs) for jobs, _ in groups)
+            for jobs, lq in groups:
+                arr = lq.numpy()
+                for k, job in enumerate(jobs):
+                    if job.owner.failure is None:
+                        job.owner.lq[job.slot] = submit(_encode_task, (arr[k], cfg.png_level))
+                        job.owner.dec.timings["degrade"] += secs / n
 
         def forward() -> None:
             items = list(batch)
@@ -322,23 +324,26 @@ class LearnedProducer:
                     job.image.add(i, o)
                     if job.image.pending == 0:
                         done.append(job)
-                lq = self._finish(done, cfg)
+                groups = self._finish(done, cfg)
             except Exception as e:  # e.g. out of memory: fail the inputs of this batch, go on
                 for job, _ in items:
                     if job.owner.failure is None:
                         key = job.owner.dec.samples[job.slot].key
                         job.owner.failure = f"synthesis failed on {key}: {type(e).__name__}: {str(e)[:300]}"
                 return
-            if lq is None:
+            if not groups:
                 return
             event = None
             if dev.type == "cuda":
-                host = torch.empty(lq.shape, dtype=lq.dtype, pin_memory=True)
-                host.copy_(lq, non_blocking=True)
+                hosts = []
+                for jobs, lq in groups:
+                    host = torch.empty(lq.shape, dtype=lq.dtype, pin_memory=True)
+                    host.copy_(lq, non_blocking=True)
+                    hosts.append((jobs, host))
                 event = torch.cuda.Event()
                 event.record()
-                lq = host
-            inflight.append((done, lq.cpu() if event is None else lq, event, time.perf_counter() - t0))
+                groups = hosts
+            inflight.append((groups, event, time.perf_counter() - t0))
             while len(inflight) > 1:  # keep one batch in flight while the next one is prepared
                 land(*inflight.pop(0))
 
@@ -376,16 +381,17 @@ class LearnedProducer:
             land(*inflight.pop(0))
         yield from ready(block=True)
 
-    def _finish(self, done: list[_Job], cfg: SynthConfig) -> torch.Tensor | None:
-        """Noise, downsample and quantise the samples finished in this batch -> uint8 [n, h, w, 3].
-        Samples of one batch share a size unless they were tiled; those are finished one by one."""
-        if not done:
-            return None
-        ys = [job.image.result() for job in done]
-        if len({tuple(y.shape) for y in ys}) > 1:
-            raise RuntimeError("samples of different sizes finished in one batch")  # cannot happen: one shape per batch
-        return finalize(torch.stack(ys), scale=cfg.scale, interps=[j.plan["downsample"] for j in done],
-                        sigmas=[j.plan["noise_sigma"] for j in done], seeds=[j.plan["noise_seed"] for j in done])
+    def _finish(self, done: list[_Job], cfg: SynthConfig) -> list[tuple[list[_Job], torch.Tensor]]:
+        """Noise, downsample and quantise the samples finished in this batch, grouped by size (tiled
+        images of several sizes can finish together) -> [(jobs, uint8 [n, h, w, 3])]."""
+        groups: dict[tuple[int, ...], list[_Job]] = {}
+        for job in done:
+            groups.setdefault((job.image.plan.h, job.image.plan.w), []).append(job)
+        return [(jobs, finalize(torch.stack([j.image.result() for j in jobs]), scale=cfg.scale,
+                                interps=[j.plan["downsample"] for j in jobs],
+                                sigmas=[j.plan["noise_sigma"] for j in jobs],
+                                seeds=[j.plan["noise_seed"] for j in jobs]))
+                for jobs in groups.values()]
 
     def _result(self, op: _Open) -> ImageResult:
         dec = op.dec

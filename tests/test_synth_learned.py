@@ -176,6 +176,11 @@ def test_whole_image_mode_pads_and_tiles(tmp_path: Path, bank_path: Path) -> Non
     meta = json.loads(s["json"])
     assert decode_image(s["hq.png"]).shape == (72, 100, 3) and decode_image(s["lq.png"]).shape == (18, 25, 3)
     assert meta["method"]["tiles"] == 3 * 2 and res.samples == 1  # padded to 112x80: 48 px tiles, stride 32
+    # Two tiled images of different sizes finishing in the same batch.
+    cv2.imwrite(str(d / "other.png"), cv2.resize(img, (60, 52))[..., ::-1])
+    res = synthesize(list_sources([str(d)]), tmp_path / "two", cfg_for(bank_path, crop=None, tile=32, batch=64))
+    got = {json.loads(s["json"])["source"]: decode_image(s["lq.png"]).shape for s in samples(tmp_path / "two").values()}
+    assert got == {"odd.png": (18, 25, 3), "other.png": (13, 15, 3)} and not res.failures
 
 
 # ------------------------------------------------------------------------------------------------
