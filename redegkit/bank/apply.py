@@ -13,6 +13,7 @@ counter-based hash of (sample seed, pixel index), identical on every device and 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -34,6 +35,19 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type != "cuda" or t.is_cuda:
         return t
     return t.pin_memory().to(device, non_blocking=True)
+
+
+def _strip_spectral_norm(module: nn.Module) -> nn.Module:
+    """Replace every classic spectral-norm hook by the plain weight it computes in eval mode
+    (``weight_orig / sigma`` from the stored u, v): the same numbers, without recomputing sigma
+    in every forward and with a graph that compiles cleanly. Works on the module in place."""
+    from torch.nn.utils import remove_spectral_norm
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    for m in list(module.modules()):
+        for hook in [h for h in m._forward_pre_hooks.values() if isinstance(h, SpectralNorm)]:
+            remove_spectral_norm(m, hook.name)
+    return module
 
 
 def _channels_last(module: nn.Module) -> None:
@@ -70,8 +84,10 @@ class Synthesizer:
                  channels_last: bool = True, static_batch: int | None = None) -> None:
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
-        set_modconv(generator, modconv)
-        self.net = _EncodeGenerate(encoder, generator).eval().to(self.device)
+        # A private copy: inference-only changes (no spectral-norm hooks, modconv form, memory
+        # layout) must not leak into the caller's modules.
+        self.net = _strip_spectral_norm(copy.deepcopy(_EncodeGenerate(encoder, generator)).eval()).to(self.device)
+        set_modconv(self.net, modconv)
         self.multiple = int(encoder.multiple)
         self.style_dim = int(generator.style_dim)
         self.bf16 = cuda and precision == "bf16"
