@@ -150,7 +150,17 @@ class ImageResult:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(cfg_json: str, user_presets: dict[str, Any] | None) -> None:
+def _ignore_sigint() -> None:
+    # Ctrl-C is handled by the parent (it aborts the shard in progress). A worker killed by it
+    # while holding the pool's queue lock would make Pool.terminate() hang forever.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _init_worker(cfg_json: str, user_presets: dict[str, Any] | None, in_pool: bool = False) -> None:
+    if in_pool:
+        _ignore_sigint()
     cfg = SynthConfig.model_validate_json(cfg_json)
     _WORKER["cfg"] = cfg
     _WORKER["degrader"] = PresetDegrader(cfg.preset or "realesrgan", user_presets, cfg.scale)
@@ -242,7 +252,7 @@ def classical_results(
             yield _worker_task(item)
         return
     ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
-    with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg.model_dump_json(), user_presets)) as pool:
+    with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg.model_dump_json(), user_presets, True)) as pool:
         yield from pool.imap(_worker_task, todo, chunksize=1)
 
 
@@ -261,6 +271,7 @@ class SynthResult:
     resumed_from_input: int
     timings: dict[str, float]
     report_path: Path
+    samples_this_run: int = 0
 
 
 def dist_rank_world() -> tuple[int, int]:
@@ -270,7 +281,8 @@ def dist_rank_world() -> tuple[int, int]:
 
 def run_fingerprint(cfg: SynthConfig, sources: list[Source], extra: dict[str, Any] | None = None) -> str:
     """What must not change between a run and its resume: options that shape output, and inputs."""
-    shaping = cfg.model_dump(mode="json", exclude={"workers"})
+    # workers, batch and compile change speed, not bytes (batches never mix results across samples)
+    shaping = cfg.model_dump(mode="json", exclude={"workers", "batch", "compile"})
     h = hashlib.sha256(json.dumps([shaping, extra or {}], sort_keys=True).encode())
     for s in sources:
         h.update(s.rel.encode("utf-8") + b"\x00")
@@ -396,7 +408,7 @@ def synthesize(
     tmp.write_text(json.dumps(report, indent=1))
     os.replace(tmp, report_path)
     return SynthResult(out, len(my_sources), total_samples, all_shards, report["failures"], report["skipped"],
-                       start, report["timings_s"], report_path)
+                       start, report["timings_s"], report_path, samples)
 
 
 def _brace_pattern(prefix: str, n: int, rank: int, world: int) -> str | None:

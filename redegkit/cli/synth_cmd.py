@@ -27,7 +27,7 @@ def synthesize_cmd(
         show_default=False)],
     out: Annotated[Path, typer.Argument(help="Output folder for the shards.", show_default=False)],
     preset: Annotated[str | None, typer.Option(
-        "--preset", "-p", help="Classical preset: realesrgan, bsrgan, redeg-matched, or a [presets.NAME] of the recipe.")] = None,
+        "--preset", "-p", help="Classical preset: realesrgan, bsrgan, redeg-matched, or a \\[presets.NAME] of the recipe.")] = None,
     scale: Annotated[int | None, typer.Option("--scale", "-s", help="SR scale 1-4 (hq = scale x lq). [default: 4]")] = None,
     crop: Annotated[int | None, typer.Option("--crop", help="HQ patch size. [default: 512]")] = None,
     stride: Annotated[int | None, typer.Option("--stride", help="Patch stride. [default: crop]")] = None,
@@ -111,7 +111,8 @@ def synthesize_cmd(
         "skipped": len(res.skipped),
         "failed": len(res.failures),
         "resumed_from_input": res.resumed_from_input,
-        "pairs_per_s": round(res.samples / res.timings["wall"], 2) if res.timings.get("wall") else None,
+        "samples_this_run": res.samples_this_run,
+        "pairs_per_s": round(res.samples_this_run / res.timings["wall"], 2) if res.timings.get("wall") else None,
         "report": str(res.report_path),
     }
     if not json_out and res.shards:
