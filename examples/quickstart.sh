@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# redegkit quickstart on the bundled example images (CPU, about a minute).
-# Classical synthesis into WebDataset shards, then a look at what was written.
+# redegkit quickstart on the bundled example images (CPU, two to three minutes).
+# 1. Classical synthesis into WebDataset shards, and a look at what was written.
+# 2. The learned ReDegNet pipeline with tiny networks (examples/full_pipeline.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-out/quickstart}"
@@ -12,7 +13,7 @@ redeg shards preview "$out/realesrgan" -o "$out/realesrgan_sheet.png" --n 6
 
 cat <<MSG
 
-Shards are in $out/realesrgan (KEY.hq.png, KEY.lq.png, KEY.json per sample).
+Classical shards are in $out/realesrgan (KEY.hq.png, KEY.lq.png, KEY.json per sample).
 Contact sheet: $out/realesrgan_sheet.png
 Read them in PyTorch:
 
@@ -20,3 +21,13 @@ Read them in PyTorch:
   ds = paired_dataset("$out/realesrgan", crop=128, scale=4, shuffle=100)
   lq, hq = next(iter(ds))   # [3,32,32], [3,128,128] in [-1, 1]
 MSG
+python - "$out/realesrgan" <<'PY'
+import sys
+from redegkit.io.shards import paired_dataset
+ds = paired_dataset(sys.argv[1], crop=128, scale=4, shuffle=100)
+n, (lq, hq) = sum(1 for _ in ds), next(iter(ds))
+print(f"read back {n} pairs with paired_dataset: lq {tuple(lq.shape)}, hq {tuple(hq.shape)}, "
+      f"range [{float(min(lq.min(), hq.min())):.2f}, {float(max(lq.max(), hq.max())):.2f}]")
+PY
+
+bash "$here/full_pipeline.sh" "$out/pipeline"
