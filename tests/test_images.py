@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from redegkit.io.images import ImageDecodeError, decode_image, encode_image, from_tensor, to_tensor, write_image
+from redegkit.io.images import (
+    ImageDecodeError,
+    decode_image,
+    encode_image,
+    from_tensor,
+    to_tensor,
+    write_image,
+)
 
 from .conftest import gradient_rgb
 

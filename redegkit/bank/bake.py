@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from torch import nn
 
 from ..config import StrictModel
 from ..io.images import ImageDecodeError, decode_image, to_tensor
+from ..io.pairs import FacePair, list_face_pairs
 from ..rng import sample_rng
 from .store import Bank, BankError, check_bank, module_sha256, pack_module
 
@@ -34,46 +34,12 @@ class BakeConfig(StrictModel):
     device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:N")
 
 
-@dataclass(frozen=True)
-class PairRef:
-    """A face pair on disk and its pseudo-hq record (``{}`` when there is no pairs.jsonl)."""
-
-    key: str
-    hq: Path
-    lq: Path
-    record: dict[str, Any]
+PairRef = FacePair  # a face pair on disk and its pseudo-hq record
 
 
-def list_pairs(spec: str | os.PathLike) -> tuple[list[PairRef], list[dict[str, str]]]:
-    """Pairs of a ``pseudo-hq`` folder (``pairs.jsonl`` + ``hq/`` + ``lq/``), or of a folder with
-    ``hq/`` and ``lq/`` holding equal file names. Returns (pairs, failures)."""
-    root = Path(spec)
-    pairs, failures = [], []
-    manifest = root / "pairs.jsonl" if root.is_dir() else root
-    if manifest.is_file():
-        root = manifest.parent
-        for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                key = str(rec["key"])
-            except (ValueError, KeyError, TypeError) as e:
-                failures.append({"path": f"{manifest}:{n}", "reason": f"bad pairs.jsonl line ({type(e).__name__})"})
-                continue
-            pairs.append(PairRef(key, root / rec.get("hq", f"hq/{key}.png"), root / rec.get("lq", f"lq/{key}.png"), rec))
-    elif (root / "hq").is_dir() and (root / "lq").is_dir():
-        for hq in sorted((root / "hq").iterdir()):
-            lq = [p for p in sorted((root / "lq").glob(hq.stem + ".*"))]
-            if not hq.is_file():
-                continue
-            if not lq:
-                failures.append({"path": str(hq), "reason": "no LQ image of that name in lq/"})
-                continue
-            pairs.append(PairRef(hq.stem, hq, lq[0], {}))
-    else:
-        raise FileNotFoundError(f"{root}: expected a pseudo-hq folder (pairs.jsonl, hq/, lq/) or hq/ + lq/ folders")
-    return pairs, failures
+def list_pairs(spec: str | os.PathLike) -> tuple[list[FacePair], list[dict[str, str]]]:
+    """Face pairs to bake (see :func:`redegkit.io.pairs.list_face_pairs`); returns (pairs, failures)."""
+    return list_face_pairs(spec)
 
 
 def load_bake_networks(model: str | os.PathLike | None = None, official: str | os.PathLike | None = None,

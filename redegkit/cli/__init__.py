@@ -1,17 +1,19 @@
+# ruff: noqa: I001  (import order = command order in --help)
 """`redeg` command line. Importing this package registers every command on :data:`app`."""
 
 from __future__ import annotations
 
+# Each module registers its commands on `app` when imported; `redeg --help` lists them in this
+# order, which is the pipeline's.
+from . import pseudo_hq_cmd  # noqa: F401, I001
+from . import fit_cmd  # noqa: F401
+from . import bank_cmd  # noqa: F401  (bake, bank …)
+from . import synth_cmd  # noqa: F401
+from . import sr_cmd  # noqa: F401  (train-sr, upscale)
+from . import shards_cmd  # noqa: F401
+from . import weights_cmd  # noqa: F401
+from . import config_cmd  # noqa: F401
 from .app import app
-
-# Each module registers its commands on `app`. Keep one line per stage.
-from . import config_cmd  # noqa: E402,F401
-from . import weights_cmd, pseudo_hq_cmd  # noqa: E402,F401
-from . import synth_cmd  # noqa: E402,F401
-from . import shards_cmd  # noqa: E402,F401
-from . import bank_cmd  # noqa: E402,F401
-from . import fit_cmd  # noqa: E402,F401
-from . import sr_cmd  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

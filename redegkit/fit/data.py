@@ -20,8 +20,6 @@ the epoch's order is used instead) and reported in the sample's ``errors``.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,87 +28,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..io.images import IMAGE_EXTS, ImageDecodeError, decode_image
-from ..io.sources import Source, SourceError, list_sources, source_key
+from ..io.images import ImageDecodeError, decode_image
+from ..io.pairs import FacePair, list_face_pairs  # noqa: F401  (re-exported for the loop)
+from ..io.sources import Source, SourceError
 from ..rng import sample_rng
 from .config import DataConfig
 
 INTERPS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
 IMAGE_KEYS = ("face_hq", "face_lq", "nat_hq", "nat_lq", "face_syn_lq")
-
-
-@dataclass(frozen=True)
-class FacePair:
-    """An aligned face pair on disk: ``hq`` (pseudo-HQ) and ``lq`` (real LQ), same size."""
-
-    key: str
-    hq: Path
-    lq: Path
-
-
-# ----------------------------------------------------------------------------- listing
-
-
-def _find_lq(lq_dir: Path, rel: str) -> Path | None:
-    exact = lq_dir / rel
-    if exact.is_file():
-        return exact
-    # the LQ may have another extension than the HQ (e.g. hq/a.png, lq/a.jpg)
-    for ext in sorted(IMAGE_EXTS):
-        cand = exact.with_suffix(ext)
-        if cand.is_file():
-            return cand
-    return None
-
-
-def _pairs_from_manifest(path: Path) -> tuple[list[FacePair], list[dict[str, str]]]:
-    root = path.parent
-    pairs, failures = [], []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            key = str(rec["key"])
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            failures.append({"path": f"{path}:{n}", "reason": f"bad manifest record ({type(e).__name__})"})
-            continue
-        # pseudo-hq writes pairs/hq/KEY.png and pairs/lq/KEY.png; explicit paths win when present
-        hq = root / rec.get("hq", f"hq/{key}.png")
-        lq = root / rec.get("lq", f"lq/{key}.png")
-        missing = [p for p in (hq, lq) if not p.is_file()]
-        if missing:
-            failures.append({"path": str(missing[0]), "reason": "listed in the manifest but missing"})
-            continue
-        pairs.append(FacePair(key, hq, lq))
-    return pairs, failures
-
-
-def list_face_pairs(spec: str | Path) -> tuple[list[FacePair], list[dict[str, str]]]:
-    """Face pairs from a folder (``hq/`` + ``lq/`` with matching names), or a ``pairs.jsonl`` manifest.
-
-    A folder holding ``pairs.jsonl`` is read through the manifest. Returns (pairs, failures); a
-    failure is ``{"path", "reason"}`` for an HQ without its LQ or a manifest entry whose files are
-    missing. Raises :class:`SourceError` when nothing usable is found.
-    """
-    p = Path(spec).expanduser()
-    if p.is_file() and p.suffix == ".jsonl":
-        pairs, failures = _pairs_from_manifest(p)
-    elif p.is_dir() and (p / "pairs.jsonl").is_file():
-        pairs, failures = _pairs_from_manifest(p / "pairs.jsonl")
-    elif p.is_dir() and (p / "hq").is_dir() and (p / "lq").is_dir():
-        pairs, failures = [], []
-        for src in list_sources(p / "hq"):
-            lq = _find_lq(p / "lq", src.rel)
-            if lq is None:
-                failures.append({"path": str(src.path), "reason": "no LQ image with this name in lq/"})
-                continue
-            pairs.append(FacePair(source_key(src.rel), src.path, lq))
-    else:
-        raise SourceError(f"{p}: expected a folder with hq/ and lq/ (or pairs.jsonl), or a pairs.jsonl file")
-    if not pairs:
-        raise SourceError(f"{p}: no usable face pairs found")
-    return pairs, failures
 
 
 def _unit_hash(key: str, seed: int) -> float:
