@@ -46,10 +46,10 @@ def bake_cmd(
     from_official: Annotated[Path | None, typer.Option(
         "--from-official", help="Folder with the authors' net_deg_init.pth, net_synE_init.pth, net_synG_init.pth "
         "(CC BY-NC-SA 4.0).")] = None,
-    crops: Annotated[int | None, typer.Option("--crops", help="Random crops per pair. [default: 4]")] = None,
+    crops: Annotated[int | None, typer.Option("--crops", help="Random crops per pair. \\[default: 4]")] = None,
     each: Annotated[bool, typer.Option("--each", help="One embedding per crop instead of their mean.")] = False,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the crop positions. [default: 0]")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N. [default: auto]")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the crop positions. \\[default: 0]")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N. \\[default: auto]")] = None,
     recipe: RecipeOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
