@@ -1,0 +1,46 @@
+"""Every command answers --help, and README.md documents every command."""
+
+import typer
+from typer.testing import CliRunner
+
+from redegkit import __version__
+from redegkit.cli import app
+
+from .conftest import ROOT
+
+runner = CliRunner()
+
+
+def _commands():
+    cmd = typer.main.get_command(app)
+    for name, sub in cmd.commands.items():
+        if hasattr(sub, "commands"):
+            for sname in sub.commands:
+                yield [name, sname]
+        else:
+            yield [name]
+
+
+def test_every_command_has_help_and_is_in_readme():
+    readme = (ROOT / "README.md").read_text()
+    names = list(_commands())
+    assert ["synthesize"] in names and ["fit-degradation"] in names and ["bank", "info"] in names
+    for parts in names:
+        r = runner.invoke(app, [*parts, "--help"])
+        assert r.exit_code == 0, (parts, r.output)
+        assert f"redeg {' '.join(parts)}" in readme, f"README.md lacks `redeg {' '.join(parts)}`"
+
+
+def test_version_and_no_args():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and __version__ in r.output
+    r = runner.invoke(app, [])
+    assert r.exit_code in (0, 2) and "synthesize" in r.output
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- ci:test -->")[1].split("<!-- /ci:test -->")[0]
+    assert "pytest" in block
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "ci:test" in ci and "README.md" in ci
