@@ -27,7 +27,7 @@ from pydantic import Field
 from . import __version__
 from .config import StrictModel
 from .io.images import AlphaPolicy, ImageDecodeError, decode_image, encode_image
-from .io.shards import ShardSink, find_resume_point, shard_name
+from .io.shards import ShardSink, find_resume_point, own_shards, shard_name
 from .io.sources import Source
 from .rng import sample_rng, sample_seed
 
@@ -327,15 +327,16 @@ def synthesize(
     suffix = f"-r{rank:03d}" if world > 1 else ""
     run_file = out / f"run{suffix}.json"
     fp = run_fingerprint(cfg, my_sources, {"presets": user_presets or {}, "world": world, **(fingerprint_extra or {})})
-    existing = sorted(out.glob(f"{cfg.prefix}*.tar"))
+    existing = own_shards(out, cfg.prefix, rank, world)
     if existing and not (resume or overwrite):
         raise FileExistsError(
             f"{out}: already holds {len(existing)} shard(s); pass --resume to continue that run "
             "or --overwrite to start again"
         )
     if overwrite and not resume:
-        for p in out.glob(f"{cfg.prefix}*.tar*"):
+        for p in existing:
             p.unlink()
+            p.with_name(p.name + ".json").unlink(missing_ok=True)
     if resume and run_file.is_file() and not force:
         old = json.loads(run_file.read_text()).get("fingerprint")
         if old != fp:

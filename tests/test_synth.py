@@ -200,3 +200,19 @@ del shutil
 def test_quiet_still_prints_errors(tmp_path):
     r = runner.invoke(app, ["synthesize", str(tmp_path / "missing"), str(tmp_path / "y"), "--quiet"])
     assert r.exit_code == 2 and "missing" in r.output and "error" in r.output
+
+
+def test_torchrun_ranks_split_inputs_and_write_their_own_shards(tmp_path, small_hq):
+    srcs = list_sources(small_hq)
+    single = synthesize(srcs, tmp_path / "one", _cfg())
+    keys_one = [s["__key__"] for s in iter_samples(str(tmp_path / "one"))]
+    out = tmp_path / "two"
+    r0 = synthesize(srcs, out, _cfg(), rank=0, world=2)
+    r1 = synthesize(srcs, out, _cfg(), rank=1, world=2)  # the folder is shared: each rank sees its own shards
+    assert r0.inputs + r1.inputs == len(srcs)
+    names = sorted(p.name for p in out.glob("*.tar"))
+    assert names and all(n.startswith(("shard-r000-", "shard-r001-")) for n in names)
+    assert (out / "report-r000.json").is_file() and (out / "report-r001.json").is_file()
+    k0 = [s["__key__"] for s in iter_samples(sorted(str(p) for p in out.glob("shard-r000-*.tar")))]
+    k1 = [s["__key__"] for s in iter_samples(sorted(str(p) for p in out.glob("shard-r001-*.tar")))]
+    assert not set(k0) & set(k1) and sorted(k0 + k1) == sorted(keys_one) and single.samples == len(keys_one)

@@ -48,6 +48,18 @@ def _shard_re(prefix: str, rank: int, world: int) -> re.Pattern:
     return re.compile(rf"^{re.escape(prefix)}{mid}-(\d{{6}})\.tar$")
 
 
+def own_shards(out_dir: str | Path, prefix: str = "shard", rank: int = 0, world: int = 1) -> list[Path]:
+    """The shards a run of this rank would write or resume. Ranks of one torchrun job share the
+    folder, so each sees only its own; a single-process run sees every ``prefix*.tar``."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    if world == 1:
+        return sorted(out.glob(f"{prefix}*.tar"))
+    pat = _shard_re(prefix, rank, world)
+    return sorted(p for p in out.iterdir() if pat.match(p.name))
+
+
 @dataclass
 class ResumePoint:
     next_shard: int = 0
