@@ -16,17 +16,13 @@ from redegkit.sr.upscale import load_sr_model
 
 from .sr_helpers import one_thread  # noqa: F401
 
-MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official_state_dict_keys.json"
-if not MANIFEST.is_file():  # the shared folder is a sibling of the checkout; fall back to the usual place
-    MANIFEST = Path("/work/shared/reference/official_state_dict_keys.json")
+MANIFEST = Path(__file__).resolve().parent / "data" / "official_state_dict_keys.json"  # see test_models_redeg
 G_KEY = "RRDBNet(num_feat=64,num_block=23,num_grow_ch=32,scale=4)"
 D_KEY = "UNetDiscriminatorSN(num_in_ch=3,num_feat=64,skip_connection=True)"
 
 
 @pytest.fixture(scope="module")
 def manifest() -> dict:
-    if not MANIFEST.is_file():
-        pytest.skip(f"{MANIFEST} not present")
     return json.loads(MANIFEST.read_text())
 
 
