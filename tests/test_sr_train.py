@@ -153,6 +153,31 @@ def test_validation_folder_and_metrics(shard, tmp_path):
     assert (tmp_path / "run" / "previews" / "step-0000002.png").is_file()
 
 
+def test_unreadable_validation_images_are_skipped_and_named(tmp_path, caplog):
+    from redegkit.io.images import write_image
+
+    from .sr_helpers import textured
+
+    val = tmp_path / "val"
+    hq = textured(64, 64, 3)
+    for name in ("a", "b"):
+        write_image(val / "hq" / f"{name}.png", hq)
+    write_image(val / "lq" / "a.png", hq[::4, ::4].copy())
+    (val / "lq" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    write_image(val / "lq" / "c.png", hq[::8, ::8].copy())  # 8x8: its 64x64 HQ is not 4 x the LQ
+    write_image(val / "hq" / "c.png", hq)
+    with caplog.at_level("WARNING", logger="redegkit"):
+        items = load_val_set(val, SRDataConfig(), 4)
+    assert [n for n, _, _ in items] == ["a"]
+    assert "b.png" in caplog.text and "c.png" in caplog.text
+    with caplog.at_level("WARNING", logger="redegkit"):
+        assert [n for n, _, _ in load_val_set(val / "lq", SRDataConfig(), 4)] == ["a", "c"]
+    (val / "lq" / "a.png").write_bytes(b"")
+    (val / "lq" / "c.png").unlink()
+    with pytest.raises(DataError, match="no validation images"):
+        load_val_set(val, SRDataConfig(), 4)
+
+
 def test_perceptual_without_vgg_weights_is_a_clear_error(shard, tmp_path, monkeypatch):
     monkeypatch.setenv("REDEG_WEIGHTS_DIR", str(tmp_path / "no-weights"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

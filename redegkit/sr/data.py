@@ -29,6 +29,7 @@ import torch.nn.functional as F
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ..console import log
 from ..io.images import ImageDecodeError, decode_image
 from ..io.shards import ReadStats, list_shards, paired_dataset
 from ..io.sources import list_sources
@@ -210,6 +211,8 @@ def load_val_set(spec: str | Path, cfg: SRDataConfig, scale: int,
 
     ``spec``: a folder with ``lq/`` and ``hq/`` sub-folders (pairs matched by relative path
     without extension), a folder of LQ images only (previews, no metrics), or shard(s).
+    An unreadable or misaligned image is skipped with a warning that names it (as a corrupt
+    shard sample is), so one bad file never stops a training run.
     """
     p = Path(str(spec))
     out: list[tuple[str, np.ndarray, np.ndarray | None]] = []
@@ -217,23 +220,37 @@ def load_val_set(spec: str | Path, cfg: SRDataConfig, scale: int,
         hq_by_stem = {}
         if (p / "hq").is_dir():
             hq_by_stem = {Path(s.rel).with_suffix("").as_posix(): s.path for s in list_sources(p / "hq")}
-        for s in list_sources(p / "lq")[:max_images]:
+        for s in list_sources(p / "lq"):
+            if len(out) >= max_images:
+                break
             stem = Path(s.rel).with_suffix("").as_posix()
             hq_path = hq_by_stem.get(stem)
-            lq, hq = decode_image(s.path), (decode_image(hq_path) if hq_path else None)
-            out.append((stem, *_fit_scale(lq, hq, scale, hq is not None and lq.shape == hq.shape)))
+            try:
+                lq, hq = decode_image(s.path), (decode_image(hq_path) if hq_path else None)
+                out.append((stem, *_fit_scale(lq, hq, scale, hq is not None and lq.shape == hq.shape)))
+            except ImageDecodeError as e:
+                log.warning("validation image skipped: %s", e)
+            except DataError as e:
+                log.warning("validation pair skipped: %s: %s", s.path, e)
     elif p.is_dir() and not list(p.glob("*.tar")):
-        for s in list_sources(p)[:max_images]:
-            out.append((Path(s.rel).with_suffix("").as_posix(), decode_image(s.path), None))
+        for s in list_sources(p):
+            if len(out) >= max_images:
+                break
+            try:
+                out.append((Path(s.rel).with_suffix("").as_posix(), decode_image(s.path), None))
+            except ImageDecodeError as e:
+                log.warning("validation image skipped: %s", e)
     else:
         for sample in _peek_samples(list_shards(spec)):
             if len(out) >= max_images:
                 break
             try:
                 lq, hq = decode_image(sample[cfg.lq_key]), decode_image(sample[cfg.hq_key])
+                out.append((sample["__key__"], *_fit_scale(lq, hq, scale, lq.shape == hq.shape)))
             except (KeyError, ImageDecodeError):
                 continue
-            out.append((sample["__key__"], *_fit_scale(lq, hq, scale, lq.shape == hq.shape)))
+            except DataError as e:
+                log.warning("validation sample skipped: %s (%s): %s", sample["__key__"], sample.get("__url__"), e)
     if not out:
         raise DataError(f"{spec}: no validation images found")
     return out
