@@ -28,6 +28,7 @@ from torch import nn
 
 from .. import __version__
 from ..models.checkpoints import CheckpointError, build, load_state_strict
+from ..weights import sha256_file
 
 FORMAT = "redegkit.bank"
 VERSION = 1
@@ -133,14 +134,6 @@ def build_synthesizer(bank: Bank, *, modconv: str | None = None) -> tuple[nn.Mod
 # Files
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_bank(path: str | os.PathLike, bank: Bank) -> Path:
     """Write ``bank`` atomically (temporary file, then rename). Sets ``bank.path``/``sha256``."""
     check_bank(bank, "bank to save")
@@ -162,7 +155,7 @@ def save_bank(path: str | os.PathLike, bank: Bank) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    bank.path, bank.sha256 = p, _sha256_file(p)
+    bank.path, bank.sha256 = p, sha256_file(p)
     return p
 
 
@@ -191,7 +184,7 @@ def load_bank(path: str | os.PathLike) -> Bank:
         raise BankError(f"{p}: bank lacks {', '.join(missing)} (corrupt or hand-made file)")
     bank = Bank(embeddings=obj["embeddings"], records=list(obj["records"]), identity=obj["identity"],
                 synthesizer=obj["synthesizer"], degnet_sha256=str(obj["degnet_sha256"]),
-                weights=obj.get("weights"), meta=dict(obj.get("meta", {})), path=p, sha256=_sha256_file(p))
+                weights=obj.get("weights"), meta=dict(obj.get("meta", {})), path=p, sha256=sha256_file(p))
     check_bank(bank, str(p))
     return bank
 

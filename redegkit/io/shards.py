@@ -19,7 +19,6 @@ inputs and seed give byte-identical shards.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -31,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import webdataset as wds
+
+from ..weights import sha256_file
 
 MARKER_SUFFIX = ".json"
 TAR_MTIME = 0.0
@@ -89,7 +90,7 @@ def find_resume_point(out_dir: str | Path, prefix: str = "shard", rank: int = 0,
         marker = tars[i].with_name(tars[i].name + MARKER_SUFFIX)
         try:
             meta = json.loads(marker.read_text())
-            if meta.get("sha256") != _sha256(tars[i]):
+            if meta.get("sha256") != sha256_file(tars[i]):
                 break
         except (OSError, ValueError):
             break
@@ -103,14 +104,6 @@ def find_resume_point(out_dir: str | Path, prefix: str = "shard", rank: int = 0,
             p.with_name(p.name + MARKER_SUFFIX).unlink(missing_ok=True)
             rp.removed.append(p.name)
     return rp
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ShardSink:
@@ -195,7 +188,7 @@ class ShardSink:
             "shard": final.name,
             "count": len(self._keys),
             "bytes": final.stat().st_size,
-            "sha256": _sha256(final),
+            "sha256": sha256_file(final),
             "inputs": [self.input_start, input_end],
             "keys": self._keys,
             "failures": self._failures,
