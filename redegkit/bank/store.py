@@ -17,7 +17,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..models.checkpoints import CheckpointError, build, load_state_strict
+from ..models.checkpoints import CheckpointError, build, load_state_strict, torch_save_atomic
 from ..weights import sha256_file
 
 FORMAT = "redegkit.bank"
@@ -147,14 +146,7 @@ def save_bank(path: str | os.PathLike, bank: Bank) -> Path:
         "records": list(bank.records), "degnet_sha256": bank.degnet_sha256,
         "synthesizer": bank.synthesizer, "meta": {**bank.meta, "redegkit_version": __version__},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    torch_save_atomic(obj, p)
     bank.path, bank.sha256 = p, sha256_file(p)
     return p
 

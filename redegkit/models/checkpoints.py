@@ -81,6 +81,14 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any] | nn.Module
     else:
         obj = {"format": FORMAT, "version": VERSION, **payload}
     obj.update(extra)
+    return torch_save_atomic(obj, p)
+
+
+def torch_save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
+    """``torch.save`` into a temporary file in the same folder, then rename: a reader never sees
+    a half-written file, and a crash leaves the previous file intact."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     os.close(fd)
     try:
