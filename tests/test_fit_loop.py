@@ -223,3 +223,42 @@ def test_grad_clip_bounds_the_update(pairs_dir):
     free.train_step(batch, 0)
     norms = [float(p.grad.norm()) for p in free.nets["generator"].parameters() if p.grad is not None]
     assert math.sqrt(sum(n * n for n in norms)) > 1e-3
+
+
+@pytest.mark.parametrize("switch", [True, False])
+def test_generator_losses_follow_the_spec_term_by_term(pairs_dir, switch):
+    """The batched generator step equals the spec's losses written out one network call at a time:
+    three reconstructions (the switch pairs zF with cN and zN with cF), pixel and perceptual averaged
+    over them, style divided by 3 again, 100 L1(zN, zF), 4 / (10 L1(zR, zF) + 1e-7), 0.01 hinge-G."""
+    import torch.nn.functional as F
+
+    cfg = smoke(**{"loss.use_perceptual": True})
+    pairs, _ = list_face_pairs(pairs_dir)
+    ds = build_dataset(pairs, list_sources(natural_paths()), cfg.data, crop=cfg.crop, seed=0, length=10)
+    model = FitModel(cfg, random_vgg=True)
+    for net in model.nets.values():
+        net.eval()  # spectral norm holds its vectors, so both computations see the same weights
+    b = {k: model.to_device(v) for k, v in collate([ds[0], ds[1]]).items() if k in ("face_hq", "face_lq", "nat_hq",
+                                                                                    "nat_lq", "face_syn_lq")}
+    D, E, G, S = (model.nets[k] for k in ("degnet", "encoder", "generator", "discriminator"))
+    with torch.no_grad():
+        z_r = D(torch.cat([b["face_hq"], b["face_lq"]], 1))
+        z_n = D(torch.cat([b["nat_hq"], b["nat_lq"]], 1))
+        z_f = D(torch.cat([b["face_hq"], b["face_syn_lq"]], 1))
+        c_f, c_n = E(b["face_hq"]), E(b["nat_hq"])
+        fake_real = G(z_r, c_f)
+        fake_nat, fake_face = (G(z_f, c_n), G(z_n, c_f)) if switch else (G(z_n, c_n), G(z_f, c_f))
+        recons = [(fake_real, b["face_lq"]), (fake_nat, b["nat_lq"]), (fake_face, b["face_syn_lq"])]
+        pixel = sum(10 * F.l1_loss(x, y) for x, y in recons) / 3
+        ps = [model.perceptual(x, y) for x, y in recons]
+        percep = sum(p for p, _ in ps) / 3
+        style = sum(s for _, s in ps) / 3 / 3
+        same = 100 * F.l1_loss(z_n, z_f)
+        contrast = 4 / (10 * F.l1_loss(z_r, z_f) + 1e-7)
+        g_gan = 0.01 * -S(fake_real, b["face_hq"], z_r).mean()
+    out, _, _ = model.generator_step(b, switch)
+    expected = {"pixel": pixel, "perceptual": percep, "style": style, "same_deg": same, "contrastive": contrast,
+                "g_gan": g_gan}
+    for k, v in expected.items():
+        assert float(out[k]) == pytest.approx(float(v), rel=1e-4, abs=1e-6), k
+    assert float(out["g_total"]) == pytest.approx(float(sum(expected.values())), rel=1e-4)
