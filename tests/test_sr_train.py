@@ -205,3 +205,19 @@ def test_stream_with_workers_resumes_exactly(tmp_path):
     for want in first[2:]:
         assert torch.equal(next(again)[1], want)
     again.close()
+
+
+def test_ema_update_is_the_decay_formula():
+    from redegkit.sr.state import make_ema, update_ema
+
+    g = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=4)
+    ema = make_ema(g)
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(1.0)
+    update_ema(ema, g, 0.999)
+    now, gs = ema.state_dict(), g.state_dict()
+    for k, v in before.items():
+        assert torch.allclose(now[k], 0.999 * v + 0.001 * gs[k], atol=1e-6), k
+    assert not any(p.requires_grad for p in ema.parameters()) and not ema.training
