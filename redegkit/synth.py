@@ -166,71 +166,91 @@ def _init_worker(cfg_json: str, user_presets: dict[str, Any] | None, in_pool: bo
     _WORKER["degrader"] = PresetDegrader(cfg.preset or "realesrgan", user_presets, cfg.scale)
 
 
-def process_image(index: int, src: Source, cfg: SynthConfig, degrader: Callable) -> ImageResult:
+@dataclass
+class Crops:
+    """One input image read, decoded and cut: ``patches`` are (key, HQ crop, provenance) in order,
+    or ``failure`` / ``skipped`` says why there are none. Shared by the classical and learned paths."""
+
+    patches: list[tuple[str, np.ndarray, dict[str, Any]]]
+    failure: dict[str, Any] | None
+    skipped: dict[str, Any] | None
+    timings: dict[str, float]
+
+
+def _record(src: Source, reason: str, kind: str) -> dict[str, Any]:
+    return {"path": str(src.path), "reason": reason, "kind": kind}
+
+
+def cut_crops(src: Source, cfg: SynthConfig) -> Crops:
+    """Read and decode ``src`` once, apply the small-image policy, cut the patch grid (or the whole
+    image), and build each patch's provenance record (without ``method`` and ``lq_size``)."""
     t = {"read": 0.0, "decode": 0.0, "degrade": 0.0, "encode": 0.0}
     t0 = time.perf_counter()
     try:
         data = Path(src.path).read_bytes()
     except OSError as e:
-        reason = f"cannot read file ({e.strerror or e})"
-        return ImageResult(index, [], {"path": str(src.path), "reason": reason, "kind": "failed"}, None, t)
+        return Crops([], _record(src, f"cannot read file ({e.strerror or e})", "failed"), None, t)
     t1 = time.perf_counter()
     t["read"] = t1 - t0
     try:
         img = decode_image(data, alpha=cfg.alpha, path=src.path)
     except ImageDecodeError as e:
-        return ImageResult(index, [], {"path": str(src.path), "reason": e.reason, "kind": "failed"}, None, t)
+        return Crops([], _record(src, e.reason, "failed"), None, t)
     t["decode"] = time.perf_counter() - t1
-    file_sha = hashlib.sha256(data).hexdigest()
     h, w = img.shape[:2]
     padded = False
     if cfg.crop is not None and (h < cfg.crop or w < cfg.crop):
         if cfg.small == "skip":
             why = f"smaller than the crop ({w}x{h} < {cfg.crop}); policy small=skip"
-            return ImageResult(index, [], None, {"path": str(src.path), "reason": why, "kind": "skipped"}, t)
+            return Crops([], None, _record(src, why, "skipped"), t)
         img, padded = pad_to(img, cfg.crop), True
     boxes = crop_boxes(img.shape[0], img.shape[1], cfg.crop, cfg.stride, cfg.scale, cfg.max_patches)
     if not boxes:
-        why = f"too small for scale {cfg.scale} ({w}x{h})"
-        return ImageResult(index, [], None, {"path": str(src.path), "reason": why, "kind": "skipped"}, t)
-    samples = []
+        return Crops([], None, _record(src, f"too small for scale {cfg.scale} ({w}x{h})", "skipped"), t)
+    file_sha = hashlib.sha256(data).hexdigest()
+    patches = []
     for j, (x, y, bw, bh) in enumerate(boxes):
         key = f"{src.key}_{j:04d}"
-        hq = np.ascontiguousarray(img[y : y + bh, x : x + bw])
-        rng = sample_rng(cfg.seed, key)
+        meta = {
+            "key": key, "source": src.rel, "source_path": str(src.path), "source_sha256": file_sha,
+            "source_size": [w, h], "padded": padded, "crop_box": [x, y, bw, bh], "scale": cfg.scale,
+            "hq_size": [bw, bh], "seed": cfg.seed, "sample_seed": sample_seed(cfg.seed, key),
+            "redegkit_version": __version__,
+        }
+        patches.append((key, np.ascontiguousarray(img[y : y + bh, x : x + bw]), meta))
+    return Crops(patches, None, None, t)
+
+
+def encode_sample(hq: np.ndarray, lq: np.ndarray, meta: dict[str, Any], png_level: int) -> dict[str, bytes]:
+    """The shard fields of one sample: ``hq.png``, ``lq.png``, ``json``."""
+    return {
+        "hq.png": encode_image(hq, "png", png_level=png_level),
+        "lq.png": encode_image(lq, "png", png_level=png_level),
+        "json": json.dumps(meta, sort_keys=True).encode("utf-8"),
+    }
+
+
+def process_image(index: int, src: Source, cfg: SynthConfig, degrader: Callable) -> ImageResult:
+    """Classical path for one input: crops -> degrader -> encoded samples (or a failure record)."""
+    crops = cut_crops(src, cfg)
+    t = crops.timings
+    if not crops.patches:
+        return ImageResult(index, [], crops.failure, crops.skipped, t)
+    samples = []
+    for key, hq, meta in crops.patches:
         t2 = time.perf_counter()
         try:
-            lq, method = degrader(hq, rng)
+            lq, method = degrader(hq, sample_rng(cfg.seed, key))
             if lq.shape[0] * cfg.scale != hq.shape[0] or lq.shape[1] * cfg.scale != hq.shape[1]:
                 raise RuntimeError(f"degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}")
         except Exception as e:  # one bad image must not kill the run: record it, keep going
             reason = f"degradation failed on {key}: {type(e).__name__}: {e}"
-            return ImageResult(index, [], {"path": str(src.path), "reason": reason, "kind": "failed"}, None, t)
+            return ImageResult(index, [], _record(src, reason, "failed"), None, t)
         t3 = time.perf_counter()
-        meta = {
-            "key": key,
-            "source": src.rel,
-            "source_path": str(src.path),
-            "source_sha256": file_sha,
-            "source_size": [w, h],
-            "padded": padded,
-            "crop_box": [x, y, bw, bh],
-            "scale": cfg.scale,
-            "hq_size": [hq.shape[1], hq.shape[0]],
-            "lq_size": [lq.shape[1], lq.shape[0]],
-            "method": method,
-            "seed": cfg.seed,
-            "sample_seed": sample_seed(cfg.seed, key),
-            "redegkit_version": __version__,
-        }
-        fields = {
-            "hq.png": encode_image(hq, "png", png_level=cfg.png_level),
-            "lq.png": encode_image(lq, "png", png_level=cfg.png_level),
-            "json": json.dumps(meta, sort_keys=True).encode("utf-8"),
-        }
+        meta = {**meta, "lq_size": [lq.shape[1], lq.shape[0]], "method": method}
+        samples.append((key, encode_sample(hq, lq, meta, cfg.png_level)))
         t["degrade"] += t3 - t2
         t["encode"] += time.perf_counter() - t3
-        samples.append((key, fields))
     return ImageResult(index, samples, None, None, t)
 
 

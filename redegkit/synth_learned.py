@@ -19,7 +19,6 @@ noise is a counter-based hash. One seed gives byte-identical shards whatever ``-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -34,13 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
 from .bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, module_sha256, pick_device
 from .bank.apply import Synthesizer, TiledImage, finalize, plan_tiles, to_device
-from .io.images import ImageDecodeError, decode_image, encode_image
+from .io.images import encode_image
 from .io.sources import Source
 from .rng import sample_rng, sample_seed
-from .synth import ImageResult, PresetDegrader, SynthConfig, crop_boxes, pad_to
+from .synth import ImageResult, PresetDegrader, SynthConfig, cut_crops
 
 # ------------------------------------------------------------------------------------------------
 # Per-sample plans (drawn in the worker processes)
@@ -142,38 +140,14 @@ def _failed(src: Source, reason: str, kind: str = "failed") -> dict[str, Any]:
 def _decode_task(item: tuple[int, Source]) -> _Decoded:
     index, src = item
     cfg: SynthConfig = _W["cfg"]
-    t = {"read": 0.0, "decode": 0.0, "degrade": 0.0, "encode": 0.0}
-    t0 = time.perf_counter()
-    try:
-        data = Path(src.path).read_bytes()
-    except OSError as e:
-        return _Decoded(index, [], _failed(src, f"cannot read file ({e.strerror or e})"), None, t)
-    t1 = time.perf_counter()
-    t["read"] = t1 - t0
-    try:
-        img = decode_image(data, alpha=cfg.alpha, path=src.path)
-    except ImageDecodeError as e:
-        return _Decoded(index, [], _failed(src, e.reason), None, t)
-    t["decode"] = time.perf_counter() - t1
-    h, w = img.shape[:2]
-    padded = False
-    if cfg.crop is not None and (h < cfg.crop or w < cfg.crop):
-        if cfg.small == "skip":
-            why = f"smaller than the crop ({w}x{h} < {cfg.crop}); policy small=skip"
-            return _Decoded(index, [], None, _failed(src, why, "skipped"), t)
-        img, padded = pad_to(img, cfg.crop), True
-    boxes = crop_boxes(img.shape[0], img.shape[1], cfg.crop, cfg.stride, cfg.scale, cfg.max_patches)
-    if not boxes:
-        return _Decoded(index, [], None, _failed(src, f"too small for scale {cfg.scale} ({w}x{h})", "skipped"), t)
-    file_sha = hashlib.sha256(data).hexdigest()
+    crops = cut_crops(src, cfg)  # read, decode, small-image policy, patch grid: as the classical path
+    t = crops.timings
+    if not crops.patches:
+        return _Decoded(index, [], crops.failure, crops.skipped, t)
     samples = []
-    for j, (x, y, bw, bh) in enumerate(boxes):
-        key = f"{src.key}_{j:04d}"
-        hq = np.ascontiguousarray(img[y : y + bh, x : x + bw])
-        meta = {"key": key, "source": src.rel, "source_path": str(src.path), "source_sha256": file_sha,
-                "source_size": [w, h], "padded": padded, "crop_box": [x, y, bw, bh], "scale": cfg.scale,
-                "hq_size": [bw, bh], "lq_size": [bw // cfg.scale, bh // cfg.scale], "seed": cfg.seed,
-                "sample_seed": sample_seed(cfg.seed, key), "redegkit_version": __version__}
+    for key, hq, meta in crops.patches:
+        bw, bh = meta["hq_size"]
+        meta["lq_size"] = [bw // cfg.scale, bh // cfg.scale]
         t2 = time.perf_counter()
         s = _Sample(key, meta, b"")
         # The hybrid coin has its own salt, so a preset sample degrades exactly as a classical
