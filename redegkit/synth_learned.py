@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, module_sha256, pick_device
+from .bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, module_sha256
 from .bank.apply import Synthesizer, TiledImage, finalize, plan_tiles, to_device
+from .device import pick_device
 from .io.images import encode_image
 from .io.sources import Source
 from .rng import sample_rng, sample_seed

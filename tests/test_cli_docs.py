@@ -44,3 +44,19 @@ def test_readme_test_command_is_what_ci_runs():
     assert "pytest" in block
     ci = (ROOT / ".ci" / "run").read_text()
     assert "ci:test" in ci and "README.md" in ci
+
+
+def test_pick_device_rules():
+    import pytest
+    import torch
+
+    from redegkit.config import ConfigError
+    from redegkit.device import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="not a device"):
+        pick_device("gpu7")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            pick_device("cuda")

@@ -14,6 +14,7 @@ from pydantic import Field
 from torch import nn
 
 from ..config import StrictModel
+from ..device import pick_device
 from ..io.images import ImageDecodeError, decode_image, to_tensor
 from ..io.pairs import FacePair, list_face_pairs
 from ..rng import sample_rng
@@ -87,13 +88,6 @@ def _face_region(hq: np.ndarray, lq: np.ndarray, cfg: BakeConfig, size: int):
         nw, nh = max(size, round(hq.shape[1] * f)), max(size, round(hq.shape[0] * f))
         hq, lq = (cv2.resize(x, (nw, nh), interpolation=cv2.INTER_CUBIC) for x in (hq, lq))
     return hq, lq, [left, t, r - left, b - t], round(f, 5)
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as torch reads it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @torch.no_grad()

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import torch
 
+from ..device import pick_device
 from ..io.images import from_tensor, to_tensor
 from ..io.preview import fit_tile, grid, label
 from .apply import Synthesizer, synthesize_image
-from .bake import pick_device
 from .cluster import cluster_bank
 from .store import Bank, build_synthesizer
 

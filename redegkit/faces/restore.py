@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..device import pick_device
 from ..io.images import from_tensor, to_tensor
 from ..models.checkpoints import CheckpointError, StateDict, load_raw, load_state_strict, unwrap_state_dict
 from .align import FACE_SIZE
@@ -80,13 +81,6 @@ def build_gfpgan(**hparams: Any) -> torch.nn.Module:
     from spandrel.architectures.GFPGAN import GFPGAN
 
     return GFPGAN(**hparams)
-
-
-def pick_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; anything else is returned as is."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class GFPGANRestorer:

@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import __version__
 from ..console import log, progress
+from ..device import pick_device
 from ..io.images import from_tensor, to_tensor, write_image
 from ..io.sources import Source, list_sources
 from ..models.checkpoints import FORMAT, build, load_raw, load_state_strict, save_checkpoint
@@ -73,16 +74,6 @@ class FitResult:
 def dist_info() -> tuple[int, int, int]:
     """(rank, world size, local rank) from the torchrun environment (0, 1, 0 without it)."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
-def pick_device(device: str, local_rank: int = 0) -> torch.device:
-    """``auto``: CUDA (this rank's GPU under torchrun) when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local_rank)
-    return dev
 
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:

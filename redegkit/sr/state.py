@@ -20,11 +20,12 @@ import torch
 from torch import nn
 
 from ..console import log
+from ..device import pick_device
 from ..models.checkpoints import CheckpointError, load_checkpoint, load_raw, save_checkpoint
 from ..models.discriminators import UNetDiscriminatorSN
 from ..models.rrdb import RRDBNet
 from .config import TrainSRConfig
-from .upscale import TRAIN_STATE_KIND, load_sr_model, pick_device
+from .upscale import TRAIN_STATE_KIND, load_sr_model
 
 
 @dataclass

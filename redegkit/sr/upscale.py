@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..device import pick_device
 from ..io.images import ImageDecodeError, decode_image, encode_image, from_tensor, to_tensor
 from ..io.sources import list_sources
 from ..models.checkpoints import CheckpointError, load_raw, load_state_strict, unwrap_state_dict
@@ -32,16 +33,6 @@ from .config import UpscaleConfig
 
 PAD_MULTIPLE = 8
 TRAIN_STATE_KIND = "train_sr_state"
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; anything else as given (checked)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available")
-    return dev
 
 
 def auto_input_range(path: str | os.PathLike, source: str, recorded: str | None) -> str:
