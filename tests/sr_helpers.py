@@ -6,8 +6,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
-import torch
 import webdataset as wds
 
 from redegkit.io.images import encode_image
@@ -53,11 +51,3 @@ TINY = {
     "optim": {"lr_g": 2e-3, "lr_d": 1e-3},
 }
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny convs on a shared 2-core machine are faster and steadier so."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

@@ -17,13 +17,7 @@ TINY = {"out_size": 512, "num_style_feat": 16, "channel_multiplier": 2, "num_mlp
         "different_w": True, "sft_half": True}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny networks at 512 px run fastest single-threaded, and CI machines are shared
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_file(path, seed=0, wrap="params_ema", **over):

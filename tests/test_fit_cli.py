@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from redegkit.cli import app
@@ -15,12 +14,7 @@ from .fit_helpers import corrupt_png, make_face_pairs, natural_paths
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _args(pairs, out, *extra: str) -> list[str]:

@@ -19,14 +19,7 @@ from redegkit.weights import WeightsMissingError
 
 from .fit_helpers import corrupt_png, make_face_pairs, natural_paths
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny convs on a shared 2-core machine are faster and steadier on one thread
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,7 @@ EXPECT = {  # photo -> (status, pairs, rejection codes)
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks at 512 px: fastest single-threaded on shared CPUs
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _write(path: Path, rgb: np.ndarray) -> None:

@@ -14,7 +14,7 @@ from redegkit.models.discriminators import UNetDiscriminatorSN
 from redegkit.models.rrdb import RRDBNet, detect_rrdbnet
 from redegkit.sr.upscale import load_sr_model
 
-from .sr_helpers import one_thread  # noqa: F401
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 MANIFEST = Path(__file__).resolve().parent / "data" / "official_state_dict_keys.json"  # see test_models_redeg
 G_KEY = "RRDBNet(num_feat=64,num_block=23,num_grow_ch=32,scale=4)"

@@ -11,7 +11,9 @@ import torch
 from redegkit.sr.losses import gan_loss, gaussian_blur, usm_sharpen
 from redegkit.sr.metrics import preview_grid, psnr_y, rgb_to_y, ssim_y
 
-from .sr_helpers import one_thread, textured  # noqa: F401
+from .sr_helpers import textured
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_rgb_to_y_bt601_studio_range():

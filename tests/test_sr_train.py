@@ -18,7 +18,9 @@ from redegkit.sr.train import train_sr
 from redegkit.sr.upscale import load_sr_model
 from redegkit.weights import WeightsMissingError
 
-from .sr_helpers import TINY, one_thread, write_shard  # noqa: F401
+from .sr_helpers import TINY, write_shard
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(**over):

@@ -18,7 +18,9 @@ from redegkit.models.rrdb import RRDBNet
 from redegkit.sr.config import UpscaleConfig
 from redegkit.sr.upscale import upscale_files, upscale_image, upscale_tensor
 
-from .sr_helpers import one_thread, textured, write_shard  # noqa: F401
+from .sr_helpers import textured, write_shard
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _net(scale: int = 4, border_sensitive: bool = False) -> RRDBNet:
