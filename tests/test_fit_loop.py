@@ -178,12 +178,16 @@ def test_torchrun_two_cpu_ranks(tmp_path, pairs_dir):
     redeg = shutil.which("redeg", path=os.path.dirname(sys.executable))
     assert redeg is not None
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", redeg, "fit-degradation",
+    # --standalone: a free rendezvous port, so nothing else on the machine (port 29500) can interfere
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", redeg,
+           "fit-degradation",
            "--pairs", str(pairs_dir), "--natural", natural_paths()[0], "--recipe", "recipes/smoke.toml",
            "--out", str(run), "--steps", "4", "--batch", "1", "--json", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
-    assert p.returncode == 0, p.stderr[-2000:]
+    if p.returncode != 0:  # show the first error lines of the ranks, not only the launcher's summary
+        first = [ln for ln in p.stderr.splitlines() if "rror" in ln or "what()" in ln or "Traceback" in ln][:20]
+        pytest.fail(f"torchrun exit {p.returncode}:\n" + "\n".join(first) + "\n...\n" + p.stderr[-1500:])
     summaries = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 1 and summaries[0]["steps"] == 4  # rank 0 speaks for the run
     assert [r["step"] for r in metrics(run)] == [1, 2, 3, 4]
