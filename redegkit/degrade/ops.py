@@ -312,3 +312,36 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
         raise RuntimeError("cv2.imencode failed for JPEG")
     out = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     return out if img.dtype == np.uint8 else to_float(out)
+
+
+# ---------------------------------------------------------------------------------------- colour
+
+
+def color(img: np.ndarray, gain: tuple[float, float, float] = (1.0, 1.0, 1.0),
+          offset: tuple[float, float, float] = (0.0, 0.0, 0.0), saturation: float = 1.0,
+          contrast: float = 1.0) -> np.ndarray:
+    """A colour cast or fading: ``saturation`` (1 = unchanged, 0 = grey, around the pixel's luma),
+    then ``contrast`` (around mid-grey 0.5), then a per-channel ``gain`` and ``offset`` (offset on
+    the [0, 1] scale: 8/255 is 8 grey levels). Fading is contrast < 1 with a warm offset; a cast is
+    a gain or offset that differs between channels. Clipped to [0, 1] (film and prints saturate)."""
+    check_image(img)
+    x = to_float(img).copy()
+    if saturation != 1.0:
+        luma = (x @ _GRAY_WEIGHTS)[:, :, None]
+        x = luma + np.float32(saturation) * (x - luma)
+    if contrast != 1.0:
+        x = np.float32(0.5) + np.float32(contrast) * (x - np.float32(0.5))
+    x = x * np.asarray(gain, np.float32) + np.asarray(offset, np.float32)
+    return _same_dtype(np.clip(x, 0.0, 1.0).astype(np.float32), img)
+
+
+def sharpen(img: np.ndarray, amount: float, sigma: float) -> np.ndarray:
+    """Unsharp masking, the in-camera / resampler sharpening that leaves halos at edges:
+    ``x + amount * (x - gaussian(x, sigma))``, clipped to [0, 1]."""
+    check_image(img)
+    if sigma <= 0:
+        raise ValueError(f"sharpen sigma must be > 0, got {sigma}")
+    x = to_float(img)
+    soft = cv2.GaussianBlur(x, (0, 0), sigmaX=float(sigma), borderType=_BORDER)
+    out = x + np.float32(amount) * (x - soft)
+    return _same_dtype(np.clip(out, 0.0, 1.0).astype(np.float32), img)

@@ -96,8 +96,23 @@ class JpegParams(_Params):
     quality: int = Field(ge=1, le=100)
 
 
+class ColorParams(_Params):
+    op: Literal["color"] = "color"
+    gain: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    offset: tuple[float, float, float] = Field((0.0, 0.0, 0.0), description="Per channel, on the [0, 1] scale.")
+    saturation: float = Field(1.0, ge=0)
+    contrast: float = Field(1.0, ge=0)
+
+
+class SharpenParams(_Params):
+    op: Literal["sharpen"] = "sharpen"
+    amount: float = Field(ge=0, description="Unsharp-mask strength (0: none).")
+    sigma: float = Field(gt=0, description="Gaussian radius of the mask, pixels.")
+
+
 OpParams = Annotated[
-    BlurParams | ResizeParams | NearestDownParams | GaussianNoiseParams | PoissonNoiseParams | JpegParams,
+    BlurParams | ResizeParams | NearestDownParams | GaussianNoiseParams | PoissonNoiseParams | JpegParams
+    | ColorParams | SharpenParams,
     Field(discriminator="op"),
 ]
 
@@ -158,6 +173,14 @@ def apply_jpeg(x: np.ndarray, p: JpegParams) -> np.ndarray:
     return ops.jpeg(x, p.quality)
 
 
+def apply_color(x: np.ndarray, p: ColorParams) -> np.ndarray:
+    return ops.color(x, p.gain, p.offset, p.saturation, p.contrast)
+
+
+def apply_sharpen(x: np.ndarray, p: SharpenParams) -> np.ndarray:
+    return ops.sharpen(x, p.amount, p.sigma)
+
+
 def apply_op(x: np.ndarray, p: _Params, ctx: ApplyContext | None = None) -> np.ndarray:
     """Apply one sampled op to an RGB uint8/float32 image (same dtype out)."""
     if isinstance(p, ResizeParams):
@@ -175,4 +198,6 @@ _APPLY = {
     GaussianNoiseParams: apply_gaussian_noise,
     PoissonNoiseParams: apply_poisson_noise,
     JpegParams: apply_jpeg,
+    ColorParams: apply_color,
+    SharpenParams: apply_sharpen,
 }

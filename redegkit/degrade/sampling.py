@@ -17,6 +17,7 @@ from ..rng import child_seed
 from . import params as P
 from .spec import (
     BlurSpec,
+    ColorSpec,
     GaussianNoiseSpec,
     JpegSpec,
     NearestDownSpec,
@@ -25,6 +26,7 @@ from .spec import (
     Preset,
     ResizeSpec,
     SequenceSpec,
+    SharpenSpec,
     ShuffleSpec,
 )
 
@@ -138,12 +140,29 @@ def sample_jpeg(rng: np.random.Generator, spec: JpegSpec | dict) -> P.JpegParams
     return P.JpegParams(quality=int(rng.integers(lo, hi + 1)))
 
 
+def sample_color(rng: np.random.Generator, spec: ColorSpec | dict) -> P.ColorParams:
+    """Per-channel gains (gain_r/g/b when given, else gain drawn per channel), offsets (grey levels
+    -> [0, 1] scale), saturation and contrast."""
+    spec = _as_spec(ColorSpec, spec)
+    gains = tuple(draw(rng, getattr(spec, f"gain_{c}") or spec.gain) for c in "rgb")
+    offsets = tuple(draw(rng, getattr(spec, f"offset_{c}")) / 255.0 for c in "rgb")
+    return P.ColorParams(gain=gains, offset=offsets, saturation=draw(rng, spec.saturation),
+                         contrast=draw(rng, spec.contrast))
+
+
+def sample_sharpen(rng: np.random.Generator, spec: SharpenSpec | dict) -> P.SharpenParams:
+    spec = _as_spec(SharpenSpec, spec)
+    return P.SharpenParams(amount=draw(rng, spec.amount), sigma=draw(rng, spec.sigma))
+
+
 _SAMPLERS = {
     BlurSpec: sample_blur,
     NearestDownSpec: sample_nearest_down,
     GaussianNoiseSpec: sample_gaussian_noise,
     PoissonNoiseSpec: sample_poisson_noise,
     JpegSpec: sample_jpeg,
+    ColorSpec: sample_color,
+    SharpenSpec: sample_sharpen,
 }
 
 Unit = list[Any]  # a run of op params that a shuffle moves as one item

@@ -15,7 +15,8 @@ Every step has ``op``, an optional ``p`` (probability it runs, default 1) and an
 Integer fields (``quality``, ``size``) take an int or an inclusive ``[lo, hi]``; ``size`` draws odd
 values only. Choice fields (``interp``) take a name, a list (uniform) or a ``{name = weight}`` table.
 
-Ops: ``blur``, ``resize``, ``nearest_down``, ``gaussian_noise``, ``poisson_noise``, ``jpeg``.
+Ops: ``blur``, ``resize``, ``nearest_down``, ``gaussian_noise``, ``poisson_noise``, ``jpeg``,
+``color`` (cast, fading), ``sharpen`` (unsharp mask, halos).
 Combinators: ``sequence`` (``steps``), ``shuffle`` (``steps`` in random order, ``keep_order``
 lists of step indices that keep their relative order), ``one_of`` (``choices`` with optional
 ``weights``). A ``sequence`` with ``spread = true`` inside a ``shuffle`` contributes its steps as
@@ -219,6 +220,41 @@ class JpegSpec(_Step):
         return self
 
 
+class ColorSpec(_Step):
+    op: Literal["color"]
+    gain: Range = Field(((1.0, 1.0),), description="Gain of every channel (drawn per channel unless gain_r/g/b).")
+    gain_r: Range | None = Field(None, description="Red gain (overrides gain for red).")
+    gain_g: Range | None = None
+    gain_b: Range | None = None
+    offset_r: Range = Field(((0.0, 0.0),), description="Red offset, grey levels on the 0-255 scale.")
+    offset_g: Range = ((0.0, 0.0),)
+    offset_b: Range = ((0.0, 0.0),)
+    saturation: Range = Field(((1.0, 1.0),), description="1 = unchanged, 0 = grey.")
+    contrast: Range = Field(((1.0, 1.0),), description="Around mid-grey; below 1 fades.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ColorSpec:
+        for name in ("gain", "gain_r", "gain_g", "gain_b", "saturation", "contrast"):
+            r = getattr(self, name)
+            if r is not None:
+                _bounds(name, r, 0.0, 8.0)
+        for name in ("offset_r", "offset_g", "offset_b"):
+            _bounds(name, getattr(self, name), -255.0, 255.0)
+        return self
+
+
+class SharpenSpec(_Step):
+    op: Literal["sharpen"]
+    amount: Range = Field(description="Unsharp-mask strength (0.5-2 is typical of camera sharpening).")
+    sigma: Range = Field(((1.0, 1.0),), description="Gaussian radius of the mask, pixels.")
+
+    @model_validator(mode="after")
+    def _check(self) -> SharpenSpec:
+        _bounds("amount", self.amount, 0.0, 20.0)
+        _bounds("sigma", self.sigma, 1e-3, 20.0)
+        return self
+
+
 # ----------------------------------------------------------------------------- combinators
 
 
@@ -265,6 +301,8 @@ Step = Annotated[
     | GaussianNoiseSpec
     | PoissonNoiseSpec
     | JpegSpec
+    | ColorSpec
+    | SharpenSpec
     | SequenceSpec
     | ShuffleSpec
     | OneOfSpec,
@@ -273,7 +311,7 @@ Step = Annotated[
 for _m in (SequenceSpec, ShuffleSpec, OneOfSpec):
     _m.model_rebuild()
 
-OP_NAMES = ("blur", "resize", "nearest_down", "gaussian_noise", "poisson_noise", "jpeg")
+OP_NAMES = ("blur", "resize", "nearest_down", "gaussian_noise", "poisson_noise", "jpeg", "color", "sharpen")
 COMBINATOR_NAMES = ("sequence", "shuffle", "one_of")
 
 
