@@ -253,3 +253,45 @@ def test_bank_candidate_runs_the_learned_path(tmp_path: Path, real_dir: Path, hq
     (c,) = res.candidates
     assert c.kind == "bank" and c.images == 3 and c.overall is not None and c.overall > 0
     assert not res.failures
+
+
+RECIPE = """
+[eval_match]
+max_side = 48
+scale = 2
+
+[presets.jpeg_only]
+[[presets.jpeg_only.steps]]
+op = "resize"
+ref = "output"
+interp = "area"
+[[presets.jpeg_only.steps]]
+op = "jpeg"
+quality = [20, 30]
+
+[presets.noise_only]
+[[presets.noise_only.steps]]
+op = "resize"
+ref = "output"
+interp = "area"
+[[presets.noise_only.steps]]
+op = "gaussian_noise"
+sigma = [8, 12]
+"""
+
+
+def test_cli_recipe_presets_rank_the_matching_one_first(tmp_path: Path, hq_dir: Path):
+    # The "real" photos: other photos, downscaled x2 and saved at JPEG q25, like the jpeg_only preset.
+    small = [cv2.resize(c, (48, 48), interpolation=cv2.INTER_AREA) for n in NAMES[:4] for c in _crops(n, 96)[:2]]
+    real = _folder(tmp_path / "real", [decode_image(encode_image(c, "jpg", quality=25)) for c in small])
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE)
+    r = runner.invoke(app, ["eval", "match", str(real), "-c", "preset:noise_only", "-c", "preset:jpeg_only",
+                            "--hq", str(hq_dir), "-o", str(tmp_path / "o"), "-r", str(recipe), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout.strip().splitlines()[-1])
+    assert [row["label"] for row in doc["ranking"]] == ["preset:jpeg_only", "preset:noise_only"]
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rep["config"]["max_side"] == 48 and rep["config"]["scale"] == 2  # from [eval_match]
+    jpeg, noise = (row["distances"] for row in doc["ranking"])
+    assert noise["noise"] > 3 * jpeg["noise"] and noise["blockiness"] > jpeg["blockiness"]

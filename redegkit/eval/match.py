@@ -225,7 +225,7 @@ def _lq_field(sample: dict[str, Any]) -> str | None:
 def shard_stats(folder: str | Path, cfg: MatchConfig, label: str,
                 progress: Callable[..., None] | None = None) -> StatSet:
     """Statistics of the LQ images of a shard folder (the first ``cfg.max_images`` samples)."""
-    from ..io.shards import iter_samples, list_shards
+    from ..io.shards import iter_samples, list_shards  # here: webdataset imports torch
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -287,11 +287,14 @@ def parse_candidate(spec: str) -> Candidate:
     return Candidate("shards", spec, spec)
 
 
-def _prepare_hq(sources: list[Source], cfg: MatchConfig, folder: Path, failures: list[dict[str, Any]]) -> list[Source]:
+def _prepare_hq(sources: list[Source], cfg: MatchConfig, folder: Path,
+                failures: list[dict[str, Any]]) -> tuple[list[Source], dict[str, str]]:
     """Centre crops of at most ``max_side * scale`` (a multiple of the scale) of the HQ images,
-    written as PNGs, so that synthesis costs at most one LQ window per image."""
+    written as PNGs, so that synthesis costs at most one LQ window per image. Returns the crops'
+    sources and, per crop path, the HQ file it came from (for failure records)."""
     side = cfg.max_side * cfg.scale
     folder.mkdir(parents=True, exist_ok=True)
+    origin: dict[str, str] = {}
     for i, src in enumerate(_evenly(sources, cfg.max_images)):
         try:
             img = decode_image(src.path)
@@ -305,8 +308,8 @@ def _prepare_hq(sources: list[Source], cfg: MatchConfig, folder: Path, failures:
             failures.append({"path": str(src.path), "reason": f"too small ({w}x{h}) for scale {cfg.scale}",
                              "set": "hq"})
             continue
-        write_image(folder / f"{i:06d}.png", crop)
-    return list_sources(folder)
+        origin[str(write_image(folder / f"{i:06d}.png", crop))] = str(src.path)
+    return list_sources(folder), origin
 
 
 def _synth_config(cand: Candidate, cfg: MatchConfig, base: Any) -> Any:
@@ -377,7 +380,7 @@ def match(
     Raises :class:`MatchError` when the real set has no usable image, there are no candidates,
     or a preset/bank candidate has no ``hq_sources``.
     """
-    from ..synth import SynthConfig, synthesize
+    from ..synth import SynthConfig, synthesize  # here, not at the top: it imports torch
 
     if not candidates:
         raise MatchError("no candidates: give at least one --candidate")
@@ -409,20 +412,24 @@ def match(
     base = synth_base if synth_base is not None else SynthConfig()
     with tempfile.TemporaryDirectory(prefix="redeg-match-") as tmp:
         hq_list: list[Source] | None = None
+        origin: dict[str, str] = {}
         for i, cand in enumerate(candidates):
             error = None
             if cand.kind == "shards":
                 st = shard_stats(cand.target, cfg, cand.label, progress)
             else:
                 if hq_list is None:
-                    hq_list = _prepare_hq(hq_sources or [], cfg, Path(tmp) / "hq", failures)
+                    hq_list, origin = _prepare_hq(hq_sources or [], cfg, Path(tmp) / "hq", failures)
                     if not hq_list:
                         raise MatchError("none of the --hq images could be used for synthesis")
                 scfg = _synth_config(cand, cfg, base)
                 shards = Path(tmp) / f"cand{i:03d}"
+                if progress is not None:
+                    progress(0, synthesizing=cand.label)
                 res = synthesize(hq_list, shards, scfg, user_presets=user_presets)
                 st = shard_stats(shards, cfg, cand.label, progress)
-                st.failures[:0] = [{**f, "set": cand.label} for f in res.failures]
+                st.failures[:0] = [{**f, "path": origin.get(f.get("path", ""), f.get("path", "?")), "set": cand.label}
+                                   for f in res.failures]
             failures.extend(st.failures)
             sets[cand.label] = st
             if st:
