@@ -184,12 +184,29 @@ def test_bad_images_are_failure_records_not_crashes(tmp_path: Path, real_images)
     assert len(res.real) == 4 and res.candidates[0].images == 3
 
 
+def test_a_candidate_without_usable_images_ranks_last_with_its_error(tmp_path: Path, real_dir: Path, real_images):
+    sink = ShardSink(tmp_path / "junk", max_count=10)
+    sink.add("k0", {"lq.png": b"garbage", "hq.png": b"garbage", "json": b"{}"})
+    sink.end_input(1)
+    sink.close()
+    own = _shards(tmp_path / "own", real_images)
+    cands = [parse_candidate(str(tmp_path / "junk")), parse_candidate(str(own))]
+    res = match(list_sources(real_dir), cands, tmp_path / "out", CFG)
+    assert res.ranking == [str(own), str(tmp_path / "junk")]
+    last = res.candidates[-1]
+    assert last.distances is None and last.error == "no usable LQ image" and len(last.failures) == 1
+    assert len(res.histograms) == 7
+
+
 def test_errors_before_any_work(tmp_path: Path, real_dir: Path):
     src = list_sources(real_dir)
     with pytest.raises(MatchError, match="--hq"):
         match(src, [parse_candidate("preset:bsrgan")], tmp_path, CFG)
     with pytest.raises(FileNotFoundError, match="not a folder of shards"):
         match(src, [parse_candidate(str(tmp_path / "nope"))], tmp_path, CFG)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no \\*.tar shards"):
+        match(src, [parse_candidate(str(tmp_path / "empty"))], tmp_path, CFG)
     with pytest.raises(MatchError, match="given twice"):
         match(src, [parse_candidate("preset:bsrgan")] * 2, tmp_path, CFG, hq_sources=src)
     with pytest.raises(MatchError, match="no candidates"):

@@ -393,6 +393,8 @@ def match(
     for c in candidates:  # check every candidate before any work
         if c.kind == "shards" and not Path(c.target).is_dir():
             raise FileNotFoundError(f"--candidate {c.label}: {c.target} is not a folder of shards")
+        if c.kind == "shards" and not any(Path(c.target).glob("*.tar")):
+            raise FileNotFoundError(f"--candidate {c.label}: {c.target} holds no *.tar shards")
         if c.kind == "bank" and not Path(c.target).is_file():
             raise FileNotFoundError(f"--candidate {c.label}: bank file {c.target} not found")
         if c.kind == "preset":
@@ -414,7 +416,6 @@ def match(
         hq_list: list[Source] | None = None
         origin: dict[str, str] = {}
         for i, cand in enumerate(candidates):
-            error = None
             if cand.kind == "shards":
                 st = shard_stats(cand.target, cfg, cand.label, progress)
             else:
@@ -428,16 +429,15 @@ def match(
                     progress(0, synthesizing=cand.label)
                 res = synthesize(hq_list, shards, scfg, user_presets=user_presets)
                 st = shard_stats(shards, cfg, cand.label, progress)
-                st.failures[:0] = [{**f, "path": origin.get(f.get("path", ""), f.get("path", "?")), "set": cand.label}
-                                   for f in res.failures]
+                st.failures[:0] = [{**f, "path": origin.get(f.get("path", ""), f.get("path", "?")),
+                                    "set": cand.label} for f in res.failures]
             failures.extend(st.failures)
             sets[cand.label] = st
             if st:
                 d = score_candidate(real, st, spreads)
                 scores.append(CandidateScore(cand.label, cand.kind, len(st), d, d["overall"], st.failures))
             else:
-                error = "no usable LQ image"
-                scores.append(CandidateScore(cand.label, cand.kind, 0, None, None, st.failures, error))
+                scores.append(CandidateScore(cand.label, cand.kind, 0, None, None, st.failures, "no usable LQ image"))
     scores.sort(key=lambda s: (s.overall is None, s.overall if s.overall is not None else 0.0))
     hists = write_histograms(real, sets, {s.label: s.distances for s in scores}, out, cfg.bins)
     report = {
