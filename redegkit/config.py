@@ -49,6 +49,7 @@ SECTIONS: dict[str, str] = {
     "train_sr": "redegkit.sr.config:TrainSRConfig",
     "upscale": "redegkit.sr.config:UpscaleConfig",
     "bake": "redegkit.bank:BakeConfig",
+    "eval_match": "redegkit.eval.match:MatchConfig",
 }
 
 

@@ -24,6 +24,7 @@ BEGIN, END = "<!-- cli-reference -->", "<!-- /cli-reference -->"
 COMMANDS = [
     [], ["pseudo-hq"], ["fit-degradation"], ["bake"], ["synthesize"], ["train-sr"], ["upscale"],
     ["bank", "info"], ["bank", "preview"], ["bank", "merge"], ["bank", "filter"],
+    ["eval", "match"],
     ["shards", "info"], ["shards", "preview"],
     ["weights", "list"], ["weights", "verify"], ["weights", "install"], ["weights", "fetch"],
     ["config", "show"], ["config", "schema"],
