@@ -50,6 +50,7 @@ SECTIONS: dict[str, str] = {
     "upscale": "redegkit.sr.config:UpscaleConfig",
     "bake": "redegkit.bank:BakeConfig",
     "eval_match": "redegkit.eval.match:MatchConfig",
+    "eval_transfer": "redegkit.eval.transfer:TransferConfig",
 }
 
 

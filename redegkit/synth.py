@@ -56,8 +56,11 @@ class SynthConfig(StrictModel):
         "weights, or the fixed --index")
     index: list[int] | None = Field(None, description="fixed embedding index (two with mix = interpolate those)")
     mix: bool = Field(False, description="interpolate two chosen embeddings with a uniform random weight")
-    strength: float = Field(1.0, ge=0, le=1, description="z = identity + strength * (z - identity)")
+    strength: float = Field(1.0, ge=0, le=1, description="image-space blend: lq = hq + strength * (degraded - hq), "
+                            "learned noise scaled by strength, JPEG quality towards 100; 0 = exactly the HQ")
     strength_min: float | None = Field(None, ge=0, le=1, description="draw strength uniformly in [strength_min, strength]")
+    calibration: bool = Field(True, description="apply the bank's per-embedding calibration (colour map, learned "
+                              "noise, JPEG) measured by bake on each embedding's own face pair")
     noise_prob: float = Field(0.4, ge=0, le=1, description="share of samples that get Gaussian noise before downsampling")
     noise_max: float = Field(0.2, ge=0, le=1, description="noise std drawn from {0, 0.01, ..., noise_max} ([-1, 1] scale)")
     down: list[Literal["bilinear", "bicubic", "area"]] = Field(

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, module_sha256
-from .bank.apply import Synthesizer, TiledImage, finalize, plan_tiles, to_device
+from .bank.apply import Synthesizer, TiledImage, apply_calibration, finalize, finish_on_host, plan_tiles, to_device
 from .device import pick_device
 from .io.images import encode_image
 from .io.sources import Source
@@ -121,6 +121,9 @@ def _init_worker(cfg_json: str, user_presets: dict[str, Any] | None, table: Choi
     import cv2
 
     cv2.setNumThreads(1)  # the pool is the parallelism; threads per worker would oversubscribe
+    # Also torch's (calibrated-JPEG samples are finished here): a forked child must never enter the
+    # parent's OpenMP pool, which does not survive fork and hangs.
+    torch.set_num_threads(1)
     cfg = SynthConfig.model_validate_json(cfg_json)
     name, share = parse_mix_preset(cfg.mix_preset)
     _W.update(cfg=cfg, table=table, share=share,
@@ -172,9 +175,14 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
     return _Decoded(index, samples, None, None, t)
 
 
-def _encode_task(args: tuple[np.ndarray, int]) -> tuple[bytes, float]:
+def _encode_task(args: tuple[np.ndarray, int, dict[str, Any] | None]) -> tuple[bytes, float]:
+    """PNG-encode one LQ; a sample with a calibrated JPEG arrives at the HQ resolution and is
+    finished here first (JPEG, spec noise, downsampling: :func:`finish_on_host`)."""
     t0 = time.perf_counter()
-    return encode_image(args[0], "png", png_level=args[1]), time.perf_counter() - t0
+    arr, level, host = args
+    if host is not None:
+        arr = finish_on_host(arr, **host)
+    return encode_image(arr, "png", png_level=level), time.perf_counter() - t0
 
 
 class _Inline:
@@ -213,6 +221,7 @@ class _Job:
     image: TiledImage
     z: torch.Tensor
     plan: dict[str, Any]
+    host: dict[str, Any] | None = None  # set when the worker finishes the sample (calibrated JPEG)
 
 
 class LearnedProducer:
@@ -229,9 +238,33 @@ class LearnedProducer:
         return ChoiceTable(len(self.bank), labels, w / w.sum() if cfg.choice == "weighted" else None)
 
     def z_of(self, plan: dict[str, Any]) -> torch.Tensor:
+        """The plan's embedding: one bank entry, or the weighted mix of two (strength acts in image
+        space, see :func:`redegkit.bank.apply.apply_calibration`)."""
         e = self.bank.embeddings
-        z = sum(e[i] * wt for i, wt in zip(plan["indices"], plan["mix_weights"], strict=True))
-        return self.bank.identity + plan["strength"] * (z - self.bank.identity)
+        return sum(e[i] * wt for i, wt in zip(plan["indices"], plan["mix_weights"], strict=True))
+
+    def post_of(self, plan: dict[str, Any], cfg: SynthConfig, key: str) -> dict[str, Any] | None:
+        """What follows the generator for this plan, as JSON-able numbers (recorded in the shard JSON
+        as ``post``): strength, and with the bank's calibration the mixed colour map, noise
+        covariance and correlation, and the JPEG quality of the dominant embedding moved towards 100
+        by the strength. None when nothing follows (strength 1, no calibration)."""
+        s = float(plan["strength"])
+        cal = self.bank.calibration if cfg.calibration else None
+        if cal is None:
+            return None if s == 1.0 else {"strength": s}
+        idx, wts = plan["indices"], plan["mix_weights"]
+
+        def mix(key: str) -> torch.Tensor:
+            return sum(cal[key][i].double() * w for i, w in zip(idx, wts, strict=True))
+
+        q = int(cal["jpeg"][idx[int(np.argmax(wts))]])
+        q = 0 if q == 0 or s == 0 else int(round(100 - s * (100 - q)))
+        def rnd(t: torch.Tensor) -> list:
+            return [rnd(x) for x in t] if t.dim() > 1 else [round(float(v), 7) for v in t.tolist()]
+
+        return {"strength": s, "filter": rnd(mix("filter")), "color": rnd(mix("color")), "noise_cov": rnd(mix("noise_cov")),
+                "noise_corr": round(float(mix("noise_corr")), 5), "noise_seed": sample_seed(cfg.seed, key, "calib-noise"),
+                "jpeg": q}
 
     def __call__(self, todo: list[tuple[int, Source]], cfg: SynthConfig,
                  user_presets: dict[str, Any] | None) -> Iterator[ImageResult]:
@@ -282,7 +315,7 @@ class LearnedProducer:
                 arr = lq.numpy()
                 for k, job in enumerate(jobs):
                     if job.owner.failure is None:
-                        job.owner.lq[job.slot] = submit(_encode_task, (arr[k], cfg.png_level))
+                        job.owner.lq[job.slot] = submit(_encode_task, (arr[k], cfg.png_level, job.host))
                         job.owner.dec.timings["degrade"] += secs / n
 
         def forward() -> None:
@@ -340,6 +373,9 @@ class LearnedProducer:
                 hq = to_device(torch.from_numpy(s.hq), dev).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
                 plan = plan_tiles(hq.shape[1], hq.shape[2], cfg.tile, cfg.tile_overlap, synth.multiple)
                 s.plan["tiles"] = len(plan.origins)
+                post = self.post_of(s.plan, cfg, s.key)
+                if post is not None:
+                    s.plan["post"] = post
                 job = _Job(op, slot, TiledImage(hq, plan), self.z_of(s.plan), s.plan)
                 op.learned += 1
                 for i in range(len(plan.origins)):
@@ -361,12 +397,27 @@ class LearnedProducer:
         images of several sizes can finish together) -> [(jobs, uint8 [n, h, w, 3])]."""
         groups: dict[tuple[int, ...], list[_Job]] = {}
         for job in done:
-            groups.setdefault((job.image.plan.h, job.image.plan.w), []).append(job)
-        return [(jobs, finalize(torch.stack([j.image.result() for j in jobs]), scale=cfg.scale,
-                                interps=[j.plan["downsample"] for j in jobs],
-                                sigmas=[j.plan["noise_sigma"] for j in jobs],
-                                seeds=[j.plan["noise_seed"] for j in jobs]))
-                for jobs in groups.values()]
+            # a sample with a calibrated JPEG leaves the device at the HQ resolution (the JPEG and
+            # what follows it run in a worker), so it groups apart
+            jpeg = int((job.plan.get("post") or {}).get("jpeg", 0))
+            groups.setdefault((job.image.plan.h, job.image.plan.w, jpeg > 0), []).append(job)
+        out = []
+        for (_, _, host), jobs in groups.items():
+            y = torch.stack([j.image.result() for j in jobs])
+            posts = [j.plan.get("post") for j in jobs]
+            if any(p is not None for p in posts):
+                y = apply_calibration(y, torch.stack([j.image.hq() for j in jobs]), posts)
+            if host:
+                for j in jobs:
+                    j.host = {"jpeg": int(j.plan["post"]["jpeg"]), "scale": cfg.scale, "interp": j.plan["downsample"],
+                              "sigma": j.plan["noise_sigma"], "seed": j.plan["noise_seed"]}
+                out.append((jobs, finalize(y, scale=1, interps=["bilinear"] * len(jobs), sigmas=[0.0] * len(jobs),
+                                           seeds=[0] * len(jobs))))
+            else:
+                out.append((jobs, finalize(y, scale=cfg.scale, interps=[j.plan["downsample"] for j in jobs],
+                                           sigmas=[j.plan["noise_sigma"] for j in jobs],
+                                           seeds=[j.plan["noise_seed"] for j in jobs])))
+        return out
 
     def _result(self, op: _Open) -> ImageResult:
         dec = op.dec

@@ -70,8 +70,14 @@ def test_bake_round_trip(tmp_path: Path) -> None:
     assert res.pairs == 4 and not res.failures and len(res.bank) == 4 and res.bank.dim == 32
     p = save_bank(tmp_path / "emb.pt", res.bank)
     raw = torch.load(p, weights_only=True)  # the documented way to read it
-    assert raw["format"] == "redegkit.bank" and raw["version"] == 1
+    assert raw["format"] == "redegkit.bank" and raw["version"] == 2
+    assert set(raw["calibration"]) == {"filter", "color", "noise_cov", "noise_corr", "jpeg"}
     b = load_bank(p)
+    assert all(torch.equal(b.calibration[k], res.bank.calibration[k]) for k in raw["calibration"])
+    # a version-1 file (no calibration) still loads, and then synthesizes uncalibrated
+    old = {k: v for k, v in raw.items() if k != "calibration"}
+    torch.save({**old, "version": 1}, tmp_path / "v1.pt")
+    assert load_bank(tmp_path / "v1.pt").calibration is None
     assert torch.equal(b.embeddings, res.bank.embeddings) and torch.equal(b.identity, res.bank.identity)
     assert b.records == res.bank.records and torch.equal(b.weights, torch.ones(4))
     assert b.degnet_sha256 == res.bank.degnet_sha256 and len(b.sha256) == 64

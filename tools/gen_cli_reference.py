@@ -25,6 +25,7 @@ COMMANDS = [
     [], ["pseudo-hq"], ["fit-degradation"], ["bake"], ["synthesize"], ["train-sr"], ["upscale"],
     ["bank", "info"], ["bank", "preview"], ["bank", "merge"], ["bank", "filter"],
     ["eval", "match"],
+    ["eval", "transfer"],
     ["shards", "info"], ["shards", "preview"],
     ["weights", "list"], ["weights", "verify"], ["weights", "install"], ["weights", "fetch"],
     ["config", "show"], ["config", "schema"],

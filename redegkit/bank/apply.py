@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -211,6 +212,10 @@ class TiledImage:
         if len(plan.origins) > 1:
             self.window = ramp(plan.th, plan.overlap, hq.device)[:, None] * ramp(plan.tw, plan.overlap, hq.device)[None]
 
+    def hq(self) -> torch.Tensor:
+        """The HQ input [3, h, w] (without the padding)."""
+        return self.x[:, : self.plan.h, : self.plan.w]
+
     def tile(self, i: int) -> torch.Tensor:
         y, x = self.plan.origins[i]
         return self.x[:, y : y + self.plan.th, x : x + self.plan.tw]
@@ -285,6 +290,37 @@ def hash_normal(seeds: list[int], shape: tuple[int, ...], device: torch.device |
     return torch.stack(outs).reshape(len(seeds), *shape)
 
 
+def gaussian_taps(sigma: float) -> torch.Tensor:
+    """Normalised 1-D Gaussian taps of radius ceil(3 sigma) (a single 1 for sigma 0)."""
+    if sigma <= 0:
+        return torch.ones(1)
+    r = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def shape_noise(white: torch.Tensor, cov: torch.Tensor, corr: float) -> torch.Tensor:
+    """White standard-normal noise [N, 3, H, W] -> noise with spatial correlation ``corr`` (a
+    Gaussian radius; the field is renormalised to unit variance) and channel covariance ``cov``
+    [3, 3] (or [N, 3, 3])."""
+    x = white
+    if corr > 0:
+        k = gaussian_taps(corr).to(x.device)
+        r = k.numel() // 2
+        x = F.pad(x, (r, r, r, r), mode="reflect")
+        x = F.conv2d(x, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
+        x = F.conv2d(x, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
+        x = x / float(k.pow(2).sum())  # variance of white noise under a separable blur: (sum k^2)^2
+    cov = cov.to(x.device, torch.float32)
+    if cov.dim() == 2:
+        cov = cov.expand(x.shape[0], 3, 3)
+    # a PSD square root via eigh: works for rank-deficient (grey, or absent) noise, unlike Cholesky
+    w, v = torch.linalg.eigh(cov.double())
+    root = (v * w.clamp_min(0).sqrt()[:, None, :]) @ v.transpose(1, 2)
+    return torch.einsum("nij,njhw->nihw", root.float(), x)
+
+
 def downsample(y: torch.Tensor, scale: int, interp: str) -> torch.Tensor:
     """[N, 3, H, W] -> [N, 3, H/scale, W/scale] with antialiasing (area: box average)."""
     if scale == 1:
@@ -295,6 +331,53 @@ def downsample(y: torch.Tensor, scale: int, interp: str) -> torch.Tensor:
     if interp not in INTERPS:
         raise ValueError(f"interpolation must be one of {INTERPS}, got {interp!r}")
     return F.interpolate(y, size=size, mode=interp, align_corners=False, antialias=True)
+
+
+def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None]) -> torch.Tensor:
+    """Generator outputs [N, 3, H, W] in [-1, 1] and their HQ inputs -> the degraded images before
+    JPEG and downsampling, per sample ``posts[i]`` (None: unchanged):
+
+    ``lq = hq + strength * (color(f0 * hq + f1 * y) - hq) + strength * noise``, where ``f0, f1``
+    are the bank's two filters [2, k, k] (shared by the channels), ``color`` its affine map [3, 4] and ``noise`` a field with the bank's channel covariance ``noise_cov`` and
+    correlation radius ``noise_corr`` drawn from ``noise_seed`` (see :mod:`.calibrate`). Strength
+    0 gives exactly the HQ."""
+    if all(p is None for p in posts):
+        return y
+    out = y.float().clone()
+    for i, p in enumerate(posts):
+        if p is None:
+            continue
+        yi, s = out[i], float(p["strength"])
+        if p.get("filter") is not None:
+            k = torch.as_tensor(p["filter"], dtype=torch.float32, device=y.device)  # [2, k, k]
+            r = k.shape[-1] // 2
+
+            def conv(x: torch.Tensor, kern: torch.Tensor) -> torch.Tensor:
+                return F.conv2d(F.pad(x[None], (r, r, r, r), mode="reflect"), kern.expand(3, 1, *kern.shape), groups=3)[0]
+
+            yi = conv(hq[i].float(), k[0]) + conv(yi, k[1])
+        if p.get("color") is not None:
+            m = torch.as_tensor(p["color"], dtype=torch.float32, device=y.device)
+            yi = torch.einsum("ij,jhw->ihw", m[:, :3], yi) + m[:, 3, None, None]
+        if s != 1.0:
+            yi = hq[i].float() + s * (yi - hq[i].float())
+        cov = p.get("noise_cov")
+        if s > 0 and cov is not None and any(v != 0 for row in cov for v in row):
+            white = hash_normal([int(p["noise_seed"])], tuple(yi.shape), y.device)
+            yi = yi + s * shape_noise(white, torch.as_tensor(cov), float(p.get("noise_corr", 0.0)))[0]
+        out[i] = yi
+    return out.clamp_(-1.0, 1.0)
+
+
+def finish_on_host(hq_res: np.ndarray, *, jpeg: int, scale: int, interp: str, sigma: float,
+                   seed: int) -> np.ndarray:
+    """The end of the chain for a sample with a calibrated JPEG (CPU, in a worker): JPEG at the HQ
+    resolution, then the spec noise, downsampling and rounding exactly as :func:`finalize`."""
+    from ..degrade.ops import jpeg as jpeg_op
+
+    x = jpeg_op(hq_res, int(jpeg)) if jpeg else hq_res
+    t = torch.from_numpy(x).permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0)
+    return finalize(t, scale=scale, interps=[interp], sigmas=[sigma], seeds=[seed])[0].numpy()
 
 
 def finalize(y: torch.Tensor, *, scale: int, interps: list[str], sigmas: list[float],

@@ -18,6 +18,7 @@ from ..device import pick_device
 from ..io.images import ImageDecodeError, decode_image, to_tensor
 from ..io.pairs import FacePair, list_face_pairs
 from ..rng import sample_rng
+from .calibrate import calibrate_pair, stack_calibrations
 from .store import Bank, BankError, check_bank, module_sha256, pack_module
 
 
@@ -33,6 +34,9 @@ class BakeConfig(StrictModel):
     face_ref: int = Field(512, ge=16, description="aligned face size that face_box refers to")
     batch: int = Field(32, ge=1, description="crops per DegNet forward")
     device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:N")
+    calibrate: bool = Field(True, description="measure each pair's colour, noise and JPEG residual against the "
+                            "generator's own output and store it with the embedding (see redegkit.bank.calibrate)")
+    calib_size: int = Field(256, ge=16, description="largest side of the centre region a pair is calibrated on")
 
 
 PairRef = FacePair  # a face pair on disk and its pseudo-hq record
@@ -88,6 +92,40 @@ def _face_region(hq: np.ndarray, lq: np.ndarray, cfg: BakeConfig, size: int):
         nw, nh = max(size, round(hq.shape[1] * f)), max(size, round(hq.shape[0] * f))
         hq, lq = (cv2.resize(x, (nw, nh), interpolation=cv2.INTER_CUBIC) for x in (hq, lq))
     return hq, lq, [left, t, r - left, b - t], round(f, 5)
+
+
+@torch.no_grad()
+def _calibrate(records: list[dict[str, Any]], embs: list[torch.Tensor], encoder: nn.Module, generator: nn.Module,
+               cfg: BakeConfig, size: int, dev: torch.device) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Per record: the generator's output for the record's embedding on its pair's centre region
+    (at most ``calib_size``, a multiple of the encoder's), measured against the real LQ
+    (:func:`redegkit.bank.calibrate.calibrate_pair`). Pairs are read again (one at a time, so
+    memory does not grow with the bank); records of one pair (``--each``) share the pair's mean
+    embedding's calibration."""
+    encoder, generator = encoder.eval().to(dev), generator.eval().to(dev)
+    mult = int(encoder.multiple)
+    items: list[dict[str, Any]] = []
+    diags: list[dict[str, Any]] = []
+    done: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for i, rec in enumerate(records):
+        pk = rec["pair"]
+        if pk not in done:
+            hq, lq = decode_image(Path(rec["hq"])), decode_image(Path(rec["lq"]))
+            hq, lq, _, _ = _face_region(hq, lq, cfg, size)
+            side = min(cfg.calib_size, hq.shape[0], hq.shape[1]) // mult * mult
+            side = max(side, mult)
+            y, x = (hq.shape[0] - side) // 2, (hq.shape[1] - side) // 2
+            hq, lq = hq[y : y + side, x : x + side], lq[y : y + side, x : x + side]
+            z = torch.stack([embs[j] for j, r in enumerate(records) if r["pair"] == pk]).mean(0)
+            g = generator(z[None].to(dev), encoder(to_tensor(hq)[None].to(dev))).float()[0]
+            cal = calibrate_pair(hq, lq, g.permute(1, 2, 0).cpu().numpy(),
+                                 seed=int(sample_rng(cfg.seed, pk, "calibrate").integers(2**62)))
+            diag = {**cal.pop("diag"), "jpeg": cal["jpeg"], "noise_corr": round(cal["noise_corr"], 4),
+                    "noise_std": round(float(np.sqrt(np.trace(cal["noise_cov"]) / 3)) * 127.5, 4)}
+            done[pk] = (cal, diag)
+        items.append(done[pk][0])
+        diags.append(done[pk][1])
+    return stack_calibrations(items), diags
 
 
 @torch.no_grad()
@@ -158,11 +196,17 @@ def bake(pairs: list[PairRef] | str | os.PathLike, degnet: nn.Module, encoder: n
     if not records:
         raise BankError(f"no face pair could be baked ({len(failures)} failed)")
     embs = [torch.stack(per_slot[i]).mean(0) for i in range(len(records))]
+    calibration = None
+    if cfg.calibrate:
+        calibration, cal_diag = _calibrate(records, embs, encoder, generator, cfg, size, dev)
+        for r, d in zip(records, cal_diag, strict=True):
+            r["calibration"] = d
     bake_meta = {"bake": {**cfg.model_dump(mode="json"), "pairs": len(pairs) - len(failures), "failed": len(failures),
                           "degnet": {"arch": degnet.arch, "hparams": degnet.hparams}},
                  "identity_spread": round(float(torch.cat(idents).std(0).mean()), 6), **(meta or {})}
     bank = Bank(embeddings=torch.stack(embs).float().contiguous(), records=records,
                 identity=torch.cat(idents).mean(0).float(), degnet_sha256=module_sha256(degnet.cpu()),
-                synthesizer={"encoder": pack_module(encoder), "generator": pack_module(generator)}, meta=bake_meta)
+                synthesizer={"encoder": pack_module(encoder), "generator": pack_module(generator)}, meta=bake_meta,
+                calibration=calibration)
     check_bank(bank, "baked bank")
     return BakeResult(bank, len(pairs) - len(failures), failures)

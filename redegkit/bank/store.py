@@ -2,7 +2,7 @@
 
 File layout (a plain dict, loadable with ``torch.load(weights_only=True)``)::
 
-    format "redegkit.bank", version 1
+    format "redegkit.bank", version 2 (version 1 files, without calibration, still load)
     embeddings [N, D] float32     one degradation embedding per face crop (D = 512 at full size)
     weights    [N] float32        sampling weights for ``--choice weighted`` (1 by default)
     identity   [D] float32        mean DegNet(hq, hq) over the baked faces: "no degradation"
@@ -10,6 +10,9 @@ File layout (a plain dict, loadable with ``torch.load(weights_only=True)``)::
     degnet_sha256                 content hash of the DegNet that made the embeddings
     synthesizer                   {"encoder"|"generator": {arch, hparams, state_dict}}
     meta                          bake options, redegkit version, licence, merge history
+    calibration (v2, optional)    per embedding, measured on its own face pair by bake
+                                  (:mod:`.calibrate`): filter [N,2,7,7], color [N,3,4], noise_cov [N,3,3],
+                                  noise_corr [N], jpeg [N] int64
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from torch import nn
 from .. import __version__
 from ..models.checkpoints import CheckpointError, build, load_state_strict, torch_save_atomic
 from ..weights import sha256_file
+from .calibrate import CALIBRATION_KEYS, FILTER_RADIUS, identity_calibration
 
 FORMAT = "redegkit.bank"
-VERSION = 1
+VERSION = 2
 SYNTH_PARTS = ("encoder", "generator")
 
 
@@ -53,6 +57,7 @@ class Bank:
     degnet_sha256: str
     weights: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, torch.Tensor] | None = None  # see redegkit.bank.calibrate
     path: Path | None = None  # set by load_bank
     sha256: str | None = None  # of the file, set by load_bank / save_bank
 
@@ -74,8 +79,9 @@ class Bank:
     def subset(self, idx: list[int]) -> Bank:
         """A new bank with the embeddings at ``idx`` (same synthesizer and identity)."""
         t = torch.as_tensor(idx, dtype=torch.long)
+        cal = None if self.calibration is None else {k: v[t].clone() for k, v in self.calibration.items()}
         return replace(self, embeddings=self.embeddings[t].clone(), weights=self.weights[t].clone(),
-                       records=[self.records[i] for i in idx], path=None, sha256=None)
+                       records=[self.records[i] for i in idx], calibration=cal, path=None, sha256=None)
 
 
 def tensor_sha256(sd: dict[str, torch.Tensor], extra: Any = None) -> str:
@@ -146,6 +152,8 @@ def save_bank(path: str | os.PathLike, bank: Bank) -> Path:
         "records": list(bank.records), "degnet_sha256": bank.degnet_sha256,
         "synthesizer": bank.synthesizer, "meta": {**bank.meta, "redegkit_version": __version__},
     }
+    if bank.calibration is not None:
+        obj["calibration"] = {k: v.detach().to("cpu").contiguous() for k, v in bank.calibration.items()}
     torch_save_atomic(obj, p)
     bank.path, bank.sha256 = p, sha256_file(p)
     return p
@@ -176,7 +184,8 @@ def load_bank(path: str | os.PathLike) -> Bank:
         raise BankError(f"{p}: bank lacks {', '.join(missing)} (corrupt or hand-made file)")
     bank = Bank(embeddings=obj["embeddings"], records=list(obj["records"]), identity=obj["identity"],
                 synthesizer=obj["synthesizer"], degnet_sha256=str(obj["degnet_sha256"]),
-                weights=obj.get("weights"), meta=dict(obj.get("meta", {})), path=p, sha256=sha256_file(p))
+                weights=obj.get("weights"), meta=dict(obj.get("meta", {})), calibration=obj.get("calibration"),
+                path=p, sha256=sha256_file(p))
     check_bank(bank, str(p))
     return bank
 
@@ -195,6 +204,17 @@ def check_bank(bank: Bank, where: str) -> None:
         raise BankError(f"{where}: identity embedding has shape {tuple(bank.identity.shape)}, expected ({d},)")
     if not torch.isfinite(e).all() or bool((bank.weights < 0).any()):
         raise BankError(f"{where}: embeddings must be finite and weights non-negative")
+    cal = bank.calibration
+    if cal is not None:
+        kk = 2 * FILTER_RADIUS + 1
+        shapes = {"filter": (n, 2, kk, kk), "color": (n, 3, 4), "noise_cov": (n, 3, 3), "noise_corr": (n,), "jpeg": (n,)}
+        bad = [k for k in CALIBRATION_KEYS if not isinstance(cal.get(k), torch.Tensor)
+               or tuple(cal[k].shape) != shapes[k]]
+        if bad or set(cal) != set(CALIBRATION_KEYS):
+            raise BankError(f"{where}: calibration must hold {', '.join(CALIBRATION_KEYS)} with shapes "
+                            f"{shapes}; bad: {bad or sorted(set(cal) ^ set(CALIBRATION_KEYS))}")
+        if not all(torch.isfinite(cal[k].float()).all() for k in CALIBRATION_KEYS):
+            raise BankError(f"{where}: calibration values must be finite")
     synth = bank.synthesizer
     if not isinstance(synth, dict) or any(p not in synth or "state_dict" not in synth[p] for p in SYNTH_PARTS):
         raise BankError(f"{where}: synthesizer must hold encoder and generator state dicts")
@@ -230,9 +250,13 @@ def merge_banks(banks: list[Bank], *, force: bool = False) -> Bank:
     records = [{**r, "bank": str(b.path or f"bank{i}")} for i, b in enumerate(banks) for r in b.records]
     meta = {**first.meta, "merged_from": [{"path": str(b.path), "sha256": b.sha256, "count": len(b)} for b in banks],
             "merge_forced": force}
+    cal = None
+    if any(b.calibration is not None for b in banks):
+        parts = [b.calibration if b.calibration is not None else identity_calibration(len(b)) for b in banks]
+        cal = {k: torch.cat([c[k] for c in parts]) for k in parts[0]}
     return Bank(embeddings=torch.cat([b.embeddings for b in banks]), records=records, identity=identity.float(),
                 synthesizer=first.synthesizer, degnet_sha256=first.degnet_sha256,
-                weights=torch.cat([b.weights for b in banks]), meta=meta)
+                weights=torch.cat([b.weights for b in banks]), meta=meta, calibration=cal)
 
 
 def filter_bank(bank: Bank, *, clusters: list[int] | None = None, sources: list[str] | None = None,

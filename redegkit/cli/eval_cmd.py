@@ -14,7 +14,7 @@ from ..console import console, progress
 from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output
 
 eval_app = typer.Typer(
-    help="Measure degradation fidelity: which degradation source matches real photos (match).",
+    help="Measure degradation fidelity: which degradation source matches real photos (match), and how well the learned path reproduces a known degradation (transfer).",
     no_args_is_help=True,
 )
 app.add_typer(eval_app, name="eval")
@@ -149,3 +149,119 @@ def match_cmd(
         print_ranking(f"eval match: {len(res.real)} real image(s), distance in real spreads (lower is better)",
                       rows, _MATCH_COLUMNS)
     finish(summary, json_out=json_out, failures=res.failures, title="eval match")
+
+
+# eval transfer -------------------------------------------------------------------------------
+_TRANSFER_COLUMNS = [("color", "color"), ("sharpness", "sharp"), ("noise", "noise"), ("blockiness", "block"),
+                     ("hf_power", "hf")]
+
+
+def print_transfer(report: dict[str, Any]) -> None:
+    """One ranked table per scale (statistics distance, then PSNR/SSIM to the truth) and the target."""
+    from rich import box
+    from rich.table import Table
+
+    from ..eval.transfer import ranking
+
+    for sc in report["scores"]:
+        t = Table(title=f"eval transfer {report['degradation']} {sc}: distance to the truth (lower is closer)",
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+        for h in ("#", "candidate", "overall", *(h for _, h in _TRANSFER_COLUMNS), "PSNR", "SSIM"):
+            t.add_column(h, justify="left" if h == "candidate" else "right", overflow="fold")
+        for rank, (name, s) in enumerate(ranking(report, sc), 1):
+            d = s["distance"]
+            t.add_row(str(rank), name, f"[bold]{d['overall']:.2f}[/]", *(f"{d[k]:.2f}" for k, _ in _TRANSFER_COLUMNS),
+                      f"{s['psnr']:.2f}", f"{s['ssim']:.3f}")
+        console.print(t)
+        v = report["target"][sc]
+        extra = (f"noise ratio {v['noise_ratio']}" if "noise_ratio" in v else f"PSNR gain {v['psnr_gain_db']:+.2f} dB")
+        colour = "green" if v["passed"] else "yellow"
+        console.print(f"[{colour}]target {'met' if v['passed'] else 'missed'}[/]: bank vs best preset "
+                      f"{v['best_preset']}: distance ratio {v['distance_ratio']} (target <= {v['target_ratio']}), "
+                      f"{extra}, worse statistics: {', '.join(v['worse_stats']) or 'none'}", highlight=False)
+    console.print(f"generator identity reproduction: {report['generator_identity_psnr']} dB "
+                  "(--strength 0 bypasses the generator and is exact)", highlight=False)
+
+
+@eval_app.command("transfer")
+@handle_errors
+def transfer_cmd(
+    naturals: Annotated[list[str], typer.Argument(
+        help="HQ natural images to evaluate on (never used in fitting): folders, globs, list files or -.",
+        show_default=False)],
+    faces: Annotated[list[str], typer.Option(
+        "--faces", "-f", help="HQ face images, the pair domain (repeatable); the known degradation makes the pairs.",
+        show_default=False)],
+    degradation: Annotated[str, typer.Option(
+        "--degradation", "-d", help="The known degradation D: a preset name, or a \\[presets.NAME] table of "
+        "--recipe or --presets.", show_default=False)],
+    presets_file: Annotated[Path | None, typer.Option(
+        "--presets", help="A TOML file with \\[presets.NAME] tables (e.g. benchmarks/fidelity_suite.toml).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="A fit checkpoint: skip fitting, bake it.")] = None,
+    bank: Annotated[Path | None, typer.Option("--bank", "-b", help="A bank: skip fitting and baking.")] = None,
+    fit_natural: Annotated[list[str] | None, typer.Option(
+        "--fit-natural", help="Natural HQ images for the fit's matched part (default: the faces).")] = None,
+    preset: Annotated[list[str] | None, typer.Option(
+        "--preset", "-p", help="Another preset candidate (repeatable), besides the built-in ones.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Fit steps (overrides the recipe).")] = None,
+    scale: ScaleOpt = None,
+    crop: Annotated[int | None, typer.Option("--crop", help="Evaluation crop side (multiple of 64). \\[default: 128]")] = None,
+    views: Annotated[int | None, typer.Option("--views", help="Augmented views per face image. \\[default: 12]")] = None,
+    seed: SeedOpt = None,
+    out: OutOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fit in OUT/fit.")] = False,
+    recipe: RecipeOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score the learned degradation against a KNOWN one, on images it never saw.
+
+    D degrades augmented views of the faces into fit pairs; fit-degradation and bake learn them;
+    the bank, every built-in preset and the identity then degrade crops of the natural images,
+    and each is scored against D(crop): PSNR/SSIM on Y, and the distance of five degradation
+    statistics, each in units of a visible difference (colour: mean shift per channel, L2, 8 grey
+    levels; sharpness: log10 Laplacian-energy ratio to the HQ, 0.25; noise: Immerkaer noise std
+    on the flattest half, 2 grey levels; blockiness: 8x8 boundary contrast, phase-invariant, 0.05;
+    hf: log10 share of spectral power above half Nyquist relative to the HQ, 0.25). Writes
+    OUT/report.json and OUT/sheet.png (HQ | D(HQ) | bank | best preset).
+
+    Example: redeg eval transfer examples/brick.png examples/coffee.png -f examples/astronaut.png
+    -f examples/camera.png -d jpeg-only --presets benchmarks/fidelity_suite.toml -r recipes/cpu.toml
+    """
+    setup_output(quiet, json_out)
+    from ..config import ConfigError, load_toml
+    from ..eval.transfer import eval_transfer
+    from ..io.sources import list_sources
+
+    user = dict(recipe_presets(recipe))
+    if presets_file is not None:
+        user.update(load_toml(presets_file).get("presets", {}))
+    cfg = resolve_config("eval_transfer", recipe, {"scale": scale, "crop": crop, "views": views, "seed": seed})
+    fit_cfg = None
+    if model is None and bank is None:
+        if recipe is None:
+            raise UserError("give a fit recipe (--recipe recipes/cpu.toml), --model or --bank")
+        try:
+            fit_cfg = resolve_config("fit", recipe, {"steps": steps, "seed": seed})
+        except ConfigError as e:
+            raise UserError(f"{recipe}: {e}") from None
+    bake_cfg = resolve_config("bake", recipe, {}) if recipe is not None else None
+    face_src = list_sources(faces)
+    nat_src = list_sources(naturals)
+    if not face_src or not nat_src:
+        raise UserError("no face images found" if not face_src else "no natural images found")
+    out = out or Path("eval-transfer")
+    try:
+        res = eval_transfer(face_src, nat_src, degradation, out, cfg=cfg, fit_cfg=fit_cfg,
+                            fit_naturals=list_sources(fit_natural) if fit_natural else None, model=model, bank=bank,
+                            extra_presets=preset, user_presets=user, resume=resume, bake_cfg=bake_cfg,
+                            log=None if quiet or json_out else (lambda m: console.print(f"[dim]{m}[/]")))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if not json_out:
+        print_transfer(res.report)
+    summary = {"out": str(res.out), "report": str(res.out / "report.json"), "sheet": res.report["sheet"],
+               "target": res.report["target"]}
+    if json_out:
+        summary["scores"] = res.report["scores"]
+    finish(summary, json_out=json_out, failures=res.failures, title="eval transfer")

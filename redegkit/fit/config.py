@@ -35,6 +35,9 @@ class DataConfig(StrictModel):
         description="Crop of the aligned face, (top, bottom, left, right) at face_ref pixels; removes padding.",
     )
     face_ref: int = Field(512, ge=16, description="Face size the box is given for; other sizes scale it.")
+    face_rescale: bool = Field(
+        True, description="Rescale the face pair by a random factor before cropping (the spec's). false keeps "
+        "the pairs' own pixels: their noise grain and 8x8 JPEG grid stay as they are.")
     hflip_p: float = Field(0.5, ge=0, le=1)
     vflip_p: float = Field(0.35, ge=0, le=1)
     gray_p: float = Field(0.05, ge=0, le=1, description="Grayscale probability (face pair, and natural HQ).")

@@ -201,7 +201,8 @@ class FitDataset(Dataset):
         short = min(hq.shape[:2])
         target = int(round(rng.uniform(crop, max(crop, short))))
         interp = INTERPS[int(rng.integers(len(INTERPS)))]
-        hq, lq = resize_short(hq, target, interp), resize_short(lq, target, interp)
+        if cfg.face_rescale or short < crop:
+            hq, lq = resize_short(hq, target, interp), resize_short(lq, target, interp)
         hq, lq = random_crop([hq, lq], crop, rng)
         if rng.random() < cfg.hflip_p:
             hq, lq = hq[:, ::-1], lq[:, ::-1]

@@ -1,0 +1,390 @@
+"""``redeg eval transfer``: does the learned degradation reproduce a KNOWN one on new images?
+
+The benchmark, step by step (every step deterministic for a seed):
+
+1. **pairs** (``OUT/pairs``): ``views`` augmented views of each HQ face image (a random square of
+   50-100 % of the short side, area-resized to ``view_size``, random h-flip), degraded by the known
+   degradation D (a preset, or a recipe's ``[presets.NAME]`` table). These are the fit pairs.
+2. **fit** (``OUT/fit``, resumable) with the fit recipe, unless ``--model`` or ``--bank`` is given,
+   then **bake** (``OUT/emb.pt``). Fitting sees the faces only (and ``--fit-natural`` images for
+   ReDegNet's matched part; by default the faces again), never the evaluation images.
+3. **crops** (``OUT/crops``): ``crops_per_image`` crops of ``crop`` px of each natural image, at
+   8-aligned positions; **truth** = D(crop) at x1, and that downsampled with ``down`` at x``scale``.
+4. **candidates** on the same crops, through the product's own ``synthesize`` (shards in
+   ``OUT/candidates``): the bank (and the bank without its calibration), every built-in preset,
+   any ``--preset`` given, and the identity (the HQ itself).
+5. **scores** per candidate and scale: paired PSNR/SSIM (Y) to the truth, and the distance of the
+   degradation statistics (:func:`redegkit.eval.stats.stats_distance`: colour, sharpness, noise,
+   blockiness, HF power, each in "visible difference" units, and their mean).
+
+``report.json`` holds everything; ``sheet.png`` shows HQ | D(HQ) | bank | best preset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from ..config import StrictModel
+from ..degrade import apply_degradation, get_preset, list_presets, sample_degradation
+from ..degrade.spec import Preset
+from ..io.images import decode_image, write_image
+from ..io.sources import Source
+from ..rng import sample_rng
+from .stats import PAIRED_KEYS, noise_level, paired_stats, psnr, ssim, stats_distance
+
+BUILTIN_CANDIDATES = ("realesrgan", "bsrgan", "bsrgan-x2", "redeg-matched")
+NOISE_OPS = ("gaussian_noise", "poisson_noise")
+
+
+class TransferConfig(StrictModel):
+    """Settings of ``redeg eval transfer`` (recipe table ``[eval_transfer]``)."""
+
+    views: int = Field(12, ge=1, description="augmented views per face image (the fit pairs)")
+    view_size: int = Field(256, ge=32, description="side of a face view, pixels")
+    crop: int = Field(128, ge=64, description="side of an evaluation crop (a multiple of 64)")
+    crops_per_image: int = Field(4, ge=1, description="evaluation crops per natural image")
+    scale: int = Field(4, ge=1, le=4, description="the SR scale scored besides x1")
+    down: str = Field("bicubic", pattern="^(bilinear|bicubic|area)$",
+                      description="downsampling of the truth and the bank at --scale")
+    seed: int = Field(0, description="seed of views, degradations, crops and synthesis")
+    presets: list[str] = Field(list(BUILTIN_CANDIDATES), description="preset candidates (built-in or [presets.NAME])")
+    sheet_rows: int = Field(4, ge=1, description="crops shown in sheet.png")
+
+
+@dataclass
+class TransferResult:
+    out: Path
+    report: dict[str, Any]
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+def has_random_noise(preset: Preset) -> bool:
+    """Whether a preset can draw a noise realisation (then PSNR is capped by the draw)."""
+    blob = json.dumps(preset.model_dump(mode="json"))
+    return any(f'"op": "{op}"' in blob for op in NOISE_OPS)
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. pairs
+
+
+def make_pairs(faces: list[Source], degradation: Preset, out: Path, cfg: TransferConfig) -> list[dict[str, Any]]:
+    """Write ``out/hq``, ``out/lq`` and ``out/pairs.jsonl`` (the pseudo-hq layout) from augmented
+    views of ``faces`` degraded by ``degradation``. Returns the failures (unreadable faces)."""
+    failures = []
+    (out / "hq").mkdir(parents=True, exist_ok=True)
+    (out / "lq").mkdir(parents=True, exist_ok=True)
+    records = []
+    for src in faces:
+        try:
+            img = decode_image(src.path)
+        except Exception as e:  # noqa: BLE001 - reported per file
+            failures.append({"path": str(src.path), "reason": getattr(e, "reason", str(e))})
+            continue
+        h, w = img.shape[:2]
+        for k in range(cfg.views):
+            rng = sample_rng(cfg.seed, src.key, "view", k)
+            side = max(16, int(min(h, w) * rng.uniform(0.5, 1.0)))
+            y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            interp = cv2.INTER_AREA if side >= cfg.view_size else cv2.INTER_CUBIC
+            v = cv2.resize(img[y : y + side, x : x + side], (cfg.view_size, cfg.view_size), interpolation=interp)
+            if rng.random() < 0.5:
+                v = v[:, ::-1]
+            v = np.ascontiguousarray(v)
+            params = sample_degradation(degradation, sample_rng(cfg.seed, src.key, "degrade", k))
+            lq = apply_degradation(v, params)
+            key = f"{src.key}_v{k:03d}"
+            write_image(out / "hq" / f"{key}.png", v)
+            write_image(out / "lq" / f"{key}.png", lq)
+            records.append({"key": key, "source": str(src.path), "view": [x, y, side], "known": True,
+                            "degradation": params.to_json()})
+    if not records:
+        raise ValueError("no face image could be read, so there are no pairs to fit")
+    with open(out / "pairs.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    return failures
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. crops and truth
+
+
+def make_crops(naturals: list[Source], out: Path, cfg: TransferConfig) -> tuple[list[str], list[dict[str, Any]]]:
+    """Cut ``crops_per_image`` 8-aligned crops of each natural image into ``out`` (PNG). Returns
+    (crop keys in order, failures)."""
+    out.mkdir(parents=True, exist_ok=True)
+    keys, failures = [], []
+    c = cfg.crop
+    for src in naturals:
+        try:
+            img = decode_image(src.path)
+        except Exception as e:  # noqa: BLE001
+            failures.append({"path": str(src.path), "reason": getattr(e, "reason", str(e))})
+            continue
+        h, w = img.shape[:2]
+        if h < c or w < c:
+            failures.append({"path": str(src.path), "reason": f"smaller than the {c} px evaluation crop"})
+            continue
+        rng = sample_rng(cfg.seed, src.key, "eval-crop")
+        for j in range(cfg.crops_per_image):
+            y = int(rng.integers(0, (h - c) // 8 + 1)) * 8
+            x = int(rng.integers(0, (w - c) // 8 + 1)) * 8
+            key = f"{src.key}-c{j:02d}".replace("_", "-")
+            write_image(out / f"{key}.png", np.ascontiguousarray(img[y : y + c, x : x + c]))
+            keys.append(key)
+    if not keys:
+        raise ValueError("no natural image gave an evaluation crop")
+    return keys, failures
+
+
+def downsample_u8(img: np.ndarray, scale: int, interp: str) -> np.ndarray:
+    """Downsample uint8 HxWx3 exactly as ``synthesize --bank`` does (torch, then rounding)."""
+    if scale == 1:
+        return img
+    import torch
+
+    from ..bank.apply import finalize
+
+    t = torch.from_numpy(img).permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0)
+    return finalize(t, scale=scale, interps=[interp], sigmas=[0.0], seeds=[0])[0].numpy()
+
+
+def truth_images(hqs: dict[str, np.ndarray], degradation: Preset, cfg: TransferConfig) -> dict[int, dict[str, np.ndarray]]:
+    """D(crop) per key at x1, and downsampled at x``cfg.scale``."""
+    x1 = {k: apply_degradation(v, sample_degradation(degradation, sample_rng(cfg.seed, k, "truth")))
+          for k, v in hqs.items()}
+    out = {1: x1}
+    if cfg.scale > 1:
+        out[cfg.scale] = {k: downsample_u8(v, cfg.scale, cfg.down) for k, v in x1.items()}
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. candidates through synthesize
+
+
+def _read_lq(folder: Path) -> dict[str, np.ndarray]:
+    from ..io.shards import iter_samples
+
+    out = {}
+    for s in iter_samples(str(folder)):
+        meta = json.loads(s["json"])
+        out[Path(meta["source"]).stem] = decode_image(s["lq.png"])
+    return out
+
+
+def synth_candidate(crops_dir: Path, out: Path, scale: int, cfg: TransferConfig, *, bank: Path | None = None,
+                    preset: str | None = None, calibration: bool = True,
+                    user_presets: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """Run the library's ``synthesize`` on the crops (whole images, no hand-set noise) and read
+    the LQ images back, by crop key."""
+    from ..io.sources import list_sources
+    from ..synth import SynthConfig, synthesize
+
+    opts: dict[str, Any] = {"crop": None, "scale": scale, "seed": cfg.seed, "workers": 1}
+    if bank is not None:
+        opts.update(bank=str(bank), preset=None, noise_prob=0.0, down=[cfg.down], calibration=calibration,
+                    tile=max(cfg.crop, 64), batch=8)
+    else:
+        opts.update(preset=preset)
+    if out.exists():
+        shutil.rmtree(out)
+    synthesize(list_sources(str(crops_dir)), out, SynthConfig(**opts), user_presets=user_presets)
+    return _read_lq(out)
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. scores
+
+
+def score(hqs: dict[str, np.ndarray], cand: dict[str, np.ndarray], truth: dict[str, np.ndarray],
+          truth_stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """PSNR/SSIM to the truth, statistics distance, and the noise level ratio, over the crops."""
+    keys = sorted(truth)
+    missing = [k for k in keys if k not in cand]
+    if missing:
+        raise RuntimeError(f"candidate lacks crops {missing[:3]} (synthesis failed on them)")
+    ps = [psnr(cand[k], truth[k]) for k in keys]
+    ss = [ssim(cand[k], truth[k]) for k in keys]
+    cst = [paired_stats(hqs[k], cand[k]) for k in keys]
+    dist = stats_distance(cst, truth_stats)
+    n_c = float(np.mean([s["noise"] for s in cst]))
+    n_t = float(np.mean([s["noise"] for s in truth_stats]))
+    finite = [p for p in ps if math.isfinite(p)]
+    return {"psnr": round(float(np.mean(finite)) if finite else math.inf, 3), "ssim": round(float(np.mean(ss)), 4),
+            "distance": {k: round(v, 4) for k, v in dist.items()},
+            "noise": round(n_c, 3), "noise_truth": round(n_t, 3),
+            "noise_ratio": round(n_c / n_t, 3) if n_t > 0 else None,
+            "stats": {k: (np.mean([s[k] for s in cst], axis=0).round(4).tolist() if k == "color"
+                          else round(float(np.mean([s[k] for s in cst])), 4)) for k in PAIRED_KEYS}}
+
+
+def verdict(scores: dict[str, dict[str, Any]], noisy: bool, presets: list[str]) -> dict[str, Any]:
+    """The suite's target for the bank against the best built-in preset (by statistics distance):
+    deterministic D: >= 5 dB PSNR over it, distance <= 0.35x, no statistic worse; random noise:
+    distance <= 0.5x, noise level within 20 %, no statistic worse."""
+    bank = scores["bank"]
+    cands = [p for p in presets if f"preset:{p}" in scores]
+    best = min(cands, key=lambda p: scores[f"preset:{p}"]["distance"]["overall"])
+    b = scores[f"preset:{best}"]
+    ratio = bank["distance"]["overall"] / max(b["distance"]["overall"], 1e-9)
+    worse = [k for k in PAIRED_KEYS if bank["distance"][k] > b["distance"][k] + 1e-9]
+    checks: dict[str, Any] = {"best_preset": best, "distance_ratio": round(ratio, 3), "worse_stats": worse}
+    if noisy:
+        nr = bank["noise_ratio"]
+        checks.update(noise_ratio=nr, target_ratio=0.5,
+                      passed=bool(ratio <= 0.5 and not worse and nr is not None and abs(nr - 1) <= 0.2))
+    else:
+        gain = bank["psnr"] - b["psnr"]
+        checks.update(psnr_gain_db=round(gain, 3), target_ratio=0.35,
+                      passed=bool(ratio <= 0.35 and not worse and gain >= 5.0))
+    return checks
+
+
+def _contact_sheet(path: Path, keys: list[str], hqs, truth, bank, best, best_name: str) -> None:
+    from ..io.preview import grid, label
+
+    rows = []
+    for i, k in enumerate(keys):
+        row = [hqs[k], truth[k], bank[k], best[k]]
+        if i == 0:
+            row = [label(im, t) for im, t in zip(row, ["HQ", "truth D(HQ)", "bank", best_name], strict=True)]
+        rows.append(row)
+    write_image(path, grid(rows))
+
+
+# ------------------------------------------------------------------------------------------------
+# The whole benchmark
+
+
+def resolve_degradation(name: str, user_presets: dict[str, Any] | None) -> Preset:
+    return get_preset(name, user_presets)
+
+
+def eval_transfer(faces: list[Source], naturals: list[Source], degradation: str, out: str | Path, *,
+                  cfg: TransferConfig | None = None, fit_cfg: Any = None, fit_naturals: list[Source] | None = None,
+                  model: str | Path | None = None, bank: str | Path | None = None,
+                  extra_presets: list[str] | None = None, user_presets: dict[str, Any] | None = None,
+                  resume: bool = False, bake_cfg: Any = None, log=None) -> TransferResult:
+    """Run the benchmark (see the module doc). ``fit_cfg`` is a :class:`~redegkit.fit.config.FitConfig`
+    (needed unless ``model`` or ``bank``); ``log(msg)`` reports progress. Returns the report."""
+    cfg = cfg or TransferConfig()
+    say = log or (lambda msg: None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    D = resolve_degradation(degradation, user_presets)
+    noisy = has_random_noise(D)
+    failures: list[dict[str, Any]] = []
+    face_paths = {str(Path(s.path).resolve()) for s in faces}
+    overlap = [s for s in naturals if str(Path(s.path).resolve()) in face_paths]
+    if overlap:
+        raise ValueError(f"{overlap[0].path} is both a face and an evaluation image; the evaluation images "
+                         "must not be used in fitting")
+    report: dict[str, Any] = {"degradation": degradation, "degradation_spec": D.model_dump(mode="json"),
+                              "random_noise": noisy, "config": cfg.model_dump(mode="json")}
+    bank_path: Path
+    if bank is not None:
+        bank_path = Path(bank)
+        report["bank"] = str(bank_path)
+    else:
+        say("making the known-degradation face pairs")
+        failures += make_pairs(faces, D, out / "pairs", cfg)
+        if model is None:
+            from ..fit.loop import fit_degradation
+
+            if fit_cfg is None:
+                raise ValueError("give a fit recipe (--recipe with a [fit] table), --model or --bank")
+            run = out / "fit"
+            say(f"fitting ({fit_cfg.steps} steps) into {run}")
+            resuming = resume and (run / "last.pt").is_file()
+            if run.exists() and not resuming:
+                shutil.rmtree(run)
+            res = fit_degradation(fit_cfg, out / "pairs", [str(s.path) for s in (fit_naturals or faces)], run,
+                                  resume=resuming, user_presets=user_presets, show_progress=log is not None)
+            model = run / "last.pt"
+            report["fit"] = {"run": str(run), "steps": fit_cfg.steps, "seconds": round(res.seconds, 1)
+                             if hasattr(res, "seconds") else None}
+        from ..bank import BakeConfig, bake, load_bake_networks, save_bank
+
+        say("baking the bank")
+        nets, meta = load_bake_networks(model=model)
+        bres = bake(str(out / "pairs"), nets["degnet"], nets["encoder"], nets["generator"],
+                    bake_cfg or BakeConfig(), meta=meta)
+        bank_path = save_bank(out / "emb.pt", bres.bank)
+        report["bank"] = str(bank_path)
+        report["model"] = str(model)
+    say("cutting the evaluation crops")
+    keys, f2 = make_crops(naturals, out / "crops", cfg)
+    failures += f2
+    hqs = {k: decode_image(out / "crops" / f"{k}.png") for k in keys}
+    truth = truth_images(hqs, D, cfg)
+    scales = sorted(truth)
+    presets = list(dict.fromkeys([*cfg.presets, *(extra_presets or [])]))
+    known = set(list_presets(user_presets))
+    unknown = [p for p in presets if p not in known]
+    if unknown:
+        raise ValueError(f"unknown preset candidate(s) {unknown}; known: {sorted(known)}")
+    report["generator_identity_psnr"] = _identity_psnr(bank_path, hqs)
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    images: dict[str, dict[int, dict[str, np.ndarray]]] = {}
+    for s in scales:
+        tst = [paired_stats(hqs[k], truth[s][k]) for k in sorted(truth[s])]
+        cands: dict[str, dict[str, np.ndarray]] = {}
+        say(f"x{s}: the bank")
+        cands["bank"] = synth_candidate(out / "crops", out / "candidates" / f"bank-x{s}", s, cfg, bank=bank_path)
+        cands["bank (no calibration)"] = synth_candidate(out / "crops", out / "candidates" / f"bank-nocal-x{s}", s,
+                                                         cfg, bank=bank_path, calibration=False)
+        for p in presets:
+            say(f"x{s}: preset {p}")
+            cands[f"preset:{p}"] = synth_candidate(out / "crops", out / "candidates" / f"{p}-x{s}", s, cfg,
+                                                   preset=p, user_presets=user_presets)
+        cands["identity"] = {k: downsample_u8(v, s, cfg.down) for k, v in hqs.items()}
+        results[f"x{s}"] = {name: score(hqs, c, truth[s], tst) for name, c in cands.items()}
+        images[f"x{s}"] = cands
+    builtin = [p for p in presets if p in BUILTIN_CANDIDATES] or presets
+    report["scores"] = results
+    report["target"] = {sc: verdict(r, noisy, builtin) for sc, r in results.items()}
+    best = report["target"]["x1"]["best_preset"]
+    _contact_sheet(out / "sheet.png", sorted(keys)[: cfg.sheet_rows], hqs, truth[1], images["x1"]["bank"],
+                   images["x1"][f"preset:{best}"], best)
+    report["sheet"] = str(out / "sheet.png")
+    report["failures"] = failures
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    return TransferResult(out, report, failures)
+
+
+def _identity_psnr(bank_path: Path, hqs: dict[str, np.ndarray]) -> float:
+    """PSNR of G(identity embedding, E(x)) against x over the crops: how well the generator alone
+    reproduces a clean image (``--strength 0`` bypasses it and is exact)."""
+    import torch
+
+    from ..bank import build_synthesizer, load_bank
+    from ..io.images import from_tensor, to_tensor
+
+    b = load_bank(bank_path)
+    enc, gen = build_synthesizer(b)
+    vals = []
+    with torch.no_grad():
+        for v in hqs.values():
+            y = gen(b.identity[None], enc(to_tensor(v)[None]))[0]
+            vals.append(psnr(from_tensor(y), v))
+    finite = [p for p in vals if math.isfinite(p)]
+    return round(float(np.mean(finite)), 3) if finite else math.inf
+
+
+def ranking(report: dict[str, Any], scale: str = "x1") -> list[tuple[str, dict[str, Any]]]:
+    """Candidates of one scale, best (smallest statistics distance) first."""
+    return sorted(report["scores"][scale].items(), key=lambda kv: kv[1]["distance"]["overall"])
+
+
+__all__ = ["TransferConfig", "TransferResult", "eval_transfer", "make_pairs", "ranking", "score", "verdict",
+           "has_random_noise", "noise_level"]
