@@ -11,6 +11,7 @@ from . import bank_cmd  # noqa: F401  (bake, bank …)
 from . import synth_cmd  # noqa: F401
 from . import sr_cmd  # noqa: F401  (train-sr, upscale)
 from . import shards_cmd  # noqa: F401
+from . import export_cmd  # noqa: F401  (export, export-model, shards pack)
 from . import weights_cmd  # noqa: F401
 from . import config_cmd  # noqa: F401
 from .app import app

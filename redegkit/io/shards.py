@@ -405,7 +405,7 @@ def shards_info(out_dir: str | Path) -> dict[str, Any]:
         for s in iter_samples([str(tars[0])]):
             if "json" in s:
                 m = json.loads(s["json"]).get("method", {})
-                name = m.get("preset") or m.get("kind") or "?"
+                name = m if isinstance(m, str) else (m.get("preset") or m.get("kind") or "?")  # pack: "external"
                 methods[name] = methods.get(name, 0) + 1
     return {
         "folder": str(out),
