@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 import zipfile
 
 import pytest
@@ -21,6 +20,7 @@ from redegkit.config import (
     recipe_description,
     resolve_config,
     resolve_recipe,
+    tomllib,
 )
 
 from .conftest import ROOT

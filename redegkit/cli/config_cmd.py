@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ..config import SECTIONS, builtin_recipes, full_schema, load_toml, recipe_description, resolve_config, resolve_recipe
+from ..config import (
+    SECTIONS,
+    builtin_recipes,
+    full_schema,
+    load_toml,
+    recipe_description,
+    resolve_config,
+    resolve_recipe,
+)
 from .app import JsonOpt, RecipeOpt, app, handle_errors
 
 config_app = typer.Typer(help="Recipes: the built-in ones, a recipe to edit, the resolved configuration, the JSON schema.",
@@ -34,6 +42,13 @@ def list_recipes(json_out: JsonOpt = False) -> None:
         t.add_row(name, r["description"])
     console.print(t)
     typer.echo("\n".join(rows))  # stdout: the names, one a line, for scripts
+
+
+@config_app.command("schema")
+@handle_errors
+def schema() -> None:
+    """Print the JSON schema of a recipe (every section), for editor completion."""
+    typer.echo(json.dumps(full_schema(), indent=2))
 
 
 def _toml_value(v: Any) -> str:

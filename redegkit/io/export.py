@@ -42,7 +42,7 @@ from typing import Any, Literal, TextIO
 
 from .. import __version__
 from .images import IMAGE_EXTS, ImageDecodeError, decode_image, encode_image
-from .shards import SHARD_FORMAT, MARKER_SUFFIX, ShardSink, iter_samples, list_shards, own_shards
+from .shards import MARKER_SUFFIX, SHARD_FORMAT, ShardSink, iter_samples, list_shards, own_shards
 
 Format = Literal["folders", "lmdb", "parquet"]
 FORMATS: tuple[str, ...] = ("folders", "lmdb", "parquet")
