@@ -101,3 +101,36 @@ def pack_cmd(
     summary = {"out": str(res.out), "pairs": res.pairs, "samples": res.samples, "scale": res.scale,
                "shards": len(res.shards), "report": str(res.report_path), "seconds": round(res.seconds, 3)}
     finish(summary, json_out=json_out, failures=res.failures, title="shards pack")
+
+
+@app.command("export-model")
+@handle_errors
+def export_model_cmd(
+    model: Annotated[Path, typer.Argument(help="SR checkpoint: net_g_ema.pt, a train-sr state, net_f2n_g.pth …",
+                                          show_default=False)],
+    out: Annotated[Path, typer.Argument(help="The .pth file to write.", show_default=False)],
+    input_range: Annotated[str, typer.Option("--input-range", help="What MODEL's weights expect: auto (as redeg "
+                                             "upscale decides), '[-1,1]' or '[0,1]'.")] = "auto",
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write an SR model as a plain Real-ESRGAN-style {'params_ema': …} file for [0, 1] images.
+
+    The file loads in spandrel, and so in chaiNNer, ComfyUI and other front-ends, and in redeg upscale.
+    Example: redeg export-model runs/sr/net_g_ema.pt F2N-ESRGAN_x4.pth
+    """
+    from ..models.checkpoints import CheckpointError
+    from ..sr.export_model import USABLE_IN, export_model
+
+    setup_output(quiet, json_out)
+    if input_range not in ("auto", "[-1,1]", "[0,1]"):
+        raise UserError(f"--input-range {input_range!r}: choose auto, '[-1,1]' or '[0,1]'")
+    try:
+        res = export_model(model, out, input_range)
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+    summary = {"out": str(res.out), "scale": res.scale, "num_feat": res.num_feat, "num_block": res.num_block,
+               "num_grow_ch": f"{res.num_grow_ch} -> {res.exported_grow_ch}" if res.num_grow_ch != res.exported_grow_ch
+               else res.num_grow_ch, "input_range": f"{res.source_input_range} -> [0,1]", "sha256": res.sha256,
+               "usable_in": USABLE_IN}
+    finish(summary, json_out=json_out, title="export-model")
