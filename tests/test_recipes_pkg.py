@@ -89,8 +89,9 @@ def test_wheel_ships_the_recipes_and_they_work_installed(tmp_path):
     purelib = subprocess.run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()
     (tmp_path / "venv" / purelib).joinpath("testenv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([*pip, "--python", str(vpy), "install", "--no-deps", "--no-index", "-q", str(whl)],
-                   check=True, capture_output=True, timeout=300)
+    # the test environment's pip (visible through the .pth) installs into the venv it runs in
+    subprocess.run([str(vpy), "-m", "pip", "--disable-pip-version-check", "install", "--no-deps", "--no-index",
+                    "-q", str(whl)], check=True, capture_output=True, timeout=300)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     outside = tmp_path / "elsewhere"
     outside.mkdir()
