@@ -56,6 +56,11 @@ def export_cmd(
             res = export_shards(urls, out, opts, progress=advance)
     except ExportError as e:
         raise UserError(str(e)) from None
+    except KeyboardInterrupt:
+        from ..console import err_console
+
+        err_console.print(f"[yellow]interrupted[/]; {out} is incomplete (no export.json): run again with --overwrite")
+        raise typer.Exit(130) from None
     if res.dataset_yaml and not json_out:
         typer.echo(res.dataset_yaml)
     summary = {"out": str(res.out), "format": res.format, "samples": res.samples, "shards": res.shards,

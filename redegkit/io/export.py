@@ -26,6 +26,7 @@ redegkit shards (``"method": "external"``) that ``train-sr`` and ``paired_datase
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing as mp
@@ -92,7 +93,7 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, wi
             yield fn(it)
         return
     ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
-    with ctx.Pool(workers) as pool:
+    with ctx.Pool(workers, initializer=_ignore_sigint) as pool:
         pending: deque = deque()
         for it in items:
             pending.append(pool.apply_async(fn, (it,)))
@@ -100,6 +101,26 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, wi
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C is the parent's to handle; a worker killed by it could leave the pool hanging.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _guarded(fn: Callable[[Any], Any], where: Callable[[Any], str]) -> Callable[[Any], Any]:
+    """``fn`` with any unexpected exception turned into a failure record (one bad sample must not
+    end the run); module-level so that worker processes can unpickle it."""
+    return functools.partial(_call_guarded, fn, where)
+
+
+def _call_guarded(fn: Callable[[Any], Any], where: Callable[[Any], str], item: Any) -> Any:
+    try:
+        return fn(item)
+    except Exception as e:
+        return _failure(where(item), f"{type(e).__name__}: {e}")
 
 
 _LMDB_SAFE = re.compile(r"[A-Za-z0-9_-]")
@@ -178,6 +199,10 @@ def prepare_sample(item: tuple[dict[str, Any], str]) -> Prepared | dict[str, Any
     if lq_format == "webp-lossless":
         lq_bytes, lq_ext = encode_image(lq_img, "webp", quality=101), "webp"  # quality > 100: lossless
     return Prepared(key, url, hq[1], hq[0], lq_bytes, lq_ext, (hh, hw, 3), (lh, lw, 3), hh // lh, meta)
+
+
+def _sample_where(item: tuple[dict[str, Any], str]) -> str:
+    return f"{item[0].get('__url__', '?')}:{item[0].get('__key__', '?')}"
 
 
 def _raw_samples(urls: list[str]) -> Iterator[dict[str, Any]]:
@@ -497,7 +522,8 @@ def export_shards(urls: list[str], out: str | Path, opts: ExportOptions,
     min_side, samples = None, 0
     items = ((s, opts.lq_format) for s in _raw_samples(urls))
     try:
-        for res in ordered_map(prepare_sample, items, opts.workers):
+        guarded = _guarded(prepare_sample, _sample_where)
+        for res in ordered_map(guarded, items, opts.workers):
             if isinstance(res, dict):
                 failures.append(res)
             else:
@@ -633,6 +659,13 @@ def _pack_one(job: tuple[int, tuple[str, Path, Path, str, str], int, int]) -> tu
     return index, (key, fields)
 
 
+def _pack_one_guarded(job: tuple[int, tuple[str, Path, Path, str, str], int, int]) -> tuple[int, Any]:
+    try:
+        return _pack_one(job)
+    except Exception as e:  # one bad pair must not end the run
+        return job[0], _failure(str(job[1][1]), f"{type(e).__name__}: {e}")
+
+
 def pack_folders(hq_dir: str | Path, lq_dir: str | Path, out: str | Path, *, scale: int | None = None,
                  lq_suffix: str = "", prefix: str = "shard", shard_max_count: int = 1000,
                  shard_max_bytes: int = 1 << 30, png_level: int = 1, workers: int = 1, overwrite: bool = False,
@@ -657,7 +690,7 @@ def pack_folders(hq_dir: str | Path, lq_dir: str | Path, out: str | Path, *, sca
     samples = 0
     jobs = ((i, pair, scale or 1, png_level) for i, pair in enumerate(pairs))
     try:
-        for index, res in ordered_map(_pack_one, jobs, workers):
+        for index, res in ordered_map(_pack_one_guarded, jobs, workers):
             if isinstance(res, dict):
                 failures.append(res)
                 sink.end_input(index + 1, failures=[res])
