@@ -331,3 +331,19 @@ def test_datasets_loads_synthesized_shards_and_parquet(synth_shards, tmp_path):
     r = pds[0]
     assert np.array_equal(np.asarray(r["hq"].convert("RGB")), decode_image(ref["hq.png"]))
     assert json.loads(r["json"])["key"] == r["key"]
+
+
+def test_learned_path_json_fits_int64(tmp_path):
+    from .test_bank import make_bank
+
+    bank = make_bank(tmp_path / "bank", each=True)
+    (tmp_path / "hq").mkdir()
+    cv2.imwrite(str(tmp_path / "hq" / "a.png"), gradient_rgb(64, 64, seed=3))
+    cfg = SynthConfig(bank=str(bank), crop=32, max_patches=2, tile=32, batch=2, device="cpu", seed=3, noise_prob=1.0)
+    synthesize(list_sources(str(tmp_path / "hq")), tmp_path / "out", cfg)
+    metas = [json.loads(s["json"]) for s in iter_samples(str(tmp_path / "out"))]
+    assert len(metas) == 2
+    for m in metas:
+        assert m["method"]["kind"] == "bank" and m["shard_format"] == 2
+        assert all(-(2**63) <= v < 2**63 for v in _ints(m))
+        assert seed_from_json(m["method"]["noise_seed"]) == sample_seed(3, m["key"], "noise")

@@ -95,9 +95,14 @@ def test_wheel_ships_the_recipes_and_they_work_installed(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    code = "import redegkit, sys; from redegkit.cli import main; print(redegkit.__file__, file=sys.stderr); main()"
-    r = subprocess.run([str(vpy), "-c", code, "config", "show", "--recipe", "smoke"], cwd=outside, env=env,
+    where = subprocess.run([str(vpy), "-c", "import redegkit; print(redegkit.__file__)"], cwd=outside, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert where.stdout.startswith(str(venv)), where  # the installed copy, not the checkout
+    redeg = venv / ("Scripts/redeg.exe" if os.name == "nt" else "bin/redeg")
+    r = subprocess.run([str(redeg), "config", "show", "--recipe", "smoke"], cwd=outside, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert str(venv) in r.stderr  # the installed copy, not the checkout
     assert r.stdout == (ROOT / "recipes" / "smoke.toml").read_text()
+    r = subprocess.run([str(redeg), "config", "list"], cwd=outside, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and set(r.stdout.split()) == set(builtin_recipes())
