@@ -188,10 +188,15 @@ def test_interrupted_export_never_looks_done_and_overwrite_redoes_it(tiny_shards
     r = runner.invoke(app, ["export", str(tiny_shards), str(out), "--overwrite", "--json", "-q"])
     assert r.exit_code == 0 and json.loads(r.stdout)["samples"] == 4
     assert sorted(p.name for p in out.iterdir()) == sorted(["hq", "lq", "meta.jsonl", "dataset.yml", DONE_MARKER])
-    # --overwrite removes only what an export writes
+    # --overwrite removes only what an export wrote (its marker lists it), never a name alone
     (out / "notes.txt").write_text("mine")
     r = runner.invoke(app, ["export", str(tiny_shards), str(out), "--overwrite"])
     assert r.exit_code == 2 and "notes.txt" in r.output and (out / "notes.txt").is_file()
+    mine = tmp_path / "mine"
+    (mine / "hq").mkdir(parents=True)
+    (mine / "hq" / "photo.png").write_bytes(b"precious")
+    r = runner.invoke(app, ["export", str(tiny_shards), str(mine), "--overwrite"])
+    assert r.exit_code == 2 and (mine / "hq" / "photo.png").read_bytes() == b"precious"
 
 
 def test_stdin_workers_and_brace_pattern_agree(tiny_shards, tmp_path):

@@ -426,16 +426,18 @@ class ExportResult:
     seconds: float = 0.0
 
 
-def _owned_names(out: Path, opts: ExportOptions) -> set[str]:
-    names = {STAGING, DONE_MARKER, ".export.json.tmp", "meta.jsonl", "dataset.yml", "hq.lmdb", "lq.lmdb",
-             opts.hq_dir, opts.lq_dir, "hq", "lq"}
+def _owned_names(out: Path) -> set[str]:
+    """What ``--overwrite`` may remove: the staging folder of an interrupted export, and the files
+    a finished export lists in its done marker. Never a name alone: ``OUT/hq`` may be your photos."""
+    names = {STAGING, f".{DONE_MARKER}.tmp"}
     marker = out / DONE_MARKER
     if marker.is_file():
         try:
-            names |= set(json.loads(marker.read_text()).get("files", []))
+            doc = json.loads(marker.read_text(encoding="utf-8"))
         except ValueError:
-            pass
-    names |= {p.name for p in out.glob("train-*.parquet")}
+            return names
+        if isinstance(doc, dict) and doc.get("format") == EXPORT_FORMAT:
+            names |= {DONE_MARKER, *(str(f) for f in doc.get("files", []))}
     return names
 
 
@@ -451,7 +453,7 @@ def prepare_out(out: Path, opts: ExportOptions) -> None:
         what = "an interrupted export" if STAGING in entries and DONE_MARKER not in entries else "files"
         raise ExportError(f"{out}: not empty (holds {what}: {', '.join(entries[:5])}); pass --overwrite to "
                           "replace an earlier export, or choose another OUT")
-    foreign = [e for e in entries if e not in _owned_names(out, opts)]
+    foreign = [e for e in entries if e not in _owned_names(out)]
     if foreign:
         raise ExportError(f"{out}: holds files that redeg export did not write ({', '.join(foreign[:5])}); "
                           "--overwrite removes only an export's own files: remove them yourself or choose another OUT")
