@@ -10,6 +10,10 @@ redeg synthesize --preset realesrgan --crop 256 --scale 4 --seed 0 --workers 2 \
     --overwrite "$here" "$out/realesrgan"
 redeg shards info "$out/realesrgan"
 redeg shards preview "$out/realesrgan" -o "$out/realesrgan_sheet.png" --n 6
+# for other trainers: paired folders (+ a dataset.yml to paste), and back into shards
+redeg export "$out/realesrgan" "$out/realesrgan_folders" --format folders --overwrite --quiet
+redeg shards pack "$out/realesrgan_folders/hq" "$out/realesrgan_folders/lq" "$out/realesrgan_packed" \
+    --overwrite --quiet
 
 cat <<MSG
 

@@ -63,10 +63,48 @@ def section_model(section: str) -> type[StrictModel]:
     return getattr(importlib.import_module(mod), cls)
 
 
+def builtin_recipe_dir() -> Path | None:
+    """The folder of built-in recipes: ``redegkit/recipes/`` in an installed wheel (setup.py maps
+    the repository's ``recipes/`` there), or ``recipes/`` beside the package in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for d in (here / "recipes", here.parent / "recipes"):
+        if d.is_dir():
+            return d
+    return None
+
+
+def builtin_recipes() -> dict[str, Path]:
+    """Built-in recipe name (file stem) -> path, for every ``*.toml`` in :func:`builtin_recipe_dir`."""
+    d = builtin_recipe_dir()
+    return {p.stem: p for p in sorted(d.glob("*.toml"))} if d else {}
+
+
+def recipe_description(path: str | Path) -> str:
+    """A recipe's one-line description: its first comment line, without the ``#``."""
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip().startswith("#"):
+            return line.strip().lstrip("#").strip()
+        if line.strip():
+            break
+    return ""
+
+
+def resolve_recipe(recipe: str | Path) -> Path:
+    """A recipe given as a path (used as is when it exists) or as the name of a built-in recipe
+    (``smoke``, ``paper``, ``f2n-esrgan`` or ``smoke.toml``). Raises ConfigError naming both."""
+    p = Path(recipe)
+    if p.is_file():
+        return p
+    name = p.name[:-5] if p.name.endswith(".toml") else p.name
+    builtins = builtin_recipes()
+    if p.parent == Path(".") and name in builtins:
+        return builtins[name]
+    known = ", ".join(builtins) or "none found"
+    raise ConfigError(f"{p}: recipe file not found, and not a built-in recipe name (built-in: {known})")
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: recipe file not found")
+    p = resolve_recipe(path)
     try:
         with p.open("rb") as f:
             return tomllib.load(f)

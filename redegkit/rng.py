@@ -24,6 +24,18 @@ def sample_seed(global_seed: int, key: str, *salt: str | int) -> int:
     return int.from_bytes(h.digest(), "little")
 
 
+def seed_to_json(seed: int) -> str:
+    """A 64-bit seed as it is written in shard JSON (format 2 on): a decimal string, because
+    unsigned 64-bit values above 2**63 do not fit the int64 that Arrow, Parquet and
+    ``datasets`` use for JSON integers."""
+    return str(int(seed))
+
+
+def seed_from_json(value: int | str) -> int:
+    """Read a seed back from shard JSON of any format: an int (format 1) or a decimal string."""
+    return int(value)
+
+
 def sample_rng(global_seed: int, key: str, *salt: str | int) -> np.random.Generator:
     """A numpy Generator for one sample (PCG64, seeded from :func:`sample_seed`)."""
     return np.random.default_rng(sample_seed(global_seed, key, *salt))

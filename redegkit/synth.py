@@ -27,9 +27,9 @@ from pydantic import Field
 from . import __version__
 from .config import StrictModel
 from .io.images import AlphaPolicy, ImageDecodeError, decode_image, encode_image
-from .io.shards import ShardSink, find_resume_point, own_shards, shard_name
+from .io.shards import SHARD_FORMAT, ShardSink, find_resume_point, own_shards, shard_name
 from .io.sources import Source
-from .rng import sample_rng, sample_seed
+from .rng import sample_rng, sample_seed, seed_to_json
 
 
 class SynthConfig(StrictModel):
@@ -42,7 +42,7 @@ class SynthConfig(StrictModel):
     max_patches: int | None = Field(None, ge=1, description="at most this many patches per image (evenly spaced)")
     small: Literal["skip", "pad"] = Field("skip", description="images smaller than the crop: skip them or reflect-pad")
     alpha: AlphaPolicy = Field("composite", description="alpha channel: composite on white, or drop")
-    seed: int = Field(0, description="global seed; each sample's seed derives from it and the sample key")
+    seed: int = Field(0, ge=-(2**63), lt=2**63, description="global seed; each sample's seed derives from it and the sample key")
     workers: int = Field(1, ge=1, description="CPU worker processes")
     shard_max_count: int = Field(1000, ge=1, description="samples per shard (at most, rolled at image boundaries)")
     shard_max_bytes: int = Field(1 << 30, ge=1 << 16, description="bytes per shard (at most, rolled likewise)")
@@ -217,8 +217,8 @@ def cut_crops(src: Source, cfg: SynthConfig) -> Crops:
         meta = {
             "key": key, "source": src.rel, "source_path": str(src.path), "source_sha256": file_sha,
             "source_size": [w, h], "padded": padded, "crop_box": [x, y, bw, bh], "scale": cfg.scale,
-            "hq_size": [bw, bh], "seed": cfg.seed, "sample_seed": sample_seed(cfg.seed, key),
-            "redegkit_version": __version__,
+            "hq_size": [bw, bh], "seed": cfg.seed, "sample_seed": seed_to_json(sample_seed(cfg.seed, key)),
+            "redegkit_version": __version__, "shard_format": SHARD_FORMAT,
         }
         patches.append((key, np.ascontiguousarray(img[y : y + bh, x : x + bw]), meta))
     return Crops(patches, None, None, t)

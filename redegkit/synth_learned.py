@@ -38,7 +38,7 @@ from .bank.apply import Synthesizer, TiledImage, apply_calibration, finalize, fi
 from .device import pick_device
 from .io.images import encode_image
 from .io.sources import Source
-from .rng import sample_rng, sample_seed
+from .rng import sample_rng, sample_seed, seed_to_json
 from .synth import ImageResult, PresetDegrader, SynthConfig, cut_crops
 
 # ------------------------------------------------------------------------------------------------
@@ -430,7 +430,8 @@ class LearnedProducer:
             if s.lq_png is None:
                 s.lq_png, secs = op.lq[slot].get()
                 dec.timings["encode"] += secs
-                s.meta["method"] = {"kind": "bank", **self.provenance, **s.plan}
+                s.meta["method"] = {"kind": "bank", **self.provenance, **s.plan,
+                                    "noise_seed": seed_to_json(s.plan["noise_seed"])}
             samples.append((s.key, {"hq.png": s.hq_png, "lq.png": s.lq_png,
                                     "json": json.dumps(s.meta, sort_keys=True).encode("utf-8")}))
         return ImageResult(dec.index, samples, dec.failure, dec.skipped, dec.timings)

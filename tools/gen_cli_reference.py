@@ -23,12 +23,13 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN, END = "<!-- cli-reference -->", "<!-- /cli-reference -->"
 COMMANDS = [
     [], ["pseudo-hq"], ["fit-degradation"], ["bake"], ["synthesize"], ["train-sr"], ["upscale"],
+    ["export"], ["export-model"],
     ["bank", "info"], ["bank", "preview"], ["bank", "merge"], ["bank", "filter"],
     ["eval", "match"],
     ["eval", "transfer"],
-    ["shards", "info"], ["shards", "preview"],
+    ["shards", "info"], ["shards", "preview"], ["shards", "pack"],
     ["weights", "list"], ["weights", "verify"], ["weights", "install"], ["weights", "fetch"],
-    ["config", "show"], ["config", "schema"],
+    ["config", "list"], ["config", "show"], ["config", "schema"],
 ]
 
 

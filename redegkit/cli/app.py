@@ -55,7 +55,7 @@ def _root(
 # Shared option types -------------------------------------------------------------------------
 RecipeOpt = Annotated[
     Path | None,
-    typer.Option("--recipe", "-r", help="TOML recipe; its \\[section] table sets defaults, flags override it."),
+    typer.Option("--recipe", "-r", help="TOML recipe: a file, or a built-in name (redeg config list); its \\[section] table sets defaults, flags override it."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries (errors only).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON summary on stdout.")]

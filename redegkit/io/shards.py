@@ -35,6 +35,12 @@ from ..weights import sha256_file
 
 MARKER_SUFFIX = ".json"
 TAR_MTIME = 0.0
+# Version of the per-sample JSON (``shard_format`` in it and in the done marker). 1 (no field):
+# 64-bit seeds as JSON integers, which may exceed int64. 2: seeds are decimal strings and every
+# JSON integer fits int64, so Arrow / Parquet / Hugging Face ``datasets`` read the shards.
+# Readers accept both (:func:`redegkit.rng.seed_from_json`); a resumed format-1 run keeps its
+# format-1 shards and writes new ones in format 2.
+SHARD_FORMAT = 2
 
 
 def shard_name(prefix: str, index: int, rank: int = 0, world: int = 1) -> str:
@@ -192,6 +198,7 @@ class ShardSink:
             "inputs": [self.input_start, input_end],
             "keys": self._keys,
             "failures": self._failures,
+            "shard_format": SHARD_FORMAT,
             **self.extra_meta,
         }
         marker = final.with_name(final.name + MARKER_SUFFIX)
@@ -398,7 +405,7 @@ def shards_info(out_dir: str | Path) -> dict[str, Any]:
         for s in iter_samples([str(tars[0])]):
             if "json" in s:
                 m = json.loads(s["json"]).get("method", {})
-                name = m.get("preset") or m.get("kind") or "?"
+                name = m if isinstance(m, str) else (m.get("preset") or m.get("kind") or "?")  # pack: "external"
                 methods[name] = methods.get(name, 0) + 1
     return {
         "folder": str(out),

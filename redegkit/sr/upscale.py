@@ -79,6 +79,7 @@ def load_sr_model(path: str | os.PathLike, input_range: str = "auto",
                     "redeg upscale takes our train-sr checkpoints, net_f2n_g.pth / net_f2n_init.pth or "
                     "RealESRGAN_x4plus.pth-style RRDB weights")
             hp = det
+            recorded = (obj.get("redegkit_export") or {}).get("input_range")  # redeg export-model files
     hp["input_range"] = auto_input_range(path, source, recorded) if input_range == "auto" else input_range
     model = RRDBNet(**hp)
     load_state_strict(model, sd, str(path))
