@@ -202,11 +202,12 @@ def cut_crops(src: Source, cfg: SynthConfig) -> Crops:
     if cfg.crop is not None and (h < cfg.crop or w < cfg.crop):
         if cfg.small == "skip":
             why = f"smaller than the crop ({w}x{h} < {cfg.crop}); policy small=skip"
-            return Crops([], None, _record(src, why, "skipped"), t)
+            return Crops([], None, {**_record(src, why, "skipped"), "size": [w, h]}, t)
         img, padded = pad_to(img, cfg.crop), True
     boxes = crop_boxes(img.shape[0], img.shape[1], cfg.crop, cfg.stride, cfg.scale, cfg.max_patches)
     if not boxes:
-        return Crops([], None, _record(src, f"too small for scale {cfg.scale} ({w}x{h})", "skipped"), t)
+        why = f"too small for scale {cfg.scale} ({w}x{h})"
+        return Crops([], None, {**_record(src, why, "skipped"), "size": [w, h]}, t)
     file_sha = hashlib.sha256(data).hexdigest()
     patches = []
     for j, (x, y, bw, bh) in enumerate(boxes):
