@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,31 @@ def test_resume_continues_exactly(shard, tmp_path):
     ga, gb = (load_checkpoint(tmp_path / r / "net_g_ema.pt") for r in ("a", "b"))
     for (k, va), vb in zip(ga.state_dict().items(), gb.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
+
+
+def test_a_failure_saves_the_state_and_resume_continues(shard, tmp_path, monkeypatch, caplog):
+    from redegkit.sr.step import GANStep
+
+    monkeypatch.setattr(logging.getLogger("redegkit"), "propagate", True)  # a CLI test may have cut it
+    full = _cfg(steps=6, pretrain_steps=2)
+    train_sr(full, str(shard), tmp_path / "a")
+    real_call, calls = GANStep.__call__, []
+
+    def failing_call(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 4:  # three steps finished, none of them at a checkpoint step
+            raise RuntimeError("injected failure")
+        return real_call(self, *args, **kw)
+
+    monkeypatch.setattr(GANStep, "__call__", failing_call)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        train_sr(full, str(shard), tmp_path / "b")
+    assert torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)["step"] == 3
+    assert "stopped after step 3" in caplog.text and "injected failure" in caplog.text
+    monkeypatch.setattr(GANStep, "__call__", real_call)
+    res = train_sr(full, str(shard), tmp_path / "b", resume=True)
+    assert res.start_step == 3 and res.step == 6
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")  # as if it had never failed
 
 
 def test_checkpoints_and_exports(shard, tmp_path):
