@@ -178,7 +178,7 @@ def test_matmul_distances_equal_the_direct_formulas() -> None:
 
 
 def test_clustering_a_large_bank_stays_small_in_memory() -> None:
-    # 3,000 x 512: the pairwise-difference version needed 3000^2 x 512 x 8 B = 37 GB here.
+    # 3,000 x 512: the pairwise-difference version needed 2000^2 x 512 x 8 B = 16 GB per array here.
     import tracemalloc
 
     from redegkit.bank.store import Bank, pack_module
