@@ -129,7 +129,7 @@ class PresetDegrader:
     def __call__(self, hq: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         from .degrade import apply_degradation, sample_degradation
 
-        params = sample_degradation(self.preset, rng)
+        params = sample_degradation(self.preset, rng, scale=self.scale)
         lq = apply_degradation(hq, params, scale=self.scale)
         return lq, {"kind": "preset", "preset": self.name, "params": params.to_json()}
 
