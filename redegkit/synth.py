@@ -26,6 +26,7 @@ from pydantic import Field
 
 from . import __version__
 from .config import StrictModel
+from .degrade.ops import ImageTooSmallError
 from .io.images import AlphaPolicy, ImageDecodeError, decode_image, encode_image
 from .io.shards import ShardSink, find_resume_point, own_shards, shard_name
 from .io.sources import Source
@@ -110,6 +111,12 @@ def pad_to(img: np.ndarray, size: int) -> np.ndarray:
         return img
     mode = "reflect" if h > 1 and w > 1 and ph < h and pw < w else "edge"
     return np.pad(img, ((0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+# What an input can cause: that input becomes a failure record and the run goes on. Any other
+# exception is a bug or a broken set-up; it stops the run with its traceback (finished shards are
+# kept, and --resume continues once it is fixed) instead of failing every input quietly.
+INPUT_ERRORS: tuple[type[Exception], ...] = (ImageDecodeError, ImageTooSmallError)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -242,11 +249,11 @@ def process_image(index: int, src: Source, cfg: SynthConfig, degrader: Callable)
         t2 = time.perf_counter()
         try:
             lq, method = degrader(hq, sample_rng(cfg.seed, key))
-            if lq.shape[0] * cfg.scale != hq.shape[0] or lq.shape[1] * cfg.scale != hq.shape[1]:
-                raise RuntimeError(f"degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}")
-        except Exception as e:  # one bad image must not kill the run: record it, keep going
+        except INPUT_ERRORS as e:  # this image cannot be degraded so: record it, keep going
             reason = f"degradation failed on {key}: {type(e).__name__}: {e}"
             return ImageResult(index, [], _record(src, reason, "failed"), None, t)
+        if lq.shape[0] * cfg.scale != hq.shape[0] or lq.shape[1] * cfg.scale != hq.shape[1]:
+            raise RuntimeError(f"{src.path}: degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}")
         t3 = time.perf_counter()
         meta = {**meta, "lq_size": [lq.shape[1], lq.shape[0]], "method": method}
         samples.append((key, encode_sample(hq, lq, meta, cfg.png_level)))
@@ -421,6 +428,8 @@ def synthesize(
         "skipped": [r for r in prior_records if r.get("kind") == "skipped"] + skipped,
         "timings_s": {**{k: round(v, 4) for k, v in timings.items()}, "wall": round(elapsed, 4)},
         "pairs_per_s": round(samples / elapsed, 3) if elapsed > 0 else None,
+        # the learned path: device, precision, and a torch.compile failure (then it ran eagerly)
+        "runtime": producer.runtime() if hasattr(producer, "runtime") else {"device": "cpu"},
         "config": cfg.model_dump(mode="json"),
         "redegkit_version": __version__,
         "shard_pattern": _brace_pattern(cfg.prefix, len(all_shards), rank, world),

@@ -39,7 +39,7 @@ from .device import pick_device
 from .io.images import encode_image
 from .io.sources import Source
 from .rng import sample_rng, sample_seed
-from .synth import ImageResult, PresetDegrader, SynthConfig, cut_crops
+from .synth import INPUT_ERRORS, ImageResult, PresetDegrader, SynthConfig, cut_crops
 
 # ------------------------------------------------------------------------------------------------
 # Per-sample plans (drawn in the worker processes)
@@ -156,7 +156,7 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
         if _W["preset"] is not None and float(sample_rng(cfg.seed, key, "hybrid").random()) < _W["share"]:
             try:
                 lq, method = _W["preset"](hq, sample_rng(cfg.seed, key))
-            except Exception as e:  # as in the classical path: a failed degradation fails the image
+            except INPUT_ERRORS as e:  # as in the classical path: an input problem fails the image
                 return _Decoded(index, [], _failed(src, f"degradation failed on {key}: {type(e).__name__}: {e}"),
                                 None, t)
             meta["method"] = {**method, "hybrid": {"preset": _W["preset"].name, "share": _W["share"]}}
@@ -256,6 +256,14 @@ class LearnedProducer:
                 pool.terminate()
                 pool.join()
 
+    def runtime(self) -> dict[str, Any]:
+        """Where the synthesizer ran, and whether torch.compile was used or failed (report.json)."""
+        s = self.synth
+        if s is None:
+            return {}
+        return {"device": str(s.device), "precision": "bf16" if s.bf16 else "fp32",
+                "compiled": s.compiled is not None, "compile_error": s.compile_error}
+
     def _synthesizer(self, cfg: SynthConfig) -> Synthesizer:
         if self.synth is None:
             dev = pick_device(cfg.device)
@@ -300,11 +308,12 @@ class LearnedProducer:
                     if job.image.pending == 0:
                         done.append(job)
                 groups = self._finish(done, cfg)
-            except Exception as e:  # e.g. out of memory: fail the inputs of this batch, go on
+            except torch.cuda.OutOfMemoryError as e:  # too big for the device: fail this batch's inputs, go on
+                hint = "out of memory: lower --batch or --tile"
                 for job, _ in items:
                     if job.owner.failure is None:
                         key = job.owner.dec.samples[job.slot].key
-                        job.owner.failure = f"synthesis failed on {key}: {type(e).__name__}: {str(e)[:300]}"
+                        job.owner.failure = f"synthesis failed on {key}: {hint} ({str(e)[:200]})"
                 return
             if not groups:
                 return

@@ -182,7 +182,7 @@ def apply_degradation(img: np.ndarray, params: Degradation, scale: int = 1) -> n
     h, w = img.shape[:2]
     out_hw = (h // int(scale), w // int(scale))
     if min(out_hw) < 1:
-        raise ValueError(f"image {h}x{w} is smaller than the scale {scale}")
+        raise ops.ImageTooSmallError(f"image {h}x{w} is smaller than the scale {scale}")
     ctx = ApplyContext(input_hw=(h, w), output_hw=out_hw)
     x = ops.to_float(img)
     for op in params.ops:
