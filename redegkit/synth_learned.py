@@ -35,10 +35,10 @@ import torch
 
 from .bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, module_sha256
 from .bank.apply import Synthesizer, TiledImage, finalize, plan_tiles, to_device
-from .device import pick_device
 from .io.images import encode_image
 from .io.sources import Source
 from .rng import sample_rng, sample_seed
+from .run import RunContext
 from .synth import INPUT_ERRORS, ImageResult, PresetDegrader, SynthConfig, cut_crops
 
 # ------------------------------------------------------------------------------------------------
@@ -222,6 +222,7 @@ class LearnedProducer:
                  provenance: dict[str, Any]) -> None:
         self.bank, self.encoder, self.generator, self.provenance = bank, encoder, generator, provenance
         self.synth: Synthesizer | None = None  # built on first use, cached for the run
+        self.ctx: RunContext | None = None  # this process's rank and device, resolved with it
 
     def table(self, cfg: SynthConfig) -> ChoiceTable:
         labels = cluster_bank(self.bank).labels if cfg.choice == "cluster" else None
@@ -261,14 +262,16 @@ class LearnedProducer:
         s = self.synth
         if s is None:
             return {}
-        return {"device": str(s.device), "precision": "bf16" if s.bf16 else "fp32",
+        return {"device": str(s.device), "local_rank": self.ctx.local_rank,
+                "precision": "bf16" if s.bf16 else "fp32",
                 "compiled": s.compiled is not None, "compile_error": s.compile_error}
 
     def _synthesizer(self, cfg: SynthConfig) -> Synthesizer:
         if self.synth is None:
-            dev = pick_device(cfg.device)
-            self.synth = Synthesizer(self.encoder, self.generator, device=dev, precision=cfg.precision,
-                                     compile=cfg.compile, static_batch=cfg.batch)
+            # Under torchrun each rank takes its own GPU (cuda:LOCAL_RANK, made current), not GPU 0.
+            self.ctx = RunContext.from_env(cfg.device, cfg.precision)
+            self.synth = Synthesizer(self.encoder, self.generator, device=self.ctx.device,
+                                     precision=self.ctx.precision, compile=cfg.compile, static_batch=cfg.batch)
         return self.synth
 
     def _run(self, todo: list[tuple[int, Source]], cfg: SynthConfig, pool: Any) -> Iterator[ImageResult]:
