@@ -61,8 +61,9 @@ class SynthConfig(StrictModel):
     strength_min: float | None = Field(None, ge=0, le=1, description="draw strength uniformly in [strength_min, strength]")
     noise_prob: float = Field(0.4, ge=0, le=1, description="share of samples that get Gaussian noise before downsampling")
     noise_max: float = Field(0.2, ge=0, le=1, description="noise std drawn from {0, 0.01, ..., noise_max} ([-1, 1] scale)")
-    down: list[Literal["bilinear", "bicubic", "area"]] = Field(
-        ["bilinear", "bicubic"], min_length=1, description="downsampling interpolations, one drawn per sample")
+    down: list[Literal["bilinear", "bicubic", "bilinear-aa", "bicubic-aa", "area"]] = Field(
+        ["bilinear", "bicubic"], min_length=1, description="downsampling interpolations, one drawn per sample: "
+        "bilinear/bicubic as the reference (no antialiasing), their antialiased -aa forms, or area")
     mix_preset: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+:(0(\.\d+)?|1(\.0+)?)$",
                                    description="hybrid: NAME:SHARE of samples through a classical preset")
     batch: int = Field(16, ge=1, description="tiles per synthesizer forward")

@@ -142,7 +142,7 @@ def test_hq_sized_lq_is_noised_and_resized(tmp_path):
     flat = torch.zeros(3, 32, 32)
     noisy = [proc((flat, flat))[0] for _ in range(20)]
     assert all(n.shape == (3, 8, 8) for n in noisy)
-    assert max(float(n.std()) for n in noisy) > 0.01  # some noise survives the antialiased resize
+    assert max(float(n.std()) for n in noisy) > 0.01  # some noise survives the resize
 
 
 def test_low_res_lq_stream_is_aligned_and_deterministic(shard):

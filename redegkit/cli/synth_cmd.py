@@ -63,7 +63,7 @@ def synthesize_cmd(
     strength_min: Annotated[float | None, typer.Option("--strength-min", help="Draw the strength in \\[strength-min, strength].")] = None,
     noise: Annotated[float | None, typer.Option("--noise", help="Share of samples with Gaussian noise before downsampling. \\[default: 0.4]")] = None,
     noise_max: Annotated[float | None, typer.Option("--noise-max", help="Largest noise std on the [-1, 1] scale. \\[default: 0.2]")] = None,
-    down: Annotated[str | None, typer.Option("--down", help="Downsampling interpolations, comma list of bilinear,bicubic,area. \\[default: bilinear,bicubic]")] = None,
+    down: Annotated[str | None, typer.Option("--down", help="Downsampling interpolations, comma list of bilinear,bicubic (as the reference: no antialiasing), bilinear-aa,bicubic-aa (antialiased), area. \\[default: bilinear,bicubic]")] = None,
     mix_preset: Annotated[str | None, typer.Option("--mix-preset", help="Hybrid: NAME:SHARE of samples through a classical preset, e.g. realesrgan:0.3.")] = None,
     batch: Annotated[int | None, typer.Option("--batch", help="Tiles per synthesizer forward. \\[default: 16]")] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N. \\[default: auto]")] = None,
