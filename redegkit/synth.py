@@ -26,6 +26,7 @@ from pydantic import Field
 
 from . import __version__
 from .config import StrictModel
+from .degrade.ops import ImageTooSmallError
 from .io.images import AlphaPolicy, ImageDecodeError, decode_image, encode_image
 from .io.shards import SHARD_FORMAT, ShardSink, find_resume_point, own_shards, shard_name
 from .io.sources import Source
@@ -63,8 +64,9 @@ class SynthConfig(StrictModel):
                               "noise, JPEG) measured by bake on each embedding's own face pair")
     noise_prob: float = Field(0.4, ge=0, le=1, description="share of samples that get Gaussian noise before downsampling")
     noise_max: float = Field(0.2, ge=0, le=1, description="noise std drawn from {0, 0.01, ..., noise_max} ([-1, 1] scale)")
-    down: list[Literal["bilinear", "bicubic", "area"]] = Field(
-        ["bilinear", "bicubic"], min_length=1, description="downsampling interpolations, one drawn per sample")
+    down: list[Literal["bilinear", "bicubic", "bilinear-aa", "bicubic-aa", "area"]] = Field(
+        ["bilinear", "bicubic"], min_length=1, description="downsampling interpolations, one drawn per sample: "
+        "bilinear/bicubic as the reference (no antialiasing), their antialiased -aa forms, or area")
     mix_preset: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+:(0(\.\d+)?|1(\.0+)?)$",
                                    description="hybrid: NAME:SHARE of samples through a classical preset")
     batch: int = Field(16, ge=1, description="tiles per synthesizer forward")
@@ -115,6 +117,12 @@ def pad_to(img: np.ndarray, size: int) -> np.ndarray:
     return np.pad(img, ((0, ph), (0, pw), (0, 0)), mode=mode)
 
 
+# What an input can cause: that input becomes a failure record and the run goes on. Any other
+# exception is a bug or a broken set-up; it stops the run with its traceback (finished shards are
+# kept, and --resume continues once it is fixed) instead of failing every input quietly.
+INPUT_ERRORS: tuple[type[Exception], ...] = (ImageDecodeError, ImageTooSmallError)
+
+
 # ------------------------------------------------------------------------------------------------
 # Degraders: HQ crop -> LQ crop (H/scale x W/scale) + a JSON record of what was done
 
@@ -132,7 +140,7 @@ class PresetDegrader:
     def __call__(self, hq: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
         from .degrade import apply_degradation, sample_degradation
 
-        params = sample_degradation(self.preset, rng)
+        params = sample_degradation(self.preset, rng, scale=self.scale)
         lq = apply_degradation(hq, params, scale=self.scale)
         return lq, {"kind": "preset", "preset": self.name, "params": params.to_json()}
 
@@ -205,11 +213,12 @@ def cut_crops(src: Source, cfg: SynthConfig) -> Crops:
     if cfg.crop is not None and (h < cfg.crop or w < cfg.crop):
         if cfg.small == "skip":
             why = f"smaller than the crop ({w}x{h} < {cfg.crop}); policy small=skip"
-            return Crops([], None, _record(src, why, "skipped"), t)
+            return Crops([], None, {**_record(src, why, "skipped"), "size": [w, h]}, t)
         img, padded = pad_to(img, cfg.crop), True
     boxes = crop_boxes(img.shape[0], img.shape[1], cfg.crop, cfg.stride, cfg.scale, cfg.max_patches)
     if not boxes:
-        return Crops([], None, _record(src, f"too small for scale {cfg.scale} ({w}x{h})", "skipped"), t)
+        why = f"too small for scale {cfg.scale} ({w}x{h})"
+        return Crops([], None, {**_record(src, why, "skipped"), "size": [w, h]}, t)
     file_sha = hashlib.sha256(data).hexdigest()
     patches = []
     for j, (x, y, bw, bh) in enumerate(boxes):
@@ -244,11 +253,11 @@ def process_image(index: int, src: Source, cfg: SynthConfig, degrader: Callable)
         t2 = time.perf_counter()
         try:
             lq, method = degrader(hq, sample_rng(cfg.seed, key))
-            if lq.shape[0] * cfg.scale != hq.shape[0] or lq.shape[1] * cfg.scale != hq.shape[1]:
-                raise RuntimeError(f"degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}")
-        except Exception as e:  # one bad image must not kill the run: record it, keep going
+        except INPUT_ERRORS as e:  # this image cannot be degraded so: record it, keep going
             reason = f"degradation failed on {key}: {type(e).__name__}: {e}"
             return ImageResult(index, [], _record(src, reason, "failed"), None, t)
+        if lq.shape[0] * cfg.scale != hq.shape[0] or lq.shape[1] * cfg.scale != hq.shape[1]:
+            raise RuntimeError(f"{src.path}: degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}")
         t3 = time.perf_counter()
         meta = {**meta, "lq_size": [lq.shape[1], lq.shape[0]], "method": method}
         samples.append((key, encode_sample(hq, lq, meta, cfg.png_level)))
@@ -423,6 +432,8 @@ def synthesize(
         "skipped": [r for r in prior_records if r.get("kind") == "skipped"] + skipped,
         "timings_s": {**{k: round(v, 4) for k, v in timings.items()}, "wall": round(elapsed, 4)},
         "pairs_per_s": round(samples / elapsed, 3) if elapsed > 0 else None,
+        # the learned path: device, precision, and a torch.compile failure (then it ran eagerly)
+        "runtime": producer.runtime() if hasattr(producer, "runtime") else {"device": "cpu"},
         "config": cfg.model_dump(mode="json"),
         "redegkit_version": __version__,
         "shard_pattern": _brace_pattern(cfg.prefix, len(all_shards), rank, world),

@@ -35,11 +35,11 @@ import torch
 
 from .bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, module_sha256
 from .bank.apply import Synthesizer, TiledImage, apply_calibration, finalize, finish_on_host, plan_tiles, to_device
-from .device import pick_device
 from .io.images import encode_image
 from .io.sources import Source
 from .rng import sample_rng, sample_seed, seed_to_json
-from .synth import ImageResult, PresetDegrader, SynthConfig, cut_crops
+from .run import RunContext
+from .synth import INPUT_ERRORS, ImageResult, PresetDegrader, SynthConfig, cut_crops
 
 # ------------------------------------------------------------------------------------------------
 # Per-sample plans (drawn in the worker processes)
@@ -159,7 +159,7 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
         if _W["preset"] is not None and float(sample_rng(cfg.seed, key, "hybrid").random()) < _W["share"]:
             try:
                 lq, method = _W["preset"](hq, sample_rng(cfg.seed, key))
-            except Exception as e:  # as in the classical path: a failed degradation fails the image
+            except INPUT_ERRORS as e:  # as in the classical path: an input problem fails the image
                 return _Decoded(index, [], _failed(src, f"degradation failed on {key}: {type(e).__name__}: {e}"),
                                 None, t)
             meta["method"] = {**method, "hybrid": {"preset": _W["preset"].name, "share": _W["share"]}}
@@ -231,6 +231,7 @@ class LearnedProducer:
                  provenance: dict[str, Any]) -> None:
         self.bank, self.encoder, self.generator, self.provenance = bank, encoder, generator, provenance
         self.synth: Synthesizer | None = None  # built on first use, cached for the run
+        self.ctx: RunContext | None = None  # this process's rank and device, resolved with it
 
     def table(self, cfg: SynthConfig) -> ChoiceTable:
         labels = cluster_bank(self.bank).labels if cfg.choice == "cluster" else None
@@ -263,7 +264,7 @@ class LearnedProducer:
             return [rnd(x) for x in t] if t.dim() > 1 else [round(float(v), 7) for v in t.tolist()]
 
         return {"strength": s, "filter": rnd(mix("filter")), "color": rnd(mix("color")), "noise_cov": rnd(mix("noise_cov")),
-                "noise_corr": round(float(mix("noise_corr")), 5), "noise_seed": sample_seed(cfg.seed, key, "calib-noise"),
+                "noise_corr": round(float(mix("noise_corr")), 5), "noise_seed": seed_to_json(sample_seed(cfg.seed, key, "calib-noise")),
                 "jpeg": q}
 
     def __call__(self, todo: list[tuple[int, Source]], cfg: SynthConfig,
@@ -289,11 +290,21 @@ class LearnedProducer:
                 pool.terminate()
                 pool.join()
 
+    def runtime(self) -> dict[str, Any]:
+        """Where the synthesizer ran, and whether torch.compile was used or failed (report.json)."""
+        s = self.synth
+        if s is None:
+            return {}
+        return {"device": str(s.device), "local_rank": self.ctx.local_rank,
+                "precision": "bf16" if s.bf16 else "fp32",
+                "compiled": s.compiled is not None, "compile_error": s.compile_error}
+
     def _synthesizer(self, cfg: SynthConfig) -> Synthesizer:
         if self.synth is None:
-            dev = pick_device(cfg.device)
-            self.synth = Synthesizer(self.encoder, self.generator, device=dev, precision=cfg.precision,
-                                     compile=cfg.compile, static_batch=cfg.batch)
+            # Under torchrun each rank takes its own GPU (cuda:LOCAL_RANK, made current), not GPU 0.
+            self.ctx = RunContext.from_env(cfg.device, cfg.precision)
+            self.synth = Synthesizer(self.encoder, self.generator, device=self.ctx.device,
+                                     precision=self.ctx.precision, compile=cfg.compile, static_batch=cfg.batch)
         return self.synth
 
     def _run(self, todo: list[tuple[int, Source]], cfg: SynthConfig, pool: Any) -> Iterator[ImageResult]:
@@ -333,11 +344,12 @@ class LearnedProducer:
                     if job.image.pending == 0:
                         done.append(job)
                 groups = self._finish(done, cfg)
-            except Exception as e:  # e.g. out of memory: fail the inputs of this batch, go on
+            except torch.cuda.OutOfMemoryError as e:  # too big for the device: fail this batch's inputs, go on
+                hint = "out of memory: lower --batch or --tile"
                 for job, _ in items:
                     if job.owner.failure is None:
                         key = job.owner.dec.samples[job.slot].key
-                        job.owner.failure = f"synthesis failed on {key}: {type(e).__name__}: {str(e)[:300]}"
+                        job.owner.failure = f"synthesis failed on {key}: {hint} ({str(e)[:200]})"
                 return
             if not groups:
                 return

@@ -168,6 +168,48 @@ def test_clustering_finds_k_and_is_deterministic() -> None:
     assert cluster_embeddings(blob).k == 1
 
 
+def test_matmul_distances_equal_the_direct_formulas() -> None:
+    from redegkit.bank.cluster import nearest_neighbour_distances, silhouette
+
+    rng = np.random.default_rng(1)
+    x = (rng.normal(5, 1, (60, 24)) + rng.integers(0, 3, (60, 1)) * 4).astype(np.float32)
+    labels = rng.integers(0, 3, 60)
+    d = np.sqrt(((x[:, None].astype(np.float64) - x[None]) ** 2).sum(-1))  # the O(N^2 D) way, small N
+    a = np.array([d[i, (labels == labels[i]) & (np.arange(60) != i)].mean() for i in range(60)])
+    b = np.array([min(d[i, labels == k].mean() for k in range(3) if k != labels[i]) for i in range(60)])
+    assert silhouette(x, labels) == pytest.approx(float(((b - a) / np.maximum(a, b)).mean()), abs=1e-9)
+    np.fill_diagonal(d, np.inf)
+    assert np.allclose(nearest_neighbour_distances(x), d.min(1), atol=1e-6)
+    assert np.allclose(nearest_neighbour_distances(x, np.array([3, 7])), d.min(1)[[3, 7]], atol=1e-6)
+
+
+def test_clustering_a_large_bank_stays_small_in_memory() -> None:
+    # 3,000 x 512: the pairwise-difference version needed 2000^2 x 512 x 8 B = 16 GB per array here.
+    import tracemalloc
+
+    from redegkit.bank.store import Bank, pack_module
+
+    rng = np.random.default_rng(0)
+    n, dim = 3000, 512
+    truth = rng.integers(0, 3, n)
+    e = rng.normal(0, 4, (3, dim))[truth] + rng.normal(0, 1, (n, dim))
+    _, enc, gen = tiny_nets(style_dim=dim)
+    bank = Bank(embeddings=torch.from_numpy(e.astype(np.float32)), identity=torch.zeros(dim),
+                records=[{"pair": f"p{i}", "source": f"photo{i // 2}.jpg"} for i in range(n)],
+                synthesizer={"encoder": pack_module(enc), "generator": pack_module(gen)}, degnet_sha256="0" * 64)
+    tracemalloc.start()
+    try:
+        info = bank_info(bank)  # clusters (k-means for k = 2..8, sampled silhouette) and nearest neighbours
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    assert info["clusters"]["k"] == 3 and sorted(info["clusters"]["sizes"]) == sorted(np.bincount(truth).tolist())
+    assert info["nearest_neighbour"]["sampled"] == 2000 and info["nearest_neighbour"]["near_duplicates"] == 0
+    kept = filter_bank(bank, clusters=[0])  # the same (cached) clustering
+    assert len(kept) == info["clusters"]["sizes"][0] and len({truth[int(r["pair"][1:])] for r in kept.records}) == 1
+
+
 def test_info_merge_filter(tmp_path: Path, bank_path: Path) -> None:
     b = load_bank(bank_path)
     info = bank_info(b)

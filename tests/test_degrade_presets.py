@@ -226,6 +226,29 @@ def test_bsrgan_order_and_branches() -> None:
     assert len(first_positions) >= 4  # the order really is shuffled
 
 
+@pytest.mark.parametrize("sf", [1, 2, 3, 4, 5, 6])
+def test_bsrgan_parameters_follow_the_scale_it_runs_at(sf: int) -> None:
+    # BSRGAN writes its ranges in sf; the fit data uses this preset at sf 3, 4, 5 and 6.
+    preset = get_preset("bsrgan")
+    ds = [sample_degradation(preset, sample_rng(5, "sf", sf, i), scale=sf) for i in range(300)]
+    halved = [d for d in ds if "downsample1" in labels(d)]
+    assert (len(halved) > 40) == (sf == 4)  # the first x1/2 only exists at sf 4
+    body = [d for d in ds if d not in halved]  # (after a halving the body runs at sf 2)
+    blurs = [o for d in body for o in d.ops if o.label == "blur"]
+    aniso = [o.sigma_x**2 for o in blurs if o.kernel == "aniso"] + [o.sigma_y**2 for o in blurs if o.kernel == "aniso"]
+    iso = [o.sigma_x for o in blurs if o.kernel == "iso"]
+    assert max(aniso) <= 4 + sf + 1e-6 and max(aniso) > 0.8 * (4 + sf)
+    assert max(iso) <= 2 + 0.2 * sf + 1e-6 and max(iso) > 0.8 * (2 + 0.2 * sf)
+    down = [o.factor for d in body for o in d.ops if o.label == "downsample2" and o.op == "resize"]
+    assert min(down) >= 1 / (2 * sf) - 1e-9 and (sf == 1 or min(down) < 1.3 / (2 * sf))
+    assert {o.factor for d in body for o in d.ops if o.op == "nearest_down"} == {sf}
+    assert all(d.preset == "bsrgan" for d in ds)
+    lq = apply_degradation(gradient_rgb(96, 120), ds[0], scale=sf)
+    assert lq.shape == (96 // sf, 120 // sf, 3)
+    if sf == 4:  # the listed preset is the x4 one: the default of sample_degradation
+        assert ds[0].preset_sha256 == preset.sha256
+
+
 def test_redeg_matched_structure_and_quirk() -> None:
     ds = draws("redeg-matched", 300)
     simple = [d for d in ds if d.ops and d.ops[0].label == "simple"]

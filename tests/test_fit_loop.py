@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import cv2
@@ -69,6 +70,28 @@ def test_resume_continues_bit_for_bit(tmp_path, pairs_dir):
     for name in sa["nets"]:
         for k, v in sa["nets"][name]["state_dict"].items():
             assert torch.equal(v, sb["nets"][name]["state_dict"][k]), (name, k)
+
+
+def test_a_failure_saves_last_pt_and_resume_continues(tmp_path, pairs_dir, monkeypatch, caplog):
+    nat = natural_paths()
+    monkeypatch.setattr(logging.getLogger("redegkit"), "propagate", True)  # a CLI test may have cut it
+    full = fit_degradation(smoke(steps=4), pairs_dir, nat, tmp_path / "full", show_progress=False)
+    real_step = FitModel.train_step
+
+    def failing_step(self, batch, step):
+        if step == 2:  # after two finished steps: a bug, a bad batch, a full disk ...
+            raise RuntimeError("injected failure")
+        return real_step(self, batch, step)
+
+    monkeypatch.setattr(FitModel, "train_step", failing_step)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        fit_degradation(smoke(steps=4), pairs_dir, nat, tmp_path / "cut", show_progress=False)
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["step"] == 2
+    assert "stopped after step 2" in caplog.text and "injected failure" in caplog.text
+    monkeypatch.setattr(FitModel, "train_step", real_step)
+    resumed = fit_degradation(smoke(steps=4), pairs_dir, nat, tmp_path / "cut", resume=True, show_progress=False)
+    assert resumed.start_step == 2 and resumed.steps == full.steps == 4
+    assert metrics(tmp_path / "full") == metrics(tmp_path / "cut")  # as if it had never failed
 
 
 def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, pairs_dir):

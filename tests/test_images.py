@@ -94,3 +94,17 @@ def test_tensor_conversion_roundtrip():
     batch = to_tensor(np.stack([img, img]))
     assert batch.shape == (2, 3, 16, 24)
     assert np.array_equal(from_tensor(batch)[1], img)
+
+
+def test_jpeg_with_a_large_trailer_decodes_and_a_cut_one_is_truncated(tmp_path):
+    # A Motion Photo appends a video after the JPEG's end-of-image marker: far more than 64 KiB
+    # with no FF D9 near the end of the file. The decoder, not a byte search, decides.
+    img = gradient_rgb(96, 128)
+    jpg = encode_image(img, "jpg", quality=90)
+    trailer = b"\x00\x00\x00\x18ftypmp42" + bytes(300_000)
+    p = tmp_path / "motion.jpg"
+    p.write_bytes(jpg + trailer)
+    assert np.array_equal(decode_image(p), decode_image(jpg))
+    for cut in (len(jpg) // 2, len(jpg) - 2):  # mid-scan, and only the end-of-image marker missing
+        with pytest.raises(ImageDecodeError, match="truncated JPEG"):
+            decode_image(jpg[:cut], path="cut.jpg")

@@ -327,3 +327,35 @@ def test_bf16_autocast_runs_and_stays_close():
             out = gen(deg(torch.cat([hq, lq], 1)), enc(hq))
     assert torch.isfinite(out).all()
     assert (out.float() - ref).abs().max().item() < 0.05
+
+
+def test_degnet_embedding_and_spectral_norm_stay_fp32_under_bf16_autocast(monkeypatch):
+    from redegkit.models.discriminators import UNetDiscriminatorSN
+
+    deg = DegNet(size=32, style_dim=16, width=1 / 16).train()
+    x = torch.rand(2, 6, 32, 32) * 2 - 1
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            z = deg(x)  # the embedding of the 100·L1 and 1/L1 terms
+        assert z.dtype == torch.float32
+    # Spectral norm: CPU autocast leaves torch.mv alone, CUDA's runs it in bf16; so watch the
+    # autocast state each power-iteration product runs under, on every SN network.
+    real_mv, states = torch.mv, []
+
+    def watched_mv(*args, **kw):
+        states.append(torch.is_autocast_enabled("cpu"))
+        return real_mv(*args, **kw)
+
+    monkeypatch.setattr(torch, "mv", watched_mv)
+    d = ReDegSNDiscriminator(size=32, style_dim=16, width=1 / 16).train()
+    unet = UNetDiscriminatorSN(num_feat=8).train()
+    hq = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        deg(x), d(hq, hq, z), unet(hq)
+    monkeypatch.setattr(torch, "mv", real_mv)
+    assert states and not any(states), f"{sum(states)} of {len(states)} power-iteration products ran under autocast"
+    conv = deg.deg_ecd0[0]
+    w = conv.weight_orig.double().reshape(conv.weight_orig.shape[0], -1)
+    sigma = conv.weight_u.double() @ (w @ conv.weight_v.double())
+    assert conv.weight.dtype == torch.float32
+    assert torch.allclose(conv.weight.double().reshape_as(w), w / sigma, rtol=1e-6, atol=0)

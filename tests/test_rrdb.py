@@ -113,18 +113,30 @@ def test_input_range_conversion_is_exact():
         assert torch.allclose(b(x), a((x + 1) / 2) * 2 - 1, atol=1e-6)
 
 
-def test_realesrgan_params_ema_gets_unit_range_by_name(tmp_path):
+def test_input_range_comes_from_the_file_never_its_name(tmp_path):
     g = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4)
     sd = g.state_dict()
-    torch.save({"params_ema": sd}, tmp_path / "RealESRGAN_x4plus.pth")
-    torch.save({"params": sd}, tmp_path / "net_f2n_g.pth")
+    # Renamed files: a Real-ESRGAN release under another name, an F2N file under Real-ESRGAN's name.
     torch.save({"params_ema": sd}, tmp_path / "my_model.pth")
-    assert load_sr_model(tmp_path / "RealESRGAN_x4plus.pth").input_range == "[0,1]"
-    assert load_sr_model(tmp_path / "net_f2n_g.pth").input_range == "[-1,1]"
-    assert load_sr_model(tmp_path / "my_model.pth").input_range == "[-1,1]"
-    assert load_sr_model(tmp_path / "RealESRGAN_x4plus.pth", "[-1,1]").input_range == "[-1,1]"
+    torch.save({"params": sd}, tmp_path / "RealESRGAN_x4plus.pth")
+    assert load_sr_model(tmp_path / "my_model.pth").input_range == "[0,1]"
+    assert load_sr_model(tmp_path / "RealESRGAN_x4plus.pth").input_range == "[-1,1]"
+    x2 = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()  # pixel-unshuffle: Real-ESRGAN's
+    torch.save({"params": x2}, tmp_path / "net_f2n_g.pth")
+    assert load_sr_model(tmp_path / "net_f2n_g.pth").input_range == "[0,1]"
+    # Ours records it, whatever the name.
+    save_checkpoint(tmp_path / "RealESRNet.pt", RRDBNet(num_feat=8, num_block=1, num_grow_ch=4))
+    assert load_sr_model(tmp_path / "RealESRNet.pt").input_range == "[-1,1]"
+    # What the weights cannot tell: an error that names the file and the flag; the flag settles it.
+    torch.save(sd, tmp_path / "RealESRGAN_bare.pth")
+    torch.save({"params": sd, "params_ema": sd}, tmp_path / "basicsr_run.pth")
+    for name in ("RealESRGAN_bare.pth", "basicsr_run.pth"):
+        with pytest.raises(CheckpointError, match=f"{name}.*--input-range"):
+            load_sr_model(tmp_path / name)
+        assert load_sr_model(tmp_path / name, "[0,1]").input_range == "[0,1]"
+    assert load_sr_model(tmp_path / "my_model.pth", "[-1,1]").input_range == "[-1,1]"
     # the public loader cannot tell from keys, so it takes an override
-    assert load_checkpoint(tmp_path / "RealESRGAN_x4plus.pth", input_range="[0,1]").input_range == "[0,1]"
+    assert load_checkpoint(tmp_path / "my_model.pth", input_range="[0,1]").input_range == "[0,1]"
 
 
 def test_sr_loader_refuses_other_networks(tmp_path):

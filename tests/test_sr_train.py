@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,31 @@ def test_resume_continues_exactly(shard, tmp_path):
         assert torch.equal(va, vb), k
 
 
+def test_a_failure_saves_the_state_and_resume_continues(shard, tmp_path, monkeypatch, caplog):
+    from redegkit.sr.step import GANStep
+
+    monkeypatch.setattr(logging.getLogger("redegkit"), "propagate", True)  # a CLI test may have cut it
+    full = _cfg(steps=6, pretrain_steps=2)
+    train_sr(full, str(shard), tmp_path / "a")
+    real_call, calls = GANStep.__call__, []
+
+    def failing_call(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 4:  # three steps finished, none of them at a checkpoint step
+            raise RuntimeError("injected failure")
+        return real_call(self, *args, **kw)
+
+    monkeypatch.setattr(GANStep, "__call__", failing_call)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        train_sr(full, str(shard), tmp_path / "b")
+    assert torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)["step"] == 3
+    assert "stopped after step 3" in caplog.text and "injected failure" in caplog.text
+    monkeypatch.setattr(GANStep, "__call__", real_call)
+    res = train_sr(full, str(shard), tmp_path / "b", resume=True)
+    assert res.start_step == 3 and res.step == 6
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")  # as if it had never failed
+
+
 def test_checkpoints_and_exports(shard, tmp_path):
     out = tmp_path / "run"
     train_sr(_cfg(steps=8), str(shard), out)
@@ -116,7 +142,7 @@ def test_hq_sized_lq_is_noised_and_resized(tmp_path):
     flat = torch.zeros(3, 32, 32)
     noisy = [proc((flat, flat))[0] for _ in range(20)]
     assert all(n.shape == (3, 8, 8) for n in noisy)
-    assert max(float(n.std()) for n in noisy) > 0.01  # some noise survives the antialiased resize
+    assert max(float(n.std()) for n in noisy) > 0.01  # some noise survives the resize
 
 
 def test_low_res_lq_stream_is_aligned_and_deterministic(shard):

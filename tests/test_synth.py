@@ -216,3 +216,25 @@ def test_torchrun_ranks_split_inputs_and_write_their_own_shards(tmp_path, small_
     k0 = [s["__key__"] for s in iter_samples(sorted(str(p) for p in out.glob("shard-r000-*.tar")))]
     k1 = [s["__key__"] for s in iter_samples(sorted(str(p) for p in out.glob("shard-r001-*.tar")))]
     assert not set(k0) & set(k1) and sorted(k0 + k1) == sorted(keys_one) and single.samples == len(keys_one)
+
+
+def test_cli_run_that_writes_nothing_exits_1_and_names_the_fix(tmp_path):
+    # A new user's first try: 400x400 photos and the default 512 crop.
+    import cv2
+
+    from .conftest import gradient_rgb
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), gradient_rgb(400, 400))
+    cv2.imwrite(str(photos / "b.png"), gradient_rgb(64, 200))  # wide enough for nothing either
+    r = runner.invoke(app, ["synthesize", str(photos), str(tmp_path / "out"), "--json"])
+    assert r.exit_code == 1, r.output
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["samples"] == 0 and summary["skipped"] == 2
+    assert "nothing was written" in summary["error"] and "--crop 400" in summary["error"]
+    assert "--small pad" in r.output and "warning:" in r.output and "2 input(s) skipped" in r.output
+    # Some written, one skipped: exit 0, but the skip is a warning line.
+    r = runner.invoke(app, ["synthesize", str(photos), str(tmp_path / "out2"), "--crop", "256"])
+    assert r.exit_code == 0, r.output
+    assert "warning:" in r.output and "1 input(s) skipped" in r.output and "--crop 64" in r.output

@@ -322,15 +322,22 @@ def shape_noise(white: torch.Tensor, cov: torch.Tensor, corr: float) -> torch.Te
 
 
 def downsample(y: torch.Tensor, scale: int, interp: str) -> torch.Tensor:
-    """[N, 3, H, W] -> [N, 3, H/scale, W/scale] with antialiasing (area: box average)."""
+    """[N, 3, H, W] -> [N, 3, H/scale, W/scale].
+
+    ``bilinear`` / ``bicubic``: the reference's resize of the generator output, ``F.interpolate``
+    without antialiasing (the kernel keeps its width, so fine detail aliases, as in the LQ the
+    reference trains on). ``bilinear-aa`` / ``bicubic-aa``: the same kernels widened by the scale
+    (antialiased). ``area``: box average.
+    """
     if scale == 1:
         return y
     size = (y.shape[-2] // scale, y.shape[-1] // scale)
     if interp == "area":
         return F.interpolate(y, size=size, mode="area")
-    if interp not in INTERPS:
-        raise ValueError(f"interpolation must be one of {INTERPS}, got {interp!r}")
-    return F.interpolate(y, size=size, mode=interp, align_corners=False, antialias=True)
+    kernel, antialias = interp.removesuffix("-aa"), interp.endswith("-aa")
+    if kernel not in ("bilinear", "bicubic"):
+        raise ValueError(f"interpolation must be bilinear, bicubic, bilinear-aa, bicubic-aa or area, got {interp!r}")
+    return F.interpolate(y, size=size, mode=kernel, align_corners=False, antialias=antialias)
 
 
 def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None]) -> torch.Tensor:

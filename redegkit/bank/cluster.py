@@ -15,8 +15,10 @@ from .store import SYNTH_PARTS, VERSION, Bank, tensor_sha256
 
 # Below this silhouette the embeddings are called one family (k = 1): a split that weak is noise.
 MIN_SILHOUETTE = 0.25
-# Silhouette is O(N^2); above this many embeddings it is computed on an evenly spaced subset.
+# Silhouette is O(N^2) in time; above this many embeddings it is computed on an evenly spaced subset.
 SILHOUETTE_MAX_POINTS = 2000
+# Every block of a distance matrix stays under this many bytes (float64), whatever N.
+BLOCK_BYTES = 32 << 20
 
 
 @dataclass
@@ -27,46 +29,107 @@ class Clustering:
     silhouettes: dict[int, float]  # k -> mean silhouette, for the k tried
 
 
+def sq_distances(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
+    """Squared Euclidean distances [len(a), len(b)] as ``|a|^2 + |b|^2 - 2 a.b``: one matmul, never
+    the [len(a), len(b), D] array of differences. Clamped at 0 (rounding can make it -1e-15)."""
+    a_sq = np.einsum("ij,ij->i", a, a)
+    if b_sq is None:
+        b_sq = np.einsum("ij,ij->i", b, b)
+    d = a @ b.T
+    d *= -2.0
+    d += a_sq[:, None]
+    d += b_sq[None, :]
+    return np.maximum(d, 0.0, out=d)
+
+
+def row_blocks(n_rows: int, n_cols: int) -> list[slice]:
+    """Row slices such that a float64 [rows, n_cols] block stays under :data:`BLOCK_BYTES`."""
+    step = max(1, BLOCK_BYTES // (8 * max(n_cols, 1)))
+    return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
+
+
+def _centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Distances do not change under a shift, but |a|^2 + |b|^2 - 2ab loses fewer digits near 0.
+    x = np.asarray(x, np.float64)
+    mean = x.mean(0)
+    return x - mean, mean
+
+
 def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """Lloyd's k-means with k-means++ seeding from a local seeded generator. Returns (labels, centres)."""
+    """Lloyd's k-means with k-means++ seeding from a local seeded generator. Returns (labels, centres).
+
+    Memory is O(N·D + N·k): each iteration is one [N, k] distance matmul and one [D, N] x [N, k]
+    matmul for the new centres. float32 (assignments need no more; it halves time and memory)."""
     rng = np.random.default_rng(seed)
-    x = x.astype(np.float64)
-    centres = [x[int(rng.integers(len(x)))]]
+    x, mean = _centred(x)
+    x = x.astype(np.float32)
+    n = len(x)
+    x_sq = np.einsum("ij,ij->i", x, x)
+    chosen = [int(rng.integers(n))]
+    d2 = sq_distances(x[chosen], x, x_sq)[0].astype(np.float64)  # to the nearest chosen centre
     for _ in range(1, k):
-        d2 = np.min(((x[:, None] - np.asarray(centres)[None]) ** 2).sum(-1), axis=1)
         total = d2.sum()
-        centres.append(x[int(rng.choice(len(x), p=d2 / total))] if total > 0 else x[int(rng.integers(len(x)))])
-    c = np.asarray(centres)
-    labels = np.zeros(len(x), int)
-    for _ in range(iters):
-        d = ((x[:, None] - c[None]) ** 2).sum(-1)
-        new = d.argmin(1)
-        for j in range(k):
-            if (new == j).any():
-                c[j] = x[new == j].mean(0)
-        if (new == labels).all() and _ > 0:
+        nxt = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
+        chosen.append(nxt)
+        np.minimum(d2, sq_distances(x[nxt : nxt + 1], x, x_sq)[0], out=d2)
+    c = x[chosen].copy()
+    labels = np.zeros(n, int)
+    member = np.zeros((n, k), np.float32)
+    rows = np.arange(n)
+    for it in range(iters):
+        new = sq_distances(x, c).argmin(1)
+        if it > 0 and (new == labels).all():
             break
         labels = new
-    return labels, c.astype(np.float32)
+        member[:] = 0.0
+        member[rows, labels] = 1.0
+        counts = member.sum(0)
+        filled = counts > 0  # an emptied cluster keeps its centre
+        c[filled] = (x.T @ member[:, filled]).T / counts[filled, None]
+    return labels, (c + mean).astype(np.float32)
 
 
 def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette coefficient (Euclidean); points in singleton clusters count 0."""
-    x = x.astype(np.float64)
-    d = np.sqrt(np.maximum(((x[:, None] - x[None]) ** 2).sum(-1), 0))
-    ks = np.unique(labels)
+    """Mean silhouette coefficient (Euclidean); points in singleton clusters count 0.
+
+    O(N^2) time but O(N·k) memory beyond one distance block: callers pass a subset of a big bank."""
+    ks, own = np.unique(labels, return_inverse=True)
     if len(ks) < 2:
         return 0.0
-    mean_to = np.stack([d[:, labels == k].sum(1) for k in ks], 1)  # [n, k]
-    sizes = np.array([(labels == k).sum() for k in ks])
-    own = np.searchsorted(ks, labels)
+    x, _ = _centred(x)
+    n = len(x)
+    x_sq = np.einsum("ij,ij->i", x, x)
+    member = np.zeros((n, len(ks)))
+    member[np.arange(n), own] = 1.0
+    mean_to = np.empty((n, len(ks)))  # [n, k]: sum of distances from each point to each cluster
+    for rows in row_blocks(n, n):
+        d = np.sqrt(sq_distances(x[rows], x, x_sq))
+        d[np.arange(rows.stop - rows.start), np.arange(rows.start, rows.stop)] = 0.0  # exactly 0 to itself
+        mean_to[rows] = d @ member
+    sizes = member.sum(0)
     n_own = sizes[own]
-    a = mean_to[np.arange(len(x)), own] / np.maximum(n_own - 1, 1)
+    a = mean_to[np.arange(n), own] / np.maximum(n_own - 1, 1)
     other = mean_to / sizes[None]
-    other[np.arange(len(x)), own] = np.inf
+    other[np.arange(n), own] = np.inf
     b = other.min(1)
     s = np.where(n_own > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)
     return float(s.mean())
+
+
+def nearest_neighbour_distances(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Distance from each point of ``x[rows]`` (default: all) to its nearest other point of the
+    whole ``x``, in blocks of rows: O(len(rows)·N) time, one block of memory."""
+    x, _ = _centred(x)
+    n = len(x)
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    x_sq = np.einsum("ij,ij->i", x, x)
+    out = np.empty(len(rows))
+    for blk in row_blocks(len(rows), n):
+        idx = rows[blk]
+        d = sq_distances(x[idx], x, x_sq)
+        d[np.arange(len(idx)), idx] = np.inf  # not itself
+        out[blk] = d.min(1)
+    return np.sqrt(out)
 
 
 def cluster_embeddings(x: np.ndarray, *, k_max: int = 8, seed: int = 0) -> Clustering:
@@ -122,13 +185,16 @@ def bank_info(bank: Bank) -> dict[str, Any]:
         "bake": bank.meta.get("bake"),
     }
     if n >= 2:
+        # Above SILHOUETTE_MAX_POINTS: an evenly spaced sample of embeddings, each against the
+        # whole bank (its true nearest neighbour), and the median over the sample's pairs.
         sub = np.linspace(0, n - 1, min(n, SILHOUETTE_MAX_POINTS)).round().astype(int)
-        d = np.sqrt(np.maximum(((e[sub, None] - e[None, sub]) ** 2).sum(-1), 0))
-        np.fill_diagonal(d, np.inf)
-        nn_d = d.min(1)
-        pair_med = float(np.median(d[np.isfinite(d)]))
+        nn_d = nearest_neighbour_distances(e, sub)
+        sc, _ = _centred(e[sub])
+        d = np.sqrt(sq_distances(sc, sc))
+        pair_med = float(np.median(d[np.triu_indices(len(sub), 1)]))
         out["nearest_neighbour"] = {**_stats(nn_d), "median_pairwise": round(pair_med, 5),
-                                    "near_duplicates": int((nn_d < 1e-3 * max(pair_med, 1e-12)).sum())}
+                                    "near_duplicates": int((nn_d < 1e-3 * max(pair_med, 1e-12)).sum()),
+                                    "sampled": len(sub)}
     cl = cluster_bank(bank)
     out["clusters"] = {"k": cl.k, "sizes": np.bincount(cl.labels, minlength=cl.k).tolist(),
                        "silhouette_by_k": cl.silhouettes, "method": "k-means, k by silhouette (k=1 below "

@@ -99,11 +99,16 @@ class UserError(ValueError):
 
 
 def finish(summary: dict[str, Any], *, json_out: bool, failures: list[dict[str, Any]] | None = None,
-           title: str = "done") -> None:
-    """Print the run summary (rich table, or JSON on stdout) and exit 0 or 1."""
+           title: str = "done", error: str | None = None) -> None:
+    """Print the run summary (rich table, or JSON on stdout) and exit 0 or 1.
+
+    ``error`` (e.g. a run that wrote nothing) is printed after the summary, even under --quiet,
+    and makes the exit code 1 although no input failed.
+    """
     failures = failures or []
     if json_out:
-        sys.stdout.write(json.dumps({**summary, "failures": failures}, default=str) + "\n")
+        doc = {**summary, **({"error": error} if error else {}), "failures": failures}
+        sys.stdout.write(json.dumps(doc, default=str) + "\n")
         sys.stdout.flush()
     else:
         from rich.table import Table
@@ -120,4 +125,11 @@ def finish(summary: dict[str, Any], *, json_out: bool, failures: list[dict[str, 
                 console.print(f"  {f.get('path', '?')}: {f.get('reason', '?')}", highlight=False)
             if len(failures) > 50:
                 console.print(f"  … and {len(failures) - 50} more (see the run report)")
-    raise typer.Exit(EXIT_PARTIAL if failures else EXIT_OK)
+    if error:
+        err_console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_PARTIAL if failures or error else EXIT_OK)
+
+
+def warn(msg: str) -> None:
+    """One warning line on stderr (hidden by --quiet)."""
+    console.print(f"[yellow]warning:[/] {msg}", markup=True, highlight=False, soft_wrap=True)

@@ -97,7 +97,9 @@ def info_cmd(
         "norm": "{mean} ± {std} (min {min}, max {max})".format(**info["norm"]),
         "distance to identity": "{mean} ± {std}".format(**info["distance_to_identity"]),
         "nearest neighbour": (f"median pairwise {nn_d['median_pairwise']}, NN mean {nn_d['mean']}, "
-                              f"{nn_d['near_duplicates']} near-duplicates") if nn_d else "-",
+                              f"{nn_d['near_duplicates']} near-duplicates"
+                              + (f" (in a sample of {nn_d['sampled']})" if nn_d["sampled"] < info["embeddings"] else ""))
+                             if nn_d else "-",
         "clusters": f"k={cl['k']} sizes {cl['sizes']} ({cl['method']})",
         "silhouette by k": cl["silhouette_by_k"],
         "synthesizer": {p: v["hparams"] for p, v in info["synthesizer"].items()},

@@ -10,7 +10,7 @@ import typer
 from ..config import resolve_config
 from ..console import console, progress
 from ..io.sources import list_sources
-from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output
+from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output, warn
 
 
 @app.command("pseudo-hq")
@@ -82,4 +82,16 @@ def pseudo_hq(
     summary["detector"] = report["detector"]["name"]
     summary["restorer"] = report["restorer"]["name"]
     summary["detector_note"] = report["detector_note"]
-    finish(summary, json_out=json_out, failures=report["failures"], title="pseudo-hq")
+    no_face, rejected = report["photos_no_face"], report["photos_all_rejected"]
+    why = ", ".join(
+        [f"{no_face} with no face found"] * bool(no_face)
+        + [f"{rejected} with every face rejected by the gates {report['rejections_by_reason']}"] * bool(rejected))
+    if why:
+        where = pairs / "photos.jsonl" if report["format"] == "folder" else "the shards' .tar.json markers"
+        warn(f"{no_face + rejected} photo(s) gave no pair: {why} (each listed in {where})")
+    error = None
+    if report["pairs_total"] == 0 and report["inputs"] > 0:
+        error = (f"no face pair was written to {pairs}: {why or 'every photo failed (listed above)'}. "
+                 "Give photos with visible faces, try --detector retinaface, or relax the gates "
+                 "(--min-score, --min-face-size, --max-scale, --max-faces)")
+    finish(summary, json_out=json_out, failures=report["failures"], title="pseudo-hq", error=error)

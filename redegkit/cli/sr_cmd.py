@@ -68,7 +68,8 @@ def upscale_cmd(
     quality: Annotated[int | None, typer.Option("--quality", help="JPEG/WebP quality.")] = None,
     input_range: Annotated[str | None, typer.Option(
         "--input-range", help="auto, '[-1,1]' (F2N-ESRGAN) or '[0,1]' (Real-ESRGAN). auto: what our checkpoint "
-        "records; [0,1] for a params_ema file named RealESR*; else [-1,1].")] = None,
+        "records; [-1,1] for {'params'} (ReDegNet's files), [0,1] for {'params_ema'} or x1/x2 (Real-ESRGAN's); "
+        "else an error.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:1 …")] = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,

@@ -9,7 +9,7 @@ import typer
 
 from ..config import recipe_presets, resolve_config
 from ..console import console, progress
-from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output
+from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output, warn
 
 
 def _indices(text: str | None) -> list[int] | None:
@@ -17,6 +17,19 @@ def _indices(text: str | None) -> list[int] | None:
         return [int(v) for v in text.split(",")] if text else None
     except ValueError:
         raise UserError(f"--index takes one or two integers (e.g. 3 or 3,7), got {text!r}") from None
+
+
+def _skip_advice(skipped: list[dict], crop: int | None, scale: int) -> str:
+    """Why inputs were skipped and which flag would keep them."""
+    small = [r for r in skipped if crop and "size" in r and min(r["size"]) < crop]
+    if small:
+        # The largest crop every one of them could give (a multiple of the scale).
+        fit = max(min(r["size"]) for r in small) // scale * scale
+        to_crop = f"--crop {fit} (or smaller), " if fit >= 16 else ""
+        count = f"{len(small)} " if len(small) < len(skipped) else ""
+        return (f"{count}smaller than the {crop}-px crop (largest short side "
+                f"{max(min(r['size']) for r in small)} px); keep them with {to_crop}--small pad or --whole")
+    return f"too small for scale {scale}; use a smaller --scale"
 
 
 @app.command("synthesize")
@@ -51,7 +64,7 @@ def synthesize_cmd(
     no_calibration: Annotated[bool, typer.Option("--no-calibration", help="Ignore the bank's calibration (colour map, learned noise, JPEG measured at bake).")] = False,
     noise: Annotated[float | None, typer.Option("--noise", help="Share of samples with Gaussian noise before downsampling. \\[default: 0.4]")] = None,
     noise_max: Annotated[float | None, typer.Option("--noise-max", help="Largest noise std on the [-1, 1] scale. \\[default: 0.2]")] = None,
-    down: Annotated[str | None, typer.Option("--down", help="Downsampling interpolations, comma list of bilinear,bicubic,area. \\[default: bilinear,bicubic]")] = None,
+    down: Annotated[str | None, typer.Option("--down", help="Downsampling interpolations, comma list of bilinear,bicubic (as the reference: no antialiasing), bilinear-aa,bicubic-aa (antialiased), area. \\[default: bilinear,bicubic]")] = None,
     mix_preset: Annotated[str | None, typer.Option("--mix-preset", help="Hybrid: NAME:SHARE of samples through a classical preset, e.g. realesrgan:0.3.")] = None,
     batch: Annotated[int | None, typer.Option("--batch", help="Tiles per synthesizer forward. \\[default: 16]")] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N. \\[default: auto]")] = None,
@@ -123,4 +136,12 @@ def synthesize_cmd(
         console.print(f"read them: [bold]redeg shards info {res.out}[/]  or in Python: "
                       f"redegkit.io.shards.paired_dataset('{first.parent}', crop=256, scale={cfg.scale})",
                       highlight=False)
-    finish(summary, json_out=json_out, failures=res.failures, title="synthesize")
+    advice = _skip_advice(res.skipped, cfg.crop, cfg.scale) if res.skipped else None
+    if advice:
+        warn(f"{len(res.skipped)} input(s) skipped: {advice} (listed in {res.report_path})")
+    error = None
+    if res.samples == 0 and res.inputs > 0:
+        why = [f"{len(res.skipped)} input(s) skipped: {advice}"] if res.skipped else []
+        why += [f"{len(res.failures)} failed (listed above)"] if res.failures else []
+        error = f"nothing was written to {res.out}: " + ("; ".join(why) or "no input gave a sample")
+    finish(summary, json_out=json_out, failures=res.failures, title="synthesize", error=error)

@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError
 from ..config import ConfigError, StrictModel
 from . import ops
 from .params import ApplyContext, InterpName, OpParams, apply_op, resize_target
-from .presets import BUILTIN_PRESETS
+from .presets import BUILTIN_PRESETS, bsrgan_at
 from .sampling import sample_ops
 from .spec import COMBINATOR_NAMES, OP_NAMES, Preset
 
@@ -73,6 +73,25 @@ def _validate_preset(name: str, spec: Any, where: str) -> Preset:
 @cache
 def _builtin(name: str) -> Preset:
     return _validate_preset(name, BUILTIN_PRESETS[name], f"builtin preset {name}")
+
+
+# Built-in presets whose parameters their authors define as functions of the scale factor: sampled
+# for SR scale s, they are rebuilt at sf = s (BUILTIN_PRESETS holds them at x4).
+SCALED_PRESETS = {"bsrgan": bsrgan_at}
+
+
+@cache
+def _builtin_at(name: str, scale: int) -> Preset:
+    return _validate_preset(name, SCALED_PRESETS[name](scale), f"builtin preset {name} at x{scale}")
+
+
+def preset_at_scale(preset: Preset, scale: int) -> Preset:
+    """The preset to sample for SR scale ``scale``: the built-in ``bsrgan`` rebuilt with BSRGAN's
+    parameters for sf = ``scale``; any other preset (a recipe's own included) as it is."""
+    name = preset.name
+    if name in SCALED_PRESETS and scale != 4 and preset.sha256 == _builtin(name).sha256:
+        return _builtin_at(name, int(scale))
+    return preset
 
 
 def list_presets(user_presets: dict[str, Any] | None = None) -> list[str]:
@@ -128,11 +147,16 @@ class Degradation(StrictModel):
             raise PresetError(_format_validation("degradation", e)) from None
 
 
-def sample_degradation(preset: Preset | str, rng: np.random.Generator) -> Degradation:
-    """Draw one degradation from ``preset`` with ``rng`` (the only source of randomness)."""
+def sample_degradation(preset: Preset | str, rng: np.random.Generator, scale: int | None = None) -> Degradation:
+    """Draw one degradation from ``preset`` with ``rng`` (the only source of randomness).
+
+    ``scale``: the SR scale it will be applied at; scale-dependent built-ins (``bsrgan``) then use
+    their parameters for that scale (see :func:`preset_at_scale`). None: as listed (x4)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     p = get_preset(preset)
+    if scale is not None:
+        p = preset_at_scale(p, scale)
     return Degradation(
         preset=p.name, preset_sha256=p.sha256, final_interp=p.final_interp, ops=sample_ops(p, rng)
     )
@@ -158,7 +182,7 @@ def apply_degradation(img: np.ndarray, params: Degradation, scale: int = 1) -> n
     h, w = img.shape[:2]
     out_hw = (h // int(scale), w // int(scale))
     if min(out_hw) < 1:
-        raise ValueError(f"image {h}x{w} is smaller than the scale {scale}")
+        raise ops.ImageTooSmallError(f"image {h}x{w} is smaller than the scale {scale}")
     ctx = ApplyContext(input_hw=(h, w), output_hw=out_hw)
     x = ops.to_float(img)
     for op in params.ops:
@@ -177,6 +201,7 @@ __all__ = [
     "describe",
     "get_preset",
     "list_presets",
+    "preset_at_scale",
     "resize_target",
     "sample_degradation",
 ]

@@ -27,6 +27,11 @@ _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.60
 NOISE_BITGEN = "sfc64-boxmuller-f32"  # recorded with every noise op: how its field is drawn from the seed
 
 
+class ImageTooSmallError(ValueError):
+    """An image the ops cannot degrade as asked (e.g. a resize to less than 1 px): a property of
+    the input, which callers record as a per-input failure, unlike bugs, which must stop a run."""
+
+
 # ---------------------------------------------------------------------------------- dtype helpers
 
 
@@ -37,7 +42,7 @@ def check_image(img: np.ndarray, what: str = "image") -> None:
         got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
         raise ValueError(f"{what}: expected an RGB HxWx3 uint8 or float32 array, got {got}")
     if img.shape[0] < 1 or img.shape[1] < 1:
-        raise ValueError(f"{what}: empty image {img.shape}")
+        raise ImageTooSmallError(f"{what}: empty image {img.shape}")
 
 
 def to_float(img: np.ndarray) -> np.ndarray:
@@ -162,7 +167,7 @@ def resize(img: np.ndarray, size: tuple[int, int], interp: str = "bicubic") -> n
     check_image(img)
     h, w = int(size[0]), int(size[1])
     if h < 1 or w < 1:
-        raise ValueError(f"resize target must be at least 1x1, got {size}")
+        raise ImageTooSmallError(f"resize target must be at least 1x1, got {size}")
     if interp not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation {interp!r}; known: {', '.join(INTERPOLATIONS)}")
     if img.shape[:2] == (h, w):

@@ -205,16 +205,29 @@ _BSRGAN_NOTES = (
     "is not in the public code, which passes isp_model=None) is replaced by Poisson shot noise with "
     "the same probability 0.25; the channel-correlated noise uses a QR-orthonormalised random basis."
 )
-BSRGAN: dict[str, Any] = {
-    "description": (
-        "BSRGAN degradation (Zhang et al. 2021) at its published x4 setting: with p 0.25 a first "
-        "x1/2 downsample, then in random order two blurs (iso or aniso Gaussian), a random downsample "
-        "(p 0.75 resize by 1/U(1, 2sf), else block-centred Gaussian + nearest), the downsample to the "
-        "output size (kept after the previous one), Gaussian noise (color/gray/channel-correlated), "
-        "JPEG (p 0.9) and sensor noise (p 0.25); then a final JPEG. " + _BSRGAN_NOTES
-    ),
-    **_bsrgan(4),
-}
+def bsrgan_at(sf: int) -> dict[str, Any]:
+    """The ``bsrgan`` preset at scale factor ``sf``, with BSRGAN's parameters as it defines them in
+    sf: aniso variances up to 4 + sf, iso sigma up to 2 + 0.2 sf, the random downsample by
+    1/U(1, 2 sf) or block-centred Gaussian (sigma up to 0.6 sf) + nearest every sf-th pixel, and
+    the first x1/2 downsample (p 0.25, the body then at sf 2) only at sf 4, as in BSRGAN."""
+    if int(sf) != sf or sf < 1:
+        raise ValueError(f"bsrgan: the scale factor must be an integer >= 1, got {sf!r}")
+    sf = int(sf)
+    first = "with p 0.25 a first x1/2 downsample, then " if sf == 4 else ""
+    return {
+        "description": (
+            f"BSRGAN degradation (Zhang et al. 2021) at sf {sf} (the SR scale it is applied at; "
+            f"BSRGAN's blur widths and downsample ranges are functions of sf): {first}in random order "
+            "two blurs (iso or aniso Gaussian), a random downsample (p 0.75 resize by 1/U(1, 2sf), else "
+            "block-centred Gaussian + nearest), the downsample to the output size (kept after the "
+            "previous one), Gaussian noise (color/gray/channel-correlated), JPEG (p 0.9) and sensor "
+            "noise (p 0.25); then a final JPEG. " + _BSRGAN_NOTES
+        ),
+        **_bsrgan(sf),
+    }
+
+
+BSRGAN: dict[str, Any] = bsrgan_at(4)  # the table `bsrgan` lists; other scales: bsrgan_at(scale)
 BSRGAN_X2: dict[str, Any] = {
     "description": (
         "BSRGAN degradation at its x2 setting (blur widths and downsample ranges for sf 2, no first "

@@ -222,7 +222,7 @@ class FitDataset(Dataset):
         from ..degrade import apply_degradation, sample_degradation
 
         sf = int(scales[int(rng.integers(len(scales)))])
-        params = sample_degradation(self.presets[preset], rng)
+        params = sample_degradation(self.presets[preset], rng, scale=sf)
         out = apply_degradation(img, params, scale=sf)
         return _resize_to(out, self.crop, INTERPS[int(rng.integers(len(INTERPS)))])
 

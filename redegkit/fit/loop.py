@@ -202,9 +202,9 @@ class Fitter:
                     val = self.validate() or val
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     checkpoints.append(str(self.save(keep=self.step % cfg.checkpoint_every == 0)))
-        except KeyboardInterrupt:
+        except BaseException as err:  # Ctrl-C, or any failure: keep what was learnt
             if self.step > start:
-                self.save(keep=False)  # so that --resume continues from the last finished step
+                self._save_after(err)
             raise
         finally:
             if bar is not None:
@@ -313,8 +313,27 @@ class Fitter:
             "failures": list(self.failures),
         }
 
-    def save(self, keep: bool = True) -> Path:
-        """Write ``last.pt`` atomically (rank 0); with ``keep``, also ``checkpoints/step_N.pt``."""
+    def _save_after(self, err: BaseException) -> None:
+        """``last.pt`` after an interrupt or a failure, so that ``--resume`` continues from it.
+
+        It holds ``self.step``, the last finished step (a failure inside a step may have left that
+        step's first optimiser update in the weights). A failure of the save itself is logged and
+        the original error is the one that propagates.
+        """
+        interrupted = isinstance(err, KeyboardInterrupt)
+        try:
+            # A failure may be one rank's alone: the others would never reach the barrier.
+            self.save(keep=False, sync=interrupted)
+        except Exception as save_err:
+            log.error("could not save %s after the error: %s", self.out / "last.pt", save_err)
+            return
+        if not interrupted and self.rank == 0:
+            log.error("fit-degradation stopped after step %d: %s: %s. %s holds step %d; fix the cause and "
+                      "continue with --resume", self.step, type(err).__name__, err, self.out / "last.pt", self.step)
+
+    def save(self, keep: bool = True, sync: bool = True) -> Path:
+        """Write ``last.pt`` atomically (rank 0); with ``keep``, also ``checkpoints/step_N.pt``.
+        ``sync``: under torchrun, wait for every rank afterwards."""
         last = self.out / "last.pt"
         if self.rank == 0:
             save_checkpoint(last, self.state())
@@ -330,7 +349,7 @@ class Fitter:
                     shutil.copyfile(last, tmp)
                 os.replace(tmp, kept)
                 last = kept
-        if self.world > 1:
+        if self.world > 1 and sync:
             torch.distributed.barrier()
         return last
 

@@ -98,14 +98,34 @@ def _pil_decode(data: bytes) -> np.ndarray | None:
         return None
 
 
-def _looks_truncated(data: bytes) -> str | None:
-    if data[:3] == b"\xff\xd8\xff":  # JPEG: needs an end-of-image marker near the end
-        if b"\xff\xd9" not in data[-65536:]:
-            return "truncated JPEG (no end-of-image marker)"
-    elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        if b"IEND" not in data[-64:]:
-            return "truncated PNG (no IEND chunk)"
+def _looks_truncated_png(data: bytes) -> str | None:
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
+        return "truncated PNG (no IEND chunk)"
     return None
+
+
+def _decode_jpeg(data: bytes, path) -> np.ndarray | None:
+    """JPEG through Pillow, whose decoder says when the data ends before the image does.
+
+    OpenCV's decoder only prints a libjpeg warning and fills the rest with grey, and looking for
+    an end-of-image marker near the end of the file rejects valid photos that carry a trailer
+    (Motion Photos append a whole video). Returns BGR or gray like ``cv2.imdecode``, or None when
+    Pillow cannot read the file for another reason (the caller then tries OpenCV).
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if im.mode == "L":
+                return np.asarray(im).copy()
+            return cv2.cvtColor(np.asarray(im.convert("RGB")), cv2.COLOR_RGB2BGR)
+    except OSError as e:
+        if "truncated" in str(e):  # Pillow: "image file is truncated (N bytes not processed)"
+            raise ImageDecodeError(path, f"truncated JPEG (the decoder ran out of data: {e})") from e
+        return None
+    except Exception:  # e.g. a decompression-bomb guard on a huge scan: let OpenCV try
+        return None
 
 
 def decode_image(
@@ -132,11 +152,12 @@ def decode_image(
             raise ImageDecodeError(path, f"cannot read file ({e.strerror or e})") from e
     if len(data) == 0:
         raise ImageDecodeError(path, "empty file (0 bytes)")
-    trunc = _looks_truncated(data)
+    trunc = _looks_truncated_png(data)
     if trunc:
         raise ImageDecodeError(path, trunc)
-    buf = np.frombuffer(data, np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    img = _decode_jpeg(data, path) if data[:3] == b"\xff\xd8\xff" else None
+    if img is None:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         img = _pil_decode(data)
     if img is None or img.size == 0:

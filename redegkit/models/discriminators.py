@@ -1,7 +1,7 @@
 """The U-Net discriminator with spectral norm used by Real-ESRGAN and F2N-ESRGAN.
 
 It returns a per-pixel realness map (N x 1 x H x W), which gives the generator local feedback.
-Spectral norm uses the classic ``torch.nn.utils.spectral_norm`` hook, whose keys
+Spectral norm uses the classic ``torch.nn.utils.spectral_norm`` hook (sigma in fp32 under autocast), whose keys
 (``weight_orig``, ``weight_u``, ``weight_v``) are those of the official checkpoints; the newer
 parametrization API would rename them and break loading ``net_f2nD_init.pth``.
 """
@@ -13,9 +13,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import spectral_norm
 
 from .checkpoints import StateDict, register_arch
+from .redeg_layers import spectral_norm  # the classic hook, its power iteration in fp32 under autocast
 
 
 class UNetDiscriminatorSN(nn.Module):

@@ -59,8 +59,8 @@ class DegNet(nn.Module):
 
     SN conv 3x3 (6 -> ch[size]) then stride-2 SN convs down to ch[4] x 4 x 4, each with LReLU;
     flatten -> Linear(16*ch[4], style_dim), LReLU, Linear(style_dim, style_dim). The embedding
-    is not normalised. The input must be exactly ``size`` x ``size`` (the first linear layer
-    fixes the spatial size).
+    is not normalised, and fp32 also under autocast. The input must be exactly ``size`` x ``size``
+    (the first linear layer fixes the spatial size).
     """
 
     def __init__(self, *, size: int = 256, style_dim: int = 512, width: float = 1.0) -> None:
@@ -92,7 +92,11 @@ class DegNet(nn.Module):
             )
         for j in range(self.n_layers):
             x = getattr(self, f"deg_ecd{j}")(x)
-        return self.final_linear(torch.flatten(x, 1))
+        # The embedding feeds the 100·L1 (same degradation) and 1/L1 (contrastive) terms, where
+        # bf16's 8-bit mantissa would quantise small differences: the head runs in fp32 always.
+        x = torch.flatten(x, 1)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.final_linear(x.float())
 
 
 class SynNetEncoder(nn.Module):

@@ -40,9 +40,10 @@ class SRDataConfig(StrictModel):
     )
     noise_prob: float = Field(0.4, ge=0, le=1, description="'high' LQ: probability of Gaussian noise before resizing.")
     noise_sigma_max: float = Field(0.2, ge=0, description="'high' LQ: sigma ~ U{0, 0.01, ..., max} on the [-1,1] scale.")
-    resize_modes: list[Literal["bilinear", "bicubic"]] = Field(
+    resize_modes: list[Literal["bilinear", "bicubic", "bilinear-aa", "bicubic-aa"]] = Field(
         default_factory=lambda: ["bilinear", "bicubic"], min_length=1,
-        description="'high' LQ: interpolations to draw from when downscaling by 1/scale.")
+        description="'high' LQ: interpolations to draw from when downscaling by 1/scale; bilinear/bicubic "
+        "as the reference (no antialiasing), -aa: antialiased.")
     augment: bool = Field(True, description="Random h-flip and 90-degree rotations, same for LQ and HQ.")
     shuffle_buffer: int = Field(1000, ge=0, description="Sample shuffle buffer per worker (0: off).")
     resampled: bool = Field(

@@ -10,9 +10,10 @@ The training stream is endless, deterministic and resumable:
   step ``s`` rebuilds segment ``s // segment_steps`` and drops its first ``s % segment_steps``
   batches, so the batches after a resume are exactly those of an uninterrupted run (for the
   same batch size and worker count) at the cost of replaying at most one segment.
-- LQ at HQ size (``lq_resolution = "high"``, the reference's set-up) is processed as the spec
-  says: with p 0.4 Gaussian noise (sigma in {0, 0.01, ..., 0.2} on [-1, 1]), then resized to
-  1/scale (bilinear or bicubic, antialiased).
+- LQ at HQ size (``lq_resolution = "high"``, the reference's set-up) is processed as the
+  reference does: with p 0.4 Gaussian noise (sigma in {0, 0.01, ..., 0.2} on [-1, 1]), clamped to
+  [-1, 1], then resized to 1/scale (bilinear or bicubic, not antialiased; not clamped after, so
+  bicubic can overshoot slightly). ``resize_modes`` may name the antialiased ``-aa`` kernels.
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ class HighResLQ:
             sigma = int(self.rng.integers(0, round(self.cfg.noise_sigma_max * 100) + 1)) / 100.0
             g = torch.Generator().manual_seed(int(self.rng.integers(0, 2**62)))
             lq = lq + torch.randn(lq.shape, generator=g) * sigma
+        lq = lq.clamp(-1, 1)  # as the reference: clamp the noisy LQ, then resize (and no clamp after)
         if self.scale > 1:
             mode = self.cfg.resize_modes[int(self.rng.integers(0, len(self.cfg.resize_modes)))]
+            kernel, antialias = mode.removesuffix("-aa"), mode.endswith("-aa")
             size = (lq.shape[-2] // self.scale, lq.shape[-1] // self.scale)
-            lq = F.interpolate(lq[None], size=size, mode=mode, align_corners=False, antialias=True)[0]
-        return lq.clamp(-1, 1), hq
+            lq = F.interpolate(lq[None], size=size, mode=kernel, align_corners=False, antialias=antialias)[0]
+        return lq, hq
 
 
 class EndlessPairs(IterableDataset):

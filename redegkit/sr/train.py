@@ -212,10 +212,18 @@ def train_sr(
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 if dist.main:
                     ckpt_path = str(save_state(out, step, cfg, nets, opts, extra(), step % cfg.ckpt_every == 0))
-    except KeyboardInterrupt:
+    except BaseException as err:  # Ctrl-C, or any failure: keep the last finished step for --resume
         if dist.main and step > start_step:
-            save_state(out, step, cfg, nets, opts, extra(), numbered=False)
-            log.warning("interrupted at step %d; state saved, continue with --resume", step)
+            try:
+                saved = save_state(out, step, cfg, nets, opts, extra(), numbered=False)
+            except Exception as save_err:
+                log.error("could not save the training state after the error: %s", save_err)
+            else:
+                if isinstance(err, KeyboardInterrupt):
+                    log.warning("interrupted at step %d; state saved, continue with --resume", step)
+                else:
+                    log.error("train-sr stopped after step %d: %s: %s. %s holds step %d; fix the cause and "
+                              "continue with --resume", step, type(err).__name__, err, saved, step)
         raise
     finally:
         mlog.close()

@@ -35,13 +35,33 @@ PAD_MULTIPLE = 8
 TRAIN_STATE_KIND = "train_sr_state"
 
 
-def auto_input_range(path: str | os.PathLike, source: str, recorded: str | None) -> str:
-    """The input range the weights in ``path`` expect (see :func:`load_sr_model`)."""
+def auto_input_range(path: str | os.PathLike, obj: dict[str, Any], source: str, hp: dict[str, Any],
+                     recorded: str | None) -> str:
+    """The input range the weights in ``path`` expect, from what the file holds (never its name).
+
+    - Ours (a generator or a ``train-sr`` state): the ``input_range`` its hyperparameters record.
+    - An RRDBNet with a pixel-unshuffle input (x1 / x2): Real-ESRGAN's architecture (F2N-ESRGAN is
+      x4 only), so [0, 1].
+    - ``{'params': …}`` alone: how ReDegNet publishes ``net_f2n_*.pth``, so [-1, 1].
+    - ``{'params_ema': …}`` alone: how Real-ESRGAN publishes its RRDB models, so [0, 1].
+
+    Anything else (a bare state dict, or both wrappers as BasicSR's training writes them) cannot
+    be told apart by its weights: a :class:`CheckpointError` asks for ``--input-range``.
+    """
     if recorded in INPUT_RANGES:
         return recorded
-    if source == "params_ema" and Path(path).name.lower().startswith("realesr"):
-        return "[0,1]"  # Real-ESRGAN releases (params_ema) are trained on [0, 1]
-    return "[-1,1]"  # F2N-ESRGAN (the reference) and our own checkpoints
+    if hp.get("scale") in (1, 2):
+        return "[0,1]"
+    wrappers = {k for k in ("params", "params_ema") if isinstance(obj.get(k), dict)}
+    if source != "redegkit" and wrappers == {"params"}:
+        return "[-1,1]"
+    if source != "redegkit" and wrappers == {"params_ema"}:
+        return "[0,1]"
+    held = "our checkpoint without a recorded input range" if source == "redegkit" else (
+        f"a state dict under {' and '.join(sorted(wrappers))}" if wrappers else f"a state dict ({source})")
+    raise CheckpointError(
+        f"{path}: cannot tell which input range these RRDBNet weights expect ({held}); F2N-ESRGAN "
+        "models take [-1,1] and Real-ESRGAN models [0,1]: pass --input-range '[-1,1]' or '[0,1]'")
 
 
 def load_sr_model(path: str | os.PathLike, input_range: str = "auto",
@@ -50,9 +70,8 @@ def load_sr_model(path: str | os.PathLike, input_range: str = "auto",
 
     Accepts our checkpoints (a saved generator, or a ``train-sr`` state, whose EMA generator is
     taken), the official ``net_f2n_*.pth`` (``{'params': …}``) and Real-ESRGAN RRDB files
-    (``{'params_ema': …}``). ``input_range="auto"``: what our file records; ``[0,1]`` for a
-    ``params_ema`` file named ``RealESR*``; else ``[-1,1]``. Raises :class:`CheckpointError` for
-    any other network.
+    (``{'params_ema': …}``). ``input_range="auto"``: see :func:`auto_input_range`. Raises
+    :class:`CheckpointError` for any other network, or when auto cannot tell the range.
     """
     obj = load_raw(path, map_location)
     recorded = None
@@ -80,7 +99,7 @@ def load_sr_model(path: str | os.PathLike, input_range: str = "auto",
                     "RealESRGAN_x4plus.pth-style RRDB weights")
             hp = det
             recorded = (obj.get("redegkit_export") or {}).get("input_range")  # redeg export-model files
-    hp["input_range"] = auto_input_range(path, source, recorded) if input_range == "auto" else input_range
+    hp["input_range"] = auto_input_range(path, obj, source, hp, recorded) if input_range == "auto" else input_range
     model = RRDBNet(**hp)
     load_state_strict(model, sd, str(path))
     return model.eval()

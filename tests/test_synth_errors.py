@@ -1,0 +1,125 @@
+"""`synthesize` errors: an input problem is a failure record, a bug stops the run (keeping the
+finished shards), out-of-memory fails a batch's inputs, a torch.compile failure is reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from redegkit.bank.apply import Synthesizer
+from redegkit.degrade.ops import ImageTooSmallError
+from redegkit.io.images import decode_image
+from redegkit.io.shards import iter_samples
+from redegkit.io.sources import list_sources
+from redegkit.synth import PresetDegrader, SynthConfig, synthesize
+from redegkit.synth_learned import LearnedProducer
+
+from .conftest import EXAMPLES
+from .test_bank import make_bank
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def hq(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("hq")
+    for name in ("astronaut", "brick", "chelsea", "coffee"):
+        img = decode_image(EXAMPLES / f"{name}.png")
+        cv2.imwrite(str(d / f"{name}.png"), cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA)[..., ::-1])
+    return d
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory) -> Path:
+    return make_bank(tmp_path_factory.mktemp("bank"))
+
+
+def classical(**kw) -> SynthConfig:
+    return SynthConfig(**{"preset": "realesrgan", "crop": 32, "scale": 4, "seed": 1, "shard_max_count": 4, **kw})
+
+
+def learned(bank: Path, **kw) -> SynthConfig:
+    return SynthConfig(**{"bank": str(bank), "crop": 32, "scale": 4, "tile": 32, "batch": 4, "device": "cpu",
+                          "seed": 1, "shard_max_count": 4, **kw})
+
+
+def failing_on(n: int, error: Exception, real):
+    calls = []
+
+    def call(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == n:
+            raise error
+        return real(self, *args, **kw)
+
+    return call
+
+
+def test_a_bug_stops_the_run_with_its_traceback_and_resume_finishes_it(tmp_path, hq, monkeypatch):
+    srcs = list_sources(hq)
+    full = synthesize(srcs, tmp_path / "full", classical())
+    # 4 patches per image, 4 per shard: the bug on image 3 comes after two finished shards
+    monkeypatch.setattr(PresetDegrader, "__call__", failing_on(9, TypeError("a bug in a degrader"),
+                                                               PresetDegrader.__call__))
+    with pytest.raises(TypeError, match="a bug in a degrader"):
+        synthesize(srcs, tmp_path / "cut", classical())
+    kept = sorted(p.name for p in (tmp_path / "cut").glob("*.tar"))
+    assert kept == ["shard-000000.tar", "shard-000001.tar"]
+    assert all((tmp_path / "cut" / f"{k}.json").is_file() for k in kept)  # done markers: finished
+    monkeypatch.undo()
+    res = synthesize(srcs, tmp_path / "cut", classical(), resume=True)
+    assert res.resumed_from_input == 2 and not res.failures
+    digest = {p.name: p.read_bytes() for p in sorted((tmp_path / "full").glob("*.tar"))}
+    assert digest == {p.name: p.read_bytes() for p in sorted((tmp_path / "cut").glob("*.tar"))}
+    assert full.samples == res.samples == 16
+
+
+def test_an_input_problem_is_a_failure_record_and_the_run_goes_on(tmp_path, hq, monkeypatch):
+    monkeypatch.setattr(PresetDegrader, "__call__", failing_on(5, ImageTooSmallError("resize target 0x3"),
+                                                               PresetDegrader.__call__))
+    res = synthesize(list_sources(hq), tmp_path / "out", classical())
+    assert [Path(f["path"]).name for f in res.failures] == ["brick.png"]
+    assert "ImageTooSmallError" in res.failures[0]["reason"] and res.samples == 12
+
+
+def test_learned_path_bug_stops_and_out_of_memory_fails_the_batch(tmp_path, hq, bank, monkeypatch):
+    srcs = list_sources(hq)
+    monkeypatch.setattr(Synthesizer, "__call__", failing_on(4, RuntimeError("a bug in the synthesizer"),
+                                                            Synthesizer.__call__))
+    with pytest.raises(RuntimeError, match="a bug in the synthesizer"):
+        synthesize(srcs, tmp_path / "bug", learned(bank))
+    kept = sorted((tmp_path / "bug").glob("*.tar"))  # what was finished before the bug stays
+    assert kept and all(p.with_name(p.name + ".json").is_file() for p in kept)
+    assert sum(1 for _ in iter_samples([str(p) for p in kept])) < 16
+    monkeypatch.undo()
+    oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setattr(Synthesizer, "__call__", failing_on(2, oom, Synthesizer.__call__))
+    res = synthesize(srcs, tmp_path / "oom", learned(bank))
+    assert [Path(f["path"]).name for f in res.failures] == ["brick.png"]  # batch 2 = image 2's 4 patches
+    assert "out of memory: lower --batch or --tile" in res.failures[0]["reason"] and res.samples == 12
+
+
+def test_a_torch_compile_failure_is_recorded_in_the_report(tmp_path, hq, bank, monkeypatch):
+    class BrokenCompile(torch.nn.Module):
+        def forward(self, x, z):
+            raise RuntimeError("BackendCompilerFailed: inductor could not build a kernel")
+
+    real = LearnedProducer._synthesizer
+
+    def compiled_synthesizer(self, cfg):  # CPU never compiles: stand in for a CUDA run whose compile fails
+        synth = real(self, cfg)
+        if synth.compile_error is None and synth.compiled is None:
+            synth.compiled = BrokenCompile()
+        return synth
+
+    monkeypatch.setattr(LearnedProducer, "_synthesizer", compiled_synthesizer)
+    res = synthesize(list_sources(hq), tmp_path / "out", learned(bank))
+    assert res.samples == 16 and not res.failures  # the eager fallback finished the run
+    runtime = json.loads(res.report_path.read_text())["runtime"]
+    assert runtime["device"] == "cpu" and runtime["compiled"] is False
+    assert "BackendCompilerFailed" in runtime["compile_error"]
+    assert sum(1 for _ in iter_samples(str(tmp_path / "out"))) == 16
