@@ -123,3 +123,27 @@ def test_a_torch_compile_failure_is_recorded_in_the_report(tmp_path, hq, bank, m
     assert runtime["device"] == "cpu" and runtime["compiled"] is False
     assert "BackendCompilerFailed" in runtime["compile_error"]
     assert sum(1 for _ in iter_samples(str(tmp_path / "out"))) == 16
+
+
+def test_out_of_memory_in_the_compiled_call_is_not_a_compiler_failure() -> None:
+    """An OOM from the compiled synthesizer propagates (the batch is too big; eager would not fit
+    either) instead of being recorded as a compile error and silently switching to eager."""
+    from .test_bank import tiny_nets
+
+    _, e, g = tiny_nets()
+    synth = Synthesizer(e, g, device="cpu", compile=False)
+
+    def oom(*_a, **_k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    synth.compiled = oom
+    with pytest.raises(torch.OutOfMemoryError):
+        synth(torch.zeros(1, 3, 64, 64), torch.zeros(1, 32))
+    assert synth.compile_error is None and synth.compiled is oom
+
+    def broken(*_a, **_k):
+        raise RuntimeError("inductor: lowering failed")
+
+    synth.compiled = broken  # a real compiler failure still falls back to eager, and is recorded
+    out = synth(torch.zeros(1, 3, 64, 64), torch.zeros(1, 32))
+    assert out.shape == (1, 3, 64, 64) and "lowering failed" in synth.compile_error and synth.compiled is None

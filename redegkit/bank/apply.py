@@ -118,6 +118,8 @@ class Synthesizer:
                 z = torch.cat([z, z[-1:].expand(rep, -1)])
             try:
                 return self._run(self.compiled, x, z)[:n]
+            except torch.OutOfMemoryError:
+                raise  # too big a batch, not a compiler failure: eager would not fit either
             except Exception as e:  # a compiler failure must not stop a run: fall back to eager
                 self.compile_error = f"{type(e).__name__}: {str(e)[:300]}"
                 log.warning("torch.compile failed (%s); running the synthesizer eagerly", self.compile_error)
