@@ -316,3 +316,41 @@ def test_sample_then_apply_each_op_from_plain_ranges() -> None:
     assert P.apply_op(img, r, ctx).shape[:2] == P.resize_target((20, 28), r.factor)
     with pytest.raises(ValueError, match="ApplyContext"):
         P.apply_op(img, r)
+
+
+def test_color_op_gain_offset_saturation_contrast_exact() -> None:
+    img = gradient_rgb(32, 32)
+    x = img.astype(np.float32) / 255
+    out = ops.color(x, gain=(1.1, 1.0, 0.8), offset=(10 / 255, 0.0, -5 / 255))
+    want = np.clip(x * np.array([1.1, 1.0, 0.8], np.float32) + np.array([10, 0, -5], np.float32) / 255, 0, 1)
+    assert np.allclose(out, want, atol=1e-6)
+    grey = ops.color(x, saturation=0.0)  # saturation 0: every channel is the luma
+    assert np.allclose(grey[..., 0], grey[..., 1], atol=1e-6) and np.allclose(grey[..., 1], grey[..., 2], atol=1e-6)
+    faded = ops.color(x, contrast=0.5)  # contrast halves the distance to mid-grey
+    assert np.allclose(faded - 0.5, (x - 0.5) * 0.5, atol=1e-6)
+    assert ops.color(img).dtype == np.uint8 and np.array_equal(ops.color(img), img)
+
+
+def test_sharpen_adds_halos_and_zero_amount_is_identity() -> None:
+    step = np.zeros((32, 32, 3), np.float32)
+    step[:, 16:] = 0.6
+    step += 0.2
+    out = ops.sharpen(step, amount=1.0, sigma=1.5)
+    # an unsharp mask overshoots on both sides of the edge: darker before it, brighter after it
+    assert out[:, 15].min() < 0.2 - 0.05 and out[:, 16].max() > 0.8 + 0.05
+    assert np.allclose(ops.sharpen(step, amount=0.0, sigma=1.0), step)
+    with pytest.raises(ValueError, match="sigma"):
+        ops.sharpen(step, amount=1.0, sigma=0.0)
+
+
+def test_color_and_sharpen_in_a_preset_replay_from_json() -> None:
+    from redegkit.degrade import Degradation, apply_degradation, get_preset, sample_degradation
+
+    user = {"p": {"steps": [{"op": "color", "gain_r": [1.0, 1.2], "offset_b": [-10, 0], "contrast": 0.9},
+                            {"op": "sharpen", "amount": [0.5, 1.5], "sigma": 1.0}]}}
+    params = sample_degradation(get_preset("p", user), np.random.default_rng(4))
+    assert [op.op for op in params.ops] == ["color", "sharpen"]
+    assert 1.0 <= params.ops[0].gain[0] <= 1.2 and params.ops[0].gain[1] == 1.0
+    again = Degradation.from_json(params.to_json())
+    img = gradient_rgb(24, 24)
+    assert np.array_equal(apply_degradation(img, params), apply_degradation(img, again))

@@ -167,3 +167,32 @@ def test_manifest_records_are_json_with_keys(tmp_path):
         f.write("{not json\n" + json.dumps({"nokey": 1}) + "\n")
     pairs, failures = list_face_pairs(root)
     assert len(pairs) == 4 and len(failures) == 2 and all("bad manifest record" in x["reason"] for x in failures)
+
+
+def test_face_rescale_false_keeps_the_pairs_own_pixels(pairs_dir, smoke):
+    """With face_rescale = false every face crop is an exact window of the (boxed) pair, possibly
+    flipped, so its noise grain and 8x8 JPEG grid reach the networks untouched; with the spec's
+    rescale it is (almost always) resampled."""
+    from redegkit.io.images import decode_image
+
+    pairs, _ = list_face_pairs(pairs_dir)
+    keep = _dataset(pairs, smoke, face_rescale=False, syn_from_hq_p=0.0, syn_from_lq_p=0.0, gray_p=0.0)
+    spec = _dataset(pairs, smoke, syn_from_hq_p=0.0, syn_from_lq_p=0.0, gray_p=0.0)
+
+    def is_window(crop: np.ndarray, full: np.ndarray) -> bool:
+        import cv2
+
+        for c in (crop, crop[:, ::-1], crop[::-1], crop[::-1, ::-1]):
+            res = cv2.matchTemplate(full, np.ascontiguousarray(c), cv2.TM_SQDIFF)
+            if res.min() < 0.5:  # sum of squared differences; DFT round-off stays far below 1 grey level
+                return True
+        return False
+
+    for i in range(3):
+        s = keep[i]
+        pair = next(p for p in pairs if p.key == s["key"])
+        t, b, left, r = face_box(*decode_image(pair.hq).shape[:2], smoke.data)
+        lq_full = decode_image(pair.lq)[t:b, left:r]
+        assert is_window(s["face_lq"].permute(1, 2, 0).numpy(), lq_full)
+    assert not all(is_window(spec[i]["face_lq"].permute(1, 2, 0).numpy(),
+                             decode_image(next(p for p in pairs if p.key == spec[i]["key"]).lq)) for i in range(3))
