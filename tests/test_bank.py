@@ -215,9 +215,12 @@ def test_info_merge_filter(tmp_path: Path, bank_path: Path) -> None:
     info = bank_info(b)
     assert info["embeddings"] == 4 and info["dim"] == 32 and info["pairs"] == 4
     assert info["clusters"]["k"] >= 1 and sum(info["clusters"]["sizes"]) == 4
+    assert set(info["calibration"]) >= {"noise_std_grey_levels", "jpeg_quality", "hq_filter_gain"}
     json.dumps(info)  # plain data
     m = merge_banks([b, load_bank(bank_path)])
     assert len(m) == 8 and torch.equal(m.embeddings[4:], b.embeddings) and m.records[4]["bank"] == str(bank_path)
+    assert all(torch.equal(m.calibration[k][4:], b.calibration[k]) for k in b.calibration)  # merged along
+    assert all(torch.equal(m.subset([5]).calibration[k][0], b.calibration[k][1]) for k in b.calibration)
     other = make_bank(tmp_path / "other", seed=1)  # other random networks
     with pytest.raises(BankError, match="different synthesizer and DegNet"):
         merge_banks([b, load_bank(other)])

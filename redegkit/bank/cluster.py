@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from .store import SYNTH_PARTS, VERSION, Bank, tensor_sha256
 
@@ -195,6 +196,18 @@ def bank_info(bank: Bank) -> dict[str, Any]:
         out["nearest_neighbour"] = {**_stats(nn_d), "median_pairwise": round(pair_med, 5),
                                     "near_duplicates": int((nn_d < 1e-3 * max(pair_med, 1e-12)).sum()),
                                     "sampled": len(sub)}
+    cal = bank.calibration
+    if cal is not None:
+        std = torch.sqrt(torch.diagonal(cal["noise_cov"].double(), dim1=1, dim2=2).mean(1)).numpy() * 127.5
+        q = cal["jpeg"].numpy()
+        out["calibration"] = {
+            "noise_std_grey_levels": _stats(std), "with_noise": int((std > 0).sum()),
+            "noise_corr_radius": _stats(cal["noise_corr"].double().numpy()),
+            "jpeg_quality": {"with_jpeg": int((q > 0).sum()), **(_stats(q[q > 0].astype(float)) if (q > 0).any() else {})},
+            "hq_filter_gain": _stats(cal["filter"][:, 0].double().sum((1, 2)).numpy()),
+        }
+    else:
+        out["calibration"] = None
     cl = cluster_bank(bank)
     out["clusters"] = {"k": cl.k, "sizes": np.bincount(cl.labels, minlength=cl.k).tolist(),
                        "silhouette_by_k": cl.silhouettes, "method": "k-means, k by silhouette (k=1 below "

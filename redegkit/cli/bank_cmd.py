@@ -50,6 +50,9 @@ def bake_cmd(
     each: Annotated[bool, typer.Option("--each", help="One embedding per crop instead of their mean.")] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the crop positions. \\[default: 0]")] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N. \\[default: auto]")] = None,
+    no_calibrate: Annotated[bool, typer.Option(
+        "--no-calibrate", help="Do not measure the per-pair calibration (filters, colour map, noise, JPEG) "
+        "that synthesize applies after the generator.")] = False,
     recipe: RecipeOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -61,7 +64,8 @@ def bake_cmd(
     setup_output(quiet, json_out)
     from ..bank import bake, list_pairs, load_bake_networks, save_bank
 
-    cfg = resolve_config("bake", recipe, {"crops": crops, "each": each or None, "seed": seed, "device": device})
+    cfg = resolve_config("bake", recipe, {"crops": crops, "each": each or None, "seed": seed, "device": device,
+                                          "calibrate": False if no_calibrate else None})
     nets, prov = load_bake_networks(model, from_official)
     refs, failures = list_pairs(pairs)
     with progress("bake", total=len(refs), unit="pair") as advance:
