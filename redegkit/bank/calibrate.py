@@ -49,6 +49,7 @@ FILTER_RADIUS = 3  # 7x7 filters
 JPEG_QUALITIES = (95, 90, 85, 80, 75, 70, 60, 50, 40, 35, 30, 25, 20, 15, 10)
 NOISE_FLOOR = 0.6  # grey levels: a deficit below this is estimator jitter, not noise
 BLOCK_MARGIN = 0.03  # blockiness above the generator's by less than this is not a grid
+COLOR_MIN_GAIN = 0.1  # a colour map must lower the squared error by 10 % to be kept
 _RIDGE = 1e-3  # per pixel: pulls the colour map towards identity where the pair says little
 _CORR_SIGMAS = (0.0, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2)
 
@@ -190,6 +191,12 @@ def calibrate_pair(hq: np.ndarray, lq: np.ndarray, gen: np.ndarray, *, seed: int
     gf = apply_filter_np(hqf, kern[0]) + apply_filter_np(gen, kern[1])
     m = fit_color(gf, lqf)
     g1 = apply_color_np(gf, m)
+    # Keep the colour map only where it explains something: a map that lowers the squared error
+    # by less than COLOR_MIN_GAIN is fitting compression or noise residue, and would move the
+    # colours of other images (with other palettes) for nothing.
+    if float(((lqf - g1) ** 2).mean()) > (1 - COLOR_MIN_GAIN) * float(((lqf - gf) ** 2).mean()):
+        m = np.concatenate([np.eye(3), np.zeros((3, 1))], 1).astype(np.float32)
+        g1 = gf
     sig_lq = noise_level(lq)
     sig_g = noise_level(_to_u8(g1))
     cov = np.zeros((3, 3), np.float32)
@@ -208,6 +215,15 @@ def calibrate_pair(hq: np.ndarray, lq: np.ndarray, gen: np.ndarray, *, seed: int
     b_lq = blockiness(lq)
     if b_lq > blockiness(cur) + BLOCK_MARGIN:
         q = min(JPEG_QUALITIES, key=lambda qq: abs(blockiness(_jpeg(cur, qq)) - b_lq))
+    if q:
+        # JPEG shifts colour means too (chroma subsampling, clipping), and the colour map was fitted
+        # before it: move the map's offsets so the finished output's channel means are the LQ's.
+        for _ in range(2):
+            out = _jpeg(_to_u8(_noisy(g1, cov, corr, seed)) if cov.any() else _to_u8(g1), q)
+            d = (lq.reshape(-1, 3).astype(np.float64).mean(0) - out.reshape(-1, 3).astype(np.float64).mean(0)) / 127.5
+            m = m.copy()
+            m[:, 3] += d.astype(np.float32)
+            g1 = g1 + d.astype(np.float32)
     if cov.any():
         # Noise level of the finished output (JPEG smooths noise): rescale the covariance so the
         # estimate matches the real LQ's. Two multiplicative corrections are enough in practice.

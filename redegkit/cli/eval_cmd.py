@@ -216,17 +216,22 @@ def transfer_cmd(
 ) -> None:
     """Score the learned degradation against a KNOWN one, on images it never saw.
 
-    D degrades augmented views of the faces into fit pairs; fit-degradation and bake learn them;
-    the bank, every built-in preset and the identity then degrade crops of the natural images,
-    and each is scored against D(crop): PSNR/SSIM on Y, and the distance of five degradation
-    statistics, each in units of a visible difference (colour: mean shift per channel, L2, 8 grey
-    levels; sharpness: log10 Laplacian-energy ratio to the HQ, 0.25; noise: Immerkaer noise std
-    on the flattest half, 2 grey levels; blockiness: 8x8 boundary contrast, phase-invariant, 0.05;
-    hf: log10 share of spectral power above half Nyquist relative to the HQ, 0.25). Writes
-    OUT/report.json and OUT/sheet.png (HQ | D(HQ) | bank | best preset).
+    D degrades augmented views of the faces into fit pairs; fit-degradation
+    and bake learn them; the bank (with and without its calibration), every
+    built-in preset and the identity then degrade crops of the natural
+    images, and each is scored against D(crop), at x1 and --scale.
 
-    Example: redeg eval transfer examples/brick.png examples/coffee.png -f examples/astronaut.png
-    -f examples/camera.png -d jpeg-only --presets benchmarks/fidelity_suite.toml -r recipes/cpu.toml
+    Scores: PSNR/SSIM on Y, and five degradation statistics, each as a
+    distance in units of a visible difference: colour (per-channel mean
+    shift, L2, / 8 grey levels), sharpness (log10 Laplacian-energy ratio to
+    the HQ, / 0.25), noise (Immerkaer noise std on the flattest half, / 2
+    grey levels), blockiness (8x8 boundary contrast, phase-invariant,
+    / 0.05), hf (log10 share of spectral power above half Nyquist relative to
+    the HQ, / 0.25). Writes OUT/report.json and OUT/sheet.png.
+
+    Example: redeg eval transfer examples/brick.png examples/coffee.png
+    -f examples/astronaut.png -f examples/camera.png -d jpeg-only
+    --presets benchmarks/fidelity_suite.toml -r recipes/cpu.toml
     """
     setup_output(quiet, json_out)
     from ..config import ConfigError, load_toml
