@@ -91,6 +91,16 @@ def test_jpeg_is_measured(face: np.ndarray) -> None:
     """An LQ that is JPEG q25 of the HQ: the calibration picks a quality near 25."""
     cal = calibrate_pair(face, jpeg(face, 25), f32(face), seed=0)
     assert 15 <= cal["jpeg"] <= 40
+    # JPEG residue is not a colour cast: the map stays the identity (only the JPEG offsets move)
+    assert np.array_equal(cal["color"][:, :3], np.eye(3, dtype=np.float32)) and np.abs(cal["color"][:, 3]).max() < 0.02
+
+
+def test_a_real_cast_keeps_its_colour_map(face: np.ndarray) -> None:
+    from redegkit.degrade.ops import color
+
+    lq = color(face, gain=(1.05, 1.0, 0.85), offset=(14 / 255, 8 / 255, 0.0), saturation=0.7)
+    cal = calibrate_pair(face, lq, f32(face), seed=0)
+    assert cal["color"][2, 2] < 0.95 and cal["color"][0, 3] > 0.03
 
 
 def test_clean_pair_needs_nothing(face: np.ndarray) -> None:
