@@ -302,6 +302,25 @@ def gaussian_taps(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
+COLOR_SIGMA = 6.0  # the colour band of the calibration (redegkit.bank.calibrate.COLOR_SIGMA)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [C, H, W] (or [N, C, H, W]) with reflect borders (replicate where
+    the image is too small to reflect), the same taps as :func:`gaussian_taps`."""
+    k = gaussian_taps(sigma).to(x.device)
+    r = k.numel() // 2
+    one = x.dim() == 3
+    x = x[None] if one else x
+    c = x.shape[1]
+    mode = "reflect" if min(x.shape[-2:]) > r else "replicate"
+    x = F.pad(x, (r, r, 0, 0), mode=mode)
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    x = F.pad(x, (0, 0, r, r), mode=mode)
+    x = F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return x[0] if one else x
+
+
 def shape_noise(white: torch.Tensor, cov: torch.Tensor, corr: float) -> torch.Tensor:
     """White standard-normal noise [N, 3, H, W] -> noise with spatial correlation ``corr`` (a
     Gaussian radius; the field is renormalised to unit variance) and channel covariance ``cov``
@@ -346,8 +365,9 @@ def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None
     """Generator outputs [N, 3, H, W] in [-1, 1] and their HQ inputs -> the degraded images before
     JPEG and downsampling, per sample ``posts[i]`` (None: unchanged):
 
-    ``lq = hq + strength * (color(f0 * hq + f1 * y) - hq) + strength * noise``, where ``f0, f1``
-    are the bank's two filters [2, k, k] (shared by the channels), ``color`` its affine map [3, 4] and ``noise`` a field with the bank's channel covariance ``noise_cov`` and
+    ``lq = hq + strength * (d - LP(d) + color(LP(hq)) - hq) + strength * noise`` with
+    ``d = f0 * hq + f1 * y``, where ``f0, f1`` are the bank's two filters [2, k, k] (shared by the
+    channels), ``LP`` a Gaussian of radius COLOR_SIGMA and ``color`` the bank's affine map [3, 4] and ``noise`` a field with the bank's channel covariance ``noise_cov`` and
     correlation radius ``noise_corr`` drawn from ``noise_seed`` (see :mod:`.calibrate`). Strength
     0 gives exactly the HQ."""
     if all(p is None for p in posts):
@@ -365,9 +385,10 @@ def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None
                 return F.conv2d(F.pad(x[None], (r, r, r, r), mode="reflect"), kern.expand(3, 1, *kern.shape), groups=3)[0]
 
             yi = conv(hq[i].float(), k[0]) + conv(yi, k[1])
-        if p.get("color") is not None:
-            m = torch.as_tensor(p["color"], dtype=torch.float32, device=y.device)
-            yi = torch.einsum("ij,jhw->ihw", m[:, :3], yi) + m[:, 3, None, None]
+        m = None if p.get("color") is None else torch.as_tensor(p["color"], dtype=torch.float32, device=y.device)
+        if m is not None and bool(m.any()):  # low frequencies from the HQ through the colour map (all 0: none)
+            lp_hq = gaussian_blur(hq[i].float(), COLOR_SIGMA)
+            yi = yi - gaussian_blur(yi, COLOR_SIGMA) + torch.einsum("ij,jhw->ihw", m[:, :3], lp_hq) + m[:, 3, None, None]
         if s != 1.0:
             yi = hq[i].float() + s * (yi - hq[i].float())
         cov = p.get("noise_cov")
