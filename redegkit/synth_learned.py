@@ -34,7 +34,15 @@ import numpy as np
 import torch
 
 from .bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, module_sha256
-from .bank.apply import Synthesizer, TiledImage, apply_calibration, finalize, finish_on_host, plan_tiles, to_device
+from .bank.apply import (
+    Synthesizer,
+    TiledImage,
+    apply_calibration,
+    finalize,
+    finish_on_host,
+    plan_tiles,
+    to_device,
+)
 from .io.images import encode_image
 from .io.sources import Source
 from .rng import sample_rng, sample_seed, seed_to_json

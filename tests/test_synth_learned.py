@@ -13,7 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from redegkit.bank import build_synthesizer, load_bank
+from redegkit.bank import load_bank
 from redegkit.bank.apply import Synthesizer, finalize, hash_normal, plan_tiles, synthesize_image, tile_starts
 from redegkit.cli import app
 from redegkit.io.images import decode_image, to_tensor

@@ -361,6 +361,12 @@ def downsample(y: torch.Tensor, scale: int, interp: str) -> torch.Tensor:
     return F.interpolate(y, size=size, mode=kernel, align_corners=False, antialias=antialias)
 
 
+def _filter3(x: torch.Tensor, kern: torch.Tensor) -> torch.Tensor:
+    """[3, H, W] correlated with one [k, k] kernel per channel, reflect borders."""
+    r = kern.shape[-1] // 2
+    return F.conv2d(F.pad(x[None], (r, r, r, r), mode="reflect"), kern.expand(3, 1, *kern.shape), groups=3)[0]
+
+
 def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None]) -> torch.Tensor:
     """Generator outputs [N, 3, H, W] in [-1, 1] and their HQ inputs -> the degraded images before
     JPEG and downsampling, per sample ``posts[i]`` (None: unchanged):
@@ -379,12 +385,7 @@ def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None
         yi, s = out[i], float(p["strength"])
         if p.get("filter") is not None:
             k = torch.as_tensor(p["filter"], dtype=torch.float32, device=y.device)  # [2, k, k]
-            r = k.shape[-1] // 2
-
-            def conv(x: torch.Tensor, kern: torch.Tensor) -> torch.Tensor:
-                return F.conv2d(F.pad(x[None], (r, r, r, r), mode="reflect"), kern.expand(3, 1, *kern.shape), groups=3)[0]
-
-            yi = conv(hq[i].float(), k[0]) + conv(yi, k[1])
+            yi = _filter3(hq[i].float(), k[0]) + _filter3(yi, k[1])
         m = None if p.get("color") is None else torch.as_tensor(p["color"], dtype=torch.float32, device=y.device)
         if m is not None and bool(m.any()):  # low frequencies from the HQ through the colour map (all 0: none)
             lp_hq = gaussian_blur(hq[i].float(), COLOR_SIGMA)

@@ -107,7 +107,10 @@ def _calibrate(records: list[dict[str, Any]], embs: list[torch.Tensor], encoder:
     items: list[dict[str, Any]] = []
     diags: list[dict[str, Any]] = []
     done: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for i, rec in enumerate(records):
+    members: dict[str, list[int]] = {}
+    for j, rec in enumerate(records):
+        members.setdefault(rec["pair"], []).append(j)
+    for rec in records:
         pk = rec["pair"]
         if pk not in done:
             hq, lq = decode_image(Path(rec["hq"])), decode_image(Path(rec["lq"]))
@@ -116,7 +119,7 @@ def _calibrate(records: list[dict[str, Any]], embs: list[torch.Tensor], encoder:
             side = max(side, mult)
             y, x = (hq.shape[0] - side) // 2, (hq.shape[1] - side) // 2
             hq, lq = hq[y : y + side, x : x + side], lq[y : y + side, x : x + side]
-            z = torch.stack([embs[j] for j, r in enumerate(records) if r["pair"] == pk]).mean(0)
+            z = torch.stack([embs[j] for j in members[pk]]).mean(0)
             g = generator(z[None].to(dev), encoder(to_tensor(hq)[None].to(dev))).float()[0]
             cal = calibrate_pair(hq, lq, g.permute(1, 2, 0).cpu().numpy(),
                                  seed=int(sample_rng(cfg.seed, pk, "calibrate").integers(2**62)))

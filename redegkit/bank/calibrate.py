@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..degrade.ops import jpeg
 from ..eval.stats import blockiness, noise_level
 from .apply import COLOR_SIGMA, hash_normal, shape_noise
 
@@ -74,11 +75,6 @@ def identity_calibration(n: int) -> dict[str, torch.Tensor]:
 def _to_u8(x: np.ndarray) -> np.ndarray:
     """[-1, 1] float HxWx3 -> uint8, as :func:`redegkit.io.images.from_tensor` rounds."""
     return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def _jpeg(u8: np.ndarray, q: int) -> np.ndarray:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(u8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(q)])
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def fit_filters(hq: np.ndarray, gen: np.ndarray, lq: np.ndarray, radius: int = FILTER_RADIUS) -> np.ndarray:
@@ -225,12 +221,12 @@ def calibrate_pair(hq: np.ndarray, lq: np.ndarray, gen: np.ndarray, *, seed: int
     cur = _to_u8(_noisy(g1, cov, corr, seed)) if cov.any() else _to_u8(g1)
     b_lq = blockiness(lq)
     if b_lq > blockiness(cur) + BLOCK_MARGIN:
-        q = min(JPEG_QUALITIES, key=lambda qq: abs(blockiness(_jpeg(cur, qq)) - b_lq))
+        q = min(JPEG_QUALITIES, key=lambda qq: abs(blockiness(jpeg(cur, qq)) - b_lq))
     if q:
         # JPEG shifts colour means too (chroma subsampling, clipping), and the colour map was fitted
         # before it: move the map's offsets so the finished output's channel means are the LQ's.
         for _ in range(2):
-            out = _jpeg(_to_u8(_noisy(g1, cov, corr, seed)) if cov.any() else _to_u8(g1), q)
+            out = jpeg(_to_u8(_noisy(g1, cov, corr, seed)) if cov.any() else _to_u8(g1), q)
             d = (lq.reshape(-1, 3).astype(np.float64).mean(0) - out.reshape(-1, 3).astype(np.float64).mean(0)) / 127.5
             m = m.copy()
             m[:, 3] += d.astype(np.float32)
@@ -243,7 +239,7 @@ def calibrate_pair(hq: np.ndarray, lq: np.ndarray, gen: np.ndarray, *, seed: int
         for _ in range(2):
             out = _to_u8(_noisy(g1, cov, corr, seed))
             if q:
-                out = _jpeg(out, q)
+                out = jpeg(out, q)
             got = noise_level(out) ** 2 - sig_g**2
             if got <= 1e-6 or abs(got / deficit - 1) < 0.03:
                 break
