@@ -354,7 +354,9 @@ def eval_transfer(faces: list[Source], naturals: list[Source], degradation: str,
     report["scores"] = results
     report["target"] = {sc: verdict(r, noisy, builtin) for sc, r in results.items()}
     best = report["target"]["x1"]["best_preset"]
-    _contact_sheet(out / "sheet.png", sorted(keys)[: cfg.sheet_rows], hqs, truth[1], images["x1"]["bank"],
+    # one crop per natural image first (keys are in image order), so the sheet shows several images
+    shown = list(dict.fromkeys(keys[:: cfg.crops_per_image] + keys))[: cfg.sheet_rows]
+    _contact_sheet(out / "sheet.png", shown, hqs, truth[1], images["x1"]["bank"],
                    images["x1"][f"preset:{best}"], best)
     report["sheet"] = str(out / "sheet.png")
     report["failures"] = failures
