@@ -39,7 +39,7 @@ from ..degrade.spec import Preset
 from ..io.images import decode_image, write_image
 from ..io.sources import Source
 from ..rng import sample_rng
-from .stats import PAIRED_KEYS, noise_level, paired_stats, psnr, ssim, stats_distance
+from .stats import PAIRED_KEYS, paired_stats, psnr, ssim, stats_distance
 
 BUILTIN_CANDIDATES = ("realesrgan", "bsrgan", "bsrgan-x2", "redeg-matched")
 NOISE_OPS = ("gaussian_noise", "poisson_noise")
@@ -266,10 +266,6 @@ def _contact_sheet(path: Path, keys: list[str], hqs, truth, bank, best, best_nam
 # The whole benchmark
 
 
-def resolve_degradation(name: str, user_presets: dict[str, Any] | None) -> Preset:
-    return get_preset(name, user_presets)
-
-
 def eval_transfer(faces: list[Source], naturals: list[Source], degradation: str, out: str | Path, *,
                   cfg: TransferConfig | None = None, fit_cfg: Any = None, fit_naturals: list[Source] | None = None,
                   model: str | Path | None = None, bank: str | Path | None = None,
@@ -281,7 +277,7 @@ def eval_transfer(faces: list[Source], naturals: list[Source], degradation: str,
     say = log or (lambda msg: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    D = resolve_degradation(degradation, user_presets)
+    D = get_preset(degradation, user_presets)
     noisy = has_random_noise(D)
     failures: list[dict[str, Any]] = []
     face_paths = {str(Path(s.path).resolve()) for s in faces}
@@ -311,8 +307,7 @@ def eval_transfer(faces: list[Source], naturals: list[Source], degradation: str,
             res = fit_degradation(fit_cfg, out / "pairs", [str(s.path) for s in (fit_naturals or faces)], run,
                                   resume=resuming, user_presets=user_presets, show_progress=log is not None)
             model = run / "last.pt"
-            report["fit"] = {"run": str(run), "steps": fit_cfg.steps, "seconds": round(res.seconds, 1)
-                             if hasattr(res, "seconds") else None}
+            report["fit"] = {"run": str(run), "steps": fit_cfg.steps, "seconds": round(res.seconds, 1)}
         from ..bank import BakeConfig, bake, load_bake_networks, save_bank
 
         say("baking the bank")
@@ -388,5 +383,5 @@ def ranking(report: dict[str, Any], scale: str = "x1") -> list[tuple[str, dict[s
     return sorted(report["scores"][scale].items(), key=lambda kv: kv[1]["distance"]["overall"])
 
 
-__all__ = ["TransferConfig", "TransferResult", "eval_transfer", "make_pairs", "ranking", "score", "verdict",
-           "has_random_noise", "noise_level"]
+__all__ = ["TransferConfig", "TransferResult", "eval_transfer", "has_random_noise", "make_crops", "make_pairs",
+           "ranking", "score", "truth_images", "verdict"]
