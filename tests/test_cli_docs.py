@@ -60,3 +60,14 @@ def test_pick_device_rules():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             pick_device("cuda")
+
+
+def test_readme_cli_reference_is_current():
+    """The README's CLI reference is what `tools/gen_cli_reference.py` renders now: a changed
+    option or help text without a regenerated README fails here (it drifted once already)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_cli_reference.py"), "--check"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"run `python tools/gen_cli_reference.py`: {r.stdout}{r.stderr}"
