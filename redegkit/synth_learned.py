@@ -19,6 +19,7 @@ noise is a counter-based hash. One seed gives byte-identical shards whatever ``-
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -44,6 +45,7 @@ from .bank.apply import (
     to_device,
 )
 from .io.images import encode_image
+from .io.pool import windowed_map
 from .io.sources import Source
 from .rng import sample_rng, sample_seed, seed_to_json
 from .run import RunContext
@@ -262,18 +264,27 @@ class LearnedProducer:
         if cal is None:
             return None if s == 1.0 else {"strength": s}
         idx, wts = plan["indices"], plan["mix_weights"]
-
-        def mix(key: str) -> torch.Tensor:
-            return sum(cal[key][i].double() * w for i, w in zip(idx, wts, strict=True))
-
-        q = int(cal["jpeg"][idx[int(np.argmax(wts))]])
+        q = int(self._cal_np["jpeg"][idx[int(np.argmax(wts))]])
         q = 0 if q == 0 or s == 0 else int(round(100 - s * (100 - q)))
-        def rnd(t: torch.Tensor) -> list:
-            return [rnd(x) for x in t] if t.dim() > 1 else [round(float(v), 7) for v in t.tolist()]
+        return {"strength": s, **self._mixed_calibration(tuple(idx), tuple(wts)),
+                "noise_seed": seed_to_json(sample_seed(cfg.seed, key, "calib-noise")), "jpeg": q}
 
-        return {"strength": s, "filter": rnd(mix("filter")), "color": rnd(mix("color")), "noise_cov": rnd(mix("noise_cov")),
-                "noise_corr": round(float(mix("noise_corr")), 5), "noise_seed": seed_to_json(sample_seed(cfg.seed, key, "calib-noise")),
-                "jpeg": q}
+    @functools.cached_property
+    def _cal_np(self) -> dict[str, np.ndarray]:
+        # float64 once per run, not torch ops per sample on the main process's hot path
+        return {k: v.double().numpy() if k != "jpeg" else v.numpy() for k, v in self.bank.calibration.items()}
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one producer per run; plans repeat indices
+    def _mixed_calibration(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, Any]:
+        """The embeddings' calibration mixed with the plan's weights, rounded (the JSON's numbers)."""
+        def rnd(a: np.ndarray) -> list:
+            return [rnd(x) for x in a] if a.ndim > 1 else [round(float(v), 7) for v in a.tolist()]
+
+        def mix(key: str) -> np.ndarray:
+            return sum(self._cal_np[key][i] * w for i, w in zip(idx, wts, strict=True))
+
+        return {"filter": rnd(mix("filter")), "color": rnd(mix("color")), "noise_cov": rnd(mix("noise_cov")),
+                "noise_corr": round(float(mix("noise_corr")), 5)}
 
     def __call__(self, todo: list[tuple[int, Source]], cfg: SynthConfig,
                  user_presets: dict[str, Any] | None) -> Iterator[ImageResult]:
@@ -382,8 +393,8 @@ class LearnedProducer:
                               and (block or all(r.ready() for r in opened[0].lq.values()))):
                 yield self._result(opened.popleft())
 
-        decoded = (_decode_task(item) for item in todo) if pool is None else _ordered(
-            pool, todo, window=max(8, 2 * cfg.batch, 4 * cfg.workers))
+        decoded = (_decode_task(item) for item in todo) if pool is None else windowed_map(
+            pool, _decode_task, todo, window=max(8, 2 * cfg.batch, 4 * cfg.workers))
         for dec in decoded:
             op = _Open(dec)
             opened.append(op)
@@ -455,17 +466,6 @@ class LearnedProducer:
             samples.append((s.key, {"hq.png": s.hq_png, "lq.png": s.lq_png,
                                     "json": json.dumps(s.meta, sort_keys=True).encode("utf-8")}))
         return ImageResult(dec.index, samples, dec.failure, dec.skipped, dec.timings)
-
-
-def _ordered(pool: Any, items: list[tuple[int, Source]], window: int) -> Iterator[_Decoded]:
-    """``pool.imap`` with at most ``window`` tasks in flight (imap would queue every input at once)."""
-    pending: deque = deque()
-    for item in items:
-        pending.append(pool.apply_async(_decode_task, (item,)))
-        if len(pending) >= window:
-            yield pending.popleft().get()
-    while pending:
-        yield pending.popleft().get()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import re
 import shutil
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,7 @@ from typing import Any, Literal, TextIO
 
 from .. import __version__
 from .images import IMAGE_EXTS, ImageDecodeError, decode_image, encode_image
+from .pool import windowed_map
 from .shards import MARKER_SUFFIX, SHARD_FORMAT, ShardSink, iter_samples, list_shards, own_shards
 
 Format = Literal["folders", "lmdb", "parquet"]
@@ -94,13 +95,7 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, wi
         return
     ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_ignore_sigint) as pool:
-        pending: deque = deque()
-        for it in items:
-            pending.append(pool.apply_async(fn, (it,)))
-            if len(pending) >= window:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        yield from windowed_map(pool, fn, items, window)
 
 
 def _ignore_sigint() -> None:
