@@ -97,3 +97,14 @@ def make_odd_files(folder: Path, size: int = 96) -> dict[str, Path]:
 def odd_folder(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     folder = tmp_path / "odd"
     return folder, make_odd_files(folder)
+
+
+def shrunk_examples(folder: Path, names: tuple[str, ...], side: int) -> dict[str, Path]:
+    """Write the named example images, area-resized to side x side, as PNGs into ``folder``."""
+    from redegkit.io.images import decode_image, write_image
+
+    out = {}
+    for name in names:
+        img = decode_image(EXAMPLES / f"{name}.png")
+        out[name] = write_image(folder / f"{name}.png", cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA))
+    return out

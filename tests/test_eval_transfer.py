@@ -16,7 +16,7 @@ from redegkit.eval.transfer import TransferConfig, eval_transfer, has_random_noi
 from redegkit.io.images import decode_image
 from redegkit.io.sources import list_sources
 
-from .conftest import EXAMPLES
+from .conftest import shrunk_examples
 from .test_bank import make_bank
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,14 +33,7 @@ TINY = {"views": 2, "view_size": 64, "crop": 64, "crops_per_image": 2, "scale": 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("imgs")
-    out = {}
-    for name in ("astronaut", "camera", "brick", "coffee"):
-        img = decode_image(EXAMPLES / f"{name}.png")
-        p = d / f"{name}.png"
-        cv2.imwrite(str(p), cv2.resize(img, (160, 160), interpolation=cv2.INTER_AREA)[..., ::-1])
-        out[name] = p
-    return out
+    return shrunk_examples(tmp_path_factory.mktemp("imgs"), ("astronaut", "camera", "brick", "coffee"), 160)
 
 
 @pytest.fixture(scope="module")

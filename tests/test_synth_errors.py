@@ -6,19 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import pytest
 import torch
 
 from redegkit.bank.apply import Synthesizer
 from redegkit.degrade.ops import ImageTooSmallError
-from redegkit.io.images import decode_image
 from redegkit.io.shards import iter_samples
 from redegkit.io.sources import list_sources
 from redegkit.synth import PresetDegrader, SynthConfig, synthesize
 from redegkit.synth_learned import LearnedProducer
 
-from .conftest import EXAMPLES
+from .conftest import shrunk_examples
 from .test_bank import make_bank
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,9 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def hq(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("hq")
-    for name in ("astronaut", "brick", "chelsea", "coffee"):
-        img = decode_image(EXAMPLES / f"{name}.png")
-        cv2.imwrite(str(d / f"{name}.png"), cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA)[..., ::-1])
+    shrunk_examples(d, ("astronaut", "brick", "chelsea", "coffee"), 64)
     return d
 
 

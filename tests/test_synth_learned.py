@@ -22,6 +22,7 @@ from redegkit.io.sources import list_sources
 from redegkit.synth import SynthConfig, synthesize
 from redegkit.synth_learned import bank_producer
 
+from .conftest import shrunk_examples
 from .fit_helpers import corrupt_png
 from .test_bank import make_bank, tiny_nets
 
@@ -37,12 +38,9 @@ def bank_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     """Four example images shrunk to 96 px (small and fast), plus one odd size."""
-    import cv2
 
     d = tmp_path_factory.mktemp("hq")
-    for name in ("astronaut", "brick", "chelsea", "coffee"):
-        img = decode_image(EXAMPLES / f"{name}.png")
-        cv2.imwrite(str(d / f"{name}.png"), cv2.resize(img, (96, 96), interpolation=cv2.INTER_AREA)[..., ::-1])
+    shrunk_examples(d, ("astronaut", "brick", "chelsea", "coffee"), 96)
     return d
 
 
