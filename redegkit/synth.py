@@ -27,6 +27,7 @@ from pydantic import Field
 from . import __version__
 from .config import StrictModel
 from .degrade.ops import ImageTooSmallError
+from .io.atomic import atomic_write_json
 from .io.images import AlphaPolicy, ImageDecodeError, decode_image, encode_image
 from .io.shards import SHARD_FORMAT, ShardSink, find_resume_point, own_shards, shard_name
 from .io.sources import Source
@@ -439,9 +440,7 @@ def synthesize(
         "shard_pattern": _brace_pattern(cfg.prefix, len(all_shards), rank, world),
     }
     report_path = out / f"report{suffix}.json"
-    tmp = report_path.with_name(f".{report_path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, report_path)
+    atomic_write_json(report_path, report)
     return SynthResult(out, len(my_sources), total_samples, all_shards, report["failures"], report["skipped"],
                        start, report["timings_s"], report_path, samples)
 

@@ -25,8 +25,6 @@ first ones in shard order for shard folders).
 
 from __future__ import annotations
 
-import json
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ import numpy as np
 from pydantic import Field
 
 from ..config import StrictModel
+from ..io.atomic import atomic_write_json
 from ..io.images import ImageDecodeError, decode_image, write_image
 from ..io.sources import Source, list_sources
 from . import stats as S
@@ -453,9 +452,7 @@ def match(
         "failures": failures,
     }
     report_path = out / "report.json"
-    tmp_path = report_path.with_name(".report.json.tmp")
-    tmp_path.write_text(json.dumps(report, indent=1))
-    os.replace(tmp_path, report_path)
+    atomic_write_json(report_path, report)
     return MatchResult(real, scores, sets, spreads, hists, report_path, failures)
 
 

@@ -33,6 +33,7 @@ from pydantic import Field
 from .. import __version__
 from ..config import StrictModel
 from ..console import ProgressCallback
+from ..io.atomic import atomic_write_json
 from ..io.images import ImageDecodeError, decode_image
 from ..io.sources import Source
 from .align import (
@@ -46,7 +47,7 @@ from .align import (
 )
 from .detect import Face, RetinaFaceDetector, make_detector
 from .restore import GFPGANRestorer, load_restorer
-from .sinks import FolderSink, ShardPairSink, write_json_atomic
+from .sinks import FolderSink, ShardPairSink
 
 
 class PseudoHQConfig(StrictModel):
@@ -299,5 +300,5 @@ def run_pseudo_hq(
         "seconds": round(time.time() - t0, 2),
         "failures": failures,
     }
-    write_json_atomic(out / "report.json", report)
+    atomic_write_json(out / "report.json", report, sort_keys=True)
     return report

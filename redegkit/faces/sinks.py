@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..io.atomic import atomic_write_jsonl
 from ..io.images import encode_image, write_image
 from ..io.sources import Source
 
@@ -40,21 +40,6 @@ def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
         except ValueError:
             bad = True
     return out, bad
-
-
-def _write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True, default=str)
-    os.replace(tmp, path)
 
 
 class FolderSink:
@@ -77,9 +62,9 @@ class FolderSink:
         (self.out / "hq").mkdir(parents=True, exist_ok=True)
         kept = [r for r in pairs if r.get("source", {}).get("key") in self.done]
         if bad or len(kept) != len(pairs):
-            _write_jsonl_atomic(self.pairs_path, kept)  # drop pairs of the photo a crash interrupted
+            atomic_write_jsonl(self.pairs_path, kept)  # drop pairs of the photo a crash interrupted
         if photos:  # rewrite too, in case its last line was half-written
-            _write_jsonl_atomic(self.photos_path, photos)
+            atomic_write_jsonl(self.photos_path, photos)
         self.pairs_before = len(kept)
         self._pairs = open(self.pairs_path, "a", encoding="utf-8")
         self._photos = open(self.photos_path, "a", encoding="utf-8")

@@ -26,6 +26,7 @@ from torch import nn
 from .. import __version__
 from ..console import log, progress
 from ..device import pick_device
+from ..io.atomic import atomic_copy, atomic_write_json
 from ..io.images import from_tensor, to_tensor, write_image
 from ..io.sources import Source, list_sources
 from ..models.checkpoints import FORMAT, build, load_raw, load_state_strict, save_checkpoint
@@ -220,12 +221,12 @@ class Fitter:
             n_train_pairs=len(self.train_pairs), n_val_pairs=len(self.val_pairs), n_natural=len(self.naturals),
         )
         if self.rank == 0:
-            self._write_json(self.out / "report.json", {**result.summary(), "failures": result.failures})
+            atomic_write_json(self.out / "report.json", {**result.summary(), "failures": result.failures})
         return result
 
     def _prepare_out(self, start: int) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        self._write_json(self.out / "config.json", self.cfg.model_dump(mode="json"))
+        atomic_write_json(self.out / "config.json", self.cfg.model_dump(mode="json"))
         metrics = self.out / "metrics.jsonl"
         if start and metrics.is_file():  # drop lines logged after the checkpoint we resume from
             keep = [ln for ln in metrics.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= start]
@@ -266,12 +267,6 @@ class Fitter:
             for k, v in record.items():
                 if isinstance(v, float):
                     self._tb.add_scalar(f"{record['split']}/{k}", v, record["step"])
-
-    @staticmethod
-    def _write_json(path: Path, obj: Any) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict[str, float]:
@@ -340,14 +335,7 @@ class Fitter:
             if keep:
                 kept = self.out / "checkpoints" / f"step_{self.step:07d}.pt"
                 kept.parent.mkdir(parents=True, exist_ok=True)
-                tmp = kept.with_name(f".{kept.name}.tmp")
-                try:  # a hard link costs no space; last.pt is later replaced by rename, not rewritten
-                    os.link(last, tmp)
-                except OSError:
-                    import shutil
-
-                    shutil.copyfile(last, tmp)
-                os.replace(tmp, kept)
+                atomic_copy(last, kept)  # a hard link costs no space; last.pt is replaced by rename
                 last = kept
         if self.world > 1 and sync:
             torch.distributed.barrier()

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from .. import __version__
+from .atomic import atomic_write_text
 from .images import IMAGE_EXTS, ImageDecodeError, decode_image, encode_image
 from .pool import windowed_map
 from .shards import MARKER_SUFFIX, SHARD_FORMAT, ShardSink, iter_samples, list_shards, own_shards
@@ -124,12 +125,6 @@ _LMDB_SAFE = re.compile(r"[A-Za-z0-9_-]")
 def lmdb_key(key: str) -> str:
     """The key as BasicSR can use it: ASCII, no dot, no space (others become ``%XX`` of UTF-8)."""
     return "".join(c if _LMDB_SAFE.fullmatch(c) else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in key)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _failure(path: str, reason: str) -> dict[str, Any]:
@@ -557,7 +552,7 @@ def export_shards(urls: list[str], out: str | Path, opts: ExportOptions,
               "shards": urls, "scales": {str(k): v for k, v in scales.items()}, "failures": failures,
               "options": {k: v for k, v in vars(opts).items() if k != "overwrite"},
               "redegkit_version": __version__}
-    _atomic_write_text(out / DONE_MARKER, json.dumps(marker, indent=1, ensure_ascii=False))
+    atomic_write_text(out / DONE_MARKER, json.dumps(marker, indent=1, ensure_ascii=False))
     return res
 
 
@@ -705,6 +700,6 @@ def pack_folders(hq_dir: str | Path, lq_dir: str | Path, out: str | Path, *, sca
               "scale": scale, "shards": [m["shard"] for m in sink.written], "failures": failures,
               "redegkit_version": __version__}
     report_path = out / "report.json"
-    _atomic_write_text(report_path, json.dumps(report, indent=1, ensure_ascii=False))
+    atomic_write_text(report_path, json.dumps(report, indent=1, ensure_ascii=False))
     return PackResult(out, len(pairs), samples, report["shards"], scale, failures, time.perf_counter() - t0,
                       report_path)

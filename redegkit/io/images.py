@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
 import cv2
 import numpy as np
+
+from .atomic import atomic_write_bytes
 
 AlphaPolicy = Literal["composite", "drop"]
 
@@ -216,14 +217,7 @@ def encode_image(img: np.ndarray, fmt: str = "png", quality: int = 95, png_level
 def write_image(path: str | os.PathLike, img: np.ndarray, quality: int = 95) -> Path:
     """Write atomically (temp file + rename); the format follows the extension."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    data = encode_image(img, p.suffix or ".png", quality=quality)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-    os.replace(tmp, p)
-    return p
+    return atomic_write_bytes(p, encode_image(img, p.suffix or ".png", quality=quality))
 
 
 def _umask() -> int:

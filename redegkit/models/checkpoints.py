@@ -12,7 +12,6 @@ hyperparameters that rebuild the module, or None when the keys are not theirs.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from ..io.atomic import atomic_path
 
 FORMAT = "redegkit.checkpoint"
 VERSION = 1
@@ -88,15 +89,8 @@ def torch_save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     """``torch.save`` into a temporary file in the same folder, then rename: a reader never sees
     a half-written file, and a crash leaves the previous file intact."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_path(p) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return p
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..device import pick_device
+from ..io.atomic import atomic_write_bytes
 from ..io.images import ImageDecodeError, decode_image, encode_image, from_tensor, to_tensor
 from ..io.sources import list_sources
 from ..models.checkpoints import CheckpointError, load_raw, load_state_strict, unwrap_state_dict
@@ -215,17 +215,6 @@ def _read_alpha(path: Path) -> np.ndarray | None:
     return a if a.dtype == np.uint8 else None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual permissions
-    os.replace(tmp, path)
-
-
 def _encode(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, quality: int) -> bytes:
     if alpha is None:
         return encode_image(rgb, fmt, quality=quality)
@@ -289,7 +278,7 @@ def upscale_files(
             if rel.is_absolute() or ".." in rel.parts:  # paths from lists/stdin: never escape out_dir
                 rel = Path(rel.name)
             dest = out / rel.with_suffix(f".{cfg.format}")
-            _write_atomic(dest, _encode(sr, alpha, cfg.format, cfg.quality))
+            atomic_write_bytes(dest, _encode(sr, alpha, cfg.format, cfg.quality))
             rep.written.append(str(dest))
         except ImageDecodeError as e:
             rep.failures.append({"path": str(src.path), "reason": e.reason})
