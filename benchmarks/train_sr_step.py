@@ -28,6 +28,7 @@ from redegkit.config import resolve_config
 from redegkit.models.discriminators import UNetDiscriminatorSN
 from redegkit.models.perceptual import PerceptualLoss
 from redegkit.models.rrdb import RRDBNet
+from redegkit.run import RunContext
 from redegkit.sr.state import make_adam, make_ema
 from redegkit.sr.step import GANStep, wrap_for_training
 from redegkit.sr.upscale import upscale_tensor
@@ -51,13 +52,12 @@ def bench_train(mode: str, args, device: torch.device) -> float:
     ema = make_ema(g)
     percep = PerceptualLoss(cfg.loss.perceptual_layers, cfg.loss.perceptual, cfg.loss.style,
                             random_weights=True).to(device)
-    if fast and device.type == "cuda":
-        for net in (g, d, ema, percep):
-            net.to(memory_format=torch.channels_last)
+    ctx = RunContext.local(device, "bf16" if fast else "fp32", channels_last=fast)
+    ctx.place(g, d, ema, percep)
     opt_g = make_adam(g.parameters(), 1e-4, (0.9, 0.99), device, fused=fast)
     opt_d = make_adam(d.parameters(), 1e-4, (0.9, 0.99), device, fused=fast)
-    g_run, d_run, d_frozen = wrap_for_training(g, d, cfg, device)
-    step = GANStep(cfg, g=g, d=d, ema=ema, percep=percep, opt_g=opt_g, opt_d=opt_d, device=device,
+    g_run, d_run, d_frozen = wrap_for_training(g, d, cfg, ctx)
+    step = GANStep(cfg, g=g, d=d, ema=ema, percep=percep, opt_g=opt_g, opt_d=opt_d, ctx=ctx,
                    g_run=g_run, d_run=d_run, d_frozen=d_frozen)
     gen = torch.Generator().manual_seed(0)
     lq = step.to_device(torch.rand(args.batch, 3, args.hq // 4, args.hq // 4, generator=gen) * 2 - 1)

@@ -51,7 +51,7 @@ def test_pick_device_rules():
     import torch
 
     from redegkit.config import ConfigError
-    from redegkit.device import pick_device
+    from redegkit.run import pick_device
 
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -103,3 +103,56 @@ def test_torchrun_two_cpu_ranks_of_synthesize_bank(tmp_path):
     assert [(r["runtime"]["device"], r["runtime"]["local_rank"]) for r in reports] == [("cpu", 0), ("cpu", 1)]
     assert sum(r["samples"] for r in reports) == 6
     assert sorted(p.name for p in out.glob("*.tar")) == ["shard-r000-000000.tar", "shard-r001-000000.tar"]
+
+
+def test_precision_layout_and_host_context(four_gpus):
+    gpu = RunContext.from_env("auto", "auto", channels_last=True, env={})
+    assert gpu.precision == "bf16" and gpu.channels_last and gpu.amp_dtype == torch.bfloat16
+    assert RunContext.from_env("auto", "fp32", env={}).precision == "fp32"
+    cpu = RunContext.local("cpu", "bf16", channels_last=True)
+    assert (cpu.precision, cpu.channels_last, cpu.amp_dtype) == ("fp32", False, None)
+    assert cpu.memory_format == torch.contiguous_format
+    with pytest.raises(ConfigError, match="precision must be"):
+        RunContext.from_env("cpu", "fp16", env={})
+    host = RunContext.host(seed=3, env={"RANK": "1", "WORLD_SIZE": "2"})
+    assert (host.rank, host.world, host.device, host.seed) == (1, 2, None, 3)
+    with pytest.raises(RuntimeError, match="no device"):
+        host.to_device(torch.zeros(1))
+
+
+def test_host_context_does_not_import_torch():
+    code = ("import sys; from redegkit.run import RunContext; c = RunContext.host(env={}); "
+            "c.folder('.'); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_single_process_collectives_and_rank0_only_folder(tmp_path):
+    ctx = RunContext.local("cpu")
+    assert ctx.join() is ctx and not ctx._owns_group  # no torchrun: no group is made
+    assert ctx.mean_over_ranks({"b": torch.tensor(2.0), "a": torch.tensor(0.5)}) == {"a": 0.5, "b": 2.0}
+    assert ctx.gather({"x": 1}) == [{"x": 1}]
+    net = torch.nn.Linear(2, 2)
+    assert ctx.ddp(net) is net
+    other = RunContext(rank=1, world=2, device=torch.device("cpu"))
+    other.folder(tmp_path / "r1").write_json("report.json", {"a": 1})
+    other.folder(tmp_path / "r1").metrics(tensorboard=None).write({"step": 1})
+    assert not (tmp_path / "r1").exists()  # only rank 0 writes
+    f = ctx.folder(tmp_path / "r0")
+    f.write_json("report.json", {"a": 1})
+    f.save_checkpoint("last.pt", {"step": 4})
+    assert json.loads((tmp_path / "r0" / "report.json").read_text()) == {"a": 1}
+    assert f.load_checkpoint("last.pt")["step"] == 4
+
+
+def test_metrics_writer_resume_drops_later_records(tmp_path):
+    from redegkit.run import MetricsWriter
+
+    m = MetricsWriter(tmp_path / "run" / "metrics.jsonl")
+    for s in (1, 2, 3, 4):
+        m.write({"split": "train", "step": s, "loss": 1.0 / s})
+    m.keep_until(2)  # resumed from the step-2 checkpoint: steps 3 and 4 will be logged again
+    lines = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2]
+    m.keep_until(0)  # a fresh run in the same folder starts an empty log
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -5,7 +5,7 @@ apply them to new images (the SynNet encoder and generator). :mod:`.store` is th
 :mod:`.bake` makes banks, :mod:`.cluster` describes them, :mod:`.apply` runs the synthesizer.
 """
 
-from .bake import BakeConfig, BakeResult, PairRef, bake, list_pairs, load_bake_networks, pick_device
+from .bake import BakeConfig, BakeResult, PairRef, bake, list_pairs, load_bake_networks
 from .cluster import Clustering, bank_info, cluster_bank, cluster_embeddings
 from .store import (
     FORMAT,
@@ -25,6 +25,6 @@ from .store import (
 __all__ = [
     "FORMAT", "VERSION", "BakeConfig", "BakeResult", "Bank", "BankError", "Clustering", "PairRef", "bake",
     "bank_info", "build_synthesizer", "check_bank", "cluster_bank", "cluster_embeddings", "filter_bank",
-    "list_pairs", "load_bake_networks", "load_bank", "merge_banks", "module_sha256", "pack_module", "pick_device",
+    "list_pairs", "load_bake_networks", "load_bank", "merge_banks", "module_sha256", "pack_module",
     "save_bank",
 ]

@@ -14,10 +14,10 @@ from pydantic import Field
 from torch import nn
 
 from ..config import StrictModel
-from ..device import pick_device
 from ..io.images import ImageDecodeError, decode_image, to_tensor
 from ..io.pairs import FacePair, list_face_pairs
 from ..rng import sample_rng
+from ..run import RunContext
 from .calibrate import calibrate_pair, stack_calibrations
 from .store import Bank, BankError, check_bank, module_sha256, pack_module
 
@@ -142,7 +142,7 @@ def bake(pairs: list[PairRef] | str | os.PathLike, degnet: nn.Module, encoder: n
     failures: list[dict[str, str]] = []
     if not isinstance(pairs, list):
         pairs, failures = list_pairs(pairs)
-    dev = pick_device(cfg.device)
+    dev = RunContext.from_env(cfg.device, "fp32").device  # embeddings stay fp32 (they feed L1 terms)
     degnet = degnet.eval().to(dev)
     size = int(degnet.hparams["size"])
     embs, idents, records = [], [], []

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..device import pick_device
 from ..io.images import from_tensor, to_tensor
 from ..io.preview import fit_tile, grid, label
+from ..run import RunContext
 from .apply import Synthesizer, synthesize_image
 from .cluster import cluster_bank
 from .store import Bank, build_synthesizer
@@ -43,7 +43,7 @@ def render_preview(bank: Bank, image: np.ndarray, *, n: int = 8, centres: bool =
     if s < 1.0:
         image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     enc, gen = build_synthesizer(bank)
-    synth = Synthesizer(enc, gen, device=pick_device(device), compile=False)
+    synth = Synthesizer(enc, gen, device=RunContext.from_env(device).device, compile=False)
     hq = to_tensor(image)
     tiles = [label(fit_tile(image, tile), "HQ input")]
     for text, z in [("identity (strength 0)", bank.identity), *preview_embeddings(bank, n, centres)]:

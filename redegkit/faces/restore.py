@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..device import pick_device
 from ..io.images import from_tensor, to_tensor
 from ..models.checkpoints import CheckpointError, StateDict, load_raw, load_state_strict, unwrap_state_dict
+from ..run import RunContext, pick_device
 from .align import FACE_SIZE
 
 # restorer names on the command line -> manifest entries
@@ -163,4 +163,4 @@ def load_restorer(restorer: str = "gfpgan", weights: str | Path | None = None, *
                   batch_size: int = 0) -> GFPGANRestorer:
     """Resolve and load a restorer once per process (cached by file, device and batch size)."""
     path, entry = resolve_restorer_path(restorer, weights)
-    return _load_cached(str(path.resolve()), pick_device(device), int(batch_size), entry, path.stat().st_mtime_ns)
+    return _load_cached(str(path.resolve()), RunContext.from_env(device).device, int(batch_size), entry, path.stat().st_mtime_ns)

@@ -12,8 +12,6 @@ global batch; only rank 0 logs, validates and writes files.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +23,12 @@ from torch import nn
 
 from .. import __version__
 from ..console import log, progress
-from ..device import pick_device
-from ..io.atomic import atomic_copy, atomic_write_json
+from ..io.atomic import atomic_copy
 from ..io.images import from_tensor, to_tensor, write_image
 from ..io.sources import Source, list_sources
-from ..models.checkpoints import FORMAT, build, load_raw, load_state_strict, save_checkpoint
+from ..models.checkpoints import FORMAT, build, load_raw, load_state_strict
 from ..rng import sample_rng
+from ..run import RunContext
 from .config import FitConfig
 from .data import build_dataset, list_face_pairs, load_validation, make_loader, split_pairs
 from .step import NET_NAMES, FitModel, load_official
@@ -72,11 +70,6 @@ class FitResult:
         }
 
 
-def dist_info() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from the torchrun environment (0, 1, 0 without it)."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     """Mean PSNR (dB) over a batch of uint8 images [N, H, W, 3] (identical images count as 100 dB)."""
     mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
@@ -111,13 +104,10 @@ class Fitter:
         user_presets: dict[str, Any] | None = None,
     ) -> None:
         self.cfg, self.out = cfg, Path(out)
-        self.rank, self.world, local = dist_info()
-        self.device = pick_device(device, local)
-        if self.world > 1 and not torch.distributed.is_initialized():
-            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-            torch.backends.cudnn.benchmark = True
+        # rank, device (cuda:LOCAL_RANK), bf16 on CUDA, channels_last, cudnn.benchmark, the group
+        self.ctx = RunContext.from_env(device, cfg.precision, channels_last=cfg.channels_last, seed=cfg.seed).join()
+        self.rank, self.world, self.device = self.ctx.rank, self.ctx.world, self.ctx.device
+        self.folder = self.ctx.folder(self.out)
         last = self.out / "last.pt"
         if resume and not last.is_file():
             raise FileNotFoundError(f"{last}: nothing to resume (no last.pt in the run folder)")
@@ -134,7 +124,7 @@ class Fitter:
             self.train_pairs, self.naturals, cfg.data, crop=cfg.crop, seed=cfg.seed,
             length=cfg.steps * cfg.batch * self.world, user_presets=user_presets, interp_quirk=cfg.interp_quirk,
         )
-        self.model = FitModel(cfg, self.device, ddp=self.world > 1)  # WeightsMissingError surfaces here
+        self.model = FitModel(cfg, ctx=self.ctx)  # WeightsMissingError surfaces here
         self.step = 0
         if resume:
             self.load(last)
@@ -143,7 +133,7 @@ class Fitter:
                 log.info("initialised from %s", path)
         self.val_batch = self._prepare_validation() if self.rank == 0 else None
         self._seen_bad = {f["path"] for f in self.failures}
-        self._tb = self._tensorboard() if self.rank == 0 else None
+        self.metrics = self.folder.metrics()  # JSONL + TensorBoard (when installed), rank 0 only
 
     # ------------------------------------------------------------------ setup
     def _prepare_validation(self) -> dict[str, Any] | None:
@@ -165,13 +155,6 @@ class Fitter:
         batch["face_syn_lq"] = to_tensor(np.stack(syn))
         batch["key"] = imgs["key"]
         return batch
-
-    def _tensorboard(self) -> Any:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # optional extra: pip install redegkit[tensorboard]
-            return None
-        return SummaryWriter(str(self.out / "tb"))
 
     # ------------------------------------------------------------------ the loop
     def fit(self, show_progress: bool = True) -> FitResult:
@@ -210,8 +193,7 @@ class Fitter:
         finally:
             if bar is not None:
                 bar.__exit__(None, None, None)
-            if self._tb is not None:
-                self._tb.flush()
+            self.metrics.flush()
         seconds = time.perf_counter() - t0
         self._gather_failures()
         result = FitResult(
@@ -220,35 +202,22 @@ class Fitter:
             train=train, val=val, checkpoints=checkpoints, failures=list(self.failures),
             n_train_pairs=len(self.train_pairs), n_val_pairs=len(self.val_pairs), n_natural=len(self.naturals),
         )
-        if self.rank == 0:
-            atomic_write_json(self.out / "report.json", {**result.summary(), "failures": result.failures})
+        self.folder.write_json("report.json", {**result.summary(), "failures": result.failures,
+                                               "runtime": self.ctx.describe()})
         return result
 
     def _prepare_out(self, start: int) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.out / "config.json", self.cfg.model_dump(mode="json"))
-        metrics = self.out / "metrics.jsonl"
-        if start and metrics.is_file():  # drop lines logged after the checkpoint we resume from
-            keep = [ln for ln in metrics.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= start]
-            metrics.write_text("".join(ln + "\n" for ln in keep))
-        elif metrics.is_file():
-            metrics.unlink()
+        self.folder.write_json("config.json", self.cfg.model_dump(mode="json"))
+        self.metrics.keep_until(start)  # drop what was logged after the checkpoint we resume from
 
     def _mean_over_ranks(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
         """Losses as floats, averaged over ranks under torchrun (every rank logs at the same steps)."""
-        names = sorted(losses)
-        vec = torch.stack([losses[k].float().to(self.device) for k in names])
-        if self.world > 1:
-            torch.distributed.all_reduce(vec)
-            vec /= self.world
-        return dict(zip(names, vec.tolist(), strict=True))
+        return self.ctx.mean_over_ranks(losses)
 
     def _gather_failures(self) -> None:
         # each rank only sees the bad files of its own samples
-        if self.world > 1:
-            gathered: list[list[dict[str, str]] | None] = [None] * self.world
-            torch.distributed.all_gather_object(gathered, self.failures)
-            self._note_failures([f for part in gathered for f in (part or [])])
+        if self.ctx.distributed:
+            self._note_failures([f for part in self.ctx.gather(self.failures) for f in (part or [])])
 
     def _note_failures(self, errors: list[dict[str, str]]) -> None:
         for e in errors:
@@ -259,14 +228,7 @@ class Fitter:
                     log.warning("skipped unreadable image %s: %s", e["path"], e["reason"])
 
     def _log(self, record: dict[str, Any]) -> None:
-        if self.rank != 0:
-            return
-        with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        if self._tb is not None:
-            for k, v in record.items():
-                if isinstance(v, float):
-                    self._tb.add_scalar(f"{record['split']}/{k}", v, record["step"])
+        self.metrics.write(record)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict[str, float]:
@@ -329,16 +291,15 @@ class Fitter:
     def save(self, keep: bool = True, sync: bool = True) -> Path:
         """Write ``last.pt`` atomically (rank 0); with ``keep``, also ``checkpoints/step_N.pt``.
         ``sync``: under torchrun, wait for every rank afterwards."""
-        last = self.out / "last.pt"
+        last = self.folder.save_checkpoint("last.pt", self.state()) if self.rank == 0 else self.out / "last.pt"
         if self.rank == 0:
-            save_checkpoint(last, self.state())
             if keep:
                 kept = self.out / "checkpoints" / f"step_{self.step:07d}.pt"
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 atomic_copy(last, kept)  # a hard link costs no space; last.pt is replaced by rename
                 last = kept
-        if self.world > 1 and sync:
-            torch.distributed.barrier()
+        if sync:
+            self.ctx.barrier()
         return last
 
     def load(self, path: Path) -> None:
@@ -373,7 +334,7 @@ def fit_degradation(
     source(s). Writes the run folder ``out``; see :class:`Fitter`. Raises WeightsMissingError when the
     perceptual loss is on and VGG19 weights are missing.
     """
-    own_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    fitter = None
     try:
         fitter = Fitter(
             cfg, pairs, natural, out, val_pairs=val_pairs, device=device, resume=resume,
@@ -381,8 +342,9 @@ def fit_degradation(
         )
         return fitter.fit(show_progress=show_progress)
     finally:
-        if own_group and torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        if fitter is not None:
+            fitter.metrics.close()
+            fitter.ctx.leave()  # the process group, if this run created it
 
 
 def load_fitted(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, nn.Module]:

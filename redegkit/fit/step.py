@@ -21,6 +21,7 @@ from torch import nn
 from ..models.checkpoints import CheckpointError, load_checkpoint, load_state_strict
 from ..models.redeg import DegNet, ReDegSNDiscriminator, SynNetEncoder, SynNetGenerator
 from ..rng import sample_rng
+from ..run import RunContext
 from .config import FitConfig
 from .losses import (
     build_perceptual_loss,
@@ -95,8 +96,10 @@ def lr_factor(cfg: FitConfig, step: int) -> float:
 class FitModel:
     """Networks, optimisers and losses of one rank, with :meth:`train_step`.
 
-    ``device`` is a torch device; ``ddp=True`` wraps DegNet/E/G/S in DistributedDataParallel (the
-    process group must exist). On CUDA, ``precision="auto"`` means bf16 autocast; on CPU fp32.
+    ``ctx`` (a :class:`~redegkit.run.RunContext`) gives the device, precision (bf16 autocast on
+    CUDA, fp32 on the CPU), memory format and, under torchrun, DistributedDataParallel wrapping
+    of all four networks (the context must have joined its process group). Without ``ctx`` the
+    model runs in one process on ``device`` with ``cfg.precision``.
     ``random_vgg=True`` (benchmarks only) builds the perceptual loss with random VGG weights.
     """
 
@@ -105,15 +108,15 @@ class FitModel:
         cfg: FitConfig,
         device: torch.device | str = "cpu",
         *,
+        ctx: RunContext | None = None,
         nets: dict[str, nn.Module] | None = None,
-        ddp: bool = False,
         random_vgg: bool = False,
     ) -> None:
         self.cfg = cfg
-        self.device = torch.device(device)
-        cuda = self.device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if cfg.precision == "bf16" or (cfg.precision == "auto" and cuda) else None
-        self.memory_format = torch.channels_last if cuda and cfg.channels_last else torch.contiguous_format
+        self.ctx = ctx or RunContext.local(device, cfg.precision, channels_last=cfg.channels_last, seed=cfg.seed)
+        self.device = self.ctx.device
+        self.amp_dtype = self.ctx.amp_dtype
+        self.memory_format = self.ctx.memory_format
         # Fails fast (WeightsMissingError) before anything else is built when VGG19 is missing.
         self.perceptual = build_perceptual_loss(
             cfg.loss, cfg.vgg_weights, reference_range_quirk=cfg.vgg_range_quirk, random_weights=random_vgg
@@ -126,19 +129,13 @@ class FitModel:
         self.optims = {
             name: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas) for name, net in self.nets.items()
         }
-        self.run = dict(self.nets)  # what forward passes call: DDP wrappers under torchrun
-        if ddp:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if cuda else None
-            for name in NET_NAMES:  # every parameter gets a gradient each step: no unused-parameter search
-                self.run[name] = DDP(self.nets[name], device_ids=ids)
+        # what forward passes call: DDP wrappers under torchrun (every parameter gets a gradient
+        # each step, so no unused-parameter search)
+        self.run = {name: self.ctx.ddp(net) for name, net in self.nets.items()}
 
     # ------------------------------------------------------------------ helpers
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return self.ctx.autocast()
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         """Images to the device in the model's memory format; uint8 (loader batches) become float

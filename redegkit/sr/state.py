@@ -1,4 +1,6 @@
-"""Everything ``train-sr`` needs besides the loop: device/DDP set-up, networks, checkpoint state.
+"""Everything ``train-sr`` needs besides the loop: networks, optimisers, checkpoint state.
+
+Device, precision and the process group come from :class:`redegkit.run.RunContext`.
 
 The training state is ONE plain dict (``kind = "train_sr_state"``) saved atomically as
 ``OUT/checkpoints/last.pt`` and, every ``ckpt_every`` steps, ``step-NNNNNNN.pt``. It holds the
@@ -11,8 +13,6 @@ beside it as ``OUT/net_g.pt`` and ``OUT/net_g_ema.pt`` (plain redegkit checkpoin
 from __future__ import annotations
 
 import copy
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,40 +20,11 @@ import torch
 from torch import nn
 
 from ..console import log
-from ..device import pick_device
 from ..models.checkpoints import CheckpointError, load_checkpoint, load_raw, save_checkpoint
 from ..models.discriminators import UNetDiscriminatorSN
 from ..models.rrdb import RRDBNet
 from .config import TrainSRConfig
 from .upscale import TRAIN_STATE_KIND, load_sr_model
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_dist(device: str) -> tuple[Dist, torch.device]:
-    """Join the torchrun process group when WORLD_SIZE > 1; pick this process's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(), pick_device(device)
-    import torch.distributed as dist
-
-    d = Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    dev = pick_device(device)
-    if dev.type == "cuda":
-        dev = torch.device("cuda", d.local_rank)
-        torch.cuda.set_device(dev)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return d, dev
 
 
 def build_generator(cfg: TrainSRConfig) -> RRDBNet:

@@ -11,25 +11,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..run import RunContext
 from .config import TrainSRConfig
 from .losses import gan_loss, usm_sharpen
-from .state import Dist, update_ema
+from .state import update_ema
 
 
-def wrap_for_training(g: nn.Module, d: nn.Module, cfg: TrainSRConfig, device: torch.device,
-                      dist: Dist | None = None) -> tuple[nn.Module, nn.Module, nn.Module]:
+def wrap_for_training(g: nn.Module, d: nn.Module, cfg: TrainSRConfig,
+                      ctx: RunContext) -> tuple[nn.Module, nn.Module, nn.Module]:
     """``(g_run, d_run, d_frozen)``: DDP under torchrun, ``torch.compile`` when asked (CUDA).
 
     ``d_frozen`` is the unwrapped D used inside the G step (its parameters are frozen there,
     so it needs no DDP gradient reduction).
     """
-    g_run, d_run = g, d
-    if dist is not None and dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [device.index] if device.type == "cuda" else None
-        g_run, d_run = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
-    compile_ = cfg.compile and device.type == "cuda"
+    g_run, d_run = ctx.ddp(g), ctx.ddp(d)
+    compile_ = cfg.compile and ctx.cuda
     if compile_:
         g_run, d_run = torch.compile(g_run), torch.compile(d_run)
     return g_run, d_run, (torch.compile(d) if compile_ else d)
@@ -40,18 +36,17 @@ class GANStep:
 
     def __init__(self, cfg: TrainSRConfig, *, g: nn.Module, d: nn.Module, ema: nn.Module | None,
                  percep: nn.Module | None, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                 device: torch.device, g_run: nn.Module | None = None, d_run: nn.Module | None = None,
+                 ctx: RunContext, g_run: nn.Module | None = None, d_run: nn.Module | None = None,
                  d_frozen: nn.Module | None = None) -> None:
         self.cfg, self.loss = cfg, cfg.loss
         self.g, self.d, self.ema, self.percep, self.opt_g, self.opt_d = g, d, ema, percep, opt_g, opt_d
         self.g_run, self.d_run, self.d_frozen = g_run or g, d_run or d, d_frozen or d
-        self.amp = device.type == "cuda" and cfg.amp
-        self.mem = torch.channels_last if device.type == "cuda" and cfg.channels_last else torch.contiguous_format
+        self.ctx = ctx  # device, bf16 autocast on CUDA, channels_last
         self.usm = set(cfg.loss.usm_targets)
-        self.device = device
+        self.device = ctx.device
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.device, non_blocking=True).contiguous(memory_format=self.mem)
+        return self.ctx.to_device(x)
 
     def __call__(self, lq: torch.Tensor, hq: torch.Tensor, gan_phase: bool) -> dict[str, torch.Tensor]:
         lc, usm = self.loss, self.usm
@@ -59,7 +54,7 @@ class GANStep:
 
         # --- G step
         self.d.requires_grad_(False)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+        with self.ctx.autocast():
             sr = self.g_run(lq)
             losses: dict[str, torch.Tensor] = {}
             if lc.l1 > 0:
@@ -81,7 +76,7 @@ class GANStep:
         if gan_phase:
             self.d.requires_grad_(True)
             real = hq_usm if "gan" in usm else hq
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            with self.ctx.autocast():
                 logits = self.d_run(torch.cat([real, sr.detach()]))
             n = real.shape[0]
             losses["d"] = gan_loss(logits[:n], True) + gan_loss(logits[n:], False)

@@ -13,7 +13,6 @@ the device and read only every ``log_every`` steps. Under ``torchrun`` G and D a
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -26,18 +25,11 @@ import torch
 
 from ..console import log
 from ..io.images import write_image
+from ..run import RunContext
 from .config import TrainSRConfig
 from .data import TrainStream, load_val_set
 from .metrics import preview_grid, psnr_y, ssim_y
-from .state import (
-    build_discriminator,
-    build_generator,
-    load_state,
-    make_adam,
-    make_ema,
-    save_state,
-    setup_dist,
-)
+from .state import build_discriminator, build_generator, load_state, make_adam, make_ema, save_state
 from .step import GANStep, wrap_for_training
 from .upscale import upscale_image
 
@@ -55,37 +47,6 @@ class TrainResult:
     last_losses: dict[str, float] = field(default_factory=dict)
     last_val: dict[str, float] = field(default_factory=dict)
     checkpoint: str = ""
-
-
-class MetricLog:
-    """Appends records to ``OUT/metrics.jsonl`` and, if installed, to TensorBoard."""
-
-    def __init__(self, out: Path, enabled: bool) -> None:
-        self.enabled = enabled
-        self.path = out / "metrics.jsonl"
-        self.tb = None
-        if enabled:
-            out.mkdir(parents=True, exist_ok=True)
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out / "tb"))
-            except Exception:  # tensorboard not installed: JSONL only
-                self.tb = None
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            for k, v in record.items():
-                if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
-                    self.tb.add_scalar(k, v, record["step"])
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
 
 
 def validate(g_eval: torch.nn.Module, val_set, cfg: TrainSRConfig, device: torch.device, out: Path,
@@ -126,9 +87,19 @@ def train_sr(
     """
     t_start = time.perf_counter()
     out = Path(out_dir)
-    dist, device = setup_dist(cfg.device)
-    cuda = device.type == "cuda"
-    torch.manual_seed(cfg.seed + dist.rank)  # network init; data randomness is seeded apart
+    # rank, cuda:LOCAL_RANK, bf16 autocast, channels_last, cudnn.benchmark, the process group
+    ctx = RunContext.from_env(cfg.device, "bf16" if cfg.amp else "fp32", channels_last=cfg.channels_last,
+                              seed=cfg.seed).join()
+    try:
+        return _train(cfg, shards, out, ctx, resume, on_step, t_start)
+    finally:
+        ctx.leave()
+
+
+def _train(cfg: TrainSRConfig, shards: str | Path | list[str], out: Path, ctx: RunContext, resume: bool,
+           on_step: ProgressFn | None, t_start: float) -> TrainResult:
+    dist, device, cuda = ctx, ctx.device, ctx.cuda
+    ctx.seed_torch()  # network init (seed + rank); data randomness is seeded apart
 
     g = build_generator(cfg).to(device)
     d = build_discriminator(cfg).to(device)
@@ -139,10 +110,7 @@ def train_sr(
 
         percep = PerceptualLoss(cfg.loss.perceptual_layers, cfg.loss.perceptual, cfg.loss.style, "l1",
                                 weights_path=cfg.loss.vgg_weights).to(device)
-    if cuda and cfg.channels_last:
-        for m in (g, d, ema, percep):
-            if m is not None:
-                m.to(memory_format=torch.channels_last)
+    ctx.place(g, d, ema, percep)
     o = cfg.optim
     opt_g = make_adam(g.parameters(), o.lr_g, o.betas, device)
     opt_d = make_adam(d.parameters(), o.lr_d, o.betas, device)
@@ -165,12 +133,14 @@ def train_sr(
                         "will not match an uninterrupted run", now, saved_data)
     start_step = step
 
-    g_run, d_run, d_frozen = wrap_for_training(g, d, cfg, device, dist)
-    step_fn = GANStep(cfg, g=g, d=d, ema=ema, percep=percep, opt_g=opt_g, opt_d=opt_d, device=device,
+    g_run, d_run, d_frozen = wrap_for_training(g, d, cfg, ctx)
+    step_fn = GANStep(cfg, g=g, d=d, ema=ema, percep=percep, opt_g=opt_g, opt_d=opt_d, ctx=ctx,
                       g_run=g_run, d_run=d_run, d_frozen=d_frozen)
 
     val_set = load_val_set(cfg.val, cfg.data, cfg.model.scale, cfg.val_max_images) if cfg.val and dist.main else None
-    mlog = MetricLog(out, dist.main)
+    mlog = ctx.folder(out).metrics()  # JSONL + TensorBoard (when installed), rank 0 only
+    if dist.main:
+        mlog.keep_until(step)  # resuming: drop what was logged after the checkpoint
     sums: dict[str, torch.Tensor] = {}
     n_sum, t_log, last_losses, last_val, last_rate = 0, time.perf_counter(), {}, {}, 0.0
     ckpt_path = ""

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..device import pick_device
 from ..io.atomic import atomic_write_bytes
 from ..io.images import ImageDecodeError, decode_image, encode_image, from_tensor, to_tensor
 from ..io.sources import list_sources
 from ..models.checkpoints import CheckpointError, load_raw, load_state_strict, unwrap_state_dict
 from ..models.rrdb import INPUT_RANGES, RRDBNet, detect_rrdbnet
+from ..run import RunContext
 from .config import UpscaleConfig
 
 PAD_MULTIPLE = 8
@@ -257,7 +257,7 @@ def upscale_files(
 
     cfg = cfg or UpscaleConfig()
     t0 = time.perf_counter()
-    device = pick_device(cfg.device)
+    device = RunContext.from_env(cfg.device, "bf16" if cfg.amp else "fp32").device
     model = load_sr_model(model_path, cfg.input_range).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
