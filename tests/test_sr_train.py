@@ -70,6 +70,22 @@ def test_resume_continues_exactly(shard, tmp_path):
         assert torch.equal(va, vb), k
 
 
+def test_resume_from_an_older_checkpoint_logs_each_step_once(shard, tmp_path):
+    # a run killed hard after step 7 (no final save): its last.pt is the step-4 checkpoint,
+    # while metrics.jsonl already holds steps 5..7; resuming must not log them twice
+    import shutil
+
+    cfg = _cfg(steps=8, pretrain_steps=2, ckpt_every=4)
+    train_sr(cfg, str(shard), tmp_path / "b")
+    ck = tmp_path / "b" / "checkpoints"
+    shutil.copy(ck / "step-0000004.pt", ck / "last.pt")
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    (tmp_path / "b" / "metrics.jsonl").write_text("".join(ln + "\n" for ln in lines if json.loads(ln)["step"] <= 7))
+    res = train_sr(cfg, str(shard), tmp_path / "b", resume=True)
+    assert res.start_step == 4
+    assert [r["step"] for r in _records(tmp_path / "b") if "l1" in r] == list(range(1, 9))
+
+
 def test_a_failure_saves_the_state_and_resume_continues(shard, tmp_path, monkeypatch, caplog):
     from redegkit.sr.step import GANStep
 
