@@ -280,6 +280,25 @@ class RunContext:
         return RunFolder(Path(path), writer=self.main)
 
 
+def rng_state() -> dict[str, Any]:
+    """The global torch RNG states (CPU and every CUDA device) for a checkpoint."""
+    import torch
+
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved (CUDA states only where CUDA is available)."""
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 class MetricsWriter:
     """Appends one JSON object per record to ``metrics.jsonl`` and, when TensorBoard is installed,
     adds each finite number as a scalar (tag ``split/name`` when the record has a ``split``).

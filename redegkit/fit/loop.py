@@ -28,7 +28,7 @@ from ..io.images import from_tensor, to_tensor, write_image
 from ..io.sources import Source, list_sources
 from ..models.checkpoints import FORMAT, build, load_raw, load_state_strict
 from ..rng import sample_rng
-from ..run import RunContext
+from ..run import RunContext, rng_state, set_rng_state
 from .config import FitConfig
 from .data import build_dataset, list_face_pairs, load_validation, make_loader, split_pairs
 from .step import NET_NAMES, FitModel, load_official
@@ -257,16 +257,13 @@ class Fitter:
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, Any]:
         """The checkpoint payload: networks (arch, hparams, weights), optimisers, step, RNG states."""
-        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
             "kind": KIND,
             "redegkit_version": __version__,
             "step": self.step,
             "config": self.cfg.model_dump(mode="json"),
             **self.model.state_dict(),
-            "rng": rng,
+            "rng": rng_state(),
             "failures": list(self.failures),
         }
 
@@ -310,9 +307,7 @@ class Fitter:
         self.model.load_state_dict(state, str(path))
         self.step = int(state["step"])
         self.failures = list(state.get("failures", []))
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        set_rng_state(state["rng"])
 
 
 def fit_degradation(

@@ -23,6 +23,7 @@ from ..console import log
 from ..models.checkpoints import CheckpointError, load_checkpoint, load_raw, save_checkpoint
 from ..models.discriminators import UNetDiscriminatorSN
 from ..models.rrdb import RRDBNet
+from ..run import rng_state, set_rng_state
 from .config import TrainSRConfig
 from .upscale import TRAIN_STATE_KIND, load_sr_model
 
@@ -85,16 +86,13 @@ def checkpoint_dir(out: Path) -> Path:
 def save_state(out: Path, step: int, cfg: TrainSRConfig, nets: dict[str, nn.Module],
                opts: dict[str, Any], extra: dict[str, Any], numbered: bool) -> Path:
     """Write ``last.pt`` (and ``step-N.pt`` when ``numbered``) plus the generator exports."""
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
     state = {
         "kind": TRAIN_STATE_KIND,
         "step": step,
         "config": cfg.model_dump(mode="json"),
         **{name: _net(m) for name, m in nets.items()},
         **{name: o.state_dict() for name, o in opts.items() if o is not None},
-        "rng": rng,
+        "rng": rng_state(),
         **extra,
     }
     ckdir = checkpoint_dir(out)
@@ -123,7 +121,5 @@ def load_state(out: Path, nets: dict[str, nn.Module], opts: dict[str, Any]) -> d
     for name, o in opts.items():
         if o is not None and name in state:
             o.load_state_dict(state[name])
-    torch.set_rng_state(state["rng"]["torch"])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    set_rng_state(state["rng"])
     return state
