@@ -103,7 +103,7 @@ class TrainSRConfig(StrictModel):
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1' …")
     amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU).")
     channels_last: bool = True
-    compile: bool = Field(False, description="torch.compile G and D (CUDA only).")
+    compile: bool = Field(False, description="torch.compile G and D (CUDA, or CPU with a C++ compiler; the first steps compile).")
 
     @model_validator(mode="after")
     def _check(self) -> TrainSRConfig:

@@ -19,13 +19,14 @@ from .state import update_ema
 
 def wrap_for_training(g: nn.Module, d: nn.Module, cfg: TrainSRConfig,
                       ctx: RunContext) -> tuple[nn.Module, nn.Module, nn.Module]:
-    """``(g_run, d_run, d_frozen)``: DDP under torchrun, ``torch.compile`` when asked (CUDA).
+    """``(g_run, d_run, d_frozen)``: DDP under torchrun, ``torch.compile`` when asked (on CUDA or
+    on the CPU, where Inductor needs a C++ compiler; the CPU path is what the tests compare with eager).
 
     ``d_frozen`` is the unwrapped D used inside the G step (its parameters are frozen there,
     so it needs no DDP gradient reduction).
     """
     g_run, d_run = ctx.ddp(g), ctx.ddp(d)
-    compile_ = cfg.compile and ctx.cuda
+    compile_ = cfg.compile
     if compile_:
         g_run, d_run = torch.compile(g_run), torch.compile(d_run)
     return g_run, d_run, (torch.compile(d) if compile_ else d)
@@ -40,7 +41,10 @@ class GANStep:
                  d_frozen: nn.Module | None = None) -> None:
         self.cfg, self.loss = cfg, cfg.loss
         self.g, self.d, self.ema, self.percep, self.opt_g, self.opt_d = g, d, ema, percep, opt_g, opt_d
-        self.g_run, self.d_run, self.d_frozen = g_run or g, d_run or d, d_frozen or d
+        # `is None`, not `or`: a compiled module has no truth value (bool() calls len(), which raises)
+        self.g_run = g_run if g_run is not None else g
+        self.d_run = d_run if d_run is not None else d
+        self.d_frozen = d_frozen if d_frozen is not None else d
         self.ctx = ctx  # device, bf16 autocast on CUDA, channels_last
         self.usm = set(cfg.loss.usm_targets)
         self.device = ctx.device
