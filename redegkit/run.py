@@ -198,8 +198,14 @@ class RunContext:
                 m.to(dev, memory_format=fmt)
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
-        """A batch to the device (non-blocking from pinned memory) in the context's memory format."""
+        """A batch to the device (non-blocking from pinned memory) in the context's memory format.
+        uint8 images (what the loaders ship: a quarter of float32's bytes) become float in
+        [-1, 1] on the device, with exactly the mapping of :func:`redegkit.io.images.to_tensor`."""
+        import torch
+
         x = x.to(self._need_device(), non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = x.float().div_(127.5).sub_(1.0)
         return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
 
     def seed_torch(self, per_rank: bool = True) -> None:

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from redegkit.config import ConfigError, resolve_config
+from redegkit.io.images import to_tensor
 from redegkit.models import load_checkpoint
 from redegkit.models.rrdb import RRDBNet
+from redegkit.run import RunContext
 from redegkit.sr.config import SRDataConfig
 from redegkit.sr.data import DataError, HighResLQ, TrainStream, detect_lq_resolution, load_val_set
 from redegkit.sr.train import train_sr
@@ -185,6 +187,12 @@ def test_low_res_lq_stream_is_aligned_and_deterministic(shard):
     first = [next(it) for _ in range(5)]
     lq, hq = first[0]
     assert lq.shape == (3, 3, 8, 8) and hq.shape == (3, 3, 32, 32)
+    # uint8 on the wire (a quarter of float32's bytes), mapped to [-1, 1] on the device exactly as to_tensor
+    assert lq.dtype == hq.dtype == torch.uint8
+    ctx = RunContext.local("cpu")
+    img = hq[0].permute(1, 2, 0).numpy()
+    assert torch.equal(ctx.to_device(hq[:1]), to_tensor(img)[None])
+    lq, hq = ctx.to_device(lq), ctx.to_device(hq)
     # aligned: downscaled HQ is close to the LQ (both come from the same pixels)
     down = torch.nn.functional.interpolate(hq, scale_factor=0.25, mode="area")
     assert (down - lq).abs().mean() < 0.1

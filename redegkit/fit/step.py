@@ -140,10 +140,7 @@ class FitModel:
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         """Images to the device in the model's memory format; uint8 (loader batches) become float
         in [-1, 1] there, with the same mapping as :func:`redegkit.io.images.to_tensor`."""
-        x = x.to(self.device, non_blocking=True)
-        if x.dtype == torch.uint8:
-            x = x.float().div_(127.5).sub_(1.0)
-        return x.contiguous(memory_format=self.memory_format)
+        return self.ctx.to_device(x)
 
     def set_lr(self, step: int) -> float:
         lr = self.cfg.lr * lr_factor(self.cfg, step)

@@ -322,8 +322,13 @@ def paired_dataset(
     split_by_node: bool = True,
     stats: ReadStats | None = None,
     transform: Callable | None = None,
+    as_uint8: bool = False,
 ):
     """A WebDataset pipeline of aligned ``(lq, hq)`` float tensors in [-1, 1], CHW.
+
+    - ``as_uint8``: yield uint8 CHW tensors instead (a quarter of the bytes through DataLoader
+      workers, pinned memory and the host-to-device copy); convert on the device with
+      :meth:`redegkit.run.RunContext.to_device`, which maps them exactly as ``to_tensor``.
 
     - ``crop``: HQ patch size (LQ patch = crop / scale); None keeps whole images.
     - ``shuffle``: sample shuffle buffer (0 = off); ``resampled``: endless, shard-resampling
@@ -377,10 +382,19 @@ def paired_dataset(
                 lq, hq = lq[:, ::-1], hq[:, ::-1]
             k = int(rng.integers(0, 4))
             lq, hq = np.rot90(lq, k), np.rot90(hq, k)
-        pair = (to_tensor(np.ascontiguousarray(lq)), to_tensor(np.ascontiguousarray(hq)))
+        if as_uint8:
+            pair = (_chw_uint8(lq), _chw_uint8(hq))
+        else:
+            pair = (to_tensor(np.ascontiguousarray(lq)), to_tensor(np.ascontiguousarray(hq)))
         return transform(pair) if transform is not None else pair
 
     return ds.map(to_pair).select(lambda x: x is not None)
+
+
+def _chw_uint8(img: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
 
 
 def shards_info(out_dir: str | Path) -> dict[str, Any]:

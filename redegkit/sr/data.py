@@ -73,6 +73,8 @@ class HighResLQ:
 
     def __call__(self, pair: Batch) -> Batch:
         lq, hq = pair
+        if lq.dtype == torch.uint8:  # the stream ships uint8; the noise and resize work in float
+            lq = lq.float().div_(127.5).sub_(1.0)
         if self.rng.random() < self.cfg.noise_prob:
             sigma = int(self.rng.integers(0, round(self.cfg.noise_sigma_max * 100) + 1)) / 100.0
             g = torch.Generator().manual_seed(int(self.rng.integers(0, 2**62)))
@@ -87,7 +89,8 @@ class HighResLQ:
 
 
 class EndlessPairs(IterableDataset):
-    """Yields ``(lq [B,3,h,w], hq [B,3,H,W], worker, corrupt_so_far)`` forever, for one rank."""
+    """Yields ``(lq [B,3,h,w], hq [B,3,H,W], worker, corrupt_so_far)`` forever, for one rank: uint8
+    (the LQ is float in [-1, 1] when it was made from an HQ-sized LQ), converted on the device."""
 
     def __init__(self, urls: list[str], cfg: SRDataConfig, *, scale: int, batch: int, seed: int,
                  rank: int = 0, world: int = 1, lq_resolution: str = "low", num_workers: int = 0) -> None:
@@ -120,7 +123,7 @@ class EndlessPairs(IterableDataset):
                 scale=self.scale if self.lq_resolution == "low" else 1,
                 lq_key=self.cfg.lq_key, hq_key=self.cfg.hq_key, shuffle=self.cfg.shuffle_buffer,
                 resampled=False, seed=ep_seed, augment=self.cfg.augment, split_by_node=False,
-                stats=stats, transform=transform,
+                stats=stats, transform=transform, as_uint8=True,
             )
             got = 0
             for pair in ds:
