@@ -6,7 +6,13 @@ import stat
 
 import pytest
 
-from redegkit.io.atomic import atomic_copy, atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_jsonl
+from redegkit.io.atomic import (
+    atomic_copy,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_jsonl,
+)
 
 
 def test_write_bytes_creates_folders_and_normal_permissions(tmp_path):

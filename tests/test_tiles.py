@@ -8,7 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from redegkit.io.tiles import TileBlender, TileGrid, blend_ramp, pad_reflect, run_tiled, tile_starts, tile_weights
+from redegkit.io.tiles import (
+    TileBlender,
+    TileGrid,
+    blend_ramp,
+    pad_reflect,
+    run_tiled,
+    tile_starts,
+    tile_weights,
+)
 
 
 class _Counting:

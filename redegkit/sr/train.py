@@ -26,9 +26,11 @@ import torch
 
 from ..console import log
 from ..io.images import write_image
+from ..io.preview import sr_preview_grid as preview_grid
+from ..metrics import psnr as psnr_y
+from ..metrics import ssim as ssim_y
 from .config import TrainSRConfig
 from .data import TrainStream, load_val_set
-from .metrics import preview_grid, psnr_y, ssim_y
 from .state import (
     build_discriminator,
     build_generator,
