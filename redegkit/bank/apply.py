@@ -3,7 +3,8 @@
 The encoder and generator are fully convolutional, so any H, W divisible by the encoder's
 ``multiple`` (64 at size 256) works. Inputs are reflect-padded up to that multiple and the output
 is cropped back. Images larger than a tile are cut into overlapping tiles whose outputs are
-blended with linear ramps over the overlap (weights normalised per pixel), so no seam appears.
+blended by :mod:`redegkit.io.tiles` (the outer quarter of each overlap dropped, a cosine
+cross-fade over its middle half), so no seam appears.
 
 On CUDA the runner uses bf16 autocast, channels_last, the fused modulated conv and
 ``torch.compile`` (cached per process; eager fallback when compiling fails). On CPU it runs fp32
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..console import log
+from ..io.tiles import TileBlender, TileGrid, ceil_to, pad_reflect, run_tiled, tile_starts  # noqa: F401  (tile_starts: re-exported)
 from ..models.redeg import set_modconv
 
 Interp = Literal["bilinear", "bicubic", "area"]
@@ -128,65 +130,32 @@ class Synthesizer:
 
 
 # ------------------------------------------------------------------------------------------------
-# Tiling
-
-
-def ceil_to(n: int, m: int) -> int:
-    return -(-n // m) * m
-
-
-def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
-    """Starts of tiles of length ``tile`` covering ``n`` with at least ``overlap`` shared pixels;
-    the last tile is aligned to the end."""
-    if n <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, n - tile + 1, stride))
-    if starts[-1] != n - tile:
-        starts.append(n - tile)
-    return starts
-
-
-def ramp(n: int, overlap: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """1-D blending weights of a tile: rising linearly over ``overlap`` pixels at both ends, 1
-    inside. Always > 0, so every pixel has weight; neighbours' ramps cross in the overlap."""
-    i = torch.arange(n, device=device, dtype=torch.float32)
-    if overlap <= 0:
-        return torch.ones(n, device=device)
-    return torch.clamp(torch.minimum(i + 1, n - i) / (overlap + 1), max=1.0)
-
-
-def pad_reflect(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
-    """Pad [N, C, H, W] at the bottom/right to H+ph, W+pw: reflect, or replicate where the image
-    is too small to reflect."""
-    if ph == 0 and pw == 0:
-        return x
-    h, w = x.shape[-2:]
-    while ph > 0 or pw > 0:  # reflect needs pad < size; grow in steps for tiny images
-        sh, sw = min(ph, h - 1), min(pw, w - 1)
-        if sh <= 0 and ph > 0 or sw <= 0 and pw > 0:
-            return F.pad(x, (0, pw, 0, ph), mode="replicate")
-        x = F.pad(x, (0, sw, 0, sh), mode="reflect")
-        ph, pw, h, w = ph - sh, pw - sw, h + sh, w + sw
-    return x
+# Tiling (the layout and the blending are redegkit.io.tiles'; here: the synthesizer's padding)
 
 
 @dataclass
 class TilePlan:
-    """How one image is cut: padded size, tile size and the tile origins ``(y, x)``."""
+    """How one image [3, h, w] is cut: padded to ``grid.h`` x ``grid.w``, then ``grid``'s tiles."""
 
     h: int
     w: int
-    ph: int
-    pw: int
-    th: int
-    tw: int
-    origins: list[tuple[int, int]]
-    overlap: int
+    grid: TileGrid
+
+    @property
+    def ph(self) -> int:
+        return self.grid.h
+
+    @property
+    def pw(self) -> int:
+        return self.grid.w
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.th, self.tw
+        return self.grid.th, self.grid.tw
+
+    @property
+    def origins(self) -> list[tuple[int, int]]:
+        return self.grid.origins
 
 
 def plan_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> TilePlan:
@@ -195,11 +164,10 @@ def plan_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> TilePl
     tile = max(multiple, ceil_to(tile, multiple))
     if h <= tile and w <= tile:
         ph, pw = ceil_to(h, multiple), ceil_to(w, multiple)
-        return TilePlan(h, w, ph, pw, ph, pw, [(0, 0)], 0)
+        return TilePlan(h, w, TileGrid(ph, pw, ph, pw, (0,), (0,)))
     overlap = min(ceil_to(overlap, multiple) if overlap > 0 else 0, tile - multiple)
     ph, pw = max(ceil_to(h, multiple), tile), max(ceil_to(w, multiple), tile)
-    origins = [(y, x) for y in tile_starts(ph, tile, overlap) for x in tile_starts(pw, tile, overlap)]
-    return TilePlan(h, w, ph, pw, tile, tile, origins, overlap)
+    return TilePlan(h, w, TileGrid.cover(ph, pw, tile, overlap))
 
 
 class TiledImage:
@@ -207,54 +175,38 @@ class TiledImage:
 
     def __init__(self, hq: torch.Tensor, plan: TilePlan) -> None:
         self.plan = plan
-        self.x = pad_reflect(hq[None], plan.ph - plan.h, plan.pw - plan.w)[0]
-        self.pending = len(plan.origins)
-        self.canvas: torch.Tensor | None = None
-        self.wsum: torch.Tensor | None = None
-        if len(plan.origins) > 1:
-            self.window = ramp(plan.th, plan.overlap, hq.device)[:, None] * ramp(plan.tw, plan.overlap, hq.device)[None]
+        self.x = pad_reflect(hq, plan.ph - plan.h, plan.pw - plan.w)
+        self.pending = len(plan.grid)
+        self.blend = TileBlender(plan.grid, 1, hq.device)
 
     def hq(self) -> torch.Tensor:
         """The HQ input [3, h, w] (without the padding)."""
         return self.x[:, : self.plan.h, : self.plan.w]
 
     def tile(self, i: int) -> torch.Tensor:
-        y, x = self.plan.origins[i]
-        return self.x[:, y : y + self.plan.th, x : x + self.plan.tw]
+        return self.plan.grid.crop(self.x, i)
 
     def add(self, i: int, out: torch.Tensor) -> None:
         """Blend tile ``i``'s output [3, th, tw] (any device) into the image."""
         self.pending -= 1
-        if len(self.plan.origins) == 1:
-            self.canvas = out
-            return
-        out = out.to(self.x.device)
-        if self.canvas is None:
-            self.canvas = torch.zeros(3, self.plan.ph, self.plan.pw, device=out.device)
-            self.wsum = torch.zeros(1, self.plan.ph, self.plan.pw, device=out.device)
-        y, x = self.plan.origins[i]
-        th, tw = self.plan.shape
-        self.canvas[:, y : y + th, x : x + tw] += out * self.window
-        self.wsum[:, y : y + th, x : x + tw] += self.window
+        self.blend.add(i, out)
 
     def result(self) -> torch.Tensor:
         """The blended output [3, h, w] (after every tile was added)."""
-        assert self.pending == 0 and self.canvas is not None
-        out = self.canvas if self.wsum is None else self.canvas / self.wsum
-        return out[:, : self.plan.h, : self.plan.w]
+        assert self.pending == 0
+        return self.blend.result()[:, : self.plan.h, : self.plan.w]
 
 
 def synthesize_image(synth: Synthesizer, hq: torch.Tensor, z: torch.Tensor, *, tile: int = 512,
                      overlap: int = 64, batch: int = 8) -> torch.Tensor:
-    """One image [3, h, w] under one embedding z [D] -> LQ at HQ resolution [3, h, w] (fp32)."""
-    img = TiledImage(hq.to(synth.device), plan_tiles(hq.shape[-2], hq.shape[-1], tile, overlap, synth.multiple))
-    n = len(img.plan.origins)
-    for a in range(0, n, batch):
-        ids = list(range(a, min(n, a + batch)))
-        out = synth(torch.stack([img.tile(i) for i in ids]), z.reshape(1, -1).expand(len(ids), -1))
-        for i, o in zip(ids, out, strict=True):
-            img.add(i, o)
-    return img.result()
+    """One image [3, h, w] under one embedding z [D] -> LQ at HQ resolution [3, h, w] (fp32): the
+    tiles and blending of :class:`TiledImage` (``synthesize``'s), through :func:`run_tiled`."""
+    h, w = hq.shape[-2:]
+    plan = plan_tiles(h, w, tile, overlap, synth.multiple)
+    x = pad_reflect(hq.to(synth.device), plan.ph - h, plan.pw - w)[None]
+    zb = z.reshape(1, -1)
+    out = run_tiled(lambda t: synth(t, zb.expand(len(t), -1)), x, plan.grid, batch=batch)
+    return out[0, :, :h, :w]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -49,6 +49,4 @@ def render_preview(bank: Bank, image: np.ndarray, *, n: int = 8, centres: bool =
     for text, z in [("identity (strength 0)", bank.identity), *preview_embeddings(bank, n, centres)]:
         lq = synthesize_image(synth, hq, z.float(), tile=max(512, size), overlap=64)
         tiles.append(label(fit_tile(from_tensor(lq.cpu()), tile), text))
-    rows = [tiles[i : i + cols] for i in range(0, len(tiles), cols)]
-    rows[-1] = rows[-1] + [np.full_like(tiles[0], 255)] * (cols - len(rows[-1])) if len(rows) > 1 else rows[-1]
-    return grid(rows)
+    return grid([tiles[i : i + cols] for i in range(0, len(tiles), cols)])  # a short last row stays white

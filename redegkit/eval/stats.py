@@ -3,8 +3,8 @@
 Every function takes RGB ``uint8`` HxWx3 numpy images (the project's edge format) and returns
 plain floats, so results go straight into JSON. "Luma" here is full-range BT.601,
 ``Y = 0.299 R + 0.587 G + 0.114 B`` on the 0-255 scale (float64), so a noise level or a contrast
-is in grey levels of the image itself. (SR metrics use the studio-range Y of
-:mod:`redegkit.sr.metrics`; PSNR/SSIM below reuse that.)
+is in grey levels of the image itself. (PSNR/SSIM, :func:`psnr` and :func:`ssim`, are
+:mod:`redegkit.metrics`'s, on its studio-range Y, re-exported here.)
 
 No-reference statistics (one image): :func:`noise_level`, :func:`blockiness`, :func:`sharpness`,
 :func:`hf_power`, :func:`spectral_slope`, :func:`colour`, :func:`saturation`, :func:`contrast`.
@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..sr.metrics import psnr_y, ssim_y
+from ..metrics import psnr, ssim  # re-exported: the package's PSNR/SSIM (Y, no border by default)
 
 __all__ = [
     "PAIRED_KEYS",
@@ -283,14 +283,3 @@ def stats_distance(cand: Sequence[dict[str, Any]], truth: Sequence[dict[str, Any
     out["overall"] = float(np.mean([out[k] for k in PAIRED_KEYS]))
     return out
 
-
-# Paired quality metrics (reused, not re-implemented) -----------------------------------------
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) of two RGB uint8 images of one size, on the BT.601 Y channel, no border crop:
-    :func:`redegkit.sr.metrics.psnr_y` (BasicSR's convention). inf if equal."""
-    return psnr_y(a, b, border=0)
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two RGB uint8 images (at least 11x11), on Y: :func:`redegkit.sr.metrics.ssim_y`."""
-    return ssim_y(a, b, border=0)

@@ -38,8 +38,9 @@ from ..degrade import apply_degradation, get_preset, list_presets, sample_degrad
 from ..degrade.spec import Preset
 from ..io.images import decode_image, write_image
 from ..io.sources import Source
+from ..metrics import psnr, ssim
 from ..rng import sample_rng
-from .stats import PAIRED_KEYS, paired_stats, psnr, ssim, stats_distance
+from .stats import PAIRED_KEYS, paired_stats, stats_distance
 
 BUILTIN_CANDIDATES = ("realesrgan", "bsrgan", "bsrgan-x2", "redeg-matched")
 NOISE_OPS = ("gaussian_noise", "poisson_noise")

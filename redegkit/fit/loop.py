@@ -25,7 +25,9 @@ from .. import __version__
 from ..console import log, progress
 from ..io.atomic import atomic_copy
 from ..io.images import from_tensor, to_tensor, write_image
+from ..io.preview import grid_of_columns as preview_grid
 from ..io.sources import Source, list_sources
+from ..metrics import psnr
 from ..models.checkpoints import FORMAT, build, load_raw, load_state_strict
 from ..rng import sample_rng
 from ..run import RunContext, rng_state, set_rng_state
@@ -70,21 +72,6 @@ class FitResult:
         }
 
 
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean PSNR (dB) over a batch of uint8 images [N, H, W, 3] (identical images count as 100 dB)."""
-    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
-    return float(np.mean([100.0 if m == 0 else 10 * np.log10(255.0**2 / m) for m in mse]))
-
-
-def preview_grid(columns: list[np.ndarray], gap: int = 4) -> np.ndarray:
-    """Rows of equal tiles: ``columns`` is a list of [N, H, W, 3] uint8 stacks, one per column."""
-    n, h, w, _ = columns[0].shape
-    out = np.full((n * h + (n + 1) * gap, len(columns) * w + (len(columns) + 1) * gap, 3), 255, np.uint8)
-    for j, col in enumerate(columns):
-        for i in range(n):
-            y, x = gap + i * (h + gap), gap + j * (w + gap)
-            out[y : y + h, x : x + w] = col[i]
-    return out
 
 
 class Fitter:
@@ -244,7 +231,7 @@ class Fitter:
         lq_u8, recon_u8 = from_tensor(b["face_lq"]), from_tensor(recon)
         metrics = {
             "recon_l1": float((recon - lq).abs().mean()),
-            "psnr": psnr_uint8(recon_u8, lq_u8),
+            "psnr": psnr(recon_u8, lq_u8, y=False, equal=100.0),
             "emb_gap": float((z_real - z_syn).abs().mean()),
         }
         self._log({"split": "val", "step": self.step, **metrics})

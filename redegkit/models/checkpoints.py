@@ -5,15 +5,14 @@ config file. Official weights load as published: ``{'params': sd}`` or ``{'param
 (``params_ema`` preferred) or a bare state dict, with the original key names. Every load uses
 ``torch.load(weights_only=True)``: a checkpoint can never execute code.
 
-Architectures register a detector that reads a state dict's keys/shapes and returns the
-hyperparameters that rebuild the module, or None when the keys are not theirs.
+Architectures register (in :mod:`.archs`, from their own modules) a detector that reads a state
+dict's keys/shapes and returns the hyperparameters that rebuild the module, or None when the
+keys are not theirs. Importing this module imports :mod:`.registry`, hence every model module.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,35 +20,15 @@ import torch
 from torch import nn
 
 from ..io.atomic import atomic_path
+from . import registry  # noqa: F401  (fills ARCHS)
+from .archs import ARCHS, ArchSpec, StateDict, register_arch  # noqa: F401  (the last two: re-exported)
 
 FORMAT = "redegkit.checkpoint"
 VERSION = 1
 
-StateDict = Mapping[str, torch.Tensor]
-
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the architecture (message names the file)."""
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    name: str
-    factory: Callable[..., nn.Module]
-    # state dict -> hparams for `factory(**hparams)`, or None when the keys are not this arch's
-    detect: Callable[[StateDict], dict[str, Any] | None]
-
-
-ARCHS: dict[str, ArchSpec] = {}
-
-
-def register_arch(name: str, factory: Callable[..., nn.Module], detect: Callable[[StateDict], dict | None]) -> None:
-    ARCHS[name] = ArchSpec(name, factory, detect)
-
-
-def _ensure_registered() -> None:
-    # Importing the model modules registers their architectures.
-    from . import registry  # noqa: F401
 
 
 def arch_of(module: nn.Module) -> str:
@@ -121,7 +100,6 @@ def unwrap_state_dict(obj: dict[str, Any], where: str = "checkpoint") -> tuple[d
 
 
 def detect_arch(sd: StateDict) -> tuple[str, dict[str, Any]] | None:
-    _ensure_registered()
     for spec in ARCHS.values():
         hp = spec.detect(sd)
         if hp is not None:
@@ -152,7 +130,6 @@ def load_state_strict(module: nn.Module, sd: StateDict, where: str = "checkpoint
 
 
 def build(arch: str, hparams: dict[str, Any]) -> nn.Module:
-    _ensure_registered()
     if arch not in ARCHS:
         raise CheckpointError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHS))}")
     return ARCHS[arch].factory(**hparams)
@@ -178,8 +155,6 @@ def load_checkpoint(
     else:
         found = detect_arch(sd)
         if arch is not None:
-            if arch not in ARCHS:
-                _ensure_registered()
             spec = ARCHS.get(arch)
             if spec is None:
                 raise CheckpointError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHS))}")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import StateDict, register_arch
+from .archs import StateDict, register_arch
 from .redeg_layers import spectral_norm  # the classic hook, its power iteration in fp32 under autocast
 
 

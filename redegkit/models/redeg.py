@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoints import StateDict, register_arch
+from .archs import StateDict, register_arch
 from .redeg_layers import (
     MODCONV_MODES,
     DiscDownBlock,

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import StateDict, register_arch
+from .archs import StateDict, register_arch
 
 InputRange = Literal["[-1,1]", "[0,1]"]
 INPUT_RANGES: tuple[str, ...] = ("[-1,1]", "[0,1]")

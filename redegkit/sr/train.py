@@ -25,10 +25,11 @@ import torch
 
 from ..console import log
 from ..io.images import write_image
+from ..io.preview import sr_preview_grid
+from ..metrics import psnr, ssim
 from ..run import RunContext
 from .config import TrainSRConfig
 from .data import TrainStream, load_val_set
-from .metrics import preview_grid, psnr_y, ssim_y
 from .state import build_discriminator, build_generator, load_state, make_adam, make_ema, save_state
 from .step import GANStep, wrap_for_training
 from .upscale import upscale_image
@@ -57,12 +58,12 @@ def validate(g_eval: torch.nn.Module, val_set, cfg: TrainSRConfig, device: torch
     for _name, lq, hq in val_set:
         sr = upscale_image(g_eval, lq, device=device, tile=cfg.val_tile, amp=cfg.amp)
         if hq is not None:
-            psnrs.append(psnr_y(sr, hq, border=scale))
+            psnrs.append(psnr(sr, hq, border=scale))
             if min(hq.shape[:2]) - 2 * scale >= 11:
-                ssims.append(ssim_y(sr, hq, border=scale))
+                ssims.append(ssim(sr, hq, border=scale))
         if len(rows) < 4:
             rows.append((lq, sr, hq))
-    write_image(out / "previews" / f"step-{step:07d}.png", preview_grid(rows))
+    write_image(out / "previews" / f"step-{step:07d}.png", sr_preview_grid(rows))
     res: dict[str, float] = {"val_images": float(len(val_set))}
     if psnrs:
         finite = [p for p in psnrs if math.isfinite(p)]

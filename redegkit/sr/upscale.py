@@ -1,17 +1,17 @@
 """``redeg upscale``: SR inference on images of any size, whole or in blended tiles.
 
 - The image is mirror-padded to a multiple of 8 (as the reference), upscaled, and cropped back.
-- Tiles overlap by ``tile_overlap`` input pixels. In each overlap, the outer quarter of each tile
-  (where zero padding inside the network disturbs the output) gets weight 0 and the middle half
-  a cosine cross-fade whose weights sum to 1, so there are no seams. Tiles of one image all have
-  the same size and go through the network in batches.
+- Tiles overlap by ``tile_overlap`` input pixels and are blended by :mod:`redegkit.io.tiles`: in
+  each overlap, the outer quarter of each tile (where zero padding inside the network disturbs
+  the output) gets weight 0 and the middle half a cosine cross-fade whose weights sum to 1, so
+  there are no seams. Tiles of one image all have the same size and go through the network in
+  batches.
 - bf16 autocast on CUDA. Alpha channels are upscaled apart (bicubic) and written back (PNG/WebP).
   16-bit inputs are decoded to 8-bit by :func:`redegkit.io.images.decode_image`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,11 +21,11 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..io.atomic import atomic_write_bytes
 from ..io.images import ImageDecodeError, decode_image, encode_image, from_tensor, to_tensor
 from ..io.sources import list_sources
+from ..io.tiles import ceil_to, pad_reflect, run_tiled
 from ..models.checkpoints import CheckpointError, load_raw, load_state_strict, unwrap_state_dict
 from ..models.rrdb import INPUT_RANGES, RRDBNet, detect_rrdbnet
 from ..run import RunContext
@@ -105,37 +105,6 @@ def load_sr_model(path: str | os.PathLike, input_range: str = "auto",
     return model.eval()
 
 
-def _mirror_pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        # reflect needs pad < size; tiny images fall back to edge replication
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, h, w
-
-
-def _starts(size: int, tile: int, overlap: int) -> list[int]:
-    if tile >= size:
-        return [0]
-    stride = max(1, tile - overlap)
-    n = math.ceil((size - tile) / stride) + 1
-    return sorted({min(i * stride, size - tile) for i in range(n)})
-
-
-def _ramp(n: int, lead: int, trail: int, device: torch.device) -> torch.Tensor:
-    """1-D weights of length ``n`` with cross-fades over ``lead``/``trail`` overlapping pixels."""
-    w = torch.ones(n, device=device, dtype=torch.float32)
-    t = torch.arange(n, device=device, dtype=torch.float32) + 0.5
-    for ov, pos in ((lead, t), (trail, n - t)):
-        if ov <= 0:
-            continue
-        # outer quarter: 0; middle half: cosine 0 -> 1; the rest: 1 (mirrored for the other tile)
-        u = ((pos - ov / 4) / (ov / 2)).clamp(0, 1)
-        w = w * (0.5 - 0.5 * torch.cos(math.pi * u))
-    return w
-
-
 @torch.inference_mode()
 def upscale_tensor(
     model: torch.nn.Module,
@@ -156,8 +125,8 @@ def upscale_tensor(
         raise ValueError(f"upscale_tensor: expected 1x3xHxW, got {tuple(x.shape)}")
     dev = x.device
     use_amp = amp and dev.type == "cuda"
-    xp, h, w = _mirror_pad(x, PAD_MULTIPLE)
-    H, W = xp.shape[-2:]
+    h, w = x.shape[-2:]
+    xp = pad_reflect(x, (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE)
 
     def run(inp: torch.Tensor) -> torch.Tensor:
         if dev.type == "cuda":
@@ -165,34 +134,10 @@ def upscale_tensor(
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             return model(inp).float()
 
-    if tile is None or (tile >= H and tile >= W):
-        out = run(xp)
-    else:
-        tile = int(math.ceil(tile / PAD_MULTIPLE) * PAD_MULTIPLE)
+    if tile is not None:
+        tile = ceil_to(tile, PAD_MULTIPLE)
         overlap = min(overlap, tile // 2)
-        th, tw = min(tile, H), min(tile, W)
-        ys, xs = _starts(H, th, overlap), _starts(W, tw, overlap)
-        out = torch.zeros(1, 3, H * scale, W * scale, device=dev)
-        wsum = torch.zeros(1, 1, H * scale, W * scale, device=dev)
-
-        def weights(starts: list[int], i: int, n: int) -> torch.Tensor:
-            lead = starts[i - 1] + n - starts[i] if i > 0 else 0
-            trail = starts[i] + n - starts[i + 1] if i + 1 < len(starts) else 0
-            return _ramp(n * scale, lead * scale, trail * scale, dev)
-
-        wy = [weights(ys, i, th) for i in range(len(ys))]
-        wx = [weights(xs, j, tw) for j in range(len(xs))]
-        coords = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
-        for k in range(0, len(coords), batch):
-            chunk = coords[k : k + batch]
-            inp = torch.cat([xp[..., ys[i] : ys[i] + th, xs[j] : xs[j] + tw] for i, j in chunk])
-            res = run(inp)
-            for (i, j), r in zip(chunk, res, strict=True):
-                wt = wy[i][:, None] * wx[j][None, :]
-                y0, x0 = ys[i] * scale, xs[j] * scale
-                out[..., y0 : y0 + th * scale, x0 : x0 + tw * scale] += r * wt
-                wsum[..., y0 : y0 + th * scale, x0 : x0 + tw * scale] += wt
-        out = out / wsum.clamp_min(1e-8)
+    out = run_tiled(run, xp, tile, overlap, scale, batch=batch)
     return out[..., : h * scale, : w * scale].clamp(-1, 1)
 
 
