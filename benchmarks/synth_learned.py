@@ -30,7 +30,7 @@ from redegkit.bank.apply import Synthesizer, finalize
 from redegkit.io.sources import list_sources
 from redegkit.models.redeg import SynNetEncoder, SynNetGenerator
 from redegkit.synth import SynthConfig, synthesize
-from redegkit.synth_learned import bank_producer
+from redegkit.synth.learned import bank_producer
 
 try:  # the classical benchmark's input maker: distinct 512x512 PNGs from examples/
     from synth_classical import make_inputs

@@ -51,9 +51,9 @@ def test_cpu_runs_fp32_and_bad_environments_are_clear_errors(four_gpus):
 
 def test_synthesize_bank_puts_each_rank_on_its_gpu(four_gpus, monkeypatch, tmp_path):
     # The learned producer builds its synthesizer on the context's device: stop it right there.
-    from redegkit import synth_learned
     from redegkit.io.sources import list_sources
     from redegkit.synth import SynthConfig, synthesize
+    from redegkit.synth import learned as synth_learned
 
     from .test_bank import make_bank
     from .test_synth_errors import learned

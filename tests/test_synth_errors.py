@@ -14,7 +14,7 @@ from redegkit.degrade.ops import ImageTooSmallError
 from redegkit.io.shards import iter_samples
 from redegkit.io.sources import list_sources
 from redegkit.synth import PresetDegrader, SynthConfig, synthesize
-from redegkit.synth_learned import LearnedProducer
+from redegkit.synth.learned import LearnedProducer
 
 from .conftest import shrunk_examples
 from .test_bank import make_bank

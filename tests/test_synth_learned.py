@@ -20,7 +20,7 @@ from redegkit.io.images import decode_image, to_tensor
 from redegkit.io.shards import iter_samples
 from redegkit.io.sources import list_sources
 from redegkit.synth import SynthConfig, synthesize
-from redegkit.synth_learned import bank_producer
+from redegkit.synth.learned import bank_producer
 
 from .conftest import shrunk_examples
 from .fit_helpers import corrupt_png
@@ -298,7 +298,7 @@ def test_cli_bake_from_a_fit_run_and_model_override(tmp_path: Path, bank_path: P
 
 
 def test_choice_modes_draw_as_documented() -> None:
-    from redegkit.synth_learned import ChoiceTable, draw_plan
+    from redegkit.synth.learned import ChoiceTable, draw_plan
 
     labels = np.array([0] * 9 + [1])
     table = ChoiceTable(10, labels, np.array([0.0] * 9 + [1.0]))

@@ -109,14 +109,18 @@ def synthesize_cmd(
         raise UserError(f"no input images found in {' '.join(inputs)}")
     if cfg.bank and preset:
         raise UserError("--bank and --preset exclude each other (hybrid runs: --mix-preset NAME:SHARE)")
-    from ..bank import BankError
-    from ..models.checkpoints import CheckpointError
+    bank_errors: tuple[type[Exception], ...] = ()
+    if cfg.bank:  # the learned path's errors; their modules import torch, which a preset run never needs
+        from ..bank import BankError
+        from ..models.checkpoints import CheckpointError
+
+        bank_errors = (BankError, CheckpointError)
 
     with progress("synthesize", total=len(sources), unit="img") as advance:
         try:
             res = synthesize(sources, out, cfg, user_presets=recipe_presets(recipe), resume=resume,
                              overwrite=overwrite, force=force, progress=advance)
-        except (BankError, CheckpointError) as e:
+        except bank_errors as e:
             raise UserError(str(e)) from None
     summary = {
         "out": str(res.out),

@@ -14,7 +14,10 @@ deletes everything after it (temporary files, a tar without its marker), and res
 first input not covered: no duplicate and no missing sample, whatever was killed when.
 
 Tars are reproducible (fixed mtime, owner and mode, members in sorted order), so the same
-inputs and seed give byte-identical shards.
+inputs and seed give byte-identical shards. They are written with the standard library's
+:mod:`tarfile` (the layout of WebDataset's ``TarWriter``: a stream-mode, PAX-format tar), so
+writing shards and ``shards info`` never import WebDataset or torch; only the readers for
+training and export (:func:`iter_samples`, :func:`paired_dataset`) do, when called.
 """
 
 from __future__ import annotations
@@ -23,18 +26,20 @@ import io
 import json
 import os
 import re
+import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import webdataset as wds
 
 from ..weights import sha256_file
 
 MARKER_SUFFIX = ".json"
 TAR_MTIME = 0.0
+TAR_MODE = 0o444
+TAR_OWNER = "redegkit"  # user and group name of every member
 # Version of the per-sample JSON (``shard_format`` in it and in the done marker). 1 (no field):
 # 64-bit seeds as JSON integers, which may exceed int64. 2: seeds are decimal strings and every
 # JSON integer fits int64, so Arrow / Parquet / Hugging Face ``datasets`` read the shards.
@@ -146,7 +151,7 @@ class ShardSink:
         self.input_start = start_input
         self.extra_meta = extra_meta or {}
         self.written: list[dict[str, Any]] = []
-        self._writer: wds.TarWriter | None = None
+        self._writer: tarfile.TarFile | None = None
         self._file = None
         self._tmp: Path | None = None
         self._keys: list[str] = []
@@ -161,7 +166,8 @@ class ShardSink:
         final = self.out / self.current_name
         self._tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
         self._file = open(self._tmp, "wb")
-        self._writer = wds.TarWriter(self._file, encoder=False, mtime=TAR_MTIME, user="redegkit", group="redegkit")
+        # stream mode ("w|"), tarfile's default (PAX) format: the bytes WebDataset's TarWriter wrote
+        self._writer = tarfile.open(fileobj=self._file, mode="w|", format=tarfile.PAX_FORMAT)
 
     def add(self, key: str, fields: dict[str, bytes]) -> None:
         if "." in key or "/" in key or not key:
@@ -169,7 +175,19 @@ class ShardSink:
         if self._writer is None:
             self._open()
         assert self._writer is not None
-        self._bytes += self._writer.write({"__key__": key, **fields})
+        # members in sorted order (reproducible tars); names starting with "_" (``__key__``,
+        # ``__url__`` of a sample read back) are metadata, not stored
+        members = [(name, fields[name]) for name in sorted(fields) if not name.startswith("_")]
+        for name, data in members:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise ValueError(f"field {name!r} of {key!r} is {type(data).__name__}, not bytes")
+        for name, data in members:
+            info = tarfile.TarInfo(f"{key}.{name}")
+            info.size = len(data)
+            info.mtime, info.mode = TAR_MTIME, TAR_MODE
+            info.uname = info.gname = TAR_OWNER
+            self._writer.addfile(info, io.BytesIO(data))
+            self._bytes += info.size
         self._keys.append(key)
 
     def end_input(self, next_input: int, failures: Iterable[dict[str, Any]] = ()) -> dict[str, Any] | None:
@@ -255,6 +273,8 @@ def list_shards(spec: str | Path | list[str]) -> list[str]:
 
 def iter_samples(urls: str | Path | list[str]) -> Iterator[dict[str, Any]]:
     """Raw samples (dict of field -> bytes, with ``__key__`` and ``__url__``), in shard order."""
+    import webdataset as wds  # here, not at the top: it imports torch
+
     for url in list_shards(urls):
         # no node/worker splitting: this reads everything, also inside a torchrun process
         ds = wds.WebDataset(url, shardshuffle=False, empty_check=False, nodesplitter=None, workersplitter=None)
@@ -345,6 +365,8 @@ def paired_dataset(
         loader = torch.utils.data.DataLoader(ds.batched(16), batch_size=None, num_workers=4)
         for lq, hq in loader: ...   # lq [16,3,64,64], hq [16,3,256,256]
     """
+    import webdataset as wds  # here, not at the top: it imports torch
+
     from ..rng import sample_rng
     from .images import to_tensor
 
@@ -397,6 +419,33 @@ def _chw_uint8(img: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
 
 
+def scan_tar(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The samples of one local shard, read with the standard library (no WebDataset, no torch):
+    dicts of field -> bytes with ``__key__`` and ``__url__``, grouped as WebDataset groups them
+    (consecutive regular members sharing the name up to the first dot of the file name; names
+    starting and ending with ``__`` are skipped). For quick scans such as :func:`shards_info`."""
+    sample: dict[str, Any] | None = None
+    with tarfile.open(path, mode="r|") as tar:
+        for member in tar:
+            if not member.isreg():
+                continue
+            folder, _, base = member.name.rpartition("/")
+            if not folder and base.startswith("__") and base.endswith("__"):
+                continue
+            stem, dot, suffix = base.partition(".")
+            if not dot or not stem:
+                continue
+            key = f"{folder}/{stem}" if folder else stem
+            if sample is None or sample["__key__"] != key:
+                if sample is not None:
+                    yield sample
+                sample = {"__key__": key, "__url__": str(path)}
+            f = tar.extractfile(member)
+            sample[suffix.lower()] = f.read() if f is not None else b""
+    if sample is not None:
+        yield sample
+
+
 def shards_info(out_dir: str | Path) -> dict[str, Any]:
     """Summary of a shard folder from its done markers (fast) or by scanning tars without markers."""
     out = Path(out_dir)
@@ -410,13 +459,13 @@ def shards_info(out_dir: str | Path) -> dict[str, Any]:
             n = int(meta["count"])
         else:
             incomplete.append(t.name)
-            n = sum(1 for _ in iter_samples([str(t)]))
+            n = sum(1 for _ in scan_tar(t))
         total += n
         nbytes += t.stat().st_size
         per_shard.append({"shard": t.name, "count": n, "bytes": t.stat().st_size})
     # provenance summary from the sample JSONs of the first shard (cheap)
     if tars:
-        for s in iter_samples([str(tars[0])]):
+        for s in scan_tar(tars[0]):
             if "json" in s:
                 m = json.loads(s["json"]).get("method", {})
                 name = m if isinstance(m, str) else (m.get("preset") or m.get("kind") or "?")  # pack: "external"

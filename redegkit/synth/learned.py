@@ -1,7 +1,9 @@
 """The learned producer of ``redeg synthesize --bank emb.pt``: HQ crops -> LQ through a bank.
 
-It plugs into :func:`redegkit.synth.synthesize` (shards, resume, report and failure records are
-shared) and yields one :class:`~redegkit.synth.ImageResult` per input, in input order.
+It plugs into :func:`redegkit.synth.core.run_synthesis` (shards, resume, report and failure
+records are shared; :func:`redegkit.synth.synthesize` picks it when ``cfg.bank`` is set) and yields
+one :class:`~redegkit.synth.core.ImageResult` per input, in input order. This module imports torch;
+the classical path (:mod:`redegkit.synth.classical`) does not import it.
 
 Data flow, so that the GPU never waits on PNG encoding when CPU cores exist::
 
@@ -20,10 +22,8 @@ noise is a counter-based hash. One seed gives byte-identical shards whatever ``-
 from __future__ import annotations
 
 import functools
-import json
 import multiprocessing as mp
 import os
-import signal
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, module_sha256
-from .bank.apply import (
+from ..bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, module_sha256
+from ..bank.apply import (
     Synthesizer,
     TiledImage,
     apply_calibration,
@@ -44,12 +44,21 @@ from .bank.apply import (
     plan_tiles,
     to_device,
 )
-from .io.images import encode_image
-from .io.pool import windowed_map
-from .io.sources import Source
-from .rng import sample_rng, sample_seed, seed_to_json
-from .run import RunContext
-from .synth import INPUT_ERRORS, ImageResult, PresetDegrader, SynthConfig, cut_crops
+from ..io.images import encode_image
+from ..io.pool import windowed_map
+from ..io.sources import Source
+from ..rng import sample_rng, sample_seed, seed_to_json
+from ..run import RunContext
+from .classical import PresetDegrader
+from .core import (
+    INPUT_ERRORS,
+    ImageResult,
+    SynthConfig,
+    cut_crops,
+    failure_record,
+    ignore_sigint,
+    sample_fields,
+)
 
 # ------------------------------------------------------------------------------------------------
 # Per-sample plans (drawn in the worker processes)
@@ -141,14 +150,8 @@ def _init_worker(cfg_json: str, user_presets: dict[str, Any] | None, table: Choi
 
 
 def _init_pool_worker(*args: Any) -> None:
-    # Ctrl-C is the main process's to handle (it terminates the pool). A worker killed by it while
-    # holding the task queue's lock would make Pool.terminate() wait for that lock forever.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_sigint()  # Ctrl-C is the main process's (it terminates the pool)
     _init_worker(*args)
-
-
-def _failed(src: Source, reason: str, kind: str = "failed") -> dict[str, Any]:
-    return {"path": str(src.path), "reason": reason, "kind": kind}
 
 
 def _decode_task(item: tuple[int, Source]) -> _Decoded:
@@ -170,7 +173,7 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
             try:
                 lq, method = _W["preset"](hq, sample_rng(cfg.seed, key))
             except INPUT_ERRORS as e:  # as in the classical path: an input problem fails the image
-                return _Decoded(index, [], _failed(src, f"degradation failed on {key}: {type(e).__name__}: {e}"),
+                return _Decoded(index, [], failure_record(src, f"degradation failed on {key}: {type(e).__name__}: {e}"),
                                 None, t)
             meta["method"] = {**method, "hybrid": {"preset": _W["preset"].name, "share": _W["share"]}}
             t3 = time.perf_counter()
@@ -235,7 +238,7 @@ class _Job:
 
 
 class LearnedProducer:
-    """The producer for :func:`redegkit.synth.synthesize` (see the module doc)."""
+    """The producer of the learned path (see the module doc)."""
 
     def __init__(self, bank: Bank, encoder: torch.nn.Module, generator: torch.nn.Module,
                  provenance: dict[str, Any]) -> None:
@@ -291,7 +294,7 @@ class LearnedProducer:
         table = self.table(cfg)
         name, _ = parse_mix_preset(cfg.mix_preset)
         if name:
-            from .degrade import get_preset
+            from ..degrade import get_preset
 
             get_preset(name, user_presets=user_presets)  # fail here, not in every worker's initializer
         pool = None
@@ -463,13 +466,12 @@ class LearnedProducer:
                 dec.timings["encode"] += secs
                 s.meta["method"] = {"kind": "bank", **self.provenance, **s.plan,
                                     "noise_seed": seed_to_json(s.plan["noise_seed"])}
-            samples.append((s.key, {"hq.png": s.hq_png, "lq.png": s.lq_png,
-                                    "json": json.dumps(s.meta, sort_keys=True).encode("utf-8")}))
+            samples.append((s.key, sample_fields(s.hq_png, s.lq_png, s.meta)))
         return ImageResult(dec.index, samples, dec.failure, dec.skipped, dec.timings)
 
 
 # ------------------------------------------------------------------------------------------------
-# Entry point used by redegkit.synth.synthesize
+# Entry point used by redegkit.synth.synthesize (when cfg.bank is set)
 
 
 def bank_producer(cfg: SynthConfig, *, force: bool = False) -> tuple[LearnedProducer, dict[str, Any]]:
@@ -481,7 +483,7 @@ def bank_producer(cfg: SynthConfig, *, force: bool = False) -> tuple[LearnedProd
     encoder, generator = build_synthesizer(bank)
     prov = {"bank": Path(cfg.bank).name, "bank_sha256": bank.sha256, "synthesizer": "bank"}
     if cfg.model:
-        from .fit.loop import load_fitted
+        from ..fit.loop import load_fitted
 
         nets = load_fitted(cfg.model)
         if module_sha256(nets["degnet"]) != bank.degnet_sha256 and not force:

@@ -1,8 +1,14 @@
-"""`synthesize`: HQ images -> aligned (LQ, HQ) pairs in WebDataset shards.
+"""The core of `synthesize` shared by every producer: configuration, crops, the shard loop,
+resume and the run report.
 
 Per input image: decode once, cut crops (patch grid with a stride, or the whole image), degrade
-each crop with a classical preset (or, later, a learned bank), so that ``hq = scale × lq`` in
-pixels, and stream the samples into shards (:class:`redegkit.io.shards.ShardSink`).
+each crop (a *producer* does that: :mod:`redegkit.synth.classical` with a preset, or
+:mod:`redegkit.synth.learned` with a bank), so that ``hq = scale × lq`` in pixels, and stream the
+samples into shards (:class:`redegkit.io.shards.ShardSink`).
+
+This module knows no producer: :func:`run_synthesis` is given one. Choosing it from the config is
+:func:`redegkit.synth.api.synthesize`'s job, so the dependencies go one way (classical -> core,
+learned -> classical, core), and a classical run never imports torch.
 
 Determinism: each sample's randomness comes from ``sample_rng(seed, key)``, and samples are
 written in input order whatever the number of workers, so one seed gives byte-identical shards.
@@ -13,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,14 +30,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from . import __version__
-from .config import StrictModel
-from .degrade.ops import ImageTooSmallError
-from .io.atomic import atomic_write_json
-from .io.images import AlphaPolicy, ImageDecodeError, decode_image, encode_image
-from .io.shards import SHARD_FORMAT, ShardSink, find_resume_point, own_shards, shard_name
-from .io.sources import Source
-from .rng import sample_rng, sample_seed, seed_to_json
+from .. import __version__
+from ..config import StrictModel
+from ..degrade.ops import ImageTooSmallError
+from ..io.atomic import atomic_write_json
+from ..io.images import AlphaPolicy, ImageDecodeError, decode_image
+from ..io.shards import SHARD_FORMAT, ShardSink, find_resume_point, own_shards, shard_name
+from ..io.sources import Source
+from ..rng import sample_seed, seed_to_json
 
 
 class SynthConfig(StrictModel):
@@ -50,7 +56,7 @@ class SynthConfig(StrictModel):
     shard_max_bytes: int = Field(1 << 30, ge=1 << 16, description="bytes per shard (at most, rolled likewise)")
     prefix: str = Field("shard", pattern=r"^[A-Za-z0-9_-]+$", description="shard file name prefix")
     png_level: int = Field(1, ge=0, le=9, description="PNG compression level of the written images")
-    # Learned path (a bank made by `redeg bake`); see redegkit/synth_learned.py.
+    # Learned path (a bank made by `redeg bake`); see redegkit/synth/learned.py.
     bank: str | None = Field(None, description="degradation bank (emb.pt); when set, the bank degrades, not preset")
     model: str | None = Field(None, description="fit checkpoint whose encoder/generator replace the bank's")
     choice: Literal["uniform", "cluster", "weighted", "index"] = Field(
@@ -125,29 +131,7 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (ImageDecodeError, ImageTooSmallErro
 
 
 # ------------------------------------------------------------------------------------------------
-# Degraders: HQ crop -> LQ crop (H/scale x W/scale) + a JSON record of what was done
-
-
-class PresetDegrader:
-    """Classical degradation through a preset of :mod:`redegkit.degrade`."""
-
-    def __init__(self, preset_name: str, user_presets: dict[str, Any] | None, scale: int):
-        from .degrade import get_preset
-
-        self.name = preset_name
-        self.preset = get_preset(preset_name, user_presets=user_presets)
-        self.scale = scale
-
-    def __call__(self, hq: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-        from .degrade import apply_degradation, sample_degradation
-
-        params = sample_degradation(self.preset, rng, scale=self.scale)
-        lq = apply_degradation(hq, params, scale=self.scale)
-        return lq, {"kind": "preset", "preset": self.name, "params": params.to_json()}
-
-
-# ------------------------------------------------------------------------------------------------
-# One input image -> samples (runs in worker processes)
+# What producers share: results, crops, worker set-up
 
 
 @dataclass
@@ -159,23 +143,10 @@ class ImageResult:
     timings: dict[str, float]
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _ignore_sigint() -> None:
-    # Ctrl-C is handled by the parent (it aborts the shard in progress). A worker killed by it
-    # while holding the pool's queue lock would make Pool.terminate() hang forever.
-    import signal
-
+def ignore_sigint() -> None:
+    """For pool workers: Ctrl-C is the main process's to handle (it aborts the shard in progress).
+    A worker killed by it while holding the pool's queue lock would make Pool.terminate() hang."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _init_worker(cfg_json: str, user_presets: dict[str, Any] | None, in_pool: bool = False) -> None:
-    if in_pool:
-        _ignore_sigint()
-    cfg = SynthConfig.model_validate_json(cfg_json)
-    _WORKER["cfg"] = cfg
-    _WORKER["degrader"] = PresetDegrader(cfg.preset or "realesrgan", user_presets, cfg.scale)
 
 
 @dataclass
@@ -189,7 +160,8 @@ class Crops:
     timings: dict[str, float]
 
 
-def _record(src: Source, reason: str, kind: str) -> dict[str, Any]:
+def failure_record(src: Source, reason: str, kind: str = "failed") -> dict[str, Any]:
+    """The report's record of an input that failed (``kind="failed"``) or was skipped."""
     return {"path": str(src.path), "reason": reason, "kind": kind}
 
 
@@ -201,25 +173,25 @@ def cut_crops(src: Source, cfg: SynthConfig) -> Crops:
     try:
         data = Path(src.path).read_bytes()
     except OSError as e:
-        return Crops([], _record(src, f"cannot read file ({e.strerror or e})", "failed"), None, t)
+        return Crops([], failure_record(src, f"cannot read file ({e.strerror or e})", "failed"), None, t)
     t1 = time.perf_counter()
     t["read"] = t1 - t0
     try:
         img = decode_image(data, alpha=cfg.alpha, path=src.path)
     except ImageDecodeError as e:
-        return Crops([], _record(src, e.reason, "failed"), None, t)
+        return Crops([], failure_record(src, e.reason, "failed"), None, t)
     t["decode"] = time.perf_counter() - t1
     h, w = img.shape[:2]
     padded = False
     if cfg.crop is not None and (h < cfg.crop or w < cfg.crop):
         if cfg.small == "skip":
             why = f"smaller than the crop ({w}x{h} < {cfg.crop}); policy small=skip"
-            return Crops([], None, {**_record(src, why, "skipped"), "size": [w, h]}, t)
+            return Crops([], None, {**failure_record(src, why, "skipped"), "size": [w, h]}, t)
         img, padded = pad_to(img, cfg.crop), True
     boxes = crop_boxes(img.shape[0], img.shape[1], cfg.crop, cfg.stride, cfg.scale, cfg.max_patches)
     if not boxes:
         why = f"too small for scale {cfg.scale} ({w}x{h})"
-        return Crops([], None, {**_record(src, why, "skipped"), "size": [w, h]}, t)
+        return Crops([], None, {**failure_record(src, why, "skipped"), "size": [w, h]}, t)
     file_sha = hashlib.sha256(data).hexdigest()
     patches = []
     for j, (x, y, bw, bh) in enumerate(boxes):
@@ -234,59 +206,14 @@ def cut_crops(src: Source, cfg: SynthConfig) -> Crops:
     return Crops(patches, None, None, t)
 
 
-def encode_sample(hq: np.ndarray, lq: np.ndarray, meta: dict[str, Any], png_level: int) -> dict[str, bytes]:
-    """The shard fields of one sample: ``hq.png``, ``lq.png``, ``json``."""
-    return {
-        "hq.png": encode_image(hq, "png", png_level=png_level),
-        "lq.png": encode_image(lq, "png", png_level=png_level),
-        "json": json.dumps(meta, sort_keys=True).encode("utf-8"),
-    }
+def sample_fields(hq_png: bytes, lq_png: bytes, meta: dict[str, Any]) -> dict[str, bytes]:
+    """The shard fields of one sample: ``hq.png``, ``lq.png`` and its provenance ``json``."""
+    return {"hq.png": hq_png, "lq.png": lq_png, "json": json.dumps(meta, sort_keys=True).encode("utf-8")}
 
 
-def process_image(index: int, src: Source, cfg: SynthConfig, degrader: Callable) -> ImageResult:
-    """Classical path for one input: crops -> degrader -> encoded samples (or a failure record)."""
-    crops = cut_crops(src, cfg)
-    t = crops.timings
-    if not crops.patches:
-        return ImageResult(index, [], crops.failure, crops.skipped, t)
-    samples = []
-    for key, hq, meta in crops.patches:
-        t2 = time.perf_counter()
-        try:
-            lq, method = degrader(hq, sample_rng(cfg.seed, key))
-        except INPUT_ERRORS as e:  # this image cannot be degraded so: record it, keep going
-            reason = f"degradation failed on {key}: {type(e).__name__}: {e}"
-            return ImageResult(index, [], _record(src, reason, "failed"), None, t)
-        if lq.shape[0] * cfg.scale != hq.shape[0] or lq.shape[1] * cfg.scale != hq.shape[1]:
-            raise RuntimeError(f"{src.path}: degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}")
-        t3 = time.perf_counter()
-        meta = {**meta, "lq_size": [lq.shape[1], lq.shape[0]], "method": method}
-        samples.append((key, encode_sample(hq, lq, meta, cfg.png_level)))
-        t["degrade"] += t3 - t2
-        t["encode"] += time.perf_counter() - t3
-    return ImageResult(index, samples, None, None, t)
-
-
-def _worker_task(args: tuple[int, Source]) -> ImageResult:
-    index, src = args
-    return process_image(index, src, _WORKER["cfg"], _WORKER["degrader"])
-
-
+# A producer turns the work list [(input index, source)] into one ImageResult per input, in input
+# order: (todo, cfg, user_presets) -> iterator. It may have a runtime() method (see the report).
 Producer = Callable[[list[tuple[int, Source]], "SynthConfig", "dict[str, Any] | None"], Iterator[ImageResult]]
-
-
-def classical_results(
-    todo: list[tuple[int, Source]], cfg: SynthConfig, user_presets: dict[str, Any] | None
-) -> Iterator[ImageResult]:
-    """Classical presets: one image per task on ``cfg.workers`` processes, results in order."""
-    if cfg.workers <= 1 or len(todo) <= 1:
-        _init_worker(cfg.model_dump_json(), user_presets)
-        for item in todo:
-            yield _worker_task(item)
-        return
-    ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
-    with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg.model_dump_json(), user_presets, True)) as pool:
-        yield from pool.imap(_worker_task, todo, chunksize=1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -322,11 +249,12 @@ def run_fingerprint(cfg: SynthConfig, sources: list[Source], extra: dict[str, An
     return h.hexdigest()
 
 
-def synthesize(
+def run_synthesis(
     sources: list[Source],
     out_dir: str | Path,
     cfg: SynthConfig,
     *,
+    producer: Producer,
     user_presets: dict[str, Any] | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -334,14 +262,12 @@ def synthesize(
     progress: Callable[..., None] | None = None,
     rank: int | None = None,
     world: int | None = None,
-    producer: Producer | None = None,
     fingerprint_extra: dict[str, Any] | None = None,
 ) -> SynthResult:
-    """Run synthesis over ``sources`` into ``out_dir``. See the module doc for the guarantees.
-
-    ``producer`` turns the work list into :class:`ImageResult` s, in input order; the default
-    runs the classical presets on CPU worker processes (:func:`classical_results`). The learned
-    path (a bank) plugs in its own producer; everything else (shards, resume, report) is shared.
+    """Run synthesis over ``sources`` into ``out_dir`` with ``producer``, which turns the work
+    list into :class:`ImageResult` s in input order; shards, resume and the report are done here.
+    Determinism: each sample's randomness comes from its key, and results are written in input
+    order, so one seed gives byte-identical shards (see the module doc).
 
     Raises FileExistsError if ``out_dir`` already has shards and neither ``resume`` nor
     ``overwrite`` is set, or if ``resume`` finds a run with other options (unless ``force``).
@@ -351,11 +277,6 @@ def synthesize(
     rank = r0 if rank is None else rank
     world = w0 if world is None else world
     my_sources = sources[rank::world]
-    if producer is None and cfg.bank:
-        from .synth_learned import bank_producer
-
-        producer, learned_fp = bank_producer(cfg, force=force)
-        fingerprint_extra = {**(fingerprint_extra or {}), **learned_fp}
     out.mkdir(parents=True, exist_ok=True)
     suffix = f"-r{rank:03d}" if world > 1 else ""
     run_file = out / f"run{suffix}.json"
@@ -409,7 +330,7 @@ def synthesize(
         if progress is not None:
             progress(1, samples=samples, failed=len(failures))
 
-    results = (producer or classical_results)(todo, cfg, user_presets)
+    results = producer(todo, cfg, user_presets)
     try:
         for res in results:
             consume(res)

@@ -1,0 +1,59 @@
+"""`synthesize`: the entry point that picks the producer for a config and runs the shared core.
+
+A preset run uses :func:`redegkit.synth.classical.classical_results`; a bank run
+(``cfg.bank``) loads the bank and uses :mod:`redegkit.synth.learned`, imported only then because it
+imports torch (a classical run starts without it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..io.sources import Source
+from .classical import classical_results
+from .core import Producer, SynthConfig, SynthResult, run_synthesis
+
+
+def choose_producer(cfg: SynthConfig, *, force: bool = False) -> tuple[Producer, dict[str, Any]]:
+    """The producer for ``cfg`` and what it adds to the run fingerprint. A bank is loaded and
+    checked here (:class:`redegkit.bank.BankError` if it does not fit the options)."""
+    if cfg.bank:
+        from .learned import bank_producer  # torch and the networks: only for the learned path
+
+        return bank_producer(cfg, force=force)
+    return classical_results, {}
+
+
+def synthesize(
+    sources: list[Source],
+    out_dir: str | Path,
+    cfg: SynthConfig,
+    *,
+    user_presets: dict[str, Any] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    force: bool = False,
+    progress: Callable[..., None] | None = None,
+    rank: int | None = None,
+    world: int | None = None,
+    producer: Producer | None = None,
+    fingerprint_extra: dict[str, Any] | None = None,
+) -> SynthResult:
+    """Run synthesis over ``sources`` into ``out_dir`` (see :mod:`redegkit.synth.core` for the
+    guarantees: deterministic, resumable, one report).
+
+    ``producer`` turns the work list into :class:`~redegkit.synth.core.ImageResult` s, in input
+    order; by default it is chosen from ``cfg`` (:func:`choose_producer`): the classical presets
+    on CPU worker processes, or the bank's learned producer when ``cfg.bank`` is set.
+
+    Raises FileExistsError if ``out_dir`` already has shards and neither ``resume`` nor
+    ``overwrite`` is set, or if ``resume`` finds a run with other options (unless ``force``).
+    """
+    if producer is None:
+        producer, extra = choose_producer(cfg, force=force)
+        fingerprint_extra = {**(fingerprint_extra or {}), **extra}
+    return run_synthesis(sources, out_dir, cfg, producer=producer, user_presets=user_presets, resume=resume,
+                         overwrite=overwrite, force=force, progress=progress, rank=rank, world=world,
+                         fingerprint_extra=fingerprint_extra)
