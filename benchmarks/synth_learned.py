@@ -6,11 +6,19 @@
 (b) end to end: `synthesize --bank` pairs/s on 256 crops of 512x512 PNGs (decode, synthesis,
     x4 downsample, PNG encode, tar write) against (a)'s best. Target: >= 70% with 16 CPU cores.
 (c) agreement: max |LQ difference| in grey levels of the device's default path against CPU fp32.
+(d) host path (CPU-measurable): `synthesize --bank` with the networks replaced by a no-op of the
+    same shapes (the generator returns its input), 256 crops, x4, a calibrated bank (filters,
+    noise, no JPEG). Reports the main process's CPU time per sample, split into time inside torch
+    kernels (on a GPU these run on the device; the host keeps only their launches) and the rest
+    (Python, copies, pickling: what a GPU cannot take over), the torch ops per sample (launches),
+    the workers' CPU ms per sample (decode, crop, HQ/LQ PNG encode), and the cores 4000 pairs/s
+    needs. Targets: host <= 150 us/sample at 256 px; <= 14 cores for 4000 pairs/s.
 
 The networks have random weights (timing does not depend on the values); say so when quoting.
 
     python benchmarks/synth_learned.py                 # GPU, full size (256, width 1, 512-d)
     python benchmarks/synth_learned.py --tiny          # CPU smoke run in seconds (1/16 width, 64 px)
+    python benchmarks/synth_learned.py --skip a b c    # (d) only: the host path, on any machine
 """
 
 from __future__ import annotations
@@ -128,6 +136,77 @@ def agreement(args, dev: torch.device) -> dict[str, int]:
     return out
 
 
+class NoOpSynth:
+    """The Synthesizer's interface with no network: returns its input (same shape, fp32)."""
+
+    def __init__(self, multiple: int, style_dim: int) -> None:
+        self.device, self.multiple, self.style_dim = torch.device("cpu"), multiple, style_dim
+        self.bf16, self.compiled, self.compile_error = False, None, None
+
+    def __call__(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+
+def random_calibration(n: int) -> dict[str, torch.Tensor]:
+    """A plausible bank-v2 calibration: blur-ish f0, identity-ish f1, mild grain, no cast, no JPEG."""
+    g = torch.Generator().manual_seed(0)
+    filt = torch.zeros(n, 2, 7, 7)
+    filt[:, 0] = torch.softmax(torch.randn(n, 49, generator=g), 1).view(n, 7, 7) * 0.3
+    filt[:, 1, 3, 3] = 0.7
+    cov = torch.eye(3).expand(n, 3, 3) * (torch.rand(n, 1, 1, generator=g) * 4e-4 + 1e-4)
+    return {"filter": filt, "color": torch.zeros(n, 3, 4), "noise_cov": cov.contiguous(),
+            "noise_corr": torch.full((n,), 0.8), "jpeg": torch.zeros(n, dtype=torch.int64)}
+
+
+def host_path(args, tmp: Path) -> dict[str, float]:
+    import resource
+
+    from redegkit.synth import learned
+
+    e, g = build(256, 1 / 16, 32, 2)  # only their shapes matter: the forward never runs
+    n = 64
+    bank = Bank(embeddings=torch.randn(n, 32) * 0.5, records=[{"key": f"r{i}", "pair": f"r{i}"} for i in range(n)],
+                identity=torch.zeros(32), degnet_sha256="random", calibration=random_calibration(n),
+                synthesizer={"encoder": pack_module(e), "generator": pack_module(g)}, meta={"note": "random"})
+    save_bank(tmp / "emb.pt", bank)
+    (tmp / "in").mkdir()
+    make_inputs(tmp / "in", args.host_images)
+    srcs = list_sources([str(tmp / "in")])
+    cfg = SynthConfig(bank=str(tmp / "emb.pt"), crop=256, stride=256, scale=4, batch=64, workers=args.workers,
+                      device="cpu", tile=512, seed=0, noise_prob=0.5)
+    producer, fp = bank_producer(cfg)
+    producer.synth, producer.ctx = NoOpSynth(int(e.multiple), 32), learned.RunContext.host()
+    torch.set_num_threads(1)  # the main process's own CPU time, on one core
+    warm = synthesize(srcs[:4], tmp / "warm", cfg, producer=producer, fingerprint_extra=fp)
+    assert warm.samples > 0
+    before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    c0, t0 = time.process_time(), time.perf_counter()
+    res = synthesize(srcs[4:], tmp / "out", cfg, producer=producer, fingerprint_extra=fp)
+    main_cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker_cpu = (kids.ru_utime - before_children.ru_utime) + (kids.ru_stime - before_children.ru_stime)
+    # the same run again under the profiler: time inside torch ops, and how many
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        res2 = synthesize(srcs[4:], tmp / "out2", cfg, producer=producer, fingerprint_extra=fp)
+    events = [ev for ev in prof.key_averages() if ev.key.startswith("aten::")]
+    top = sorted(events, key=lambda ev: ev.self_cpu_time_total, reverse=True)[:8]
+    kernel_us = sum(ev.self_cpu_time_total for ev in events)
+    ops = sum(ev.count for ev in events)
+    m = res.samples
+    assert res2.samples == m
+    main_us = main_cpu / m * 1e6
+    in_kernels = kernel_us / m
+    worker_ms = worker_cpu / m * 1e3
+    host_us = max(0.0, main_us - in_kernels)
+    return {"pairs": m, "workers": args.workers, "wall_s": round(wall, 2),
+            "main_cpu_us_per_sample": round(main_us, 1), "in_torch_kernels_us_per_sample": round(in_kernels, 1),
+            "host_us_per_sample": round(host_us, 1), "torch_ops_per_sample": round(ops / m, 2),
+            "main_alone_could_feed_pairs_per_s": round(1e6 / host_us) if host_us else None,
+            "worker_cpu_ms_per_sample": round(worker_ms, 2),
+            "cores_for_4000_pairs_per_s": round(4000 * worker_ms / 1e3 + 4000 * host_us / 1e6, 1),
+            "top_ops_self_us": {ev.key: round(ev.self_cpu_time_total / m, 1) for ev in top}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run: 1/16 width, 64 px, batch 8")
@@ -138,7 +217,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=512, help="512x512 inputs of the end-to-end run (4 crops each)")
     ap.add_argument("--warm-images", type=int, default=32)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d"])
+    ap.add_argument("--host-images", type=int, default=68, help="512x512 inputs of (d) (4 warm-up; 4 crops each)")
     ap.add_argument("--json-out", type=Path, default=None)
     args = ap.parse_args()
     args.size, args.width, args.style_dim, args.n_mlp = 256, 1.0, 512, 8
@@ -171,6 +251,20 @@ def main() -> None:
     if "c" not in args.skip:
         result["agreement_grey_levels"] = agreement(args, dev)
         print(f"(c) agreement (max |LQ diff|, grey levels): {result['agreement_grey_levels']}", flush=True)
+    if "d" not in args.skip:
+        print(f"(d) host path, no-op networks: {args.host_images - 4} x 512px inputs -> 256 crops, "
+              f"{args.workers} workers", flush=True)
+        tmp = Path(tempfile.mkdtemp(prefix="redeg-host-"))
+        try:
+            result["host_path"] = h = host_path(args, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(f"  main process: {h['main_cpu_us_per_sample']} us/sample CPU, of which "
+              f"{h['in_torch_kernels_us_per_sample']} in {h['torch_ops_per_sample']} torch ops; host "
+              f"{h['host_us_per_sample']} us/sample (target <= 150)", flush=True)
+        print(f"  workers: {h['worker_cpu_ms_per_sample']} ms/sample; 4000 pairs/s needs "
+              f"{h['cores_for_4000_pairs_per_s']} cores (target <= 14)", flush=True)
+        print(f"  top torch ops (us/sample): {h['top_ops_self_us']}", flush=True)
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=1))
 

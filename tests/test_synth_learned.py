@@ -318,3 +318,37 @@ def test_choice_modes_draw_as_documented() -> None:
     assert all(p["indices"] == [2, 7] and abs(sum(p["mix_weights"]) - 1) < 1e-5 for p in mixed)
     assert len({p["mix_weights"][1] for p in mixed}) == 20  # a fresh weight per sample
     assert draw_plan(SynthConfig(bank="x"), table, "k1") == draw_plan(SynthConfig(bank="x"), table, "k1")
+
+
+def test_vectorised_calibration_and_finalize_equal_each_sample_alone():
+    # the batch functions run each step once for the samples it applies to; a sample's result must
+    # not depend on the batch it is in (mixed posts, strengths, correlation radii, sigmas, kernels)
+    from redegkit.bank.apply import apply_calibration
+
+    g = torch.Generator().manual_seed(3)
+    n, h, w = 6, 24, 32
+    y = torch.rand(n, 3, h, w, generator=g) * 2 - 1
+    hq = torch.rand(n, 3, h, w, generator=g) * 2 - 1
+    f = torch.zeros(2, 5, 5)
+    f[0, 2, 2], f[1, 1:4, 1:4] = 0.4, 0.6 / 9
+    color = [[1.1, 0, 0, 0.02], [0, 0.9, 0, 0], [0, 0, 1.0, -0.03]]
+    cov = (torch.eye(3) * 4e-3).tolist()
+    posts = [
+        None,
+        {"strength": 1.0, "filter": f.tolist(), "color": None, "noise_cov": cov, "noise_corr": 0.0, "noise_seed": 11},
+        {"strength": 0.5, "filter": f.numpy(), "color": color, "noise_cov": cov, "noise_corr": 0.8, "noise_seed": 12},
+        {"strength": 0.0, "filter": None, "color": color, "noise_cov": cov, "noise_corr": 0.8, "noise_seed": 13},
+        {"strength": 1.0, "filter": None, "color": [[0.0] * 4] * 3, "noise_cov": [[0.0] * 3] * 3, "noise_seed": 14},
+        {"strength": 0.7, "filter": f.tolist(), "color": None, "noise_cov": cov, "noise_corr": 1.5, "noise_seed": 2**63 + 5},
+    ]
+    batch = apply_calibration(y, hq, posts)
+    for i, p in enumerate(posts):
+        alone = apply_calibration(y[i : i + 1], hq[i : i + 1], [p])[0]
+        assert torch.allclose(batch[i], alone, atol=1e-6), i
+    assert torch.equal(batch[0], y[0]) and torch.equal(batch[3], hq[3])  # None: unchanged; strength 0: the HQ
+    interps, sigmas, seeds = ["bicubic", "area", "bilinear", "bicubic", "area", "bilinear"], [0, .1, 0, .05, .2, 0], list(range(6))
+    lq = finalize(batch, scale=2, interps=interps, sigmas=sigmas, seeds=seeds)
+    assert lq.shape == (n, h // 2, w // 2, 3) and lq.dtype == torch.uint8
+    for i in range(n):
+        alone = finalize(batch[i : i + 1], scale=2, interps=interps[i : i + 1], sigmas=sigmas[i : i + 1], seeds=seeds[i : i + 1])
+        assert torch.equal(lq[i], alone[0]), i

@@ -226,22 +226,43 @@ def _mix32(h: torch.Tensor) -> torch.Tensor:
     return h ^ (h >> 16)
 
 
+def _index(rows: list[int], device: torch.device) -> torch.Tensor:
+    """An int64 index tensor on ``device`` from host ints, without a host-device synchronisation."""
+    return to_device(torch.tensor(rows, dtype=torch.int64), torch.device(device))
+
+
+def _host_values(values: list[float] | list[int] | np.ndarray, device: torch.device,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Per-sample numbers (a list or a stacked array) as a tensor on ``device`` (no sync)."""
+    t = torch.from_numpy(np.ascontiguousarray(values)) if isinstance(values, np.ndarray) else torch.tensor(values)
+    return to_device(t.to(dtype), torch.device(device))
+
+
+_HASH_CHUNK = 1 << 22  # elements per hashing pass (int64 temporaries of ~32 MiB each)
+
+
 def hash_normal(seeds: list[int], shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
     """Standard normal noise [len(seeds), *shape] (float32): one realisation per 64-bit seed, a
-    function of (seed, element index) only (Box-Muller over two hashed uniforms)."""
+    function of (seed, element index) only (Box-Muller over two hashed uniforms). All seeds are
+    hashed together (a few kernels per batch, not per sample)."""
+    device = torch.device(device)
     n = math.prod(shape)
+    out = torch.empty(len(seeds), n, device=device)
+    if not seeds:
+        return out.reshape(0, *shape)
     idx = torch.arange(n, device=device, dtype=torch.int64)
-    outs = []
-    for s in seeds:
-        lo, hi = s & _M32, (s >> 32) & _M32
-        base = _mix32((idx * 2) ^ lo)
-        u1 = _mix32(base ^ hi)
+    lo_all = _host_values([s & _M32 for s in seeds], device, torch.int64)[:, None]
+    hi_all = _host_values([(s >> 32) & _M32 for s in seeds], device, torch.int64)[:, None]
+    step = max(1, _HASH_CHUNK // max(n, 1))
+    for a in range(0, len(seeds), step):
+        lo, hi = lo_all[a : a + step], hi_all[a : a + step]
+        u1 = _mix32(_mix32((idx * 2) ^ lo) ^ hi)
         u2 = _mix32(_mix32((idx * 2 + 1) ^ lo) ^ hi)
         # 24-bit uniforms in (0, 1): exact in float32.
         f1 = ((u1 >> 8).float() + 0.5) / 16777216.0
         f2 = ((u2 >> 8).float() + 0.5) / 16777216.0
-        outs.append(torch.sqrt(-2.0 * torch.log(f1)) * torch.cos(2.0 * math.pi * f2))
-    return torch.stack(outs).reshape(len(seeds), *shape)
+        out[a : a + step] = torch.sqrt(-2.0 * torch.log(f1)) * torch.cos(2.0 * math.pi * f2)
+    return out.reshape(len(seeds), *shape)
 
 
 def gaussian_taps(sigma: float) -> torch.Tensor:
@@ -313,10 +334,22 @@ def downsample(y: torch.Tensor, scale: int, interp: str) -> torch.Tensor:
     return F.interpolate(y, size=size, mode=kernel, align_corners=False, antialias=antialias)
 
 
-def _filter3(x: torch.Tensor, kern: torch.Tensor) -> torch.Tensor:
-    """[3, H, W] correlated with one [k, k] kernel per channel, reflect borders."""
+def _filter_each(x: torch.Tensor, kern: torch.Tensor) -> torch.Tensor:
+    """[M, 3, H, W], each image correlated with its own [k, k] kernel (``kern`` [M, k, k], shared by
+    the channels), reflect borders: one grouped convolution for the whole batch."""
+    m, c, h, w = x.shape
     r = kern.shape[-1] // 2
-    return F.conv2d(F.pad(x[None], (r, r, r, r), mode="reflect"), kern.expand(3, 1, *kern.shape), groups=3)[0]
+    xp = F.pad(x, (r, r, r, r), mode="reflect").reshape(1, m * c, h + 2 * r, w + 2 * r)
+    weight = kern.repeat_interleave(c, dim=0)[:, None]  # [M*3, 1, k, k]
+    return F.conv2d(xp, weight, groups=m * c).reshape(m, c, h, w)
+
+
+def _rows(posts: list[dict | None], keep) -> list[int]:
+    return [i for i, p in enumerate(posts) if p is not None and keep(p)]
+
+
+def _nonzero(a) -> bool:
+    return a is not None and bool(np.any(np.asarray(a)))
 
 
 def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None]) -> torch.Tensor:
@@ -325,30 +358,52 @@ def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None
 
     ``lq = hq + strength * (d - LP(d) + color(LP(hq)) - hq) + strength * noise`` with
     ``d = f0 * hq + f1 * y``, where ``f0, f1`` are the bank's two filters [2, k, k] (shared by the
-    channels), ``LP`` a Gaussian of radius COLOR_SIGMA and ``color`` the bank's affine map [3, 4] and ``noise`` a field with the bank's channel covariance ``noise_cov`` and
-    correlation radius ``noise_corr`` drawn from ``noise_seed`` (see :mod:`.calibrate`). Strength
-    0 gives exactly the HQ."""
+    channels), ``LP`` a Gaussian of radius COLOR_SIGMA and ``color`` the bank's affine map [3, 4] and
+    ``noise`` a field with the bank's channel covariance ``noise_cov`` and correlation radius
+    ``noise_corr`` drawn from ``noise_seed`` (see :mod:`.calibrate`). Strength 0 gives exactly the HQ.
+
+    Vectorised over the batch: each step runs once for the samples it applies to (one grouped
+    convolution for the filters, one hash for the noise of every sample sharing a correlation
+    radius), so the kernel count does not grow with the batch. The values in ``posts`` may be
+    nested lists (the shard JSON's numbers) or arrays."""
     if all(p is None for p in posts):
         return y
+    dev = y.device
     out = y.float().clone()
-    for i, p in enumerate(posts):
-        if p is None:
-            continue
-        yi, s = out[i], float(p["strength"])
-        if p.get("filter") is not None:
-            k = torch.as_tensor(p["filter"], dtype=torch.float32, device=y.device)  # [2, k, k]
-            yi = _filter3(hq[i].float(), k[0]) + _filter3(yi, k[1])
-        m = None if p.get("color") is None else torch.as_tensor(p["color"], dtype=torch.float32, device=y.device)
-        if m is not None and bool(m.any()):  # low frequencies from the HQ through the colour map (all 0: none)
-            lp_hq = gaussian_blur(hq[i].float(), COLOR_SIGMA)
-            yi = yi - gaussian_blur(yi, COLOR_SIGMA) + torch.einsum("ij,jhw->ihw", m[:, :3], lp_hq) + m[:, 3, None, None]
-        if s != 1.0:
-            yi = hq[i].float() + s * (yi - hq[i].float())
-        cov = p.get("noise_cov")
-        if s > 0 and cov is not None and any(v != 0 for row in cov for v in row):
-            white = hash_normal([int(p["noise_seed"])], tuple(yi.shape), y.device)
-            yi = yi + s * shape_noise(white, torch.as_tensor(cov), float(p.get("noise_corr", 0.0)))[0]
-        out[i] = yi
+    hqf = hq.float()
+
+    rows = _rows(posts, lambda p: p.get("filter") is not None)
+    if rows:
+        idx = _index(rows, dev)
+        k = _host_values(np.stack([np.asarray(posts[i]["filter"], np.float32) for i in rows]), dev)  # [M, 2, k, k]
+        out[idx] = _filter_each(hqf[idx], k[:, 0]) + _filter_each(out[idx], k[:, 1])
+
+    rows = _rows(posts, lambda p: _nonzero(p.get("color")))  # all 0: no colour map
+    if rows:  # low frequencies from the HQ through the colour map
+        idx = _index(rows, dev)
+        m = _host_values(np.stack([np.asarray(posts[i]["color"], np.float32) for i in rows]), dev)  # [M, 3, 4]
+        yi = out[idx]
+        lp_hq = gaussian_blur(hqf[idx], COLOR_SIGMA)
+        out[idx] = (yi - gaussian_blur(yi, COLOR_SIGMA) + torch.einsum("mij,mjhw->mihw", m[:, :, :3], lp_hq)
+                    + m[:, :, 3, None, None])
+
+    rows = _rows(posts, lambda p: float(p["strength"]) != 1.0)
+    if rows:
+        idx = _index(rows, dev)
+        s = _host_values([float(posts[i]["strength"]) for i in rows], dev)[:, None, None, None]
+        h = hqf[idx]
+        out[idx] = h + s * (out[idx] - h)
+
+    noisy = _rows(posts, lambda p: float(p["strength"]) > 0 and _nonzero(p.get("noise_cov")))
+    by_corr: dict[float, list[int]] = {}
+    for i in noisy:
+        by_corr.setdefault(float(posts[i].get("noise_corr", 0.0)), []).append(i)
+    for corr, rows in by_corr.items():
+        idx = _index(rows, dev)
+        white = hash_normal([int(posts[i]["noise_seed"]) for i in rows], tuple(out.shape[1:]), dev)
+        cov = _host_values(np.stack([np.asarray(posts[i]["noise_cov"], np.float32) for i in rows]), dev)
+        s = _host_values([float(posts[i]["strength"]) for i in rows], dev)[:, None, None, None]
+        out[idx] = out[idx] + s * shape_noise(white, cov, corr)
     return out.clamp_(-1.0, 1.0)
 
 
@@ -369,14 +424,26 @@ def finalize(y: torch.Tensor, *, scale: int, interps: list[str], sigmas: list[fl
 
     Per sample: add Gaussian noise of std ``sigmas[i]`` (on the [-1, 1] scale; 0 = none) from
     ``seeds[i]``, downsample with ``interps[i]``, then round to uint8 as ``from_tensor`` does.
+    Vectorised: one noise pass for the noisy samples, one resize per interpolation in the batch
+    (no host-device synchronisation: indices and sigmas go up from pinned host memory).
     """
-    # Per sample, with Python scalars and slices only: list indices or small tensors built from
-    # lists would be host->device copies that wait for the GPU.
     y = y.float()
-    out = torch.empty(y.shape[0], 3, y.shape[-2] // scale, y.shape[-1] // scale, device=y.device)
-    for i, (mode, sigma, seed) in enumerate(zip(interps, sigmas, seeds, strict=True)):
-        yi = y[i : i + 1]
-        if sigma > 0:
-            yi = yi + sigma * hash_normal([seed], tuple(y.shape[1:]), y.device)
-        out[i : i + 1] = downsample(yi.clamp(-1.0, 1.0), scale, mode)
+    dev = y.device
+    noisy = [i for i, s in enumerate(sigmas) if s > 0]
+    if noisy:
+        y = y.clone()
+        idx = _index(noisy, dev)
+        sig = _host_values([float(sigmas[i]) for i in noisy], dev)[:, None, None, None]
+        y[idx] = y[idx] + sig * hash_normal([int(seeds[i]) for i in noisy], tuple(y.shape[1:]), dev)
+    y = y.clamp(-1.0, 1.0)
+    modes = sorted(set(interps))
+    if scale == 1:
+        out = y
+    elif len(modes) == 1:
+        out = downsample(y, scale, modes[0])
+    else:
+        out = torch.empty(y.shape[0], 3, y.shape[-2] // scale, y.shape[-1] // scale, device=dev)
+        for mode in modes:
+            idx = _index([i for i, m in enumerate(interps) if m == mode], dev)
+            out[idx] = downsample(y[idx], scale, mode)
     return out.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
