@@ -123,3 +123,38 @@ def test_paired_dataset_reads_and_skips_corrupt(tmp_path):
     assert torch.equal(hq[:, ::2, ::2], lq)
     info = shards_info(tmp_path)
     assert info["samples"] == 8 and info["shards"] == 2
+
+
+def test_fast_tar_writer_is_byte_identical_to_tarfile(tmp_path):
+    # the shard writer builds member headers from a template; they must be tarfile's own bytes
+    # (stream mode, PAX format, our mode/owner/mtime), also for names that need pax headers
+    import io
+    import os
+    import tarfile
+
+    from redegkit.io.shards import TAR_MODE, TAR_MTIME, TAR_OWNER, _TarStream
+
+    rng = np.random.default_rng(0)
+    members = [(f"k{i:06d}.{ext}", rng.bytes(int(n)))
+               for i, (ext, n) in enumerate([("hq.png", 0), ("lq.png", 511), ("json", 512), ("hq.png", 70000),
+                                             ("lq.png", 1), ("json", 10241)])]
+    members.append(("x" * 140 + ".json", b"{}"))  # > 100 bytes: a pax extended header
+    members.append(("clé-é.json", b"{}"))  # non-ASCII: pax too
+    ref = io.BytesIO()
+    with tarfile.open(fileobj=ref, mode="w|", format=tarfile.PAX_FORMAT) as w:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), TAR_MTIME, TAR_MODE
+            info.uname = info.gname = TAR_OWNER
+            w.addfile(info, io.BytesIO(data))
+    with open(tmp_path / "t.tar", "wb") as f:
+        t = _TarStream(f)
+        for name, data in members:
+            t.add(name, data)
+        t.close()
+    ours = (tmp_path / "t.tar").read_bytes()
+    assert ours == ref.getvalue()
+    assert t.n == len(ours) and t.sha.hexdigest() == __import__("hashlib").sha256(ours).hexdigest()
+    with tarfile.open(tmp_path / "t.tar") as r:
+        assert [(m.name, r.extractfile(m).read()) for m in r.getmembers()] == members
+    assert os.path.getsize(tmp_path / "t.tar") % tarfile.RECORDSIZE == 0

@@ -38,6 +38,7 @@ from ..bank import Bank, BankError, build_synthesizer, cluster_bank, load_bank, 
 from ..bank.apply import (
     Synthesizer,
     TiledImage,
+    TilePlan,
     apply_calibration,
     finalize,
     finish_on_host,
@@ -47,6 +48,7 @@ from ..bank.apply import (
 from ..io.images import encode_image
 from ..io.pool import windowed_map
 from ..io.sources import Source
+from ..io.tiles import pad_reflect
 from ..rng import sample_rng, sample_seed, seed_to_json
 from ..run import RunContext
 from .classical import PresetDegrader
@@ -231,10 +233,28 @@ class _Job:
 
     owner: _Open
     slot: int
-    image: TiledImage
-    z: torch.Tensor
+    tiles: TilePlan
+    z: np.ndarray
     plan: dict[str, Any]
+    hq8: np.ndarray | None = None  # the uint8 crop until it goes to the device
+    cal: dict[str, Any] | None = None  # plan["post"] with its calibration as arrays
+    image: TiledImage | None = None  # multi-tile samples only: their tiles and blending
     host: dict[str, Any] | None = None  # set when the worker finishes the sample (calibrated JPEG)
+
+    def tiled(self, dev: torch.device) -> TiledImage:
+        if self.image is None:
+            self.image = TiledImage(_to_float(torch.from_numpy(self.hq8[None]), dev)[0], self.tiles)
+            self.hq8 = None
+        return self.image
+
+
+def _to_float(x8: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """uint8 [N, H, W, 3] (host) -> float [N, 3, H, W] in [-1, 1] on ``dev``: one pinned upload of
+    the uint8 bytes, the conversion on the device (the mapping of ``to_tensor``)."""
+    return to_device(x8, dev).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+IN_FLIGHT = 2  # batches whose results are still on their way back while the next one is prepared
 
 
 class LearnedProducer:
@@ -254,8 +274,12 @@ class LearnedProducer:
     def z_of(self, plan: dict[str, Any]) -> torch.Tensor:
         """The plan's embedding: one bank entry, or the weighted mix of two (strength acts in image
         space, see :func:`redegkit.bank.apply.apply_calibration`)."""
-        e = self.bank.embeddings
-        return sum(e[i] * wt for i, wt in zip(plan["indices"], plan["mix_weights"], strict=True))
+        e = self._emb_np
+        return sum(e[i] * np.float32(wt) for i, wt in zip(plan["indices"], plan["mix_weights"], strict=True))
+
+    @functools.cached_property
+    def _emb_np(self) -> np.ndarray:
+        return self.bank.embeddings.float().numpy()
 
     def post_of(self, plan: dict[str, Any], cfg: SynthConfig, key: str) -> dict[str, Any] | None:
         """What follows the generator for this plan, as JSON-able numbers (recorded in the shard JSON
@@ -271,6 +295,19 @@ class LearnedProducer:
         q = 0 if q == 0 or s == 0 else int(round(100 - s * (100 - q)))
         return {"strength": s, **self._mixed_calibration(tuple(idx), tuple(wts)),
                 "noise_seed": seed_to_json(sample_seed(cfg.seed, key, "calib-noise")), "jpeg": q}
+
+    def post_arrays(self, plan: dict[str, Any]) -> dict[str, Any] | None:
+        """The plan's ``post`` with its calibration as float32 arrays, made once per embedding mix
+        from the JSON's rounded numbers (so a sample is reproducible from its shard JSON)."""
+        post = plan.get("post")
+        if post is None or "filter" not in post:
+            return post
+        return {**post, **self._mixed_arrays(tuple(plan["indices"]), tuple(plan["mix_weights"]))}
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one producer per run; plans repeat indices
+    def _mixed_arrays(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, np.ndarray]:
+        mixed = self._mixed_calibration(idx, wts)
+        return {k: np.asarray(mixed[k], np.float32) for k in ("filter", "color", "noise_cov")}
 
     @functools.cached_property
     def _cal_np(self) -> dict[str, np.ndarray]:
@@ -356,16 +393,33 @@ class LearnedProducer:
             batch.clear()
             t0 = time.perf_counter()
             try:
-                x = torch.stack([job.image.tile(i) for job, i in items])
-                out = synth(x, torch.stack([job.z for job, _ in items]))
-                done = []
-                for (job, i), o in zip(items, out, strict=True):
-                    if job.owner.failure is not None:
-                        continue
-                    job.image.add(i, o)
-                    if job.image.pending == 0:
-                        done.append(job)
-                groups = self._finish(done, cfg)
+                z = to_device(torch.from_numpy(np.stack([job.z for job, _ in items])), dev)
+                if all(len(job.tiles.origins) == 1 for job, _ in items):
+                    # the common case (a crop fits in one tile): the whole batch goes up as uint8 in
+                    # one copy, is converted there, and needs no blending
+                    first = items[0][0].tiles
+                    hq = _to_float(torch.from_numpy(np.stack([job.hq8 for job, _ in items])), dev)
+                    for job, _ in items:
+                        job.hq8 = None
+                    x = pad_reflect(hq, first.ph - first.h, first.pw - first.w)
+                    out = synth(x, z)[:, :, : first.h, : first.w]
+                    keep = [k for k, (job, _) in enumerate(items) if job.owner.failure is None]
+                    done = [items[k][0] for k in keep]
+                    if len(keep) < len(items):
+                        sel = torch.tensor(keep, dtype=torch.int64, device=dev)
+                        out, hq = out[sel], hq[sel]
+                    groups = self._finish(done, cfg, out, hq) if done else []
+                else:
+                    x = torch.stack([job.tiled(dev).tile(i) for job, i in items])
+                    out = synth(x, z)
+                    done = []
+                    for (job, i), o in zip(items, out, strict=True):
+                        if job.owner.failure is not None:
+                            continue
+                        job.image.add(i, o)
+                        if job.image.pending == 0:
+                            done.append(job)
+                    groups = self._finish(done, cfg)
             except torch.cuda.OutOfMemoryError as e:  # too big for the device: fail this batch's inputs, go on
                 hint = "out of memory: lower --batch or --tile"
                 for job, _ in items:
@@ -386,7 +440,7 @@ class LearnedProducer:
                 event.record()
                 groups = hosts
             inflight.append((groups, event, time.perf_counter() - t0))
-            while len(inflight) > 1:  # keep one batch in flight while the next one is prepared
+            while len(inflight) > IN_FLIGHT:  # batches queued on the device while the next is prepared
                 land(*inflight.pop(0))
 
         def ready(block: bool) -> Iterator[ImageResult]:
@@ -404,17 +458,18 @@ class LearnedProducer:
             for slot, s in enumerate(dec.samples):
                 if s.lq_png is not None:
                     continue
-                hq = to_device(torch.from_numpy(s.hq), dev).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
-                plan = plan_tiles(hq.shape[1], hq.shape[2], cfg.tile, cfg.tile_overlap, synth.multiple)
+                plan = plan_tiles(s.hq.shape[0], s.hq.shape[1], cfg.tile, cfg.tile_overlap, synth.multiple)
                 s.plan["tiles"] = len(plan.origins)
                 post = self.post_of(s.plan, cfg, s.key)
                 if post is not None:
                     s.plan["post"] = post
-                job = _Job(op, slot, TiledImage(hq, plan), self.z_of(s.plan), s.plan)
+                job = _Job(op, slot, plan, self.z_of(s.plan), s.plan, hq8=s.hq, cal=self.post_arrays(s.plan))
                 op.learned += 1
                 for i in range(len(plan.origins)):
-                    if batch and tuple(batch[0][0].image.plan.shape) != plan.shape:
-                        forward()  # a batch holds one tile shape
+                    if batch and (tuple(batch[0][0].tiles.shape) != plan.shape
+                                  or (len(plan.origins) == 1) != (len(batch[0][0].tiles.origins) == 1)
+                                  or len(plan.origins) == 1 and (batch[0][0].tiles.h, batch[0][0].tiles.w) != (plan.h, plan.w)):
+                        forward()  # a batch holds one tile shape (and single-tile images of one size)
                     batch.append((job, i))
                     if len(batch) >= cfg.batch:
                         forward()
@@ -426,21 +481,34 @@ class LearnedProducer:
             land(*inflight.pop(0))
         yield from ready(block=True)
 
-    def _finish(self, done: list[_Job], cfg: SynthConfig) -> list[tuple[list[_Job], torch.Tensor]]:
-        """Noise, downsample and quantise the samples finished in this batch, grouped by size (tiled
-        images of several sizes can finish together) -> [(jobs, uint8 [n, h, w, 3])]."""
-        groups: dict[tuple[int, ...], list[_Job]] = {}
-        for job in done:
+    def _finish(self, done: list[_Job], cfg: SynthConfig, y_all: torch.Tensor | None = None,
+                hq_all: torch.Tensor | None = None) -> list[tuple[list[_Job], torch.Tensor]]:
+        """Calibrate, noise, downsample and quantise the samples finished in this batch, grouped by
+        size (tiled images of several sizes can finish together) -> [(jobs, uint8 [n, h, w, 3])].
+        ``y_all``/``hq_all``: the outputs and inputs of ``done`` as batches (single-tile images of one
+        size); else they come from each job's blended tiles."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for k, job in enumerate(done):
             # a sample with a calibrated JPEG leaves the device at the HQ resolution (the JPEG and
             # what follows it run in a worker), so it groups apart
             jpeg = int((job.plan.get("post") or {}).get("jpeg", 0))
-            groups.setdefault((job.image.plan.h, job.image.plan.w, jpeg > 0), []).append(job)
+            groups.setdefault((job.tiles.h, job.tiles.w, jpeg > 0), []).append(k)
         out = []
-        for (_, _, host), jobs in groups.items():
-            y = torch.stack([j.image.result() for j in jobs])
+        for (_, _, host), ks in groups.items():
+            jobs = [done[k] for k in ks]
+            if y_all is not None:
+                whole = len(ks) == len(done)
+                sel = None if whole else torch.tensor(ks, dtype=torch.int64, device=y_all.device)
+                y = y_all if whole else y_all[sel]
+                hq = hq_all if whole else hq_all[sel]
+            else:
+                y = torch.stack([j.image.result() for j in jobs])
+                hq = None
             posts = [j.plan.get("post") for j in jobs]
             if any(p is not None for p in posts):
-                y = apply_calibration(y, torch.stack([j.image.hq() for j in jobs]), posts)
+                if hq is None:
+                    hq = torch.stack([j.image.hq() for j in jobs])
+                y = apply_calibration(y, hq, [j.cal for j in jobs])
             if host:
                 for j in jobs:
                     j.host = {"jpeg": int(j.plan["post"]["jpeg"]), "scale": cfg.scale, "interp": j.plan["downsample"],
