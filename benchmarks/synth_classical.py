@@ -236,6 +236,9 @@ def main() -> None:
               f"= {a:.2f}  (target >= 0.5: {'met' if a >= 0.5 else 'MISSED'})")
         print(f"(b) whole CLI run: floor {med['wall_floor']:.2f} s / ours {med['wall_ours']:.2f} s "
               f"= {b:.2f}  (target >= 0.35: {'met' if b >= 0.35 else 'MISSED'})")
+        pa = statistics.median(o / f for o, f in zip(runs["steady_ours"], runs["steady_floor"], strict=True))
+        pb = statistics.median(f / o for o, f in zip(runs["wall_ours"], runs["wall_floor"], strict=True))
+        print(f"    median of the per-repeat ratios (each side's runs back to back): (a) {pa:.2f}, (b) {pb:.2f}")
         c = med["cpu_ms_floor"] / med["cpu_ms_ours"]
         print(f"    CPU time per pair (all processes, in-process runs): ours {med['cpu_ms_ours']:.1f} ms, floor "
               f"{med['cpu_ms_floor']:.1f} ms: ratio {c:.2f} (the load-independent view of (a))")
