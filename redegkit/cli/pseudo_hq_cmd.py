@@ -9,7 +9,6 @@ import typer
 
 from ..config import resolve_config
 from ..console import console, progress
-from ..io.sources import list_sources
 from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output, warn
 
 
@@ -45,6 +44,8 @@ def pseudo_hq(
     Example: [bold]redeg pseudo-hq photos/ pairs/[/] then [bold]redeg fit-degradation --pairs pairs/[/]
     """
     setup_output(quiet, json_out)
+    from ..io.sources import list_sources  # OpenCV: not at import, `redeg --help` needs none
+
     cfg = resolve_config("pseudo_hq", recipe, {
         "restorer": restorer,
         "restorer_weights": str(restorer_weights) if restorer_weights else None,

@@ -224,7 +224,7 @@ def _lq_field(sample: dict[str, Any]) -> str | None:
 def shard_stats(folder: str | Path, cfg: MatchConfig, label: str,
                 progress: Callable[..., None] | None = None) -> StatSet:
     """Statistics of the LQ images of a shard folder (the first ``cfg.max_images`` samples)."""
-    from ..io.shards import iter_samples, list_shards  # here: webdataset imports torch
+    from ..io.shards import iter_samples, list_shards  # webdataset (torch) on use
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -379,7 +379,7 @@ def match(
     Raises :class:`MatchError` when the real set has no usable image, there are no candidates,
     or a preset/bank candidate has no ``hq_sources``.
     """
-    from ..synth import SynthConfig, synthesize  # here, not at the top: it imports torch
+    from ..synth import SynthConfig, synthesize  # (torch only for bank candidates, imported by synthesize)
 
     if not candidates:
         raise MatchError("no candidates: give at least one --candidate")
