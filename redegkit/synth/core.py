@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +37,7 @@ from ..io.images import AlphaPolicy, ImageDecodeError, decode_image
 from ..io.shards import SHARD_FORMAT, ShardSink, find_resume_point, own_shards, shard_name
 from ..io.sources import Source
 from ..rng import sample_seed, seed_to_json
+from ..run import RunContext
 
 
 class SynthConfig(StrictModel):
@@ -235,8 +235,10 @@ class SynthResult:
 
 
 def dist_rank_world() -> tuple[int, int]:
-    """Rank and world size under torchrun (RANK/WORLD_SIZE), else (0, 1)."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    """Rank and world size under torchrun, else (0, 1): the run context's (checked for
+    consistency; torch is not imported)."""
+    ctx = RunContext.host()
+    return ctx.rank, ctx.world
 
 
 def run_fingerprint(cfg: SynthConfig, sources: list[Source], extra: dict[str, Any] | None = None) -> str:
