@@ -46,7 +46,7 @@ from ..bank.apply import (
     to_device,
 )
 from ..io.images import encode_image
-from ..io.pool import windowed_map
+from ..io.pool import ProcessPool, windowed_map
 from ..io.sources import Source
 from ..io.tiles import pad_reflect
 from ..rng import sample_rng, sample_seed, seed_to_json
@@ -338,8 +338,8 @@ class LearnedProducer:
         if cfg.workers > 1 and len(todo) > 1:
             # Fork before the device is touched: CUDA must not be initialised in a forking parent.
             ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
-            pool = ctx.Pool(cfg.workers, initializer=_init_pool_worker,
-                            initargs=(cfg.model_dump_json(), user_presets, table))
+            pool = ProcessPool(cfg.workers, initializer=_init_pool_worker, context=ctx,
+                               initargs=(cfg.model_dump_json(), user_presets, table))
         else:
             _init_worker(cfg.model_dump_json(), user_presets, table)
         try:
