@@ -238,7 +238,9 @@ def _host_values(values: list[float] | list[int] | np.ndarray, device: torch.dev
     return to_device(t.to(dtype), torch.device(device))
 
 
-_HASH_CHUNK = 1 << 22  # elements per hashing pass (int64 temporaries of ~32 MiB each)
+# elements per hashing pass: on a GPU large passes (few launches); on the CPU passes that keep the
+# int64 temporaries in cache (per-sample-sized passes are faster there than one huge pass)
+_HASH_CHUNK = {"cuda": 1 << 22, "cpu": 1 << 18}
 
 
 def hash_normal(seeds: list[int], shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -253,7 +255,7 @@ def hash_normal(seeds: list[int], shape: tuple[int, ...], device: torch.device |
     idx = torch.arange(n, device=device, dtype=torch.int64)
     lo_all = _host_values([s & _M32 for s in seeds], device, torch.int64)[:, None]
     hi_all = _host_values([(s >> 32) & _M32 for s in seeds], device, torch.int64)[:, None]
-    step = max(1, _HASH_CHUNK // max(n, 1))
+    step = max(1, _HASH_CHUNK.get(device.type, 1 << 22) // max(n, 1))
     for a in range(0, len(seeds), step):
         lo, hi = lo_all[a : a + step], hi_all[a : a + step]
         u1 = _mix32(_mix32((idx * 2) ^ lo) ^ hi)
@@ -348,6 +350,24 @@ def _rows(posts: list[dict | None], keep) -> list[int]:
     return [i for i, p in enumerate(posts) if p is not None and keep(p)]
 
 
+class _Rows:
+    """Rows ``rows`` of batch tensors: the tensors themselves when that is every row (no gather or
+    scatter copies), else an index gather / scatter."""
+
+    def __init__(self, rows: list[int], n: int, device: torch.device) -> None:
+        self.all = rows == list(range(n))
+        self.idx = None if self.all else _index(rows, device)
+
+    def get(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.all else t[self.idx]
+
+    def put(self, t: torch.Tensor, value: torch.Tensor) -> None:
+        if self.all:
+            t.copy_(value)
+        else:
+            t[self.idx] = value
+
+
 def _nonzero(a) -> bool:
     return a is not None and bool(np.any(np.asarray(a)))
 
@@ -374,36 +394,36 @@ def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None
 
     rows = _rows(posts, lambda p: p.get("filter") is not None)
     if rows:
-        idx = _index(rows, dev)
+        r = _Rows(rows, out.shape[0], dev)
         k = _host_values(np.stack([np.asarray(posts[i]["filter"], np.float32) for i in rows]), dev)  # [M, 2, k, k]
-        out[idx] = _filter_each(hqf[idx], k[:, 0]) + _filter_each(out[idx], k[:, 1])
+        r.put(out, _filter_each(r.get(hqf), k[:, 0]) + _filter_each(r.get(out), k[:, 1]))
 
     rows = _rows(posts, lambda p: _nonzero(p.get("color")))  # all 0: no colour map
     if rows:  # low frequencies from the HQ through the colour map
-        idx = _index(rows, dev)
+        r = _Rows(rows, out.shape[0], dev)
         m = _host_values(np.stack([np.asarray(posts[i]["color"], np.float32) for i in rows]), dev)  # [M, 3, 4]
-        yi = out[idx]
-        lp_hq = gaussian_blur(hqf[idx], COLOR_SIGMA)
-        out[idx] = (yi - gaussian_blur(yi, COLOR_SIGMA) + torch.einsum("mij,mjhw->mihw", m[:, :, :3], lp_hq)
+        yi = r.get(out)
+        lp_hq = gaussian_blur(r.get(hqf), COLOR_SIGMA)
+        r.put(out, yi - gaussian_blur(yi, COLOR_SIGMA) + torch.einsum("mij,mjhw->mihw", m[:, :, :3], lp_hq)
                     + m[:, :, 3, None, None])
 
     rows = _rows(posts, lambda p: float(p["strength"]) != 1.0)
     if rows:
-        idx = _index(rows, dev)
+        r = _Rows(rows, out.shape[0], dev)
         s = _host_values([float(posts[i]["strength"]) for i in rows], dev)[:, None, None, None]
-        h = hqf[idx]
-        out[idx] = h + s * (out[idx] - h)
+        h = r.get(hqf)
+        r.put(out, h + s * (r.get(out) - h))
 
     noisy = _rows(posts, lambda p: float(p["strength"]) > 0 and _nonzero(p.get("noise_cov")))
     by_corr: dict[float, list[int]] = {}
     for i in noisy:
         by_corr.setdefault(float(posts[i].get("noise_corr", 0.0)), []).append(i)
     for corr, rows in by_corr.items():
-        idx = _index(rows, dev)
+        r = _Rows(rows, out.shape[0], dev)
         white = hash_normal([int(posts[i]["noise_seed"]) for i in rows], tuple(out.shape[1:]), dev)
         cov = _host_values(np.stack([np.asarray(posts[i]["noise_cov"], np.float32) for i in rows]), dev)
         s = _host_values([float(posts[i]["strength"]) for i in rows], dev)[:, None, None, None]
-        out[idx] = out[idx] + s * shape_noise(white, cov, corr)
+        r.put(out, r.get(out) + s * shape_noise(white, cov, corr))
     return out.clamp_(-1.0, 1.0)
 
 
@@ -432,9 +452,9 @@ def finalize(y: torch.Tensor, *, scale: int, interps: list[str], sigmas: list[fl
     noisy = [i for i, s in enumerate(sigmas) if s > 0]
     if noisy:
         y = y.clone()
-        idx = _index(noisy, dev)
+        r = _Rows(noisy, y.shape[0], dev)
         sig = _host_values([float(sigmas[i]) for i in noisy], dev)[:, None, None, None]
-        y[idx] = y[idx] + sig * hash_normal([int(seeds[i]) for i in noisy], tuple(y.shape[1:]), dev)
+        r.put(y, r.get(y) + sig * hash_normal([int(seeds[i]) for i in noisy], tuple(y.shape[1:]), dev))
     y = y.clamp(-1.0, 1.0)
     modes = sorted(set(interps))
     if scale == 1:
