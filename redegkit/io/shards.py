@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..weights import sha256_file
+from .atomic import atomic_write_text
 
 MARKER_SUFFIX = ".json"
 TAR_MTIME = 0.0
@@ -275,9 +276,7 @@ class ShardSink:
             **self.extra_meta,
         }
         marker = final.with_name(final.name + MARKER_SUFFIX)
-        tmp_marker = marker.with_name(f".{marker.name}.tmp")
-        tmp_marker.write_text(json.dumps(meta, indent=1, sort_keys=True))
-        os.replace(tmp_marker, marker)  # written last: this is the "done" signal
+        atomic_write_text(marker, json.dumps(meta, indent=1, sort_keys=True))  # written last: the "done" signal
         self.written.append(meta)
         self.index += 1
         self.input_start = input_end
