@@ -2,7 +2,7 @@
 
 One home for the stages that score images: ``train-sr`` validation, ``fit-degradation``
 validation, and ``eval`` (:mod:`redegkit.eval.stats`, hence bake's calibration). It sits at the
-package top, beside :mod:`redegkit.rng` and :mod:`redegkit.device`, rather than in ``sr/``:
+package top, beside :mod:`redegkit.rng` and :mod:`redegkit.run`, rather than in ``sr/``:
 PSNR is not an SR-stage concept, and under ``sr/`` the fit and eval stages would depend on the
 SR stage's package for a numpy function.
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .config import ConfigError
-from .io.atomic import atomic_write_json
+from .io.atomic import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     import torch
@@ -331,7 +331,7 @@ class MetricsWriter:
             return
         keep = [ln for ln in self.path.read_text(encoding="utf-8").splitlines()
                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        self.path.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+        atomic_write_text(self.path, "".join(ln + "\n" for ln in keep))
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:

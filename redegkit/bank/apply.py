@@ -120,7 +120,7 @@ class Synthesizer:
                 z = torch.cat([z, z[-1:].expand(rep, -1)])
             try:
                 return self._run(self.compiled, x, z)[:n]
-            except torch.OutOfMemoryError:
+            except torch.cuda.OutOfMemoryError:
                 raise  # too big a batch, not a compiler failure: eager would not fit either
             except Exception as e:  # a compiler failure must not stop a run: fall back to eager
                 self.compile_error = f"{type(e).__name__}: {str(e)[:300]}"
@@ -226,7 +226,7 @@ def _mix32(h: torch.Tensor) -> torch.Tensor:
     return h ^ (h >> 16)
 
 
-def _index(rows: list[int], device: torch.device) -> torch.Tensor:
+def index_on(rows: list[int], device: torch.device) -> torch.Tensor:
     """An int64 index tensor on ``device`` from host ints, without a host-device synchronisation."""
     return to_device(torch.tensor(rows, dtype=torch.int64), torch.device(device))
 
@@ -373,7 +373,7 @@ class _Rows:
 
     def __init__(self, rows: list[int], n: int, device: torch.device) -> None:
         self.all = rows == list(range(n))
-        self.idx = None if self.all else _index(rows, device)
+        self.idx = None if self.all else index_on(rows, device)
 
     def get(self, t: torch.Tensor) -> torch.Tensor:
         return t if self.all else t[self.idx]
@@ -481,6 +481,6 @@ def finalize(y: torch.Tensor, *, scale: int, interps: list[str], sigmas: list[fl
     else:
         out = torch.empty(y.shape[0], 3, y.shape[-2] // scale, y.shape[-1] // scale, device=dev)
         for mode in modes:
-            idx = _index([i for i, m in enumerate(interps) if m == mode], dev)
+            idx = index_on([i for i, m in enumerate(interps) if m == mode], dev)
             out[idx] = downsample(y[idx], scale, mode)
     return out.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1)

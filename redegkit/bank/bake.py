@@ -142,7 +142,9 @@ def bake(pairs: list[PairRef] | str | os.PathLike, degnet: nn.Module, encoder: n
     failures: list[dict[str, str]] = []
     if not isinstance(pairs, list):
         pairs, failures = list_pairs(pairs)
-    dev = RunContext.from_env(cfg.device, "fp32").device  # embeddings stay fp32 (they feed L1 terms)
+    # this rank's device; embeddings stay fp32 (bake runs no autocast) and cuDNN keeps its
+    # deterministic kernel choice, so a bank is reproducible
+    dev = RunContext.from_env(cfg.device, "fp32", cudnn_benchmark=False).device
     degnet = degnet.eval().to(dev)
     size = int(degnet.hparams["size"])
     embs, idents, records = [], [], []

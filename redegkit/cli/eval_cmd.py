@@ -234,13 +234,13 @@ def transfer_cmd(
     --presets benchmarks/fidelity_suite.toml -r recipes/cpu.toml
     """
     setup_output(quiet, json_out)
-    from ..config import ConfigError, load_toml
+    from ..config import ConfigError
     from ..eval.transfer import eval_transfer
     from ..io.sources import list_sources
 
     user = dict(recipe_presets(recipe))
     if presets_file is not None:
-        user.update(load_toml(presets_file).get("presets", {}))
+        user.update(recipe_presets(presets_file))
     cfg = resolve_config("eval_transfer", recipe, {"scale": scale, "crop": crop, "views": views, "seed": seed})
     fit_cfg = None
     if model is None and bank is None:

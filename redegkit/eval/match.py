@@ -224,7 +224,7 @@ def _lq_field(sample: dict[str, Any]) -> str | None:
 def shard_stats(folder: str | Path, cfg: MatchConfig, label: str,
                 progress: Callable[..., None] | None = None) -> StatSet:
     """Statistics of the LQ images of a shard folder (the first ``cfg.max_images`` samples)."""
-    from ..io.shards import iter_samples, list_shards  # webdataset (torch) on use
+    from ..io.shards import list_shards, scan_tar  # the standard library's tarfile: no torch
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -232,7 +232,8 @@ def shard_stats(folder: str | Path, cfg: MatchConfig, label: str,
     if not list_shards(folder):
         raise FileNotFoundError(f"{folder}: holds no *.tar shards")
     out = StatSet(label)
-    for i, sample in enumerate(_iter_safely(iter_samples(str(folder)), out, folder)):
+    samples = (s for shard in list_shards(folder) for s in scan_tar(shard))
+    for i, sample in enumerate(_iter_safely(samples, out, folder)):
         if i >= cfg.max_images:
             break
         name = f"{sample.get('__url__', folder)}:{sample.get('__key__', '?')}"

@@ -36,6 +36,7 @@ from pydantic import Field
 from ..config import StrictModel
 from ..degrade import apply_degradation, get_preset, list_presets, sample_degradation
 from ..degrade.spec import Preset
+from ..io.atomic import atomic_write_json, atomic_write_jsonl
 from ..io.images import decode_image, write_image
 from ..io.sources import Source
 from ..metrics import psnr, ssim
@@ -110,8 +111,7 @@ def make_pairs(faces: list[Source], degradation: Preset, out: Path, cfg: Transfe
                             "degradation": params.to_json()})
     if not records:
         raise ValueError("no face image could be read, so there are no pairs to fit")
-    with open(out / "pairs.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in records)
+    atomic_write_jsonl(out / "pairs.jsonl", records, sort_keys=False)
     return failures
 
 
@@ -356,7 +356,7 @@ def eval_transfer(faces: list[Source], naturals: list[Source], degradation: str,
                    images["x1"][f"preset:{best}"], best)
     report["sheet"] = str(out / "sheet.png")
     report["failures"] = failures
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    atomic_write_json(out / "report.json", report, indent=2)
     return TransferResult(out, report, failures)
 
 

@@ -91,36 +91,39 @@ class Fitter:
         user_presets: dict[str, Any] | None = None,
     ) -> None:
         self.cfg, self.out = cfg, Path(out)
-        # rank, device (cuda:LOCAL_RANK), bf16 on CUDA, channels_last, cudnn.benchmark, the group
-        self.ctx = RunContext.from_env(device, cfg.precision, channels_last=cfg.channels_last, seed=cfg.seed).join()
-        self.rank, self.world, self.device = self.ctx.rank, self.ctx.world, self.ctx.device
-        self.folder = self.ctx.folder(self.out)
         last = self.out / "last.pt"
         if resume and not last.is_file():
             raise FileNotFoundError(f"{last}: nothing to resume (no last.pt in the run folder)")
         if not resume and last.is_file():
             raise FileExistsError(f"{self.out} already holds a run (last.pt); pass --resume or choose another --out")
-
-        all_pairs, self.failures = list_face_pairs(pairs)
-        if val_pairs is not None:
-            self.train_pairs, self.val_pairs = all_pairs, list_face_pairs(val_pairs)[0]
-        else:
-            self.train_pairs, self.val_pairs = split_pairs(all_pairs, cfg.data.val_fraction, cfg.seed)
-        self.naturals: list[Source] = list_sources(natural if isinstance(natural, list) else [natural])
-        self.dataset = build_dataset(
-            self.train_pairs, self.naturals, cfg.data, crop=cfg.crop, seed=cfg.seed,
-            length=cfg.steps * cfg.batch * self.world, user_presets=user_presets, interp_quirk=cfg.interp_quirk,
-        )
-        self.model = FitModel(cfg, ctx=self.ctx)  # WeightsMissingError surfaces here
-        self.step = 0
-        if resume:
-            self.load(last)
-        elif from_official is not None:
-            for path in load_official(self.model.nets, str(from_official)):
-                log.info("initialised from %s", path)
-        self.val_batch = self._prepare_validation() if self.rank == 0 else None
-        self._seen_bad = {f["path"] for f in self.failures}
-        self.metrics = self.folder.metrics()  # JSONL + TensorBoard (when installed), rank 0 only
+        # rank, device (cuda:LOCAL_RANK), bf16 on CUDA, channels_last, cudnn.benchmark, the group
+        self.ctx = RunContext.from_env(device, cfg.precision, channels_last=cfg.channels_last, seed=cfg.seed).join()
+        self.rank, self.world, self.device = self.ctx.rank, self.ctx.world, self.ctx.device
+        self.folder = self.ctx.folder(self.out)
+        try:
+            all_pairs, self.failures = list_face_pairs(pairs)
+            if val_pairs is not None:
+                self.train_pairs, self.val_pairs = all_pairs, list_face_pairs(val_pairs)[0]
+            else:
+                self.train_pairs, self.val_pairs = split_pairs(all_pairs, cfg.data.val_fraction, cfg.seed)
+            self.naturals: list[Source] = list_sources(natural if isinstance(natural, list) else [natural])
+            self.dataset = build_dataset(
+                self.train_pairs, self.naturals, cfg.data, crop=cfg.crop, seed=cfg.seed,
+                length=cfg.steps * cfg.batch * self.world, user_presets=user_presets, interp_quirk=cfg.interp_quirk,
+            )
+            self.model = FitModel(cfg, ctx=self.ctx)  # WeightsMissingError surfaces here
+            self.step = 0
+            if resume:
+                self.load(last)
+            elif from_official is not None:
+                for path in load_official(self.model.nets, str(from_official)):
+                    log.info("initialised from %s", path)
+            self.val_batch = self._prepare_validation() if self.rank == 0 else None
+            self._seen_bad = {f["path"] for f in self.failures}
+            self.metrics = self.folder.metrics()  # JSONL + TensorBoard (when installed), rank 0 only
+        except BaseException:  # the process group must not outlive a run that could not start
+            self.ctx.leave()
+            raise
 
     # ------------------------------------------------------------------ setup
     def _prepare_validation(self) -> dict[str, Any] | None:
@@ -279,7 +282,6 @@ class Fitter:
         if self.rank == 0:
             if keep:
                 kept = self.out / "checkpoints" / f"step_{self.step:07d}.pt"
-                kept.parent.mkdir(parents=True, exist_ok=True)
                 atomic_copy(last, kept)  # a hard link costs no space; last.pt is replaced by rename
                 last = kept
         if sync:

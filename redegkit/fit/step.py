@@ -115,17 +115,16 @@ class FitModel:
         self.cfg = cfg
         self.ctx = ctx or RunContext.local(device, cfg.precision, channels_last=cfg.channels_last, seed=cfg.seed)
         self.device = self.ctx.device
-        self.amp_dtype = self.ctx.amp_dtype
-        self.memory_format = self.ctx.memory_format
         # Fails fast (WeightsMissingError) before anything else is built when VGG19 is missing.
         self.perceptual = build_perceptual_loss(
             cfg.loss, cfg.vgg_weights, reference_range_quirk=cfg.vgg_range_quirk, random_weights=random_vgg
         )
         if self.perceptual is not None:
-            self.perceptual.to(self.device, memory_format=self.memory_format)
+            self.ctx.place(self.perceptual)
         self.nets = nets if nets is not None else build_networks(cfg)
         for net in self.nets.values():
-            net.to(self.device, memory_format=self.memory_format).train()
+            self.ctx.place(net)
+            net.train()
         self.optims = {
             name: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas) for name, net in self.nets.items()
         }

@@ -43,17 +43,27 @@ class ProcessPool:
     def apply_async(self, fn: Callable[..., Any], args: tuple = ()) -> _Handle:
         return _Handle(self._ex.submit(fn, *args))
 
+    def _processes(self) -> list[Any]:
+        live = getattr(self._ex, "_processes", None) or {}  # None once the executor shut down
+        return [*self._procs, *(p for p in live.values() if p not in self._procs)]
+
     def terminate(self) -> None:
-        """Stop now: pending tasks are cancelled and the worker processes killed."""
+        """Stop now: pending tasks are cancelled and the worker processes killed (then joined)."""
+        procs = self._processes()  # before shutdown forgets them
         self._ex.shutdown(wait=False, cancel_futures=True)
-        for p in self._procs:
+        for p in procs:
             if p.is_alive():
                 p.terminate()
+        for p in procs:
+            p.join()
+        self._procs = []
 
     def join(self) -> None:
-        for p in self._procs:
-            p.join()
+        """Wait for the submitted tasks and the workers to finish (after :meth:`terminate`: no-op)."""
+        procs = self._processes()
         self._ex.shutdown(wait=True)
+        for p in procs:
+            p.join()
 
 
 class _Handle:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..console import log
+from ..io.atomic import atomic_copy
 from ..models.checkpoints import CheckpointError, load_checkpoint, load_raw, save_checkpoint
 from ..models.discriminators import UNetDiscriminatorSN
 from ..models.rrdb import RRDBNet
@@ -97,8 +98,8 @@ def save_state(out: Path, step: int, cfg: TrainSRConfig, nets: dict[str, nn.Modu
     }
     ckdir = checkpoint_dir(out)
     last = save_checkpoint(ckdir / "last.pt", state)
-    if numbered:
-        save_checkpoint(ckdir / f"step-{step:07d}.pt", state)
+    if numbered:  # the same bytes: a hard link (or copy), not a second torch.save
+        atomic_copy(last, ckdir / f"step-{step:07d}.pt")
     save_checkpoint(out / "net_g.pt", nets["g"])
     if "g_ema" in nets:
         save_checkpoint(out / "net_g_ema.pt", nets["g_ema"])

@@ -140,8 +140,7 @@ def _train(cfg: TrainSRConfig, shards: str | Path | list[str], out: Path, ctx: R
 
     val_set = load_val_set(cfg.val, cfg.data, cfg.model.scale, cfg.val_max_images) if cfg.val and dist.main else None
     mlog = ctx.folder(out).metrics()  # JSONL + TensorBoard (when installed), rank 0 only
-    if dist.main:
-        mlog.keep_until(step)  # resuming: drop what was logged after the checkpoint
+    mlog.keep_until(step)  # resuming: drop what was logged after the checkpoint (rank 0's writer)
     sums: dict[str, torch.Tensor] = {}
     n_sum, t_log, last_losses, last_val, last_rate = 0, time.perf_counter(), {}, {}, 0.0
     ckpt_path = ""

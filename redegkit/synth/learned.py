@@ -42,6 +42,7 @@ from ..bank.apply import (
     apply_calibration,
     finalize,
     finish_on_host,
+    index_on,
     plan_tiles,
     to_device,
 )
@@ -241,6 +242,16 @@ class _Job:
     image: TiledImage | None = None  # multi-tile samples only: their tiles and blending
     host: dict[str, Any] | None = None  # set when the worker finishes the sample (calibrated JPEG)
 
+    @property
+    def single(self) -> bool:
+        """The image fits one tile: it needs no blending."""
+        return len(self.tiles.grid) == 1
+
+    @property
+    def batch_key(self) -> tuple:
+        """What a batch shares: one tile shape, and for single-tile images one image size."""
+        return self.tiles.shape, (self.tiles.h, self.tiles.w) if self.single else None
+
     def tiled(self, dev: torch.device) -> TiledImage:
         if self.image is None:
             self.image = TiledImage(_to_float(torch.from_numpy(self.hq8[None]), dev)[0], self.tiles)
@@ -394,7 +405,7 @@ class LearnedProducer:
             t0 = time.perf_counter()
             try:
                 z = to_device(torch.from_numpy(np.stack([job.z for job, _ in items])), dev)
-                if all(len(job.tiles.origins) == 1 for job, _ in items):
+                if items[0][0].single:  # batches are homogeneous (see batch_key)
                     # the common case (a crop fits in one tile): the whole batch goes up as uint8 in
                     # one copy, is converted there, and needs no blending
                     first = items[0][0].tiles
@@ -406,7 +417,7 @@ class LearnedProducer:
                     keep = [k for k, (job, _) in enumerate(items) if job.owner.failure is None]
                     done = [items[k][0] for k in keep]
                     if len(keep) < len(items):
-                        sel = torch.tensor(keep, dtype=torch.int64, device=dev)
+                        sel = index_on(keep, dev)  # from pinned memory: no wait for the GPU
                         out, hq = out[sel], hq[sel]
                     groups = self._finish(done, cfg, out, hq) if done else []
                 else:
@@ -459,17 +470,15 @@ class LearnedProducer:
                 if s.lq_png is not None:
                     continue
                 plan = plan_tiles(s.hq.shape[0], s.hq.shape[1], cfg.tile, cfg.tile_overlap, synth.multiple)
-                s.plan["tiles"] = len(plan.origins)
+                s.plan["tiles"] = len(plan.grid)
                 post = self.post_of(s.plan, cfg, s.key)
                 if post is not None:
                     s.plan["post"] = post
                 job = _Job(op, slot, plan, self.z_of(s.plan), s.plan, hq8=s.hq, cal=self.post_arrays(s.plan))
                 op.learned += 1
-                for i in range(len(plan.origins)):
-                    if batch and (tuple(batch[0][0].tiles.shape) != plan.shape
-                                  or (len(plan.origins) == 1) != (len(batch[0][0].tiles.origins) == 1)
-                                  or len(plan.origins) == 1 and (batch[0][0].tiles.h, batch[0][0].tiles.w) != (plan.h, plan.w)):
-                        forward()  # a batch holds one tile shape (and single-tile images of one size)
+                for i in range(len(plan.grid)):
+                    if batch and batch[0][0].batch_key != job.batch_key:
+                        forward()
                     batch.append((job, i))
                     if len(batch) >= cfg.batch:
                         forward()
@@ -498,14 +507,13 @@ class LearnedProducer:
             jobs = [done[k] for k in ks]
             if y_all is not None:
                 whole = len(ks) == len(done)
-                sel = None if whole else torch.tensor(ks, dtype=torch.int64, device=y_all.device)
+                sel = None if whole else index_on(ks, y_all.device)
                 y = y_all if whole else y_all[sel]
                 hq = hq_all if whole else hq_all[sel]
             else:
                 y = torch.stack([j.image.result() for j in jobs])
                 hq = None
-            posts = [j.plan.get("post") for j in jobs]
-            if any(p is not None for p in posts):
+            if any(j.cal is not None for j in jobs):
                 if hq is None:
                     hq = torch.stack([j.image.hq() for j in jobs])
                 y = apply_calibration(y, hq, [j.cal for j in jobs])
