@@ -205,7 +205,9 @@ class RunContext:
 
         x = x.to(self._need_device(), non_blocking=True)
         if x.dtype == torch.uint8:
-            x = x.float().div_(127.5).sub_(1.0)
+            from .io.images import u8_to_unit
+
+            x = u8_to_unit(x)
         return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
 
     def seed_torch(self, per_rank: bool = True) -> None:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..console import log
+from ..io.images import u8_to_unit
 from ..io.tiles import TileBlender, TileGrid, ceil_to, pad_reflect, run_tiled, tile_starts  # noqa: F401  (tile_starts: re-exported)
 from ..models.redeg import set_modconv
 
@@ -451,7 +452,7 @@ def finish_on_host(hq_res: np.ndarray, *, jpeg: int, scale: int, interp: str, si
     from ..degrade.ops import jpeg as jpeg_op
 
     x = jpeg_op(hq_res, int(jpeg)) if jpeg else hq_res
-    t = torch.from_numpy(x).permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0)
+    t = u8_to_unit(torch.from_numpy(x).permute(2, 0, 1)[None])
     return finalize(t, scale=scale, interps=[interp], sigmas=[sigma], seeds=[seed])[0].numpy()
 
 

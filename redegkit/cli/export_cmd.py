@@ -97,10 +97,10 @@ def pack_cmd(
     if scale is not None and scale < 1:
         raise UserError("--scale must be at least 1")
     try:
-        total = len(match_pairs(hq_dir, lq_dir, lq_suffix)[0])
-        with progress("pack", total=total, unit="pair") as advance:
+        matched = match_pairs(hq_dir, lq_dir, lq_suffix)  # listed once, for the bar and the packing
+        with progress("pack", total=len(matched[0]), unit="pair") as advance:
             res = pack_folders(hq_dir, lq_dir, out, scale=scale, lq_suffix=lq_suffix, shard_max_count=shard_count,
-                               workers=workers, overwrite=overwrite, progress=advance)
+                               workers=workers, overwrite=overwrite, progress=advance, matched=matched)
     except ExportError as e:
         raise UserError(str(e)) from None
     summary = {"out": str(res.out), "pairs": res.pairs, "samples": res.samples, "scale": res.scale,

@@ -37,7 +37,7 @@ from ..config import StrictModel
 from ..degrade import apply_degradation, get_preset, list_presets, sample_degradation
 from ..degrade.spec import Preset
 from ..io.atomic import atomic_write_json, atomic_write_jsonl
-from ..io.images import decode_image, write_image
+from ..io.images import decode_image, u8_to_unit, write_image
 from ..io.sources import Source
 from ..metrics import psnr, ssim
 from ..rng import sample_rng
@@ -155,7 +155,7 @@ def downsample_u8(img: np.ndarray, scale: int, interp: str) -> np.ndarray:
 
     from ..bank.apply import finalize
 
-    t = torch.from_numpy(img).permute(2, 0, 1)[None].float().div_(127.5).sub_(1.0)
+    t = u8_to_unit(torch.from_numpy(img).permute(2, 0, 1)[None])
     return finalize(t, scale=scale, interps=[interp], sigmas=[0.0], seeds=[0])[0].numpy()
 
 

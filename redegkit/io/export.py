@@ -661,12 +661,14 @@ def _pack_one_guarded(job: tuple[int, tuple[str, Path, Path, str, str], int, int
 def pack_folders(hq_dir: str | Path, lq_dir: str | Path, out: str | Path, *, scale: int | None = None,
                  lq_suffix: str = "", prefix: str = "shard", shard_max_count: int = 1000,
                  shard_max_bytes: int = 1 << 30, png_level: int = 1, workers: int = 1, overwrite: bool = False,
-                 progress: Callable[..., None] | None = None) -> PackResult:
+                 progress: Callable[..., None] | None = None,
+                 matched: tuple[list, list] | None = None) -> PackResult:
     """Pack paired image folders into shards (see the module doc). ``scale=None`` reads it from the
-    first readable pair; every pair must then be exactly ``scale`` x."""
+    first readable pair; every pair must then be exactly ``scale`` x. ``matched``: the result of
+    :func:`match_pairs` for these folders, when the caller already listed them."""
     t0 = time.perf_counter()
     out = Path(out)
-    pairs, failures = match_pairs(Path(hq_dir), Path(lq_dir), lq_suffix)
+    pairs, failures = matched if matched is not None else match_pairs(Path(hq_dir), Path(lq_dir), lq_suffix)
     existing = own_shards(out, prefix)
     if existing and not overwrite:
         raise ExportError(f"{out}: already holds {len(existing)} shard(s); pass --overwrite to replace them")

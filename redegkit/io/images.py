@@ -236,8 +236,14 @@ def to_tensor(img: np.ndarray):
     """RGB uint8 HxWx3 (or NxHxWx3) -> float32 torch tensor CHW (NCHW) in [-1, 1]."""
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(img)).float().div_(127.5).sub_(1.0)
+    t = u8_to_unit(torch.from_numpy(np.ascontiguousarray(img)))
     return t.permute(2, 0, 1).contiguous() if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()
+
+
+def u8_to_unit(t):
+    """uint8 tensor (any layout, any device) -> float32 in [-1, 1]: the one mapping every stage uses
+    (``to_tensor``, the loaders' batches converted on the device, the learned path's uploads)."""
+    return t.float().div_(127.5).sub_(1.0)
 
 
 def from_tensor(t) -> np.ndarray:

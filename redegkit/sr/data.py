@@ -31,7 +31,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..console import log
-from ..io.images import ImageDecodeError, decode_image
+from ..io.images import ImageDecodeError, decode_image, u8_to_unit
 from ..io.shards import ReadStats, list_shards, paired_dataset
 from ..io.sources import list_sources
 from ..rng import sample_seed
@@ -74,7 +74,7 @@ class HighResLQ:
     def __call__(self, pair: Batch) -> Batch:
         lq, hq = pair
         if lq.dtype == torch.uint8:  # the stream ships uint8; the noise and resize work in float
-            lq = lq.float().div_(127.5).sub_(1.0)
+            lq = u8_to_unit(lq)
         if self.rng.random() < self.cfg.noise_prob:
             sigma = int(self.rng.integers(0, round(self.cfg.noise_sigma_max * 100) + 1)) / 100.0
             g = torch.Generator().manual_seed(int(self.rng.integers(0, 2**62)))

@@ -46,7 +46,7 @@ from ..bank.apply import (
     plan_tiles,
     to_device,
 )
-from ..io.images import encode_image
+from ..io.images import encode_image, u8_to_unit
 from ..io.pool import ProcessPool, windowed_map
 from ..io.sources import Source
 from ..io.tiles import pad_reflect
@@ -262,7 +262,7 @@ class _Job:
 def _to_float(x8: torch.Tensor, dev: torch.device) -> torch.Tensor:
     """uint8 [N, H, W, 3] (host) -> float [N, 3, H, W] in [-1, 1] on ``dev``: one pinned upload of
     the uint8 bytes, the conversion on the device (the mapping of ``to_tensor``)."""
-    return to_device(x8, dev).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    return u8_to_unit(to_device(x8, dev).permute(0, 3, 1, 2))
 
 
 IN_FLIGHT = 2  # batches whose results are still on their way back while the next one is prepared
