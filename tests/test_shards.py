@@ -158,3 +158,18 @@ def test_fast_tar_writer_is_byte_identical_to_tarfile(tmp_path):
     with tarfile.open(tmp_path / "t.tar") as r:
         assert [(m.name, r.extractfile(m).read()) for m in r.getmembers()] == members
     assert os.path.getsize(tmp_path / "t.tar") % tarfile.RECORDSIZE == 0
+
+
+def test_tar_writer_counts_bytes_of_wide_memoryviews(tmp_path):
+    # len() of a memoryview counts items, not bytes: a uint16 buffer must be stored whole
+    import tarfile
+
+    from redegkit.io.shards import _TarStream
+
+    arr = np.arange(1000, dtype=np.uint16)
+    with open(tmp_path / "t.tar", "wb") as f:
+        t = _TarStream(f)
+        t.add("k.bin", memoryview(arr))
+        t.close()
+    with tarfile.open(tmp_path / "t.tar") as r:
+        assert r.extractfile("k.bin").read() == arr.tobytes()

@@ -20,10 +20,15 @@ from pathlib import Path
 from typing import Any
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once, at import: flipping the process-wide umask on every write would race with threads
+# creating files meanwhile.
+_UMASK = _read_umask()
 
 
 @contextmanager
@@ -38,7 +43,7 @@ def atomic_path(path: str | os.PathLike, mkdir: bool = True) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get normal permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get normal permissions
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):

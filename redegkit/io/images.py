@@ -220,12 +220,6 @@ def write_image(path: str | os.PathLike, img: np.ndarray, quality: int = 95) -> 
     return atomic_write_bytes(p, encode_image(img, p.suffix or ".png", quality=quality))
 
 
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
-
-
 def check_rgb(img: np.ndarray, name: str = "image") -> None:
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         got = f"{type(img).__name__} {getattr(img, 'dtype', '')} {getattr(img, 'shape', '')}"

@@ -163,9 +163,10 @@ class _TarStream:
         self.n += len(b)
 
     def add(self, name: str, data: bytes | bytearray | memoryview) -> None:
-        self._write(_member_header(name, len(data)))
+        size = memoryview(data).nbytes  # bytes, also for a memoryview of wider items
+        self._write(_member_header(name, size))
         self._write(data)
-        pad = -len(data) % tarfile.BLOCKSIZE
+        pad = -size % tarfile.BLOCKSIZE
         if pad:
             self._write(bytes(pad))
 
@@ -242,7 +243,7 @@ class ShardSink:
                 raise ValueError(f"field {name!r} of {key!r} is {type(data).__name__}, not bytes")
         for name, data in members:
             self._writer.add(f"{key}.{name}", data)
-            self._bytes += len(data)
+            self._bytes += memoryview(data).nbytes
         self._keys.append(key)
 
     def end_input(self, next_input: int, failures: Iterable[dict[str, Any]] = ()) -> dict[str, Any] | None:
