@@ -143,3 +143,48 @@ def test_out_of_memory_in_the_compiled_call_is_not_a_compiler_failure() -> None:
     synth.compiled = broken  # a real compiler failure still falls back to eager, and is recorded
     out = synth(torch.zeros(1, 3, 64, 64), torch.zeros(1, 32))
     assert out.shape == (1, 3, 64, 64) and "lowering failed" in synth.compile_error and synth.compiled is None
+
+
+def test_learned_workers_die_with_a_killed_main_process(tmp_path):
+    # SIGKILL (or the OOM killer) gives the main process no chance to stop its pool; its forked
+    # workers must not stay behind blocked on the task queue
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("parent-death signal is Linux-only")
+    from .conftest import ROOT
+
+    hq = tmp_path / "hq"
+    hq.mkdir()
+    for i in range(40):
+        (hq / f"b{i:02d}.png").write_bytes((ROOT / "examples" / "brick.png").read_bytes())
+    from .test_bank import make_bank
+
+    bank = make_bank(tmp_path / "bank")  # the learned path's pool: its workers stayed behind
+    code = ("import sys; from redegkit.cli import main; sys.argv = ['redeg', 'synthesize', '--bank', "
+            f"'{bank}', '{hq}', '{tmp_path / 'out'}', '--crop', '32', '--workers', '2', '--quiet']; main()")
+    p = subprocess.Popen([sys.executable, "-c", code])
+    children: list[int] = []
+    for _ in range(200):  # wait until both workers exist
+        time.sleep(0.05)
+        try:
+            children = [int(c) for c in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()]
+        except FileNotFoundError:
+            break
+        if len(children) >= 2:
+            break
+    assert len(children) >= 2, "the run ended before its workers could be seen"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    deadline = time.time() + 10
+    alive = children
+    while alive and time.time() < deadline:
+        time.sleep(0.1)
+        alive = [c for c in alive if os.path.exists(f"/proc/{c}") and "Z" not in open(f"/proc/{c}/stat").read().split()[2]]
+    for c in alive:
+        os.kill(c, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived the killed main process"

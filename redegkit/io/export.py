@@ -44,7 +44,7 @@ from typing import Any, Literal, TextIO
 from .. import __version__
 from .atomic import atomic_write_text
 from .images import IMAGE_EXTS, ImageDecodeError, decode_image, encode_image
-from .pool import windowed_map
+from .pool import windowed_map, worker_signals
 from .shards import MARKER_SUFFIX, SHARD_FORMAT, ShardSink, iter_samples, list_shards, own_shards
 
 Format = Literal["folders", "lmdb", "parquet"]
@@ -95,15 +95,9 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, wi
             yield fn(it)
         return
     ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_ignore_sigint) as pool:
+    with ctx.Pool(workers, initializer=worker_signals) as pool:
         yield from windowed_map(pool, fn, items, window)
 
-
-def _ignore_sigint() -> None:
-    # Ctrl-C is the parent's to handle; a worker killed by it could leave the pool hanging.
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _guarded(fn: Callable[[Any], Any], where: Callable[[Any], str]) -> Callable[[Any], Any]:

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+
+def worker_signals() -> None:
+    """Call first in every pool worker. Ctrl-C is the main process's to handle (it aborts the shard
+    in progress; a worker killed by it while holding a queue lock would hang the pool's shutdown).
+    On Linux the worker also dies with the main process: a main process killed outright (SIGKILL,
+    the OOM killer) would otherwise leave its forked workers blocked on the task queue forever,
+    since they hold that queue's write end themselves."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no prctl: the old behaviour
+            pass
 
 
 def windowed_map(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any], window: int) -> Iterator[Any]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from ..config import StrictModel
 from ..degrade.ops import ImageTooSmallError
 from ..io.atomic import atomic_write_json
 from ..io.images import AlphaPolicy, ImageDecodeError, decode_image
+from ..io.pool import worker_signals
 from ..io.shards import SHARD_FORMAT, ShardSink, find_resume_point, own_shards, shard_name
 from ..io.sources import Source
 from ..rng import sample_seed, seed_to_json
@@ -144,9 +144,9 @@ class ImageResult:
 
 
 def ignore_sigint() -> None:
-    """For pool workers: Ctrl-C is the main process's to handle (it aborts the shard in progress).
-    A worker killed by it while holding the pool's queue lock would make Pool.terminate() hang."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """For pool workers: :func:`redegkit.io.pool.worker_signals` (Ctrl-C is the main process's;
+    die with the main process)."""
+    worker_signals()
 
 
 @dataclass
