@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from .atomic import atomic_write_bytes
+from .png import MAX_FAST_LEVEL, PNG_SIGNATURE, decode_png_fast, encode_png
 
 AlphaPolicy = Literal["composite", "drop"]
 
@@ -156,6 +157,12 @@ def decode_image(
     trunc = _looks_truncated_png(data)
     if trunc:
         raise ImageDecodeError(path, trunc)
+    if data[:8] == PNG_SIGNATURE:  # plain 8-bit RGB/RGBA: pyspng, the same pixels as below, faster
+        fast = decode_png_fast(data)
+        if fast is not None:
+            if fast.shape[2] == 4:
+                fast = _handle_alpha(fast, alpha, background, bgr=False)
+            return np.ascontiguousarray(fast)
     img = _decode_jpeg(data, path) if data[:3] == b"\xff\xd8\xff" else None
     if img is None:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -197,18 +204,26 @@ def _handle_alpha(rgba: np.ndarray, policy: AlphaPolicy, background, bgr: bool) 
 
 
 def encode_image(img: np.ndarray, fmt: str = "png", quality: int = 95, png_level: int = 3) -> bytes:
-    """Encode RGB uint8 HxWx3 to PNG / JPEG / WebP bytes (deterministic for the same input)."""
+    """Encode RGB uint8 HxWx3 to PNG / JPEG / WebP bytes (deterministic for the same input).
+
+    PNG levels 0-3 go through :func:`redegkit.io.png.encode_png` (numpy Up filter and ISA-L
+    deflate: 3-6x faster than libpng, 1-2% larger); 4-9 through OpenCV/libpng, whose files are smaller.
+    """
     check_rgb(img)
-    bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     fmt = fmt.lower().lstrip(".")
+    if fmt == "png" and 0 <= int(png_level) <= MAX_FAST_LEVEL:
+        out = encode_png(img, int(png_level))
+        if out is not None:
+            return out
+    if fmt not in ("png", "jpg", "jpeg", "webp"):
+        raise ValueError(f"unsupported output format {fmt!r} (png, jpg, webp)")
+    bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     if fmt == "png":
         ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)])
     elif fmt in ("jpg", "jpeg"):
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    elif fmt == "webp":
-        ok, buf = cv2.imencode(".webp", bgr, [cv2.IMWRITE_WEBP_QUALITY, int(quality)])
     else:
-        raise ValueError(f"unsupported output format {fmt!r} (png, jpg, webp)")
+        ok, buf = cv2.imencode(".webp", bgr, [cv2.IMWRITE_WEBP_QUALITY, int(quality)])
     if not ok:
         raise RuntimeError(f"encoding to {fmt} failed")
     return buf.tobytes()
