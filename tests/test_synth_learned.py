@@ -68,6 +68,9 @@ def test_byte_identical_with_1_and_2_workers(tmp_path: Path, bank_path: Path, in
     r2 = synthesize(srcs, tmp_path / "w2", cfg_for(bank_path, workers=2, **kw))
     assert r1.samples == r2.samples == 12 and not r1.failures and len(r1.shards) > 1
     assert shard_hashes(tmp_path / "w1") == shard_hashes(tmp_path / "w2")
+    # with workers the bytes went through the shared rings and the writer process, not inline
+    rt1, rt2 = (json.loads(r.report_path.read_text())["runtime"] for r in (r1, r2))
+    assert (rt1["shared_memory"], rt2["shared_memory"], rt2["inline_samples"]) == (False, True, 0)
     s = samples(tmp_path / "w1")
     metas = [json.loads(v["json"]) for v in s.values()]
     bank_sha = load_bank(bank_path).sha256
@@ -79,6 +82,24 @@ def test_byte_identical_with_1_and_2_workers(tmp_path: Path, bank_path: Path, in
     for v in s.values():  # aligned pairs: hq = 4 x lq
         hq, lq = decode_image(v["hq.png"]), decode_image(v["lq.png"])
         assert hq.shape == (32, 32, 3) and lq.shape == (8, 8, 3)
+
+
+def test_full_rings_fall_back_inline_with_the_same_bytes(tmp_path: Path, bank_path: Path, inputs: Path,
+                                                        monkeypatch) -> None:
+    """Rings too small for the samples: the workers send the bytes inline instead (never a wait),
+    and the shards are the same bytes as through the rings."""
+    from redegkit.synth import learned
+
+    srcs = list_sources([str(inputs)])
+    kw = {"max_patches": 3, "noise_prob": 0.5, "mix_preset": "realesrgan:0.3", "workers": 2}
+    r1 = synthesize(srcs, tmp_path / "big", cfg_for(bank_path, **kw))
+    monkeypatch.setattr(learned, "DECODE_ARENA_BYTES", 4096)  # about one crop and its PNG: mostly full
+    monkeypatch.setattr(learned, "LQ_ARENA_BYTES", 1024)
+    r2 = synthesize(srcs, tmp_path / "small", cfg_for(bank_path, **kw))
+    assert r1.samples == r2.samples == 12
+    assert shard_hashes(tmp_path / "big") == shard_hashes(tmp_path / "small")
+    rt = json.loads(r2.report_path.read_text())["runtime"]
+    assert rt["shared_memory"] and rt["inline_samples"] > 0
 
 
 def test_strength_zero_is_exactly_the_hq(tmp_path: Path, bank_path: Path, inputs: Path) -> None:

@@ -239,9 +239,10 @@ def _host_values(values: list[float] | list[int] | np.ndarray, device: torch.dev
     return to_device(t.to(dtype), torch.device(device))
 
 
-# elements per hashing pass: on a GPU large passes (few launches); on the CPU passes that keep the
-# int64 temporaries in cache (per-sample-sized passes are faster there than one huge pass)
-_HASH_CHUNK = {"cuda": 1 << 22, "cpu": 1 << 18}
+# elements per hashing pass: on a GPU large passes (few launches: a batch of 64 crops of 256² is one
+# pass; the int64 temporaries peak near 1 GiB); on the CPU passes that keep the int64 temporaries in
+# cache (per-sample-sized passes are faster there than one huge pass)
+_HASH_CHUNK = {"cuda": 1 << 24, "cpu": 1 << 18}
 
 
 def hash_normal(seeds: list[int], shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:

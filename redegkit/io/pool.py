@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import signal
 import sys
 from collections import deque
@@ -26,17 +28,37 @@ def worker_signals() -> None:
             pass
 
 
-def windowed_map(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any], window: int) -> Iterator[Any]:
+def windowed_map(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any], window: int | Callable[[], int],
+                 chunk: int | Callable[[], int] = 1) -> Iterator[Any]:
     """``map(fn, items)`` on a multiprocessing ``pool``, results in input order, with at most
-    ``window`` tasks in flight: memory stays bounded whatever the number of items (``Pool.imap``
-    would queue the whole iterable at once)."""
-    pending: deque = deque()
-    for it in items:
-        pending.append(pool.apply_async(fn, (it,)))
-        if len(pending) >= window:
-            yield pending.popleft().get()
+    ``window`` items in flight: memory stays bounded whatever the number of items (``Pool.imap``
+    would queue the whole iterable at once). ``chunk`` > 1 sends that many items per task (one
+    message each way instead of one per item; the pool's per-task cost is paid once). Either may
+    be a callable, asked again before every submission (a caller that learns how heavy its items
+    are can adapt both)."""
+    def now(v: int | Callable[[], int]) -> int:
+        return max(1, int(v() if callable(v) else v))
+
+    pending: deque = deque()  # (handle, number of items)
+    in_flight = 0
+    it = iter(items)
+    run = functools.partial(_map_chunk, fn)
+    while True:
+        part = list(itertools.islice(it, now(chunk)))
+        if not part:
+            break
+        pending.append((pool.apply_async(run, (part,)), len(part)))
+        in_flight += len(part)
+        while pending and in_flight >= now(window):
+            handle, n = pending.popleft()
+            in_flight -= n
+            yield from handle.get()
     while pending:
-        yield pending.popleft().get()
+        yield from pending.popleft()[0].get()
+
+
+def _map_chunk(fn: Callable[[Any], Any], part: list[Any]) -> list[Any]:
+    return [fn(it) for it in part]
 
 
 class ProcessPool:
@@ -58,6 +80,10 @@ class ProcessPool:
         # caller initialises CUDA: a forked child must not inherit a CUDA context.
         self._ex.submit(int).result()
         self._procs = list((getattr(self._ex, "_processes", None) or {}).values())
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids, in a fixed order (started at construction)."""
+        return [p.pid for p in self._procs]
 
     def apply_async(self, fn: Callable[..., Any], args: tuple = ()) -> _Handle:
         return _Handle(self._ex.submit(fn, *args))

@@ -212,7 +212,8 @@ def sample_fields(hq_png: bytes, lq_png: bytes, meta: dict[str, Any]) -> dict[st
 
 
 # A producer turns the work list [(input index, source)] into one ImageResult per input, in input
-# order: (todo, cfg, user_presets) -> iterator. It may have a runtime() method (see the report).
+# order: (todo, cfg, user_presets) -> iterator. It may have a runtime() method (see the report), and
+# a make_sink(todo, cfg, sink_args) method returning the sink to write with (else a ShardSink).
 Producer = Callable[[list[tuple[int, Source]], "SynthConfig", "dict[str, Any] | None"], Iterator[ImageResult]]
 
 
@@ -306,12 +307,16 @@ def run_synthesis(
     start = rp.next_input
     prior_records = [f for m in rp.done for f in m.get("failures", [])]
     prior_samples = sum(int(m["count"]) for m in rp.done)
-    sink = ShardSink(out, prefix=cfg.prefix, max_count=cfg.shard_max_count, max_bytes=cfg.shard_max_bytes,
-                     rank=rank, world=world, start_shard=rp.next_shard, start_input=start)
     timings = {"read": 0.0, "decode": 0.0, "degrade": 0.0, "encode": 0.0, "write": 0.0}
     failures, skipped = [], []
     samples = 0
     todo = [(i, my_sources[i]) for i in range(start, len(my_sources))]
+    sink_args = {"out_dir": out, "prefix": cfg.prefix, "max_count": cfg.shard_max_count, "max_bytes": cfg.shard_max_bytes,
+                 "rank": rank, "world": world, "start_shard": rp.next_shard, "start_input": start}
+    # A producer may bring its own sink with the ShardSink interface (the learned path writes in a
+    # process of its own, from shared memory: redegkit.io.sink_process).
+    make_sink = getattr(producer, "make_sink", None)
+    sink = make_sink(todo, cfg, sink_args) if make_sink is not None else ShardSink(**sink_args)
     t_start = time.perf_counter()
 
     def consume(res: ImageResult) -> None:

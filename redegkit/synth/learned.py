@@ -5,14 +5,22 @@ records are shared; :func:`redegkit.synth.synthesize` picks it when ``cfg.bank``
 one :class:`~redegkit.synth.core.ImageResult` per input, in input order. This module imports torch;
 the classical path (:mod:`redegkit.synth.classical`) does not import it.
 
-Data flow, so that the GPU never waits on PNG encoding when CPU cores exist::
+Data flow, so that the GPU never waits on PNG encoding when CPU cores exist, and the bulk bytes
+never pass through the main process (with ``--workers`` > 1 on a system with ``fork``)::
 
-    worker processes      read, decode, crop; per sample draw the plan from sample_rng(seed, key);
-                          encode the HQ PNG; hybrid samples go through the classical preset here
-    main process          tiles of consecutive samples in fixed batches -> encoder + generator
-                          (bf16, channels_last, compiled on CUDA) -> blend tiles -> noise ->
-                          downsample -> uint8, copied back while the next batch is prepared
-    worker processes      encode the LQ PNGs; results are re-assembled in input order
+    worker processes      read, decode, crop; per sample draw the plan from sample_rng(seed, key),
+                          encode the HQ PNG and serialise the sample's JSON; hybrid samples go
+                          through the classical preset here. Crop, PNG and JSON go into the
+                          worker's shared-memory ring (redegkit.io.shm); the message is small
+    main process          tiles of consecutive samples in fixed batches (crops read in place from
+                          the rings) -> encoder + generator (bf16, channels_last, compiled on CUDA)
+                          -> blend tiles -> calibration, noise -> downsample -> uint8, copied back
+                          while the next batch is prepared
+    worker processes      one task per batch encodes its LQ PNGs (into the worker's LQ ring)
+    writer process        writes the shards straight from the rings, hashes, releases the rings
+                          (redegkit.io.sink_process), in input order
+
+Without a pool, or without ``fork``, the same steps run with the bytes inline.
 
 Determinism: every random choice comes from the sample's key; batches are runs of consecutive
 tiles in input order (never shaped by the number of workers), networks run in eval mode, and the
@@ -22,6 +30,8 @@ noise is a counter-based hash. One seed gives byte-identical shards whatever ``-
 from __future__ import annotations
 
 import functools
+import json
+import math
 import multiprocessing as mp
 import os
 import time
@@ -48,6 +58,9 @@ from ..bank.apply import (
 )
 from ..io.images import encode_image, u8_to_unit
 from ..io.pool import ProcessPool, windowed_map
+from ..io.shards import ShardSink
+from ..io.shm import SharedArenas
+from ..io.sink_process import ProcessSink
 from ..io.sources import Source
 from ..io.tiles import pad_reflect
 from ..rng import sample_rng, sample_seed, seed_to_json
@@ -60,7 +73,6 @@ from .core import (
     cut_crops,
     failure_record,
     ignore_sigint,
-    sample_fields,
 )
 
 # ------------------------------------------------------------------------------------------------
@@ -114,17 +126,81 @@ def draw_plan(cfg: SynthConfig, table: ChoiceTable, key: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------
-# Worker side: decode + crop + plan + HQ encode (and hybrid samples), LQ encode
+# What follows the generator, as the shard JSON records it (drawn and serialised in the workers)
+
+
+class Calibration:
+    """The bank's per-embedding calibration, mixed per plan: the JSON's rounded numbers
+    (:meth:`post_of`) and, from exactly those numbers, the float32 arrays the device applies
+    (:meth:`arrays`), so a sample is reproducible from its shard JSON. Picklable; its caches are
+    per process."""
+
+    def __init__(self, cal: dict[str, torch.Tensor] | None) -> None:
+        # float64 once per run, not torch ops per sample on the hot path
+        self.np = None if cal is None else {k: v.double().numpy() if k != "jpeg" else v.numpy() for k, v in cal.items()}
+        self._mixed = functools.lru_cache(maxsize=4096)(self._mix_calibration)
+        self._arrays = functools.lru_cache(maxsize=4096)(self._mix_arrays)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"np": self.np}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(None)
+        self.np = state["np"]
+
+    def post_of(self, plan: dict[str, Any], cfg: SynthConfig, key: str) -> dict[str, Any] | None:
+        """What follows the generator for this plan, as JSON-able numbers (recorded in the shard JSON
+        as ``post``): strength, and with the bank's calibration the mixed colour map, noise
+        covariance and correlation, and the JPEG quality of the dominant embedding moved towards 100
+        by the strength. None when nothing follows (strength 1, no calibration)."""
+        s = float(plan["strength"])
+        if self.np is None or not cfg.calibration:
+            return None if s == 1.0 else {"strength": s}
+        idx, wts = plan["indices"], plan["mix_weights"]
+        q = int(self.np["jpeg"][idx[int(np.argmax(wts))]])
+        q = 0 if q == 0 or s == 0 else int(round(100 - s * (100 - q)))
+        return {"strength": s, **self._mixed(tuple(idx), tuple(wts)),
+                "noise_seed": seed_to_json(sample_seed(cfg.seed, key, "calib-noise")), "jpeg": q}
+
+    def arrays(self, plan: dict[str, Any], post: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``post`` with its calibration as float32 arrays (what :func:`apply_calibration` reads)."""
+        if post is None or "filter" not in post:
+            return post
+        return {**post, **self._arrays(tuple(plan["indices"]), tuple(plan["mix_weights"]))}
+
+    def _mix_arrays(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, np.ndarray]:
+        mixed = self._mixed(idx, wts)
+        return {k: np.asarray(mixed[k], np.float32) for k in ("filter", "color", "noise_cov")}
+
+    def _mix_calibration(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, Any]:
+        """The embeddings' calibration mixed with the plan's weights, rounded (the JSON's numbers)."""
+        def rnd(a: np.ndarray) -> list:
+            return [rnd(x) for x in a] if a.ndim > 1 else [round(float(v), 7) for v in a.tolist()]
+
+        def mix(key: str) -> np.ndarray:
+            return sum(self.np[key][i] * w for i, w in zip(idx, wts, strict=True))
+
+        return {"filter": rnd(mix("filter")), "color": rnd(mix("color")), "noise_cov": rnd(mix("noise_cov")),
+                "noise_corr": round(float(mix("noise_corr")), 5)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Worker side: decode + crop + plan + HQ encode + the sample's JSON (and hybrid samples); LQ encode
 
 
 @dataclass
 class _Sample:
+    """One sample on the wire. Bulk values are :data:`~redegkit.io.shm.Ref` s into the worker's
+    arena (or, without room or arenas, the bytes / array themselves)."""
+
     key: str
-    meta: dict[str, Any]
-    hq_png: bytes
-    lq_png: bytes | None = None  # hybrid samples arrive done
-    hq: np.ndarray | None = None  # learned samples: the crop for the synthesizer
-    plan: dict[str, Any] | None = None
+    hq_png: Any
+    json: Any
+    lq_png: Any = None  # hybrid samples arrive done
+    hq: Any = None  # learned samples: the uint8 crop for the synthesizer
+    size: tuple[int, int] = (0, 0)  # (h, w) of the crop
+    plan: dict[str, Any] | None = None  # the per-sample numbers the device needs
+    cal: dict[str, Any] | None = None  # what follows the generator, with arrays (apply_calibration)
 
 
 @dataclass
@@ -134,22 +210,56 @@ class _Decoded:
     failure: dict[str, Any] | None
     skipped: dict[str, Any] | None
     timings: dict[str, float]
+    path: str = "?"  # the source file (named by a failure that happens later, on the device)
+
+
+@dataclass
+class WorkerSetup:
+    """What every worker (and the main process, without a pool) needs to plan and serialise samples."""
+
+    cfg_json: str
+    user_presets: dict[str, Any] | None
+    table: ChoiceTable
+    calibration: Calibration
+    provenance: dict[str, Any]
+    multiple: int
 
 
 _W: dict[str, Any] = {}
+# Ring sizes per worker (redegkit.io.shm); None: sized from the run (see ring_sizes). A ring that is
+# full makes its worker send inline (slower, the same bytes).
+DECODE_ARENA_BYTES: int | None = None
+LQ_ARENA_BYTES: int | None = None
 
 
-def _init_worker(cfg_json: str, user_presets: dict[str, Any] | None, table: ChoiceTable) -> None:
+def ring_sizes(cfg: SynthConfig) -> tuple[int, int]:
+    """(decode, LQ) ring bytes per worker. A sample stays in its ring from decoding until the writer
+    has written it: the decode window (about 3 batches), the batch being filled, the batches in
+    flight, the LQ encodes and the writer's backlog (WRITER_LAG_BATCHES), about
+    (IN_FLIGHT + 6 + WRITER_LAG_BATCHES) batches in all; a crop and its PNG take at most
+    about twice the crop's pixels in bytes (RGB). Each worker's ring gets twice its share (workers
+    do not take equal shares), at least 32 MiB; whole-image runs (no crop) assume tile-sized images."""
+    side = cfg.crop or cfg.tile
+    per_sample = 2 * 3 * side * side + (16 << 10)
+    total = (IN_FLIGHT + 6 + WRITER_LAG_BATCHES) * cfg.batch * per_sample
+    decode = max(32 << 20, 2 * total // cfg.workers)
+    lq = max(8 << 20, decode // (2 * cfg.scale * cfg.scale) if cfg.scale > 1 else decode // 2)
+    return (DECODE_ARENA_BYTES or decode), (LQ_ARENA_BYTES or lq)
+
+
+def _init_worker(setup: WorkerSetup, arenas: SharedArenas | None = None,
+                 todo: list[tuple[int, Source]] | None = None) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # the pool is the parallelism; threads per worker would oversubscribe
     # Also torch's (calibrated-JPEG samples are finished here): a forked child must never enter the
     # parent's OpenMP pool, which does not survive fork and hangs.
     torch.set_num_threads(1)
-    cfg = SynthConfig.model_validate_json(cfg_json)
+    cfg = SynthConfig.model_validate_json(setup.cfg_json)
     name, share = parse_mix_preset(cfg.mix_preset)
-    _W.update(cfg=cfg, table=table, share=share,
-              preset=PresetDegrader(name, user_presets, cfg.scale) if name else None)
+    _W.clear()
+    _W.update(cfg=cfg, setup=setup, share=share, arenas=arenas, mine=None, todo=todo,
+              preset=PresetDegrader(name, setup.user_presets, cfg.scale) if name else None)
 
 
 def _init_pool_worker(*args: Any) -> None:
@@ -157,19 +267,46 @@ def _init_pool_worker(*args: Any) -> None:
     _init_worker(*args)
 
 
+def _my_arenas() -> tuple[int, int] | None:
+    """This worker's (decode, LQ) arenas, or None (no arenas: everything goes inline)."""
+    if _W["arenas"] is None:
+        return None
+    if _W["mine"] is None:
+        owned = _W["arenas"].owned()
+        if len(owned) != 2:
+            return None  # not registered (yet): inline
+        _W["mine"] = (owned[0], owned[1])
+    return _W["mine"]
+
+
+def _put(arena: int | None, data: Any) -> Any:
+    """``data`` into ``arena`` -> its ref; the data itself when there is no arena or no room."""
+    if arena is None:
+        return data
+    ref = _W["arenas"].put(arena, data)
+    return data if ref is None else ref
+
+
+def _decode_at(pos: int) -> _Decoded:
+    """Input ``pos`` of the run's work list (inherited by the worker: a task is one integer)."""
+    return _decode_task(_W["todo"][pos])
+
+
 def _decode_task(item: tuple[int, Source]) -> _Decoded:
     index, src = item
     cfg: SynthConfig = _W["cfg"]
+    setup: WorkerSetup = _W["setup"]
     crops = cut_crops(src, cfg)  # read, decode, small-image policy, patch grid: as the classical path
     t = crops.timings
     if not crops.patches:
         return _Decoded(index, [], crops.failure, crops.skipped, t)
+    mine = _my_arenas()
+    arena = None if mine is None else mine[0]
     samples = []
     for key, hq, meta in crops.patches:
         bw, bh = meta["hq_size"]
         meta["lq_size"] = [bw // cfg.scale, bh // cfg.scale]
         t2 = time.perf_counter()
-        s = _Sample(key, meta, b"")
         # The hybrid coin has its own salt, so a preset sample degrades exactly as a classical
         # run of that preset would (same sample_rng(seed, key) stream).
         if _W["preset"] is not None and float(sample_rng(cfg.seed, key, "hybrid").random()) < _W["share"]:
@@ -180,25 +317,50 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
                                 None, t)
             meta["method"] = {**method, "hybrid": {"preset": _W["preset"].name, "share": _W["share"]}}
             t3 = time.perf_counter()
-            s.lq_png = encode_image(lq, "png", png_level=cfg.png_level)
             t["degrade"] += t3 - t2
+            s = _Sample(key, _put(arena, encode_image(hq, "png", png_level=cfg.png_level)), b"",
+                        lq_png=_put(arena, encode_image(lq, "png", png_level=cfg.png_level)))
             t2 = t3
         else:
-            s.hq, s.plan = hq, draw_plan(cfg, _W["table"], key)
-        s.hq_png = encode_image(hq, "png", png_level=cfg.png_level)
+            plan = draw_plan(cfg, setup.table, key)
+            plan["tiles"] = len(_plan_tiles(bh, bw, cfg.tile, cfg.tile_overlap, setup.multiple).grid)
+            post = setup.calibration.post_of(plan, cfg, key)
+            if post is not None:
+                plan["post"] = post
+            meta["method"] = {"kind": "bank", **setup.provenance, **plan, "noise_seed": seed_to_json(plan["noise_seed"])}
+            device_plan = {k: plan[k] for k in ("indices", "mix_weights", "strength", "noise_sigma", "noise_seed",
+                                                "downsample")}
+            s = _Sample(key, b"", b"", hq=_put(arena, hq), size=(bh, bw), plan=device_plan,
+                        cal=setup.calibration.arrays(plan, post))
+            s.hq_png = _put(arena, encode_image(hq, "png", png_level=cfg.png_level))
+        # last in the arena: releasing the JSON (written last of the sample) frees the whole sample
+        s.json = _put(arena, json.dumps(meta, sort_keys=True).encode("utf-8"))
         t["encode"] += time.perf_counter() - t2
         samples.append(s)
-    return _Decoded(index, samples, None, None, t)
+    return _Decoded(index, samples, None, None, t, str(src.path))
 
 
-def _encode_task(args: tuple[np.ndarray, int, dict[str, Any] | None]) -> tuple[bytes, float]:
-    """PNG-encode one LQ; a sample with a calibrated JPEG arrives at the HQ resolution and is
-    finished here first (JPEG, spec noise, downsampling: :func:`finish_on_host`)."""
+@functools.lru_cache(maxsize=256)
+def _plan_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> TilePlan:
+    return plan_tiles(h, w, tile, overlap, multiple)
+
+
+def _encode_batch(args: tuple[np.ndarray, int, list[dict[str, Any] | None]]) -> tuple[list[Any], float]:
+    """PNG-encode a batch of LQs [n, h, w, 3] -> (the PNGs as refs into this worker's LQ arena, or
+    bytes; seconds). A sample with a calibrated JPEG arrives at the HQ resolution and is finished
+    here first (JPEG, spec noise, downsampling: :func:`finish_on_host`)."""
     t0 = time.perf_counter()
-    arr, level, host = args
-    if host is not None:
-        arr = finish_on_host(arr, **host)
-    return encode_image(arr, "png", png_level=level), time.perf_counter() - t0
+    arr, level, hosts = args
+    mine = _my_arenas()
+    out = []
+    for k, host in enumerate(hosts):
+        a = arr[k] if host is None else finish_on_host(arr[k], **host)
+        out.append(_put(None if mine is None else mine[1], encode_image(a, "png", png_level=level)))
+    return out, time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------------------------------
+# Main side: batches on the device, in input order
 
 
 class _Inline:
@@ -214,16 +376,13 @@ class _Inline:
         return self.value
 
 
-# ------------------------------------------------------------------------------------------------
-# Main side: batches on the device, in input order
-
-
 @dataclass
 class _Open:
     """An input on its way: its decoded samples, LQ encodes in flight, and its timings."""
 
     dec: _Decoded
-    lq: dict[int, Any] = field(default_factory=dict)  # sample slot -> AsyncResult of (png, seconds)
+    lq: dict[int, tuple[Any, int]] = field(default_factory=dict)  # sample slot -> (batch encode handle, row)
+    handles: list[Any] = field(default_factory=list)  # the distinct encode tasks of those
     learned: int = 0  # samples that go through the synthesizer
     failure: str | None = None
 
@@ -241,22 +400,54 @@ class _Job:
     cal: dict[str, Any] | None = None  # plan["post"] with its calibration as arrays
     image: TiledImage | None = None  # multi-tile samples only: their tiles and blending
     host: dict[str, Any] | None = None  # set when the worker finishes the sample (calibrated JPEG)
+    single: bool = field(init=False)
+    batch_key: tuple = field(init=False)
 
-    @property
-    def single(self) -> bool:
-        """The image fits one tile: it needs no blending."""
-        return len(self.tiles.grid) == 1
-
-    @property
-    def batch_key(self) -> tuple:
-        """What a batch shares: one tile shape, and for single-tile images one image size."""
-        return self.tiles.shape, (self.tiles.h, self.tiles.w) if self.single else None
+    def __post_init__(self) -> None:
+        # the image fits one tile: it needs no blending
+        self.single = len(self.tiles.grid) == 1
+        # what a batch shares: one tile shape, and for single-tile images one image size
+        self.batch_key = (self.tiles.shape, (self.tiles.h, self.tiles.w) if self.single else None)
 
     def tiled(self, dev: torch.device) -> TiledImage:
         if self.image is None:
             self.image = TiledImage(_to_float(torch.from_numpy(self.hq8[None]), dev)[0], self.tiles)
             self.hq8 = None
         return self.image
+
+
+def _upload_crops(crops: list[np.ndarray], dev: torch.device, pinned: bool) -> torch.Tensor:
+    """uint8 crops [H, W, 3] (host; views into the arenas or arrays) -> one uint8 batch [N, H, W, 3]
+    on ``dev``. On the CPU that is one stack. On CUDA with the arenas registered as pinned memory
+    (``pinned``) each crop is copied by DMA straight from its arena (no CPU copy, no wait); else
+    they are stacked into pinned memory and uploaded in one copy."""
+    if dev.type != "cuda":
+        return torch.from_numpy(np.stack(crops))
+    if pinned and all(c.base is not None for c in crops):
+        out = torch.empty((len(crops), *crops[0].shape), dtype=torch.uint8, device=dev)
+        for k, c in enumerate(crops):
+            out[k].copy_(torch.from_numpy(c), non_blocking=True)
+        return out
+    host = torch.empty((len(crops), *crops[0].shape), dtype=torch.uint8, pin_memory=True)
+    np.stack(crops, out=host.numpy())
+    return host.to(dev, non_blocking=True)
+
+
+def _pin_arenas(arenas: SharedArenas | None, dev: torch.device) -> Any:
+    """Register the arenas as pinned memory for DMA uploads (CUDA) -> an undo callable, or None
+    when that is not possible (then uploads go through a pinned staging copy)."""
+    if arenas is None or dev.type != "cuda":
+        return None
+    try:
+        cudart = torch.cuda.cudart()
+        probe = np.frombuffer(arenas.mm, np.uint8, count=1)
+        ptr, size = int(probe.ctypes.data), len(arenas.mm)
+        del probe
+        if int(cudart.cudaHostRegister(ptr, size, 0)) != 0:
+            return None
+        return lambda: cudart.cudaHostUnregister(ptr)
+    except Exception:  # an older torch without cudart bindings: stage instead
+        return None
 
 
 def _to_float(x8: torch.Tensor, dev: torch.device) -> torch.Tensor:
@@ -266,6 +457,8 @@ def _to_float(x8: torch.Tensor, dev: torch.device) -> torch.Tensor:
 
 
 IN_FLIGHT = 2  # batches whose results are still on their way back while the next one is prepared
+WRITER_LAG_BATCHES = 2  # samples handed to the shard writer and not yet written: at most this many batches
+DECODE_CHUNK = 8  # at most this many inputs per worker task (the pool's per-task cost is a few hundred µs)
 
 
 class LearnedProducer:
@@ -286,79 +479,67 @@ class LearnedProducer:
         """The plan's embedding: one bank entry, or the weighted mix of two (strength acts in image
         space, see :func:`redegkit.bank.apply.apply_calibration`)."""
         e = self._emb_np
+        idx = plan["indices"]
+        if len(idx) == 1 and plan["mix_weights"][0] == 1.0:
+            return e[idx[0]]  # the common case: the entry itself (a view, no arithmetic)
         return sum(e[i] * np.float32(wt) for i, wt in zip(plan["indices"], plan["mix_weights"], strict=True))
 
     @functools.cached_property
     def _emb_np(self) -> np.ndarray:
         return self.bank.embeddings.float().numpy()
 
-    def post_of(self, plan: dict[str, Any], cfg: SynthConfig, key: str) -> dict[str, Any] | None:
-        """What follows the generator for this plan, as JSON-able numbers (recorded in the shard JSON
-        as ``post``): strength, and with the bank's calibration the mixed colour map, noise
-        covariance and correlation, and the JPEG quality of the dominant embedding moved towards 100
-        by the strength. None when nothing follows (strength 1, no calibration)."""
-        s = float(plan["strength"])
-        cal = self.bank.calibration if cfg.calibration else None
-        if cal is None:
-            return None if s == 1.0 else {"strength": s}
-        idx, wts = plan["indices"], plan["mix_weights"]
-        q = int(self._cal_np["jpeg"][idx[int(np.argmax(wts))]])
-        q = 0 if q == 0 or s == 0 else int(round(100 - s * (100 - q)))
-        return {"strength": s, **self._mixed_calibration(tuple(idx), tuple(wts)),
-                "noise_seed": seed_to_json(sample_seed(cfg.seed, key, "calib-noise")), "jpeg": q}
+    def _pooled(self, todo: list[tuple[int, Source]], cfg: SynthConfig) -> bool:
+        return cfg.workers > 1 and len(todo) > 1
 
-    def post_arrays(self, plan: dict[str, Any]) -> dict[str, Any] | None:
-        """The plan's ``post`` with its calibration as float32 arrays, made once per embedding mix
-        from the JSON's rounded numbers (so a sample is reproducible from its shard JSON)."""
-        post = plan.get("post")
-        if post is None or "filter" not in post:
-            return post
-        return {**post, **self._mixed_arrays(tuple(plan["indices"]), tuple(plan["mix_weights"]))}
-
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one producer per run; plans repeat indices
-    def _mixed_arrays(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, np.ndarray]:
-        mixed = self._mixed_calibration(idx, wts)
-        return {k: np.asarray(mixed[k], np.float32) for k in ("filter", "color", "noise_cov")}
-
-    @functools.cached_property
-    def _cal_np(self) -> dict[str, np.ndarray]:
-        # float64 once per run, not torch ops per sample on the main process's hot path
-        return {k: v.double().numpy() if k != "jpeg" else v.numpy() for k, v in self.bank.calibration.items()}
-
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one producer per run; plans repeat indices
-    def _mixed_calibration(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, Any]:
-        """The embeddings' calibration mixed with the plan's weights, rounded (the JSON's numbers)."""
-        def rnd(a: np.ndarray) -> list:
-            return [rnd(x) for x in a] if a.ndim > 1 else [round(float(v), 7) for v in a.tolist()]
-
-        def mix(key: str) -> np.ndarray:
-            return sum(self._cal_np[key][i] * w for i, w in zip(idx, wts, strict=True))
-
-        return {"filter": rnd(mix("filter")), "color": rnd(mix("color")), "noise_cov": rnd(mix("noise_cov")),
-                "noise_corr": round(float(mix("noise_corr")), 5)}
+    def make_sink(self, todo: list[tuple[int, Source]], cfg: SynthConfig, sink_args: dict[str, Any]) -> Any:
+        """The sink of a run (called by :func:`~redegkit.synth.core.run_synthesis` before the
+        producer starts). With worker processes and ``fork``: shared arenas for the bulk bytes (one
+        decode and one LQ ring per worker) and a writer process that writes the shards from them,
+        so the main process only moves small messages. Else the plain in-process ShardSink."""
+        self._arenas = None
+        if not (self._pooled(todo, cfg) and hasattr(os, "fork")):
+            return ShardSink(**sink_args)
+        decode, lq = ring_sizes(cfg)
+        try:  # at most a quarter of the memory for the rings (touched pages only, but they wrap)
+            budget = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+        except (ValueError, OSError, AttributeError):
+            budget = (decode + lq) * cfg.workers
+        f = min(1.0, budget / ((decode + lq) * cfg.workers))
+        self._arenas = SharedArenas([int(decode * f), int(lq * f)] * cfg.workers)
+        return ProcessSink(self._arenas, max_lag=WRITER_LAG_BATCHES * cfg.batch, **sink_args)
 
     def __call__(self, todo: list[tuple[int, Source]], cfg: SynthConfig,
                  user_presets: dict[str, Any] | None) -> Iterator[ImageResult]:
-        table = self.table(cfg)
+        setup = WorkerSetup(cfg.model_dump_json(), user_presets, self.table(cfg),
+                            Calibration(self.bank.calibration), self.provenance, int(self.encoder.multiple))
         name, _ = parse_mix_preset(cfg.mix_preset)
         if name:
             from ..degrade import get_preset
 
             get_preset(name, user_presets=user_presets)  # fail here, not in every worker's initializer
+        arenas = getattr(self, "_arenas", None)
+        self._arenas = None  # one run's
+        self._pooled_arenas, self.inline = arenas is not None, 0
         pool = None
-        if cfg.workers > 1 and len(todo) > 1:
+        if self._pooled(todo, cfg):
             # Fork before the device is touched: CUDA must not be initialised in a forking parent.
             ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
             pool = ProcessPool(cfg.workers, initializer=_init_pool_worker, context=ctx,
-                               initargs=(cfg.model_dump_json(), user_presets, table))
+                               initargs=(setup, arenas if ctx.get_start_method() == "fork" else None, todo))
+            if arenas is not None:
+                for k, pid in enumerate(pool.pids()):  # worker k allocates in arenas 2k (decode), 2k+1 (LQ)
+                    arenas.set_owner(2 * k, pid)
+                    arenas.set_owner(2 * k + 1, pid)
         else:
-            _init_worker(cfg.model_dump_json(), user_presets, table)
+            _init_worker(setup)
         try:
-            yield from self._run(todo, cfg, pool)
+            yield from self._run(todo, cfg, pool, arenas)
         finally:
             if pool is not None:
                 pool.terminate()
                 pool.join()
+            if arenas is not None:
+                arenas.close()  # the writer process keeps its own mapping until it is done
 
     def runtime(self) -> dict[str, Any]:
         """Where the synthesizer ran, and whether torch.compile was used or failed (report.json)."""
@@ -367,7 +548,9 @@ class LearnedProducer:
             return {}
         return {"device": str(s.device), "local_rank": self.ctx.local_rank,
                 "precision": "bf16" if s.bf16 else "fp32",
-                "compiled": s.compiled is not None, "compile_error": s.compile_error}
+                "compiled": s.compiled is not None, "compile_error": s.compile_error,
+                # samples whose bytes could not go through the shared rings (full): a speed matter
+                "shared_memory": getattr(self, "_pooled_arenas", False), "inline_samples": getattr(self, "inline", 0)}
 
     def _synthesizer(self, cfg: SynthConfig) -> Synthesizer:
         if self.synth is None:
@@ -377,8 +560,22 @@ class LearnedProducer:
                                      precision=self.ctx.precision, compile=cfg.compile, static_batch=cfg.batch)
         return self.synth
 
-    def _run(self, todo: list[tuple[int, Source]], cfg: SynthConfig, pool: Any) -> Iterator[ImageResult]:
+    def _run(self, todo: list[tuple[int, Source]], cfg: SynthConfig, pool: Any,
+             arenas: SharedArenas | None) -> Iterator[ImageResult]:
         synth = self._synthesizer(cfg)
+        dev = synth.device
+        unpin = _pin_arenas(arenas, dev)
+        pinned = unpin is not None
+        try:
+            yield from self._batches(todo, cfg, pool, arenas, synth, pinned)
+        finally:
+            if unpin is not None:
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)  # no DMA may still read the arenas
+                unpin()
+
+    def _batches(self, todo: list[tuple[int, Source]], cfg: SynthConfig, pool: Any, arenas: SharedArenas | None,
+                 synth: Synthesizer, pinned: bool) -> Iterator[ImageResult]:
         dev = synth.device
         opened: deque[_Open] = deque()
         batch: list[tuple[_Job, int]] = []  # (job, tile index) of the next forward
@@ -393,11 +590,13 @@ class LearnedProducer:
                 event.synchronize()
             n = sum(len(jobs) for jobs, _ in groups)
             for jobs, lq in groups:
-                arr = lq.numpy()
+                # one encode task per group (not per sample): the LQs travel as one array
+                handle = submit(_encode_batch, (lq.numpy(), cfg.png_level, [job.host for job in jobs]))
                 for k, job in enumerate(jobs):
-                    if job.owner.failure is None:
-                        job.owner.lq[job.slot] = submit(_encode_task, (arr[k], cfg.png_level, job.host))
-                        job.owner.dec.timings["degrade"] += secs / n
+                    job.owner.lq[job.slot] = (handle, k)
+                    if not job.owner.handles or job.owner.handles[-1] is not handle:
+                        job.owner.handles.append(handle)
+                    job.owner.dec.timings["degrade"] += secs / n
 
         def forward() -> None:
             items = list(batch)
@@ -409,7 +608,7 @@ class LearnedProducer:
                     # the common case (a crop fits in one tile): the whole batch goes up as uint8 in
                     # one copy, is converted there, and needs no blending
                     first = items[0][0].tiles
-                    hq = _to_float(torch.from_numpy(np.stack([job.hq8 for job, _ in items])), dev)
+                    hq = _to_float(_upload_crops([job.hq8 for job, _ in items], dev, pinned), dev)
                     for job, _ in items:
                         job.hq8 = None
                     x = pad_reflect(hq, first.ph - first.h, first.pw - first.w)
@@ -458,23 +657,34 @@ class LearnedProducer:
             # The head input is done when it failed, or every learned sample's LQ encode was
             # handed out (and, unless draining, has finished).
             while opened and (opened[0].failure is not None or len(opened[0].lq) == opened[0].learned
-                              and (block or all(r.ready() for r in opened[0].lq.values()))):
+                              and (block or all(h.ready() for h in opened[0].handles))):
                 yield self._result(opened.popleft())
 
+        seen = [0, 0]  # inputs decoded, their samples: how many crops an input brings, on average
+
+        def per_input() -> float:
+            return max(seen[1] / seen[0], 0.25) if seen[0] else 1.0
+
+        def chunk() -> int:  # inputs per task: about 32 samples a message, at most DECODE_CHUNK inputs
+            return min(DECODE_CHUNK, max(1, round(32 / per_input())))
+
+        def window() -> int:  # inputs in flight: about 3 batches of samples, every worker busy
+            return max(2 * cfg.workers * chunk(), math.ceil(3 * cfg.batch / per_input()))
+
         decoded = (_decode_task(item) for item in todo) if pool is None else windowed_map(
-            pool, _decode_task, todo, window=max(8, 2 * cfg.batch, 4 * cfg.workers))
+            pool, _decode_at, range(len(todo)), window=window, chunk=chunk)
         for dec in decoded:
+            seen[0] += 1
+            seen[1] += len(dec.samples)
             op = _Open(dec)
             opened.append(op)
             for slot, s in enumerate(dec.samples):
                 if s.lq_png is not None:
                     continue
-                plan = plan_tiles(s.hq.shape[0], s.hq.shape[1], cfg.tile, cfg.tile_overlap, synth.multiple)
-                s.plan["tiles"] = len(plan.grid)
-                post = self.post_of(s.plan, cfg, s.key)
-                if post is not None:
-                    s.plan["post"] = post
-                job = _Job(op, slot, plan, self.z_of(s.plan), s.plan, hq8=s.hq, cal=self.post_arrays(s.plan))
+                plan = _plan_tiles(s.size[0], s.size[1], cfg.tile, cfg.tile_overlap, synth.multiple)
+                # the crop in place in the worker's arena (or as it came, inline)
+                hq8 = arenas.array(s.hq, (*s.size, 3)) if isinstance(s.hq, tuple) else s.hq
+                job = _Job(op, slot, plan, self.z_of(s.plan), s.plan, hq8=hq8, cal=s.cal)
                 op.learned += 1
                 for i in range(len(plan.grid)):
                     if batch and batch[0][0].batch_key != job.batch_key:
@@ -482,7 +692,8 @@ class LearnedProducer:
                     batch.append((job, i))
                     if len(batch) >= cfg.batch:
                         forward()
-                s.hq = None
+                if not isinstance(s.hq, tuple):
+                    s.hq = None  # the array is the job's now; a ref stays (the writer releases it)
             yield from ready(block=False)
         if batch:
             forward()
@@ -500,7 +711,7 @@ class LearnedProducer:
         for k, job in enumerate(done):
             # a sample with a calibrated JPEG leaves the device at the HQ resolution (the JPEG and
             # what follows it run in a worker), so it groups apart
-            jpeg = int((job.plan.get("post") or {}).get("jpeg", 0))
+            jpeg = int((job.cal or {}).get("jpeg", 0))
             groups.setdefault((job.tiles.h, job.tiles.w, jpeg > 0), []).append(k)
         out = []
         for (_, _, host), ks in groups.items():
@@ -519,7 +730,7 @@ class LearnedProducer:
                 y = apply_calibration(y, hq, [j.cal for j in jobs])
             if host:
                 for j in jobs:
-                    j.host = {"jpeg": int(j.plan["post"]["jpeg"]), "scale": cfg.scale, "interp": j.plan["downsample"],
+                    j.host = {"jpeg": int(j.cal["jpeg"]), "scale": cfg.scale, "interp": j.plan["downsample"],
                               "sigma": j.plan["noise_sigma"], "seed": j.plan["noise_seed"]}
                 out.append((jobs, finalize(y, scale=1, interps=["bilinear"] * len(jobs), sigmas=[0.0] * len(jobs),
                                            seeds=[0] * len(jobs))))
@@ -532,17 +743,23 @@ class LearnedProducer:
     def _result(self, op: _Open) -> ImageResult:
         dec = op.dec
         if op.failure is not None:
-            src = dec.samples[0].meta if dec.samples else {}
-            return ImageResult(dec.index, [], {"path": src.get("source_path", "?"), "reason": op.failure,
+            return ImageResult(dec.index, [], {"path": dec.path, "reason": op.failure,
                                                "kind": "failed"}, None, dec.timings)
         samples = []
         for slot, s in enumerate(dec.samples):
             if s.lq_png is None:
-                s.lq_png, secs = op.lq[slot].get()
-                dec.timings["encode"] += secs
-                s.meta["method"] = {"kind": "bank", **self.provenance, **s.plan,
-                                    "noise_seed": seed_to_json(s.plan["noise_seed"])}
-            samples.append((s.key, sample_fields(s.hq_png, s.lq_png, s.meta)))
+                handle, row = op.lq[slot]
+                pngs, secs = handle.get()
+                s.lq_png = pngs[row]
+                dec.timings["encode"] += secs / len(pngs)
+            # bytes, or refs into the workers' arenas that the shard writer resolves (io.sink_process);
+            # "_hq" (the crop, not stored: names with "_" are not) is there for the writer to release
+            fields = {"hq.png": s.hq_png, "json": s.json, "lq.png": s.lq_png}
+            if isinstance(s.hq, tuple):
+                fields["_hq"] = s.hq
+            if not all(isinstance(v, tuple) for v in fields.values()) and self._pooled_arenas:
+                self.inline += 1
+            samples.append((s.key, fields))
         return ImageResult(dec.index, samples, dec.failure, dec.skipped, dec.timings)
 
 
