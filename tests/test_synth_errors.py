@@ -188,3 +188,34 @@ def test_learned_workers_die_with_a_killed_main_process(tmp_path):
     for c in alive:
         os.kill(c, signal.SIGKILL)
     assert not alive, f"workers {alive} outlived the killed main process"
+
+
+def test_a_failing_shard_writer_is_a_clear_error_and_keeps_finished_shards(tmp_path, monkeypatch):
+    """The writer process of the learned path hits a full disk on its second shard: the CLI says
+    so in one line (exit 1, no traceback), the first shard stays, and --resume finishes the run."""
+    from typer.testing import CliRunner
+
+    from redegkit.cli import app
+    from redegkit.io import shards, sink_process
+
+    class FullDisk(shards.ShardSink):
+        def _open(self):
+            if self.index >= 1:
+                raise OSError(28, "No space left on device")
+            super()._open()
+
+    bank = make_bank(tmp_path / "bank")
+    hq = tmp_path / "hq"
+    shrunk_examples(hq, ("astronaut", "brick", "chelsea", "coffee"), 64)
+    args = ["synthesize", "--bank", str(bank), str(hq), str(tmp_path / "out"), "--crop", "32", "--workers", "2",
+            "--shard-count", "4", "--device", "cpu", "--quiet"]
+    monkeypatch.setattr(sink_process, "ShardSink", FullDisk)  # the forked writer inherits it
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 1, r.output
+    assert "shard writer failed: OSError: [Errno 28] No space left on device" in r.output
+    assert "--resume" in r.output and "Traceback" not in r.output
+    assert sorted(p.name for p in (tmp_path / "out").glob("shard-*")) == ["shard-000000.tar", "shard-000000.tar.json"]
+    monkeypatch.setattr(sink_process, "ShardSink", shards.ShardSink)
+    r = CliRunner().invoke(app, [*args, "--resume"])
+    assert r.exit_code == 0, r.output
+    assert sum(1 for _ in iter_samples(str(tmp_path / "out"))) == 16

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from ..config import recipe_presets, resolve_config
-from ..console import console, progress
+from ..console import console, err_console, log, progress
+from ..io.sink_process import ShardWriterError
 from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output, warn
 
 
@@ -122,6 +123,11 @@ def synthesize_cmd(
                              overwrite=overwrite, force=force, progress=advance)
         except bank_errors as e:
             raise UserError(str(e)) from None
+        except ShardWriterError as e:  # a full disk, a folder gone read-only: not a bug, no traceback
+            log.debug("%s", e.detail)
+            err_console.print(f"[bold red]error:[/] {e}; the finished shards are kept: fix it and re-run with "
+                              "--resume", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
     summary = {
         "out": str(res.out),
         "inputs": res.inputs,

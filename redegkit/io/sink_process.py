@@ -33,7 +33,11 @@ _TIMEOUT_S = 600.0  # closing waits for the last shard's fsync; a child silent t
 
 
 class ShardWriterError(RuntimeError):
-    """The writer process failed; the message carries its error."""
+    """The writer process failed; the message carries its error, ``detail`` its traceback."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 def _serve(conn: Any, arenas: SharedArenas | None, kwargs: dict[str, Any], written: Any) -> None:
@@ -161,7 +165,7 @@ class ProcessSink:
             self._died()
         if msg[0] == "error":
             self._finish()
-            raise ShardWriterError(f"the shard writer failed: {msg[1]}\n{msg[2]}")
+            raise ShardWriterError(f"the shard writer failed: {msg[1]}", msg[2])
         if msg[0] != expect:
             raise ShardWriterError(f"the shard writer answered {msg[0]!r}, expected {expect!r}")
         return msg
