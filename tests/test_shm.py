@@ -7,6 +7,8 @@ import json
 import os
 import signal
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +146,61 @@ def test_process_sink_reports_a_killed_writer(tmp_path: Path) -> None:
             sink.add(f"k{i}", {"hq.png": b"x" * 70000})
             sink.end_input(i + 1)
         sink.close()
+
+
+def _children() -> list[str]:
+    pid = os.getpid()
+    return open(f"/proc/{pid}/task/{pid}/children").read().split()
+
+
+def test_writer_error_survives_a_blocked_send(tmp_path: Path, monkeypatch) -> None:
+    """The writer fails while the main process is blocked sending it a large message: its own
+    error (not 'died') reaches the main process."""
+    from redegkit.io import shards, sink_process
+
+    class FullDisk(shards.ShardSink):
+        n = 0
+
+        def add(self, key, fields):
+            FullDisk.n += 1
+            if FullDisk.n == 3:
+                time.sleep(0.3)  # the main process is in send() of the next 4 MiB by now
+                raise OSError(28, "No space left on device")
+            super().add(key, fields)
+
+    monkeypatch.setattr(sink_process, "ShardSink", FullDisk)
+    sink = ProcessSink(None, out_dir=tmp_path, max_lag=10**6)
+    with pytest.raises(ShardWriterError, match=r"failed: OSError: \[Errno 28\] No space left on device"):
+        for i in range(64):
+            sink.add(f"k{i}", {"hq.png": b"x" * (4 << 20)})
+            sink.end_input(i + 1)
+        sink.close()
+    assert not sink._proc.is_alive()
+
+
+def test_abort_after_an_interrupted_send_is_quick(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C while a message is half in the pipe: abort() cannot talk to the writer any more; it
+    stops it at once (was: waited for a reply that never came, twice the 600 s timeout)."""
+    from redegkit.io import shards, sink_process
+
+    class Slow(shards.ShardSink):
+        def add(self, key, fields):
+            time.sleep(0.2)
+            super().add(key, fields)
+
+    monkeypatch.setattr(sink_process, "ShardSink", Slow)
+    sink = ProcessSink(None, out_dir=tmp_path, max_lag=10**6)
+    timer = threading.Timer(0.8, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for i in range(200):
+                sink.add(f"k{i}", {"hq.png": b"x" * (2 << 20)})
+                sink.end_input(i + 1)
+    finally:
+        timer.cancel()
+    assert sink._partial
+    t0 = time.perf_counter()
+    sink.abort()
+    assert time.perf_counter() - t0 < 15 and not sink._proc.is_alive()
+    assert str(sink.pid) not in _children()

@@ -4,6 +4,7 @@ finished shards), out-of-memory fails a batch's inputs, a torch.compile failure 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -214,8 +215,33 @@ def test_a_failing_shard_writer_is_a_clear_error_and_keeps_finished_shards(tmp_p
     assert r.exit_code == 1, r.output
     assert "shard writer failed: OSError: [Errno 28] No space left on device" in r.output
     assert "--resume" in r.output and "Traceback" not in r.output
+    pid = os.getpid()  # the pool's workers and the writer are gone, not left for the collector
+    assert open(f"/proc/{pid}/task/{pid}/children").read().split() == []
     assert sorted(p.name for p in (tmp_path / "out").glob("shard-*")) == ["shard-000000.tar", "shard-000000.tar.json"]
     monkeypatch.setattr(sink_process, "ShardSink", shards.ShardSink)
     r = CliRunner().invoke(app, [*args, "--resume"])
     assert r.exit_code == 0, r.output
     assert sum(1 for _ in iter_samples(str(tmp_path / "out"))) == 16
+
+
+def test_a_failed_run_stops_its_workers_at_once(tmp_path, monkeypatch):
+    """A run that fails (here its writer) stops the pool before the error leaves synthesize(),
+    even while the caller keeps the exception (and so its frames) alive."""
+    from redegkit.io import shards, sink_process
+    from redegkit.io.sink_process import ShardWriterError
+
+    class FullDisk(shards.ShardSink):
+        def _open(self):
+            raise OSError(28, "No space left on device")
+
+    bank = make_bank(tmp_path / "bank")
+    hq = tmp_path / "hq"
+    for i in range(6):
+        shrunk_examples(hq / f"d{i}", ("astronaut", "brick", "chelsea", "coffee"), 64)
+    monkeypatch.setattr(sink_process, "ShardSink", FullDisk)
+    monkeypatch.setattr(sink_process, "SEND_INPUTS", 1)  # the error comes back while inputs remain
+    cfg = SynthConfig(bank=str(bank), crop=32, workers=2, device="cpu")
+    with pytest.raises(ShardWriterError) as kept:
+        synthesize(list_sources([str(hq)]), tmp_path / "out", cfg)
+    pid = os.getpid()
+    assert kept.value is not None and open(f"/proc/{pid}/task/{pid}/children").read().split() == []

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,53 @@ def test_full_rings_fall_back_inline_with_the_same_bytes(tmp_path: Path, bank_pa
     assert shard_hashes(tmp_path / "big") == shard_hashes(tmp_path / "small")
     rt = json.loads(r2.report_path.read_text())["runtime"]
     assert rt["shared_memory"] and rt["inline_samples"] > 0
+
+
+def test_rings_stay_fifo_when_a_batch_splits_by_jpeg(tmp_path: Path, bank_path: Path, monkeypatch) -> None:
+    """A bank with a calibrated JPEG for half its embeddings splits each batch into two groups (the
+    JPEG ones are finished on the host). Their LQ PNGs must still be allocated in sample order, or
+    the writer's release of one sample frees another that is not written yet (it was: with a small
+    LQ ring and a slow disk the shards differed from --workers 1). The arenas here refuse any read
+    of memory already released."""
+    from redegkit.bank.store import save_bank
+    from redegkit.io import shards, shm, sink_process
+    from redegkit.synth import learned
+
+    bank = load_bank(bank_path)
+    bank.calibration["jpeg"] = torch.tensor([0 if i % 2 == 0 else 70 for i in range(len(bank))])
+    bank.path = bank.sha256 = None
+    mixed = save_bank(tmp_path / "mixed.pt", bank)
+    hq = tmp_path / "hq"
+    for i in range(4):
+        shrunk_examples(hq / f"d{i}", ("astronaut", "brick", "chelsea", "coffee", "camera", "grass"), 32)
+    srcs = list_sources([str(hq)])
+
+    class Checked(shm.SharedArenas):
+        def view(self, ref):
+            assert ref[3] > self.released(ref[0]), f"read of released memory {ref}"
+            return super().view(ref)
+
+    class SlowDisk(shards.ShardSink):
+        def add(self, key, fields):
+            time.sleep(0.003)
+            super().add(key, fields)
+
+    def run(out: str, workers: int) -> list[str]:
+        cfg = SynthConfig(bank=str(mixed), crop=32, scale=2, tile=32, batch=4, device="cpu", seed=3, workers=workers)
+        r = synthesize(srcs, tmp_path / out, cfg)
+        assert r.samples == 24 and not r.failures
+        return shard_hashes(tmp_path / out)
+
+    class OneProcess(learned.ProcessPool):  # every task on one worker: both groups share its ring
+        def __init__(self, workers, **kw):
+            super().__init__(1, **kw)
+
+    one = run("w1", 1)
+    monkeypatch.setattr(learned, "ProcessPool", OneProcess)
+    monkeypatch.setattr(learned, "SharedArenas", Checked)
+    monkeypatch.setattr(learned, "LQ_ARENA_BYTES", 1 << 16)  # a few dozen LQ PNGs: the ring wraps often
+    monkeypatch.setattr(sink_process, "ShardSink", SlowDisk)
+    assert run("w2", 2) == one
 
 
 def test_strength_zero_is_exactly_the_hq(tmp_path: Path, bank_path: Path, inputs: Path) -> None:

@@ -102,6 +102,7 @@ class ProcessSink:
         self.pending_failures: list[dict[str, Any]] = []
         self.cpu_s = 0.0  # the writer's own CPU time, known after close/abort
         self._done = False
+        self._partial = False  # a send was interrupted (the pipe is out of step)
 
     @property
     def pid(self) -> int | None:
@@ -146,12 +147,23 @@ class ProcessSink:
 
     def _send(self, msg: tuple) -> None:
         self._check()  # a failed writer says so before the next input is handed over
+        self._partial = True  # until the whole message is in the pipe (Ctrl-C may cut it)
         try:
             self._conn.send(msg)
         except (BrokenPipeError, ConnectionResetError, EOFError):
             self._died()
+        self._partial = False
 
     def _died(self) -> None:
+        # a writer that failed sent its error before exiting: that is the message to give
+        try:
+            if self._conn.poll(0.5):
+                msg = self._conn.recv()
+                if msg[0] == "error":
+                    self._finish(1.0)
+                    raise ShardWriterError(f"the shard writer failed: {msg[1]}", msg[2])
+        except (EOFError, OSError):
+            pass
         self._proc.join(5)
         self._done = True
         raise ShardWriterError(f"the shard writer process died (exit code {self._proc.exitcode})")
@@ -170,9 +182,9 @@ class ProcessSink:
             raise ShardWriterError(f"the shard writer answered {msg[0]!r}, expected {expect!r}")
         return msg
 
-    def _finish(self) -> None:
+    def _finish(self, timeout: float = _TIMEOUT_S) -> None:
         self._done = True
-        self._proc.join(_TIMEOUT_S)
+        self._proc.join(timeout)
         if self._proc.is_alive():
             self._proc.kill()
             self._proc.join()
@@ -192,6 +204,10 @@ class ProcessSink:
         if self._done:
             return
         self._samples = []
+        if self._partial:  # a send was cut short: the pipe holds half a message, nothing more can
+            self._proc.terminate()  # be said; the writer goes, its temporary shard is removed on resume
+            self._finish(10.0)
+            return
         try:
             self._flush()  # finished inputs are written (a shard they complete is kept)
             self._conn.send(("abort",))
@@ -200,4 +216,4 @@ class ProcessSink:
             pass
         finally:
             if not self._done:
-                self._finish()
+                self._finish(10.0)

@@ -343,7 +343,14 @@ def run_synthesis(
             consume(res)
         sink.close()
     except BaseException:
-        sink.abort()
+        # stop the producer now (its worker pool and shared memory), not when the generator is
+        # collected, which a kept traceback can delay indefinitely; then drop the partial shard
+        close = getattr(results, "close", None)
+        try:
+            if close is not None:
+                close()
+        finally:
+            sink.abort()
         raise
     elapsed = time.perf_counter() - t_start
     all_shards = [m["shard"] for m in rp.done] + [m["shard"] for m in sink.written]

@@ -345,9 +345,10 @@ def _plan_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> TileP
     return plan_tiles(h, w, tile, overlap, multiple)
 
 
-def _encode_batch(args: tuple[np.ndarray, int, list[dict[str, Any] | None]]) -> tuple[list[Any], float]:
-    """PNG-encode a batch of LQs [n, h, w, 3] -> (the PNGs as refs into this worker's LQ arena, or
-    bytes; seconds). A sample with a calibrated JPEG arrives at the HQ resolution and is finished
+def _encode_batch(args: tuple[np.ndarray | list[np.ndarray], int, list[dict[str, Any] | None]]
+                  ) -> tuple[list[Any], float]:
+    """PNG-encode a batch of LQs ([n, h, w, 3], or a list of [h, w, 3] of several sizes), in order
+    -> (the PNGs as refs into this worker's LQ arena, or bytes; seconds). A sample with a calibrated JPEG arrives at the HQ resolution and is finished
     here first (JPEG, spec noise, downsampling: :func:`finish_on_host`)."""
     t0 = time.perf_counter()
     arr, level, hosts = args
@@ -400,6 +401,7 @@ class _Job:
     cal: dict[str, Any] | None = None  # plan["post"] with its calibration as arrays
     image: TiledImage | None = None  # multi-tile samples only: their tiles and blending
     host: dict[str, Any] | None = None  # set when the worker finishes the sample (calibrated JPEG)
+    in_ring: bool = False  # hq8 is a view into a worker's arena (pinned on CUDA when registered)
     single: bool = field(init=False)
     batch_key: tuple = field(init=False)
 
@@ -418,12 +420,12 @@ class _Job:
 
 def _upload_crops(crops: list[np.ndarray], dev: torch.device, pinned: bool) -> torch.Tensor:
     """uint8 crops [H, W, 3] (host; views into the arenas or arrays) -> one uint8 batch [N, H, W, 3]
-    on ``dev``. On the CPU that is one stack. On CUDA with the arenas registered as pinned memory
-    (``pinned``) each crop is copied by DMA straight from its arena (no CPU copy, no wait); else
-    they are stacked into pinned memory and uploaded in one copy."""
+    on ``dev``. On the CPU that is one stack. On CUDA, when every crop is a view into arenas
+    registered as pinned memory (``pinned``), each is copied by DMA straight from its arena (no CPU
+    copy, no wait); else they are stacked into pinned memory and uploaded in one copy."""
     if dev.type != "cuda":
         return torch.from_numpy(np.stack(crops))
-    if pinned and all(c.base is not None for c in crops):
+    if pinned:
         out = torch.empty((len(crops), *crops[0].shape), dtype=torch.uint8, device=dev)
         for k, c in enumerate(crops):
             out[k].copy_(torch.from_numpy(c), non_blocking=True)
@@ -588,15 +590,19 @@ class LearnedProducer:
             # The device->host copies of a finished batch: wait for them, then hand LQs to encoders.
             if event is not None:
                 event.synchronize()
-            n = sum(len(jobs) for jobs, _ in groups)
-            for jobs, lq in groups:
-                # one encode task per group (not per sample): the LQs travel as one array
-                handle = submit(_encode_batch, (lq.numpy(), cfg.png_level, [job.host for job in jobs]))
-                for k, job in enumerate(jobs):
-                    job.owner.lq[job.slot] = (handle, k)
-                    if not job.owner.handles or job.owner.handles[-1] is not handle:
-                        job.owner.handles.append(handle)
-                    job.owner.dec.timings["degrade"] += secs / n
+            # One encode task per batch (not per sample), its samples in their global order: the
+            # worker allocates their PNGs in its LQ ring in that order and the writer releases them
+            # in that order (a ring is FIFO). Groups of one size split a batch out of order.
+            rows = [(job, lq_np, k) for jobs, lq in groups for lq_np in (lq.numpy(),) for k, job in enumerate(jobs)]
+            ordered = sorted(rows, key=lambda r: (r[0].owner.dec.index, r[0].slot))
+            in_order = all(a is b for a, b in zip(ordered, rows, strict=True))
+            arrs = groups[0][1].numpy() if len(groups) == 1 and in_order else [a[k] for _, a, k in ordered]
+            handle = submit(_encode_batch, (arrs, cfg.png_level, [job.host for job, _, _ in ordered]))
+            for k, (job, _, _) in enumerate(ordered):
+                job.owner.lq[job.slot] = (handle, k)
+                if not job.owner.handles or job.owner.handles[-1] is not handle:
+                    job.owner.handles.append(handle)
+                job.owner.dec.timings["degrade"] += secs / len(ordered)
 
         def forward() -> None:
             items = list(batch)
@@ -608,7 +614,8 @@ class LearnedProducer:
                     # the common case (a crop fits in one tile): the whole batch goes up as uint8 in
                     # one copy, is converted there, and needs no blending
                     first = items[0][0].tiles
-                    hq = _to_float(_upload_crops([job.hq8 for job, _ in items], dev, pinned), dev)
+                    in_ring = pinned and all(job.in_ring for job, _ in items)  # else staged
+                    hq = _to_float(_upload_crops([job.hq8 for job, _ in items], dev, in_ring), dev)
                     for job, _ in items:
                         job.hq8 = None
                     x = pad_reflect(hq, first.ph - first.h, first.pw - first.w)
@@ -684,7 +691,8 @@ class LearnedProducer:
                 plan = _plan_tiles(s.size[0], s.size[1], cfg.tile, cfg.tile_overlap, synth.multiple)
                 # the crop in place in the worker's arena (or as it came, inline)
                 hq8 = arenas.array(s.hq, (*s.size, 3)) if isinstance(s.hq, tuple) else s.hq
-                job = _Job(op, slot, plan, self.z_of(s.plan), s.plan, hq8=hq8, cal=s.cal)
+                job = _Job(op, slot, plan, self.z_of(s.plan), s.plan, hq8=hq8, cal=s.cal,
+                           in_ring=isinstance(s.hq, tuple))
                 op.learned += 1
                 for i in range(len(plan.grid)):
                     if batch and batch[0][0].batch_key != job.batch_key:
