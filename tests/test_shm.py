@@ -204,3 +204,41 @@ def test_abort_after_an_interrupted_send_is_quick(tmp_path: Path, monkeypatch) -
     sink.abort()
     assert time.perf_counter() - t0 < 15 and not sink._proc.is_alive()
     assert str(sink.pid) not in _children()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_is_reported_and_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
+    """Writes that fail with ENOSPC (/dev/full): the writer's abort flushes into the same full disk
+    and fails again; the first error still reaches the main process and the .tmp file goes."""
+    from redegkit.io import shards, sink_process
+
+    class DevFull(shards.ShardSink):
+        def _open(self):
+            super()._open()
+            self._file.close()
+            self._file = open("/dev/full", "wb")  # noqa: SIM115 - a disk with no space left
+            self._writer = shards._TarStream(self._file)
+
+    monkeypatch.setattr(sink_process, "ShardSink", DevFull)
+    sink = ProcessSink(None, out_dir=tmp_path)
+    with pytest.raises(ShardWriterError, match="No space left on device"):
+        for i in range(40):
+            sink.add(f"k{i}", {"hq.png": b"x" * 100_000})
+            sink.end_input(i + 1)
+        sink.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_writer_leaves_when_its_parent_is_gone(tmp_path: Path) -> None:
+    """The writer watches its parent's pid (the pool's forked workers keep the pipe open, so a
+    main process killed outright gives no EOF; Linux's parent-death signal is not everywhere)."""
+    import multiprocessing as mp
+
+    from redegkit.io.sink_process import _serve
+
+    ctx = mp.get_context("fork")
+    here, there = ctx.Pipe()
+    p = ctx.Process(target=_serve, args=(there, None, {"out_dir": tmp_path}, ctx.RawValue("q", 0), -1))
+    p.start()  # its "parent" is pid -1, not ours: as if the main process were gone
+    p.join(10)
+    assert p.exitcode == 0 and not here.poll()

@@ -170,15 +170,15 @@ def test_learned_workers_die_with_a_killed_main_process(tmp_path):
             f"'{bank}', '{hq}', '{tmp_path / 'out'}', '--crop', '32', '--workers', '2', '--quiet']; main()")
     p = subprocess.Popen([sys.executable, "-c", code])
     children: list[int] = []
-    for _ in range(200):  # wait until both workers exist
+    for _ in range(200):  # wait until both workers and the shard writer exist
         time.sleep(0.05)
         try:
             children = [int(c) for c in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()]
         except FileNotFoundError:
             break
-        if len(children) >= 2:
+        if len(children) >= 3:
             break
-    assert len(children) >= 2, "the run ended before its workers could be seen"
+    assert len(children) >= 3, "the run ended before its workers and writer could be seen"
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     deadline = time.time() + 10

@@ -297,11 +297,15 @@ class ShardSink:
 
     def abort(self) -> None:
         """Drop the shard in progress (e.g. on an exception); finished shards stay."""
-        if self._file is not None:
-            self._file.close()
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-        self._writer, self._file, self._tmp = None, None, None
+        try:
+            if self._file is not None:
+                self._file.close()  # flushes: on a full disk that fails again
+        except OSError:
+            pass
+        finally:
+            if self._tmp is not None:
+                self._tmp.unlink(missing_ok=True)
+            self._writer, self._file, self._tmp = None, None, None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ with their markers, stay), so resume works as before.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import resource
 import time
 import traceback
@@ -40,12 +41,18 @@ class ShardWriterError(RuntimeError):
         self.detail = detail
 
 
-def _serve(conn: Any, arenas: SharedArenas | None, kwargs: dict[str, Any], written: Any) -> None:
+def _serve(conn: Any, arenas: SharedArenas | None, kwargs: dict[str, Any], written: Any, parent: int) -> None:
     worker_signals()
     sink = None
     try:
         sink = ShardSink(**kwargs)
         while True:
+            # the forked pool workers hold the main process's end of the pipe too, so a main process
+            # killed outright never shows up as EOF here: watch its pid (Linux also has PDEATHSIG)
+            while not conn.poll(1.0):
+                if os.getppid() != parent:
+                    sink.abort()
+                    return
             msg = conn.recv()
             op = msg[0]
             if op == "inputs":
@@ -66,8 +73,11 @@ def _serve(conn: Any, arenas: SharedArenas | None, kwargs: dict[str, Any], writt
                 conn.send(("aborted", sink.written, [], _cpu_s()))
                 return
     except BaseException as e:  # noqa: BLE001 - everything goes back to the main process
-        if sink is not None:
-            sink.abort()
+        try:
+            if sink is not None:
+                sink.abort()  # drops the temporary shard even when its flush fails (a full disk)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
         try:
             conn.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc(limit=8)))
         except (OSError, EOFError):
@@ -91,7 +101,7 @@ class ProcessSink:
         # it holds) stays bounded; the small messages alone would fill no pipe buffer for a long time
         self._written = ctx.RawValue("q", 0)
         self._sent, self.max_lag, self.waited_s = 0, max(1, int(max_lag)), 0.0
-        self._proc = ctx.Process(target=_serve, args=(child, arenas, kwargs, self._written),
+        self._proc = ctx.Process(target=_serve, args=(child, arenas, kwargs, self._written, os.getpid()),
                                  name="redeg-shard-writer", daemon=True)
         self._proc.start()
         child.close()
@@ -168,10 +178,10 @@ class ProcessSink:
         self._done = True
         raise ShardWriterError(f"the shard writer process died (exit code {self._proc.exitcode})")
 
-    def _reply(self, expect: str) -> tuple:
+    def _reply(self, expect: str, timeout: float = _TIMEOUT_S) -> tuple:
         try:
-            if not self._conn.poll(_TIMEOUT_S):
-                raise ShardWriterError(f"the shard writer did not answer in {_TIMEOUT_S:.0f} s")
+            if not self._conn.poll(timeout):
+                raise ShardWriterError(f"the shard writer did not answer in {timeout:.0f} s")
             msg = self._conn.recv()
         except (EOFError, ConnectionResetError):
             self._died()
@@ -211,7 +221,7 @@ class ProcessSink:
         try:
             self._flush()  # finished inputs are written (a shard they complete is kept)
             self._conn.send(("abort",))
-            _, self.written, _, self.cpu_s = self._reply("aborted")
+            _, self.written, _, self.cpu_s = self._reply("aborted", timeout=60.0)
         except (OSError, EOFError, ShardWriterError):
             pass
         finally:

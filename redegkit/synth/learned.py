@@ -435,6 +435,14 @@ def _upload_crops(crops: list[np.ndarray], dev: torch.device, pinned: bool) -> t
     return host.to(dev, non_blocking=True)
 
 
+def _settle(dev: torch.device) -> None:
+    """Wait for the device's queued work, where a batch leaves no event to wait on (it failed, or no
+    image in it finished): its uploads may still read crops in the arenas, which the writer could
+    otherwise release (and a worker reuse) before the DMA ran. Rare; a no-op off CUDA."""
+    if dev.type == "cuda":
+        torch.cuda.current_stream(dev).synchronize()
+
+
 def _pin_arenas(arenas: SharedArenas | None, dev: torch.device) -> Any:
     """Register the arenas as pinned memory for DMA uploads (CUDA) -> an undo callable, or None
     when that is not possible (then uploads go through a pinned staging copy)."""
@@ -608,6 +616,7 @@ class LearnedProducer:
             items = list(batch)
             batch.clear()
             t0 = time.perf_counter()
+            in_ring = False  # DMA uploads straight from the arenas were queued (single-tile lane)
             try:
                 z = to_device(torch.from_numpy(np.stack([job.z for job, _ in items])), dev)
                 if items[0][0].single:  # batches are homogeneous (see batch_key)
@@ -643,8 +652,12 @@ class LearnedProducer:
                     if job.owner.failure is None:
                         key = job.owner.dec.samples[job.slot].key
                         job.owner.failure = f"synthesis failed on {key}: {hint} ({str(e)[:200]})"
+                if in_ring:
+                    _settle(dev)
                 return
             if not groups:
+                if in_ring:
+                    _settle(dev)
                 return
             event = None
             if dev.type == "cuda":
@@ -672,11 +685,14 @@ class LearnedProducer:
         def per_input() -> float:
             return max(seen[1] / seen[0], 0.25) if seen[0] else 1.0
 
+        # at most the inputs in flight of one input per task (whole-image runs: ~1 sample an input)
+        cap = max(8, 2 * cfg.batch, 4 * cfg.workers)
+
         def chunk() -> int:  # inputs per task: about 32 samples a message, at most DECODE_CHUNK inputs
-            return min(DECODE_CHUNK, max(1, round(32 / per_input())))
+            return min(DECODE_CHUNK, max(1, round(32 / per_input())), max(1, cap // (2 * cfg.workers)))
 
         def window() -> int:  # inputs in flight: about 3 batches of samples, every worker busy
-            return max(2 * cfg.workers * chunk(), math.ceil(3 * cfg.batch / per_input()))
+            return min(cap, max(2 * cfg.workers * chunk(), math.ceil(3 * cfg.batch / per_input())))
 
         decoded = (_decode_task(item) for item in todo) if pool is None else windowed_map(
             pool, _decode_at, range(len(todo)), window=window, chunk=chunk)
