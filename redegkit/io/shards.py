@@ -119,6 +119,12 @@ def find_resume_point(out_dir: str | Path, prefix: str = "shard", rank: int = 0,
     return rp
 
 
+def check_key(key: str) -> None:
+    """A sample key is non-empty, without dots (they separate the fields) or slashes."""
+    if "." in key or "/" in key or not key:
+        raise ValueError(f"invalid sample key {key!r}: keys must be non-empty, without dots or slashes")
+
+
 def _member_header(name: str, size: int) -> bytes:
     """The tar header of one shard member, byte for byte what :mod:`tarfile` writes for it (PAX
     format, our fixed mode/owner/mtime): a ustar block when the name fits, else tarfile's own
@@ -230,8 +236,7 @@ class ShardSink:
         self._writer = _TarStream(self._file)
 
     def add(self, key: str, fields: dict[str, bytes]) -> None:
-        if "." in key or "/" in key or not key:
-            raise ValueError(f"invalid sample key {key!r}: keys must be non-empty, without dots or slashes")
+        check_key(key)
         if self._writer is None:
             self._open()
         assert self._writer is not None

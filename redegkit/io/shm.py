@@ -97,16 +97,6 @@ class SharedArenas:
         self.buf[off : off + mv.nbytes] = mv
         return arena, off, mv.nbytes, rel
 
-    def put_array(self, arena: int, arr: np.ndarray) -> tuple[Ref, np.ndarray] | None:
-        """Room for an array like ``arr`` in ``arena``, filled with it -> (ref, the view)."""
-        got = self.alloc(arena, arr.nbytes)
-        if got is None:
-            return None
-        off, rel = got
-        view = np.ndarray(arr.shape, arr.dtype, buffer=self.buf, offset=off)
-        view[...] = arr
-        return (arena, off, arr.nbytes, rel), view
-
     # -- the readers' and the releaser's side -----------------------------------------------------
     def view(self, ref: Ref) -> memoryview:
         _, off, n, _ = ref

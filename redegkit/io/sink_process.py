@@ -24,7 +24,7 @@ import traceback
 from typing import Any
 
 from .pool import worker_signals
-from .shards import ShardSink
+from .shards import ShardSink, check_key
 from .shm import SharedArenas
 
 # One message per this many samples or inputs (whichever comes first): the pipe's per-message cost
@@ -100,7 +100,7 @@ class ProcessSink:
         # samples are handed over and not yet written, so the writer's backlog (and the arena space
         # it holds) stays bounded; the small messages alone would fill no pipe buffer for a long time
         self._written = ctx.RawValue("q", 0)
-        self._sent, self.max_lag, self.waited_s = 0, max(1, int(max_lag)), 0.0
+        self._sent, self.max_lag = 0, max(1, int(max_lag))
         self._proc = ctx.Process(target=_serve, args=(child, arenas, kwargs, self._written, os.getpid()),
                                  name="redeg-shard-writer", daemon=True)
         self._proc.start()
@@ -119,8 +119,7 @@ class ProcessSink:
         return self._proc.pid
 
     def add(self, key: str, fields: dict[str, Any]) -> None:
-        if "." in key or "/" in key or not key:
-            raise ValueError(f"invalid sample key {key!r}: keys must be non-empty, without dots or slashes")
+        check_key(key)  # here, not only in the writer: the error names the caller's line
         self._samples.append((key, fields))
 
     def end_input(self, next_input: int, failures: Any = ()) -> None:
@@ -140,7 +139,6 @@ class ProcessSink:
                 self._wait_for_writer()
 
     def _wait_for_writer(self) -> None:
-        t0 = time.perf_counter()
         pause = 1e-4
         while self._sent - self._written.value > self.max_lag:
             if not self._proc.is_alive() or self._conn.poll():
@@ -149,7 +147,6 @@ class ProcessSink:
                     self._died()
             time.sleep(pause)
             pause = min(pause * 2, 5e-3)
-        self.waited_s += time.perf_counter() - t0
 
     def _check(self) -> None:
         if self._conn.poll():

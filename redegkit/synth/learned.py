@@ -318,9 +318,8 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
             meta["method"] = {**method, "hybrid": {"preset": _W["preset"].name, "share": _W["share"]}}
             t3 = time.perf_counter()
             t["degrade"] += t3 - t2
-            s = _Sample(key, _put(arena, encode_image(hq, "png", png_level=cfg.png_level)), b"",
-                        lq_png=_put(arena, encode_image(lq, "png", png_level=cfg.png_level)))
             t2 = t3
+            s = _Sample(key, b"", b"", lq_png=_put(arena, encode_image(lq, "png", png_level=cfg.png_level)))
         else:
             plan = draw_plan(cfg, setup.table, key)
             plan["tiles"] = len(_plan_tiles(bh, bw, cfg.tile, cfg.tile_overlap, setup.multiple).grid)
@@ -332,7 +331,7 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
                                                 "downsample")}
             s = _Sample(key, b"", b"", hq=_put(arena, hq), size=(bh, bw), plan=device_plan,
                         cal=setup.calibration.arrays(plan, post))
-            s.hq_png = _put(arena, encode_image(hq, "png", png_level=cfg.png_level))
+        s.hq_png = _put(arena, encode_image(hq, "png", png_level=cfg.png_level))
         # last in the arena: releasing the JSON (written last of the sample) frees the whole sample
         s.json = _put(arena, json.dumps(meta, sort_keys=True).encode("utf-8"))
         t["encode"] += time.perf_counter() - t2
@@ -479,6 +478,8 @@ class LearnedProducer:
         self.bank, self.encoder, self.generator, self.provenance = bank, encoder, generator, provenance
         self.synth: Synthesizer | None = None  # built on first use, cached for the run
         self.ctx: RunContext | None = None  # this process's rank and device, resolved with it
+        self._arenas: SharedArenas | None = None  # made by make_sink, taken by the run that follows
+        self.shared_memory, self.inline = False, 0  # the last run's: rings used, samples sent inline
 
     def table(self, cfg: SynthConfig) -> ChoiceTable:
         labels = cluster_bank(self.bank).labels if cfg.choice == "cluster" else None
@@ -527,9 +528,8 @@ class LearnedProducer:
             from ..degrade import get_preset
 
             get_preset(name, user_presets=user_presets)  # fail here, not in every worker's initializer
-        arenas = getattr(self, "_arenas", None)
-        self._arenas = None  # one run's
-        self._pooled_arenas, self.inline = arenas is not None, 0
+        arenas, self._arenas = self._arenas, None  # one run's
+        self.shared_memory, self.inline = arenas is not None, 0
         pool = None
         if self._pooled(todo, cfg):
             # Fork before the device is touched: CUDA must not be initialised in a forking parent.
@@ -560,7 +560,7 @@ class LearnedProducer:
                 "precision": "bf16" if s.bf16 else "fp32",
                 "compiled": s.compiled is not None, "compile_error": s.compile_error,
                 # samples whose bytes could not go through the shared rings (full): a speed matter
-                "shared_memory": getattr(self, "_pooled_arenas", False), "inline_samples": getattr(self, "inline", 0)}
+                "shared_memory": self.shared_memory, "inline_samples": self.inline}
 
     def _synthesizer(self, cfg: SynthConfig) -> Synthesizer:
         if self.synth is None:
@@ -601,7 +601,10 @@ class LearnedProducer:
             # One encode task per batch (not per sample), its samples in their global order: the
             # worker allocates their PNGs in its LQ ring in that order and the writer releases them
             # in that order (a ring is FIFO). Groups of one size split a batch out of order.
-            rows = [(job, lq_np, k) for jobs, lq in groups for lq_np in (lq.numpy(),) for k, job in enumerate(jobs)]
+            rows = []
+            for jobs, lq in groups:
+                arr = lq.numpy()
+                rows += [(job, arr, k) for k, job in enumerate(jobs)]
             ordered = sorted(rows, key=lambda r: (r[0].owner.dec.index, r[0].slot))
             in_order = all(a is b for a, b in zip(ordered, rows, strict=True))
             arrs = groups[0][1].numpy() if len(groups) == 1 and in_order else [a[k] for _, a, k in ordered]
@@ -781,7 +784,7 @@ class LearnedProducer:
             fields = {"hq.png": s.hq_png, "json": s.json, "lq.png": s.lq_png}
             if isinstance(s.hq, tuple):
                 fields["_hq"] = s.hq
-            if not all(isinstance(v, tuple) for v in fields.values()) and self._pooled_arenas:
+            if self.shared_memory and not all(isinstance(v, tuple) for v in fields.values()):
                 self.inline += 1
             samples.append((s.key, fields))
         return ImageResult(dec.index, samples, dec.failure, dec.skipped, dec.timings)
