@@ -219,10 +219,12 @@ def host_path(args, tmp: Path) -> dict[str, float]:
         main_cpu, main_thread, wall = time.process_time() - c0, time.thread_time() - m0, time.perf_counter() - t0
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         work = (kids.ru_utime - kids0.ru_utime) + (kids.ru_stime - kids0.ru_stime)  # pool workers + writer
+        faults = kids.ru_minflt - kids0.ru_minflt
         rt = json.loads(r.report_path.read_text())["runtime"]
         shutil.rmtree(tmp / name, ignore_errors=True)
         return {"samples": r.samples, "main": main_cpu, "main_thread": main_thread, "workers": work - writer_s[0],
-                "writer": writer_s[0], "wall": wall, "inline": rt.get("inline_samples", 0)}
+                "writer": writer_s[0], "wall": wall, "inline": rt.get("inline_samples", 0), "faults": faults,
+                "sys": kids.ru_stime - kids0.ru_stime}
 
     # Steady state: the marginal cost between a short and a long run (pool start-up, fork and the
     # last shard's fsync are per run, not per sample), on enough inputs that the long run wraps the
@@ -236,7 +238,8 @@ def host_path(args, tmp: Path) -> dict[str, float]:
         for i in range(2):
             short, long_ = measure(steady[: len(steady) // 4], f"short{i}"), measure(steady, f"long{i}")
             dm = long_["samples"] - short["samples"]
-            rounds.append({k: (long_[k] - short[k]) / dm for k in ("main", "main_thread", "workers", "writer")})
+            rounds.append({k: (long_[k] - short[k]) / dm for k in ("main", "main_thread", "workers", "writer", "faults",
+                                                                    "sys")})
     finally:
         for k, f in real.items():
             setattr(learned, k, f)
@@ -323,6 +326,8 @@ def host_path(args, tmp: Path) -> dict[str, float]:
             "main_alone_could_feed_pairs_per_s": round(1e6 / max(host_us + 5 * ops, 1e-9)),
             "worker_cpu_ms_per_sample": round(worker_ms, 2), "worker_floor_ms_per_sample": round(floor_ms, 2),
             "writer_process_us_per_sample": round(writer_us, 1),
+            "children_sys_ms_per_sample": round(per("sys") * 1e3, 2),
+            "children_page_faults_per_sample": round(per("faults")),
             "inline_samples_long_run": long_["inline"], "png_level": cfg.png_level, "ring_mb_per_worker": round(learned.ring_sizes(cfg)[0] / 2**20),
             "cores_for_4000_pairs_per_s": round(4000 * (worker_ms / 1e3 + (host_us + 5 * ops + writer_us) / 1e6), 1),
             "floor_cores_for_4000_pairs_per_s": round(4000 * floor_ms / 1e3, 1),
@@ -395,7 +400,9 @@ def main() -> None:
               f"(rings full): {h['inline_samples_long_run']}", flush=True)
         print(f"  workers: {h['worker_cpu_ms_per_sample']} ms/sample (floor: decode share + PNG encodes "
               f"{h['worker_floor_ms_per_sample']} ms); 4000 pairs/s needs {h['cores_for_4000_pairs_per_s']} cores "
-              f"(floor {h['floor_cores_for_4000_pairs_per_s']}; target <= 14)", flush=True)
+              f"(floor {h['floor_cores_for_4000_pairs_per_s']}; target <= 14); workers and writer: "
+              f"{h['children_sys_ms_per_sample']} ms/sample of it in the kernel, "
+              f"{h['children_page_faults_per_sample']} page faults/sample", flush=True)
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=1))
 

@@ -421,3 +421,38 @@ def test_vectorised_calibration_and_finalize_equal_each_sample_alone():
     for i in range(n):
         alone = finalize(batch[i : i + 1], scale=2, interps=interps[i : i + 1], sigmas=sigmas[i : i + 1], seeds=seeds[i : i + 1])
         assert torch.equal(lq[i], alone[0]), i
+
+
+def test_spliced_sample_json_is_exactly_json_dumps() -> None:
+    """A sample's JSON is written with the calibration's lists serialised once per mix and spliced
+    in (learned.sample_json): the bytes must be json.dumps(meta, sort_keys=True)'s, whatever the
+    mix, strength, JPEG and the strings around it (also one that spells the placeholder)."""
+    from redegkit.synth.learned import _HOLE, Calibration, ChoiceTable, draw_plan, sample_json
+
+    g = torch.Generator().manual_seed(5)
+    n = 6
+    cal = Calibration({"filter": torch.randn(n, 2, 5, 5, generator=g) / 7, "color": torch.randn(n, 3, 4, generator=g),
+                       "noise_cov": torch.rand(n, 3, 3, generator=g) * 1e-3, "noise_corr": torch.rand(n, generator=g),
+                       "jpeg": torch.tensor([0, 70, 0, 95, 40, 0])})
+    table = ChoiceTable(n, None, None)
+    odd = 'a "\\u0000post" \\u0000post \\ "quoted" \u00e9\u4e2d'
+    seen = set()
+    for mix in (False, True):
+        cfg = SynthConfig(bank="x", mix=mix, strength=0.9, strength_min=0.2 if mix else None, noise_prob=0.5)
+        for i in range(60):
+            key = f"{odd}_{i}"
+            plan = draw_plan(cfg, table, key)
+            post = cal.post_of(plan, cfg, key)
+            meta = {"key": key, "source": odd, "method": {"kind": "bank", **plan, "post": post}, "z": [0.5, 1e-9]}
+            want = json.dumps(meta, sort_keys=True).encode("utf-8")
+            got = sample_json({**meta, "method": {**meta["method"], "post": _HOLE + "post"}}, cal.post_json(plan, post))
+            assert got == want
+            seen.add((len(plan["indices"]), post["jpeg"] > 0))
+    assert seen == {(1, False), (1, True), (2, False), (2, True)}  # every branch met
+    # no calibration: strength alone, or nothing
+    plain = Calibration(None)
+    cfg = SynthConfig(bank="x", strength=0.5)
+    plan = draw_plan(cfg, table, "k")
+    post = plain.post_of(plan, cfg, "k")
+    assert plain.post_json(plan, post) == json.dumps(post, sort_keys=True) == '{"strength": 0.5}'
+    assert sample_json({"a": 1}, None) == b'{"a": 1}'

@@ -129,6 +129,22 @@ def draw_plan(cfg: SynthConfig, table: ChoiceTable, key: str) -> dict[str, Any]:
 # What follows the generator, as the shard JSON records it (drawn and serialised in the workers)
 
 
+# A placeholder for a value that is serialised apart and spliced into a sample's JSON: json.dumps
+# writes it as "\u0000<name>", which no other string can produce (a NUL in a string is always
+# written escaped, and a backslash as two).
+_HOLE = "\x00"
+_HOLE_JSON = "\\u0000"
+
+
+def sample_json(meta: dict[str, Any], post_json: str | None) -> bytes:
+    """``json.dumps(meta, sort_keys=True)`` as UTF-8, with ``meta["method"]["post"]`` (a
+    placeholder) written as ``post_json`` (see :meth:`Calibration.post_json`)."""
+    text = json.dumps(meta, sort_keys=True)
+    if post_json is not None:
+        text = text.replace(f'"{_HOLE_JSON}post"', post_json, 1)
+    return text.encode("utf-8")
+
+
 class Calibration:
     """The bank's per-embedding calibration, mixed per plan: the JSON's rounded numbers
     (:meth:`post_of`) and, from exactly those numbers, the float32 arrays the device applies
@@ -140,6 +156,7 @@ class Calibration:
         self.np = None if cal is None else {k: v.double().numpy() if k != "jpeg" else v.numpy() for k, v in cal.items()}
         self._mixed = functools.lru_cache(maxsize=4096)(self._mix_calibration)
         self._arrays = functools.lru_cache(maxsize=4096)(self._mix_arrays)
+        self._lists_json = functools.lru_cache(maxsize=4096)(self._json_lists)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"np": self.np}
@@ -167,6 +184,21 @@ class Calibration:
         if post is None or "filter" not in post:
             return post
         return {**post, **self._arrays(tuple(plan["indices"]), tuple(plan["mix_weights"]))}
+
+    def post_json(self, plan: dict[str, Any], post: dict[str, Any]) -> str:
+        """``json.dumps(post, sort_keys=True)``, exactly, with the mixed calibration's lists (about
+        120 floats, most of a sample's JSON time) serialised once per mix, not once per sample."""
+        if "filter" not in post:
+            return json.dumps(post, sort_keys=True)
+        lists = self._lists_json(tuple(plan["indices"]), tuple(plan["mix_weights"]))
+        text = json.dumps({**post, **{k: _HOLE + k for k in lists}}, sort_keys=True)
+        for k, v in lists.items():
+            text = text.replace(f'"{_HOLE_JSON}{k}"', v, 1)
+        return text
+
+    def _json_lists(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, str]:
+        mixed = self._mixed(idx, wts)
+        return {k: json.dumps(mixed[k]) for k in ("filter", "color", "noise_cov")}
 
     def _mix_arrays(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, np.ndarray]:
         mixed = self._mixed(idx, wts)
@@ -304,6 +336,7 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
     arena = None if mine is None else mine[0]
     samples = []
     for key, hq, meta in crops.patches:
+        post_json = None
         bw, bh = meta["hq_size"]
         meta["lq_size"] = [bw // cfg.scale, bh // cfg.scale]
         t2 = time.perf_counter()
@@ -327,13 +360,16 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
             if post is not None:
                 plan["post"] = post
             meta["method"] = {"kind": "bank", **setup.provenance, **plan, "noise_seed": seed_to_json(plan["noise_seed"])}
+            if post is not None:
+                meta["method"]["post"] = _HOLE + "post"
+                post_json = setup.calibration.post_json(plan, post)
             device_plan = {k: plan[k] for k in ("indices", "mix_weights", "strength", "noise_sigma", "noise_seed",
                                                 "downsample")}
             s = _Sample(key, b"", b"", hq=_put(arena, hq), size=(bh, bw), plan=device_plan,
                         cal=setup.calibration.arrays(plan, post))
         s.hq_png = _put(arena, encode_image(hq, "png", png_level=cfg.png_level))
         # last in the arena: releasing the JSON (written last of the sample) frees the whole sample
-        s.json = _put(arena, json.dumps(meta, sort_keys=True).encode("utf-8"))
+        s.json = _put(arena, sample_json(meta, post_json))
         t["encode"] += time.perf_counter() - t2
         samples.append(s)
     return _Decoded(index, samples, None, None, t, str(src.path))
