@@ -456,3 +456,7 @@ def test_spliced_sample_json_is_exactly_json_dumps() -> None:
     post = plain.post_of(plan, cfg, "k")
     assert plain.post_json(plan, post) == json.dumps(post, sort_keys=True) == '{"strength": 0.5}'
     assert sample_json({"a": 1}, None) == b'{"a": 1}'
+    from redegkit.synth.learned import _scalar_json
+
+    for v in (0.1, 1e-9, 1.0, -0.0, 3, 2**64, True, False, None, "123", "", 'a"b', "é", float("nan"), float("inf")):
+        assert _scalar_json(v) == json.dumps(v), v

@@ -97,8 +97,10 @@ def stored_png_size(height: int, width: int, channels: int = 3) -> int:
     return 8 + (12 + 13) + (12 + 2 + 5 * blocks + raw + 4) + 12
 
 
-def _stored_idat(raw: memoryview) -> bytearray:
-    """An IDAT chunk, whole (length, type, data, CRC), holding ``raw`` as zlib stored blocks."""
+def _stored_idat(raw: memoryview, checksums: bool = True) -> bytearray:
+    """An IDAT chunk, whole (length, type, data, CRC), holding ``raw`` as zlib stored blocks.
+    ``checksums=False`` leaves the Adler-32 and the CRC zero: only for the copy handed to libspng
+    in :func:`decode_png_fast`, which checks neither (the file's own were checked before)."""
     n = len(raw)
     blocks = max(1, -(-n // STORED_BLOCK))
     size = 2 + 5 * blocks + n + 4
@@ -111,8 +113,9 @@ def _stored_idat(raw: memoryview) -> bytearray:
         out[pos:pos + 5] = struct.pack("<BHH", 1 if b == blocks - 1 else 0, k, k ^ 0xFFFF)
         out[pos + 5:pos + 5 + k] = raw[src:src + k]
         pos, src = pos + 5 + k, src + k
-    out[pos:pos + 4] = struct.pack(">I", _adler32(raw))
-    out[pos + 4:pos + 8] = struct.pack(">I", _crc32(memoryview(out)[4:pos + 4]))
+    if checksums:
+        out[pos:pos + 4] = struct.pack(">I", _adler32(raw))
+        out[pos + 4:pos + 8] = struct.pack(">I", _crc32(memoryview(out)[4:pos + 4]))
     return out
 
 
@@ -156,6 +159,10 @@ _NOT_PLAIN = {b"tRNS", b"acTL", b"fcTL", b"fdAT"}  # OpenCV expands tRNS to alph
 _MAX_RAW = 1 << 30  # inflated scanline bytes the fast path takes on (one stored IDAT below 2**31)
 
 
+_CHUNK_HEAD = struct.Struct(">I4s").unpack_from  # a chunk's length and type
+_U32 = struct.Struct(">I").unpack_from
+
+
 def _plain_png(data: bytes) -> tuple[int, int, int, list[memoryview]] | None:
     """(width, height, channels, IDAT payloads) of a well-formed 8-bit RGB/RGBA, non-interlaced,
     non-animated PNG without tRNS whose every chunk up to IEND has the right CRC; else None."""
@@ -175,9 +182,15 @@ def _plain_png(data: bytes) -> tuple[int, int, int, list[memoryview]] | None:
     while True:
         if pos + 12 > n:
             return None
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        kind = data[pos + 4:pos + 8]
+        length, kind = _CHUNK_HEAD(data, pos)
         end = pos + 12 + length
+        if kind == b"IDAT" and state < 2 and end <= n and length < 2**31:  # the common chunk, in short
+            if _crc32(view[pos + 4:end - 4]) != _U32(data, end - 4)[0]:
+                return None
+            state = 1
+            idats.append(view[pos + 8:end - 4])
+            pos = end
+            continue
         if length >= 2**31 or end > n or not kind.isalpha():
             return None
         if kind in _NOT_PLAIN or (kind == b"IHDR" and pos != 8):
@@ -234,7 +247,7 @@ def decode_png_fast(data: bytes) -> np.ndarray | None:
     rows = memoryview(raw)[:size]
     if np.frombuffer(rows, np.uint8)[::1 + width * channels].max() > 4:  # a filter type PNG lacks
         return None
-    png = b"".join((data[:33], _stored_idat(rows), _IEND))
+    png = b"".join((data[:33], _stored_idat(rows, checksums=False), _IEND))
     try:
         arr = _spng.load(png)
     except Exception:

@@ -88,7 +88,15 @@ class SharedArenas:
         return a.base + off, head + need
 
     def put(self, arena: int, data) -> Ref | None:
-        """Copy ``data`` (bytes-like or a C-contiguous array) into ``arena`` -> its :data:`Ref`."""
+        """Copy ``data`` (bytes-like or an array, any strides) into ``arena`` -> its :data:`Ref`
+        (an array's bytes in C order)."""
+        if isinstance(data, np.ndarray) and not data.flags.c_contiguous:
+            got = self.alloc(arena, data.nbytes)
+            if got is None:
+                return None
+            off, rel = got
+            np.copyto(np.ndarray(data.shape, data.dtype, buffer=self.buf, offset=off), data)
+            return arena, off, data.nbytes, rel
         mv = memoryview(data).cast("B")
         got = self.alloc(arena, mv.nbytes)
         if got is None:

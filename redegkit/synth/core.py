@@ -165,9 +165,11 @@ def failure_record(src: Source, reason: str, kind: str = "failed") -> dict[str, 
     return {"path": str(src.path), "reason": reason, "kind": kind}
 
 
-def cut_crops(src: Source, cfg: SynthConfig) -> Crops:
+def cut_crops(src: Source, cfg: SynthConfig, contiguous: bool = True) -> Crops:
     """Read and decode ``src`` once, apply the small-image policy, cut the patch grid (or the whole
-    image), and build each patch's provenance record (without ``method`` and ``lq_size``)."""
+    image), and build each patch's provenance record (without ``method`` and ``lq_size``). The
+    patches are C-contiguous copies, or with ``contiguous=False`` views of the decoded image (for
+    a caller that copies them once itself, e.g. into shared memory)."""
     t = {"read": 0.0, "decode": 0.0, "degrade": 0.0, "encode": 0.0}
     t0 = time.perf_counter()
     try:
@@ -194,15 +196,17 @@ def cut_crops(src: Source, cfg: SynthConfig) -> Crops:
         return Crops([], None, {**failure_record(src, why, "skipped"), "size": [w, h]}, t)
     file_sha = hashlib.sha256(data).hexdigest()
     patches = []
+    src_key, src_path = src.key, str(src.path)  # once per input: both are computed (pathlib, a hash)
     for j, (x, y, bw, bh) in enumerate(boxes):
-        key = f"{src.key}_{j:04d}"
+        key = f"{src_key}_{j:04d}"
         meta = {
-            "key": key, "source": src.rel, "source_path": str(src.path), "source_sha256": file_sha,
+            "key": key, "source": src.rel, "source_path": src_path, "source_sha256": file_sha,
             "source_size": [w, h], "padded": padded, "crop_box": [x, y, bw, bh], "scale": cfg.scale,
             "hq_size": [bw, bh], "seed": cfg.seed, "sample_seed": seed_to_json(sample_seed(cfg.seed, key)),
             "redegkit_version": __version__, "shard_format": SHARD_FORMAT,
         }
-        patches.append((key, np.ascontiguousarray(img[y : y + bh, x : x + bw]), meta))
+        patch = img[y : y + bh, x : x + bw]
+        patches.append((key, np.ascontiguousarray(patch) if contiguous else patch, meta))
     return Crops(patches, None, None, t)
 
 

@@ -133,7 +133,18 @@ def draw_plan(cfg: SynthConfig, table: ChoiceTable, key: str) -> dict[str, Any]:
 # writes it as "\u0000<name>", which no other string can produce (a NUL in a string is always
 # written escaped, and a backslash as two).
 _HOLE = "\x00"
+_CAL_LISTS = ("filter", "color", "noise_cov")  # the calibration's arrays, mixed per plan
 _HOLE_JSON = "\\u0000"
+
+
+def _scalar_json(v: Any) -> str:
+    """``json.dumps(v)`` for one scalar, without the encoder's setup for the common cases."""
+    t = type(v)
+    if (t is float and math.isfinite(v)) or t is int:
+        return repr(v)
+    if t is str and v.isascii() and v.isalnum():
+        return f'"{v}"'
+    return json.dumps(v)
 
 
 def sample_json(meta: dict[str, Any], post_json: str | None) -> bytes:
@@ -174,14 +185,22 @@ class Calibration:
         if self.np is None or not cfg.calibration:
             return None if s == 1.0 else {"strength": s}
         idx, wts = plan["indices"], plan["mix_weights"]
-        q = int(self.np["jpeg"][idx[int(np.argmax(wts))]])
+        q = int(self.np["jpeg"][idx[max(range(len(wts)), key=wts.__getitem__)]])  # the first largest weight
         q = 0 if q == 0 or s == 0 else int(round(100 - s * (100 - q)))
         return {"strength": s, **self._mixed(tuple(idx), tuple(wts)),
                 "noise_seed": seed_to_json(sample_seed(cfg.seed, key, "calib-noise")), "jpeg": q}
 
-    def arrays(self, plan: dict[str, Any], post: dict[str, Any] | None) -> dict[str, Any] | None:
-        """``post`` with its calibration as float32 arrays (what :func:`apply_calibration` reads)."""
+    def wire(self, post: dict[str, Any] | None) -> dict[str, Any] | None:
+        """What a worker sends of ``post`` to the main process: the scalars (the main process mixes
+        the arrays itself, :meth:`arrays`, from its own cache)."""
         if post is None or "filter" not in post:
+            return post
+        return {k: v for k, v in post.items() if k not in _CAL_LISTS}
+
+    def arrays(self, plan: dict[str, Any], post: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``post`` (or its :meth:`wire` form) with its calibration as float32 arrays (what
+        :func:`apply_calibration` reads)."""
+        if post is None or "noise_corr" not in post:  # noise_corr: a calibrated post
             return post
         return {**post, **self._arrays(tuple(plan["indices"]), tuple(plan["mix_weights"]))}
 
@@ -191,18 +210,17 @@ class Calibration:
         if "filter" not in post:
             return json.dumps(post, sort_keys=True)
         lists = self._lists_json(tuple(plan["indices"]), tuple(plan["mix_weights"]))
-        text = json.dumps({**post, **{k: _HOLE + k for k in lists}}, sort_keys=True)
-        for k, v in lists.items():
-            text = text.replace(f'"{_HOLE_JSON}{k}"', v, 1)
-        return text
+        # post's keys are plain identifiers (nothing to escape); json.dumps writes the scalars
+        return "{" + ", ".join(f'"{k}": {lists[k] if k in lists else _scalar_json(post[k])}'
+                               for k in sorted(post)) + "}"
 
     def _json_lists(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, str]:
         mixed = self._mixed(idx, wts)
-        return {k: json.dumps(mixed[k]) for k in ("filter", "color", "noise_cov")}
+        return {k: json.dumps(mixed[k]) for k in _CAL_LISTS}
 
     def _mix_arrays(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, np.ndarray]:
         mixed = self._mixed(idx, wts)
-        return {k: np.asarray(mixed[k], np.float32) for k in ("filter", "color", "noise_cov")}
+        return {k: np.asarray(mixed[k], np.float32) for k in _CAL_LISTS}
 
     def _mix_calibration(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, Any]:
         """The embeddings' calibration mixed with the plan's weights, rounded (the JSON's numbers)."""
@@ -328,7 +346,9 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
     index, src = item
     cfg: SynthConfig = _W["cfg"]
     setup: WorkerSetup = _W["setup"]
-    crops = cut_crops(src, cfg)  # read, decode, small-image policy, patch grid: as the classical path
+    # read, decode, small-image policy, patch grid: as the classical path (views: a learned crop is
+    # copied once, into the ring, and its PNG encoded from there)
+    crops = cut_crops(src, cfg, contiguous=False)
     t = crops.timings
     if not crops.patches:
         return _Decoded(index, [], crops.failure, crops.skipped, t)
@@ -343,6 +363,7 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
         # The hybrid coin has its own salt, so a preset sample degrades exactly as a classical
         # run of that preset would (same sample_rng(seed, key) stream).
         if _W["preset"] is not None and float(sample_rng(cfg.seed, key, "hybrid").random()) < _W["share"]:
+            hq = np.ascontiguousarray(hq)
             try:
                 lq, method = _W["preset"](hq, sample_rng(cfg.seed, key))
             except INPUT_ERRORS as e:  # as in the classical path: an input problem fails the image
@@ -365,8 +386,10 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
                 post_json = setup.calibration.post_json(plan, post)
             device_plan = {k: plan[k] for k in ("indices", "mix_weights", "strength", "noise_sigma", "noise_seed",
                                                 "downsample")}
-            s = _Sample(key, b"", b"", hq=_put(arena, hq), size=(bh, bw), plan=device_plan,
-                        cal=setup.calibration.arrays(plan, post))
+            ref = _put(arena, hq)  # the crop's one copy: into the ring (or, without room, inline)
+            hq = _W["arenas"].array(ref, hq.shape) if isinstance(ref, tuple) else np.ascontiguousarray(hq)
+            s = _Sample(key, b"", b"", hq=ref if isinstance(ref, tuple) else hq, size=(bh, bw), plan=device_plan,
+                        cal=setup.calibration.wire(post))
         s.hq_png = _put(arena, encode_image(hq, "png", png_level=cfg.png_level))
         # last in the arena: releasing the JSON (written last of the sample) frees the whole sample
         s.json = _put(arena, sample_json(meta, post_json))
@@ -516,6 +539,7 @@ class LearnedProducer:
         self.ctx: RunContext | None = None  # this process's rank and device, resolved with it
         self._arenas: SharedArenas | None = None  # made by make_sink, taken by the run that follows
         self.shared_memory, self.inline = False, 0  # the last run's: rings used, samples sent inline
+        self._calibration = Calibration(bank.calibration)  # per run (its caches), in __call__
 
     def table(self, cfg: SynthConfig) -> ChoiceTable:
         labels = cluster_bank(self.bank).labels if cfg.choice == "cluster" else None
@@ -557,8 +581,9 @@ class LearnedProducer:
 
     def __call__(self, todo: list[tuple[int, Source]], cfg: SynthConfig,
                  user_presets: dict[str, Any] | None) -> Iterator[ImageResult]:
+        self._calibration = Calibration(self.bank.calibration)  # the workers' copy, and the main's
         setup = WorkerSetup(cfg.model_dump_json(), user_presets, self.table(cfg),
-                            Calibration(self.bank.calibration), self.provenance, int(self.encoder.multiple))
+                            self._calibration, self.provenance, int(self.encoder.multiple))
         name, _ = parse_mix_preset(cfg.mix_preset)
         if name:
             from ..degrade import get_preset
@@ -746,7 +771,8 @@ class LearnedProducer:
                 plan = _plan_tiles(s.size[0], s.size[1], cfg.tile, cfg.tile_overlap, synth.multiple)
                 # the crop in place in the worker's arena (or as it came, inline)
                 hq8 = arenas.array(s.hq, (*s.size, 3)) if isinstance(s.hq, tuple) else s.hq
-                job = _Job(op, slot, plan, self.z_of(s.plan), s.plan, hq8=hq8, cal=s.cal,
+                job = _Job(op, slot, plan, self.z_of(s.plan), s.plan, hq8=hq8,
+                           cal=self._calibration.arrays(s.plan, s.cal),
                            in_ring=isinstance(s.hq, tuple))
                 op.learned += 1
                 for i in range(len(plan.grid)):
