@@ -4,51 +4,19 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-# glibc's mallopt parameters (malloc.h) and the values tune_malloc sets in worker processes
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-MALLOC_TUNING = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 256 << 20, _M_TOP_PAD: 16 << 20}
-_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
-
-
-def tune_malloc() -> bool:
-    """Keep this process's freed heap memory for reuse instead of handing it back to the kernel.
-
-    A data worker allocates and frees buffers of 0.1-10 MB per image (file bytes, inflated rows,
-    arrays, PNGs). glibc serves those with fresh ``mmap`` s or returns the heap's top to the kernel
-    on free, so every image pays a page fault per 4 KiB touched again: on the 2-core box 14% of a
-    learned-path worker's time (3.7 -> 3.2 ms per sample, ``benchmarks/synth_learned.py``). With
-    allocations below 32 MiB from the heap and no trimming below 256 MiB, a worker's heap stays at
-    its peak. glibc only (``mallopt``); a no-op elsewhere, and when the user set glibc's own
-    ``MALLOC_*_`` variables (theirs win). -> whether it was applied. Called in the processes
-    redegkit forks (pool workers, the shard writer), never in the caller's own process."""
-    if not sys.platform.startswith("linux") or any(k in os.environ for k in _MALLOC_ENV):
-        return False
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return all([mallopt(k, v) == 1 for k, v in MALLOC_TUNING.items()])
-
-
 def worker_signals() -> None:
     """Call first in every pool worker. Ctrl-C is the main process's to handle (it aborts the shard
     in progress; a worker killed by it while holding a queue lock would hang the pool's shutdown).
     On Linux the worker also dies with the main process: a main process killed outright (SIGKILL,
     the OOM killer) would otherwise leave its forked workers blocked on the task queue forever,
-    since they hold that queue's write end themselves. It also tunes the worker's malloc
-    (:func:`tune_malloc`)."""
+    since they hold that queue's write end themselves."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tune_malloc()
     if sys.platform.startswith("linux"):
         import ctypes
 
