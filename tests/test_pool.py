@@ -57,4 +57,3 @@ def test_process_pool_runs_chunks_in_worker_processes() -> None:
         pool.join()
     assert [v for v, _ in res] == [x * x for x in range(10)]
     assert len(pids) == 2 and {pid for _, pid in res} <= set(pids)
-

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+
 def worker_signals() -> None:
     """Call first in every pool worker. Ctrl-C is the main process's to handle (it aborts the shard
     in progress; a worker killed by it while holding a queue lock would hang the pool's shutdown).
