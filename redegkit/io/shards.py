@@ -138,12 +138,12 @@ def _member_header(name: str, size: int) -> bytes:
         return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
     # The float mtime makes tarfile put a pax record ("mtime=0.0") before every member: those
     # blocks are the same for all members; only the ustar block that follows is patched.
-    head = bytearray(_HEADER_TEMPLATE[-tarfile.BLOCKSIZE :])
-    head[0:100] = raw.ljust(100, b"\0")
-    head[124:136] = b"%011o\0" % size
-    head[148:156] = b" " * 8
-    head[148:155] = b"%06o\0" % sum(head)
-    return _HEADER_TEMPLATE[: -tarfile.BLOCKSIZE] + bytes(head)
+    # The checksum is the sum of the block's bytes with its own field as spaces: the fixed parts'
+    # sum is known (_USTAR_SUM), so only the name and size are summed here.
+    size_field = b"%011o\0" % size
+    check = b"%06o\0 " % (_USTAR_SUM + sum(raw) + sum(size_field))
+    return b"".join((_PAX_BLOCKS, raw.ljust(100, b"\0"), _USTAR[100:124], size_field, _USTAR[136:148], check,
+                     _USTAR[156:]))
 
 
 def _template() -> bytes:
@@ -154,6 +154,9 @@ def _template() -> bytes:
 
 
 _HEADER_TEMPLATE = _template()
+_PAX_BLOCKS, _USTAR = _HEADER_TEMPLATE[: -tarfile.BLOCKSIZE], _HEADER_TEMPLATE[-tarfile.BLOCKSIZE :]
+# the ustar block's sum without its name (0:100), size (124:136) and checksum (148:156, as spaces)
+_USTAR_SUM = sum(_USTAR[100:124]) + sum(_USTAR[136:148]) + 8 * ord(" ") + sum(_USTAR[156:])
 
 
 class _TarStream:
