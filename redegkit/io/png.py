@@ -22,6 +22,7 @@ checks neither CRCs nor the Adler-32, so it is not handed the file itself.)
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
@@ -45,11 +46,19 @@ STORED_BLOCK = 65535  # the most bytes one deflate stored block holds
 _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (gray, gray+alpha, RGB, RGBA)
 _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _crc32 = _isal.crc32 if _isal is not None else zlib.crc32
+_IDAT_CRC = _crc32(b"IDAT")  # a chunk's CRC covers its type: IDAT's part, once
+_U32_PACK = struct.Struct(">I").pack
 _adler32 = _isal.adler32 if _isal is not None else zlib.adler32
 
 
 def _chunk_head(kind: bytes, length: int) -> bytes:
     return struct.pack(">I", length) + kind
+
+
+@functools.lru_cache(maxsize=64)
+def _head(width: int, height: int, colour_type: int) -> bytes:
+    """The signature and IHDR of one image shape (the same for every crop of a run)."""
+    return PNG_SIGNATURE + _ihdr(width, height, colour_type)
 
 
 def _ihdr(width: int, height: int, colour_type: int) -> bytes:
@@ -127,7 +136,7 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes | None:
         return None
     img = _as_hwc(rgb)
     h, w, c = img.shape
-    head = PNG_SIGNATURE + _ihdr(w, h, _COLOUR_TYPE[c])
+    head = _head(w, h, _COLOUR_TYPE[c])
     if level == 0:
         return b"".join((head, _stored_idat(memoryview(_rows(img, up=False)).cast("B")), _IEND))
     rows = _rows(img, up=True)
@@ -137,8 +146,7 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes | None:
         data = zlib.compress(rows, level)
     if len(data) >= 2**31:  # more than one IDAT chunk holds; libpng splits it into several
         return None
-    crc = _crc32(data, _crc32(b"IDAT"))
-    return b"".join((head, _chunk_head(b"IDAT", len(data)), data, struct.pack(">I", crc), _IEND))
+    return b"".join((head, _U32_PACK(len(data)), b"IDAT", data, _U32_PACK(_crc32(data, _IDAT_CRC)), _IEND))
 
 
 # What OpenCV's PNG reader accepts (cv2 reads OPENCV_IO_MAX_IMAGE_* once, with these defaults) and
