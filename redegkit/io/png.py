@@ -106,31 +106,40 @@ def stored_png_size(height: int, width: int, channels: int = 3) -> int:
     return 8 + (12 + 13) + (12 + 2 + 5 * blocks + raw + 4) + 12
 
 
-def _stored_idat(raw: memoryview, checksums: bool = True) -> bytearray:
-    """An IDAT chunk, whole (length, type, data, CRC), holding ``raw`` as zlib stored blocks.
+def _stored_idat(raw: memoryview, checksums: bool = True) -> list[bytes | memoryview]:
+    """An IDAT chunk, whole (length, type, data, CRC), holding ``raw`` as zlib stored blocks, as
+    the pieces to join (views of ``raw``: the caller's one join is the only copy).
     ``checksums=False`` leaves the Adler-32 and the CRC zero: only for the copy handed to libspng
     in :func:`decode_png_fast`, which checks neither (the file's own were checked before)."""
     n = len(raw)
     blocks = max(1, -(-n // STORED_BLOCK))
     size = 2 + 5 * blocks + n + 4
-    out = bytearray(12 + size)
-    out[0:8] = _chunk_head(b"IDAT", size)
-    out[8:10] = b"\x78\x01"  # deflate, 32K window, no dictionary, "fastest" (FCHECK: 0x7801 % 31 == 0)
-    pos, src = 10, 0
+    # deflate, 32K window, no dictionary, "fastest" (FCHECK: 0x7801 % 31 == 0)
+    parts: list[bytes | memoryview] = [_chunk_head(b"IDAT", size), b"\x78\x01"]
+    src = 0
     for b in range(blocks):
         k = min(STORED_BLOCK, n - src)
-        out[pos:pos + 5] = struct.pack("<BHH", 1 if b == blocks - 1 else 0, k, k ^ 0xFFFF)
-        out[pos + 5:pos + 5 + k] = raw[src:src + k]
-        pos, src = pos + 5 + k, src + k
-    if checksums:
-        out[pos:pos + 4] = struct.pack(">I", _adler32(raw))
-        out[pos + 4:pos + 8] = struct.pack(">I", _crc32(memoryview(out)[4:pos + 4]))
-    return out
+        parts += (struct.pack("<BHH", 1 if b == blocks - 1 else 0, k, k ^ 0xFFFF), raw[src:src + k])
+        src += k
+    if not checksums:
+        return [*parts, bytes(8)]
+    parts.append(_U32_PACK(_adler32(raw)))
+    crc = _IDAT_CRC
+    for part in parts[1:]:
+        crc = _crc32(part, crc)
+    return [*parts, _U32_PACK(crc)]
 
 
 def encode_png(rgb: np.ndarray, level: int) -> bytes | None:
     """8-bit PNG bytes of ``rgb`` (HxW or HxWx{1,2,3,4} uint8, RGB order, any strides) at
     ``level`` 0-3, or ``None`` for other levels (the caller's libpng path). See the module doc."""
+    parts = encode_png_parts(rgb, level)
+    return None if parts is None else b"".join(parts)
+
+
+def encode_png_parts(rgb: np.ndarray, level: int) -> list[bytes | memoryview] | None:
+    """:func:`encode_png` as the pieces that make the file when joined (for a caller that copies
+    them once, e.g. into shared memory), or ``None``."""
     level = int(level)
     if not 0 <= level <= MAX_FAST_LEVEL:
         return None
@@ -138,7 +147,7 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes | None:
     h, w, c = img.shape
     head = _head(w, h, _COLOUR_TYPE[c])
     if level == 0:
-        return b"".join((head, _stored_idat(memoryview(_rows(img, up=False)).cast("B")), _IEND))
+        return [head, *_stored_idat(memoryview(_rows(img, up=False)).cast("B")), _IEND]
     rows = _rows(img, up=True)
     if _isal is not None:
         data = _isal.compress(rows, level)
@@ -146,7 +155,7 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes | None:
         data = zlib.compress(rows, level)
     if len(data) >= 2**31:  # more than one IDAT chunk holds; libpng splits it into several
         return None
-    return b"".join((head, _U32_PACK(len(data)), b"IDAT", data, _U32_PACK(_crc32(data, _IDAT_CRC)), _IEND))
+    return [head, _U32_PACK(len(data)), b"IDAT", data, _U32_PACK(_crc32(data, _IDAT_CRC)), _IEND]
 
 
 # What OpenCV's PNG reader accepts (cv2 reads OPENCV_IO_MAX_IMAGE_* once, with these defaults) and
@@ -255,7 +264,7 @@ def decode_png_fast(data: bytes) -> np.ndarray | None:
     rows = memoryview(raw)[:size]
     if np.frombuffer(rows, np.uint8)[::1 + width * channels].max() > 4:  # a filter type PNG lacks
         return None
-    png = b"".join((data[:33], _stored_idat(rows, checksums=False), _IEND))
+    png = b"".join((data[:33], *_stored_idat(rows, checksums=False), _IEND))
     try:
         arr = _spng.load(png)
     except Exception:

@@ -56,7 +56,8 @@ from ..bank.apply import (
     plan_tiles,
     to_device,
 )
-from ..io.images import encode_image, u8_to_unit
+from ..io.images import check_rgb, encode_image, u8_to_unit
+from ..io.png import encode_png_parts
 from ..io.pool import ProcessPool, windowed_map
 from ..io.shards import ShardSink
 from ..io.shm import SharedArenas
@@ -337,6 +338,17 @@ def _put(arena: int | None, data: Any) -> Any:
     return data if ref is None else ref
 
 
+def _put_png(arena: int | None, img: np.ndarray, level: int) -> Any:
+    """``img`` as PNG into ``arena`` (its pieces copied there once, not joined first) -> its ref;
+    the bytes themselves without an arena or room."""
+    check_rgb(img)  # as encode_image
+    parts = encode_png_parts(img, level) if arena is not None else None
+    if parts is None:
+        return _put(arena, encode_image(img, "png", png_level=level))
+    ref = _W["arenas"].put_parts(arena, parts)
+    return b"".join(parts) if ref is None else ref
+
+
 def _decode_at(pos: int) -> _Decoded:
     """Input ``pos`` of the run's work list (inherited by the worker: a task is one integer)."""
     return _decode_task(_W["todo"][pos])
@@ -396,14 +408,14 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
             t["degrade"] += t3 - t2
             t2 = t3
             js = sample_json(meta, None)
-            s = _Sample(key, b"", b"", lq_png=_put(arena, encode_image(lq, "png", png_level=cfg.png_level)))
+            s = _Sample(key, b"", b"", lq_png=_put_png(arena, lq, cfg.png_level))
         else:
             device_plan, cal, js = plan_of
             ref = _put(arena, hq)  # the crop's one copy: into the ring (or, without room, inline)
             hq = _W["arenas"].array(ref, hq.shape) if isinstance(ref, tuple) else np.ascontiguousarray(hq)
             s = _Sample(key, b"", b"", hq=ref if isinstance(ref, tuple) else hq, size=(bh, bw), plan=device_plan,
                         cal=cal)
-        s.hq_png = _put(arena, encode_image(hq, "png", png_level=cfg.png_level))
+        s.hq_png = _put_png(arena, hq, cfg.png_level)
         # last in the arena: releasing the JSON (written last of the sample) frees the whole sample
         s.json = _put(arena, js)
         t["encode"] += time.perf_counter() - t2
@@ -427,7 +439,7 @@ def _encode_batch(args: tuple[np.ndarray | list[np.ndarray], int, list[dict[str,
     out = []
     for k, host in enumerate(hosts):
         a = arr[k] if host is None else finish_on_host(arr[k], **host)
-        out.append(_put(None if mine is None else mine[1], encode_image(a, "png", png_level=level)))
+        out.append(_put_png(None if mine is None else mine[1], a, level))
     return out, time.perf_counter() - t0
 
 
