@@ -244,14 +244,3 @@ def test_the_writer_leaves_when_its_parent_is_gone(tmp_path: Path) -> None:
     p.join(10)
     assert p.exitcode == 0 and not here.poll()
 
-
-def test_put_parts_equals_put_of_the_joined_bytes() -> None:
-    from redegkit.io.shm import SharedArenas
-
-    arenas = SharedArenas([4096, 4096])
-    arenas.set_owner(0, os.getpid())
-    parts = [b"abc", memoryview(b"defgh"), bytearray(b""), np.arange(7, dtype=np.uint8).tobytes()]
-    a = arenas.put_parts(0, parts)
-    b = arenas.put(0, b"".join(parts))
-    assert a[2] == b[2] == 15 and bytes(arenas.view(a)) == bytes(arenas.view(b)) == b"".join(parts)
-    assert arenas.put_parts(0, [bytes(3000), bytes(1000)]) is None  # no room: the caller sends it inline

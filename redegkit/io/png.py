@@ -133,13 +133,6 @@ def _stored_idat(raw: memoryview, checksums: bool = True) -> list[bytes | memory
 def encode_png(rgb: np.ndarray, level: int) -> bytes | None:
     """8-bit PNG bytes of ``rgb`` (HxW or HxWx{1,2,3,4} uint8, RGB order, any strides) at
     ``level`` 0-3, or ``None`` for other levels (the caller's libpng path). See the module doc."""
-    parts = encode_png_parts(rgb, level)
-    return None if parts is None else b"".join(parts)
-
-
-def encode_png_parts(rgb: np.ndarray, level: int) -> list[bytes | memoryview] | None:
-    """:func:`encode_png` as the pieces that make the file when joined (for a caller that copies
-    them once, e.g. into shared memory), or ``None``."""
     level = int(level)
     if not 0 <= level <= MAX_FAST_LEVEL:
         return None
@@ -147,7 +140,7 @@ def encode_png_parts(rgb: np.ndarray, level: int) -> list[bytes | memoryview] | 
     h, w, c = img.shape
     head = _head(w, h, _COLOUR_TYPE[c])
     if level == 0:
-        return [head, *_stored_idat(memoryview(_rows(img, up=False)).cast("B")), _IEND]
+        return b"".join((head, *_stored_idat(memoryview(_rows(img, up=False)).cast("B")), _IEND))
     rows = _rows(img, up=True)
     if _isal is not None:
         data = _isal.compress(rows, level)
@@ -155,7 +148,7 @@ def encode_png_parts(rgb: np.ndarray, level: int) -> list[bytes | memoryview] | 
         data = zlib.compress(rows, level)
     if len(data) >= 2**31:  # more than one IDAT chunk holds; libpng splits it into several
         return None
-    return [head, _U32_PACK(len(data)), b"IDAT", data, _U32_PACK(_crc32(data, _IDAT_CRC)), _IEND]
+    return b"".join((head, _U32_PACK(len(data)), b"IDAT", data, _U32_PACK(_crc32(data, _IDAT_CRC)), _IEND))
 
 
 # What OpenCV's PNG reader accepts (cv2 reads OPENCV_IO_MAX_IMAGE_* once, with these defaults) and

@@ -105,20 +105,6 @@ class SharedArenas:
         self.buf[off : off + mv.nbytes] = mv
         return arena, off, mv.nbytes, rel
 
-    def put_parts(self, arena: int, parts: list) -> Ref | None:
-        """Copy the concatenation of ``parts`` (bytes-like) into ``arena`` -> its :data:`Ref`,
-        without joining them first."""
-        views = [memoryview(p).cast("B") for p in parts]
-        n = sum(v.nbytes for v in views)
-        got = self.alloc(arena, n)
-        if got is None:
-            return None
-        off, rel = got
-        for v in views:
-            self.buf[off : off + v.nbytes] = v
-            off += v.nbytes
-        return arena, got[0], n, rel
-
     # -- the readers' and the releaser's side -----------------------------------------------------
     def view(self, ref: Ref) -> memoryview:
         _, off, n, _ = ref

@@ -56,8 +56,7 @@ from ..bank.apply import (
     plan_tiles,
     to_device,
 )
-from ..io.images import check_rgb, encode_image, u8_to_unit
-from ..io.png import encode_png_parts
+from ..io.images import encode_image, u8_to_unit
 from ..io.pool import ProcessPool, windowed_map
 from ..io.shards import ShardSink
 from ..io.shm import SharedArenas
@@ -339,14 +338,8 @@ def _put(arena: int | None, data: Any) -> Any:
 
 
 def _put_png(arena: int | None, img: np.ndarray, level: int) -> Any:
-    """``img`` as PNG into ``arena`` (its pieces copied there once, not joined first) -> its ref;
-    the bytes themselves without an arena or room."""
-    check_rgb(img)  # as encode_image
-    parts = encode_png_parts(img, level) if arena is not None else None
-    if parts is None:
-        return _put(arena, encode_image(img, "png", png_level=level))
-    ref = _W["arenas"].put_parts(arena, parts)
-    return b"".join(parts) if ref is None else ref
+    """``img`` as PNG into ``arena`` -> its ref; the bytes themselves without an arena or room."""
+    return _put(arena, encode_image(img, "png", png_level=level))
 
 
 def _decode_at(pos: int) -> _Decoded:
