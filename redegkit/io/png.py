@@ -47,12 +47,12 @@ _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (gray, gr
 _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _crc32 = _isal.crc32 if _isal is not None else zlib.crc32
 _IDAT_CRC = _crc32(b"IDAT")  # a chunk's CRC covers its type: IDAT's part, once
-_U32_PACK = struct.Struct(">I").pack
+_U32 = struct.Struct(">I")  # a big-endian chunk length or CRC
 _adler32 = _isal.adler32 if _isal is not None else zlib.adler32
 
 
 def _chunk_head(kind: bytes, length: int) -> bytes:
-    return struct.pack(">I", length) + kind
+    return _U32.pack(length) + kind
 
 
 @functools.lru_cache(maxsize=64)
@@ -63,7 +63,7 @@ def _head(width: int, height: int, colour_type: int) -> bytes:
 
 def _ihdr(width: int, height: int, colour_type: int) -> bytes:
     body = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return struct.pack(">I", 13) + body + struct.pack(">I", _crc32(body))
+    return _U32.pack(13) + body + _U32.pack(_crc32(body))
 
 
 def _as_hwc(img: np.ndarray) -> np.ndarray:
@@ -123,11 +123,11 @@ def _stored_idat(raw: memoryview, checksums: bool = True) -> list[bytes | memory
         src += k
     if not checksums:
         return [*parts, bytes(8)]
-    parts.append(_U32_PACK(_adler32(raw)))
+    parts.append(_U32.pack(_adler32(raw)))
     crc = _IDAT_CRC
     for part in parts[1:]:
         crc = _crc32(part, crc)
-    return [*parts, _U32_PACK(crc)]
+    return [*parts, _U32.pack(crc)]
 
 
 def encode_png(rgb: np.ndarray, level: int) -> bytes | None:
@@ -148,7 +148,7 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes | None:
         data = zlib.compress(rows, level)
     if len(data) >= 2**31:  # more than one IDAT chunk holds; libpng splits it into several
         return None
-    return b"".join((head, _U32_PACK(len(data)), b"IDAT", data, _U32_PACK(_crc32(data, _IDAT_CRC)), _IEND))
+    return b"".join((head, _U32.pack(len(data)), b"IDAT", data, _U32.pack(_crc32(data, _IDAT_CRC)), _IEND))
 
 
 # What OpenCV's PNG reader accepts (cv2 reads OPENCV_IO_MAX_IMAGE_* once, with these defaults) and
@@ -170,7 +170,6 @@ _MAX_RAW = 1 << 30  # inflated scanline bytes the fast path takes on (one stored
 
 
 _CHUNK_HEAD = struct.Struct(">I4s").unpack_from  # a chunk's length and type
-_U32 = struct.Struct(">I").unpack_from
 
 
 def _plain_png(data: bytes) -> tuple[int, int, int, list[memoryview]] | None:
@@ -195,7 +194,7 @@ def _plain_png(data: bytes) -> tuple[int, int, int, list[memoryview]] | None:
         length, kind = _CHUNK_HEAD(data, pos)
         end = pos + 12 + length
         if kind == b"IDAT" and state < 2 and end <= n and length < 2**31:  # the common chunk, in short
-            if _crc32(view[pos + 4:end - 4]) != _U32(data, end - 4)[0]:
+            if _crc32(view[pos + 4:end - 4]) != _U32.unpack_from(data, end - 4)[0]:
                 return None
             state = 1
             idats.append(view[pos + 8:end - 4])

@@ -90,20 +90,18 @@ class SharedArenas:
     def put(self, arena: int, data) -> Ref | None:
         """Copy ``data`` (bytes-like or an array, any strides) into ``arena`` -> its :data:`Ref`
         (an array's bytes in C order)."""
-        if isinstance(data, np.ndarray) and not data.flags.c_contiguous:
-            got = self.alloc(arena, data.nbytes)
-            if got is None:
-                return None
-            off, rel = got
-            np.copyto(np.ndarray(data.shape, data.dtype, buffer=self.buf, offset=off), data)
-            return arena, off, data.nbytes, rel
-        mv = memoryview(data).cast("B")
-        got = self.alloc(arena, mv.nbytes)
+        strided = isinstance(data, np.ndarray) and not data.flags.c_contiguous
+        mv = None if strided else memoryview(data).cast("B")
+        n = data.nbytes if mv is None else mv.nbytes
+        got = self.alloc(arena, n)
         if got is None:
             return None
-        off, rel = got
-        self.buf[off : off + mv.nbytes] = mv
-        return arena, off, mv.nbytes, rel
+        ref = (arena, got[0], n, got[1])
+        if mv is None:
+            np.copyto(self.array(ref, data.shape, data.dtype), data)
+        else:
+            self.buf[got[0] : got[0] + n] = mv
+        return ref
 
     # -- the readers' and the releaser's side -----------------------------------------------------
     def view(self, ref: Ref) -> memoryview:

@@ -193,7 +193,7 @@ class Calibration:
     def wire(self, post: dict[str, Any] | None) -> dict[str, Any] | None:
         """What a worker sends of ``post`` to the main process: the scalars (the main process mixes
         the arrays itself, :meth:`arrays`, from its own cache)."""
-        if post is None or "filter" not in post:
+        if post is None or "noise_corr" not in post:  # noise_corr: a calibrated post
             return post
         return {k: v for k, v in post.items() if k not in _CAL_LISTS}
 
@@ -250,7 +250,7 @@ class _Sample:
     hq: Any = None  # learned samples: the uint8 crop for the synthesizer
     size: tuple[int, int] = (0, 0)  # (h, w) of the crop
     plan: dict[str, Any] | None = None  # the per-sample numbers the device needs
-    cal: dict[str, Any] | None = None  # what follows the generator, with arrays (apply_calibration)
+    cal: dict[str, Any] | None = None  # what follows the generator: its scalars (Calibration.wire)
 
 
 @dataclass
@@ -557,7 +557,7 @@ class LearnedProducer:
         self.ctx: RunContext | None = None  # this process's rank and device, resolved with it
         self._arenas: SharedArenas | None = None  # made by make_sink, taken by the run that follows
         self.shared_memory, self.inline = False, 0  # the last run's: rings used, samples sent inline
-        self._calibration = Calibration(bank.calibration)  # per run (its caches), in __call__
+        self._calibration: Calibration | None = None  # the run's (made in __call__, shared with its workers)
 
     def table(self, cfg: SynthConfig) -> ChoiceTable:
         labels = cluster_bank(self.bank).labels if cfg.choice == "cluster" else None
@@ -571,7 +571,7 @@ class LearnedProducer:
         idx = plan["indices"]
         if len(idx) == 1 and plan["mix_weights"][0] == 1.0:
             return e[idx[0]]  # the common case: the entry itself (a view, no arithmetic)
-        return sum(e[i] * np.float32(wt) for i, wt in zip(plan["indices"], plan["mix_weights"], strict=True))
+        return sum(e[i] * np.float32(wt) for i, wt in zip(idx, plan["mix_weights"], strict=True))
 
     @functools.cached_property
     def _emb_np(self) -> np.ndarray:
