@@ -171,19 +171,29 @@ def host_path(args, tmp: Path) -> dict[str, float]:
                 synthesizer={"encoder": pack_module(e), "generator": pack_module(g)}, meta={"note": "random"})
     save_bank(tmp / "emb.pt", bank)
     (tmp / "in").mkdir()
-    make_inputs(tmp / "in", max(args.host_images, args.steady_images + 4), 512)
-    every = list_sources([str(tmp / "in")])
-    srcs, steady = every[: args.host_images], every[4 : 4 + args.steady_images]
+    made = make_inputs(tmp / "in", args.host_images, 512)
+    srcs = list_sources([str(tmp / "in")])
     cfg = SynthConfig(bank=str(tmp / "emb.pt"), crop=256, stride=256, scale=4, batch=64, workers=args.workers,
                       png_level=args.png_level,
                       device="cpu", tile=512, seed=0, noise_prob=0.5)
+    if args.ring_mb:
+        learned.DECODE_ARENA_BYTES, learned.LQ_ARENA_BYTES = args.ring_mb << 20, max(1, args.ring_mb // 8) << 20
+    # The steady-state runs: the short one must wrap every worker's rings too. A ring's pages are
+    # faulted in on their first pass (one fault per 4 KiB, ~0.2 ms of kernel time per sample here);
+    # that is a cost per run, not per sample, and it cancels in the marginal only if both runs pay
+    # all of it. ring_sizes budgets 2*3*side^2 + 16 KiB per sample, more than a sample takes (crop
+    # + HQ PNG), so twice the ring's budget in samples per worker wraps it at uneven shares too.
+    # Names beyond the distinct images are hard links to them (same bytes, their own keys).
+    decode_ring, _ = learned.ring_sizes(cfg)
+    budget = 2 * 3 * 256 * 256 + (16 << 10)
+    short_n = args.steady_images // 2 if args.steady_images else -(-2 * args.workers * decode_ring // (budget * 4))
+    (tmp / "steady").mkdir()
+    for i in range(2 * short_n):
+        os.link(made[4 + i % (len(made) - 4)], tmp / "steady" / f"s{i:05d}.png")
+    steady = list_sources([str(tmp / "steady")])
     producer, fp = bank_producer(cfg)
     producer.synth, producer.ctx = NoOpSynth(int(e.multiple), 32), learned.RunContext.host()
     torch.set_num_threads(1)  # the main process's own CPU time, on one core
-    # The rings as a run sizes them (learned.ring_sizes), unless --ring-mb. Both runs pass through
-    # fresh rings, so the first-touch page faults (one per 4 KiB) are in every per-sample number.
-    if args.ring_mb:
-        learned.DECODE_ARENA_BYTES, learned.LQ_ARENA_BYTES = args.ring_mb << 20, max(1, args.ring_mb // 8) << 20
     from redegkit.io import sink_process
 
     writer_s = [0.0]
@@ -226,9 +236,8 @@ def host_path(args, tmp: Path) -> dict[str, float]:
                 "writer": writer_s[0], "wall": wall, "inline": rt.get("inline_samples", 0), "faults": faults,
                 "sys": kids.ru_stime - kids0.ru_stime}
 
-    # Steady state: the marginal cost between a short and a long run (pool start-up, fork and the
-    # last shard's fsync are per run, not per sample), on enough inputs that the long run wraps the
-    # rings (a fresh ring's first pass pays a page fault per 4 KiB in every process touching it).
+    # Steady state: the marginal cost between a short and a long run (twice as many inputs): pool
+    # start-up, fork, the rings' first pass and the last shard's fsync are per run, not per sample.
     # --rounds times (default 3); every number reported is the median round's (by its total CPU per
     # sample: one round's numbers together, not each field's best), with the rounds' range of cores
     # (the box is shared: a round's marginal is off when the box slows during one of its two runs).
@@ -238,7 +247,7 @@ def host_path(args, tmp: Path) -> dict[str, float]:
     try:
         rounds = []
         for i in range(args.rounds):
-            short, long_ = measure(steady[: len(steady) // 4], f"short{i}"), measure(steady, f"long{i}")
+            short, long_ = measure(steady[:short_n], f"short{i}"), measure(steady, f"long{i}")
             dm = long_["samples"] - short["samples"]
             rounds.append({k: (long_[k] - short[k]) / dm for k in ("main", "main_thread", "workers", "writer", "faults",
                                                                     "sys")})
@@ -322,6 +331,7 @@ def host_path(args, tmp: Path) -> dict[str, float]:
     writer_us = per("writer") * 1e6
     host_us = main_us
     return {"pairs": long_["samples"], "marginal_pairs": dm, "workers": args.workers,
+            "steady_inputs_short_long": [short_n, 2 * short_n],
             "wall_s": round(long_["wall"], 2),
             "host_us_per_sample": round(host_us, 1), "main_thread_us_per_sample": round(thread_us, 1),
             "other_threads_us_per_sample": round(host_us - thread_us, 1),
@@ -351,10 +361,11 @@ def main() -> None:
     ap.add_argument("--warm-images", type=int, default=32)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d"])
-    ap.add_argument("--host-images", type=int, default=132, help="512x512 inputs of (d) (4 warm-up; a quarter of the rest is the short run; 4 crops each)")
+    ap.add_argument("--host-images", type=int, default=132, help="distinct 512x512 inputs of (d) (4 warm-up; the rest are the device-math runs and the steady runs' images; 4 crops each)")
     ap.add_argument("--rounds", type=int, default=3, help="(d): short+long run pairs; the median round is reported")
-    ap.add_argument("--steady-images", type=int, default=600, help="(d): 512x512 inputs of the host-path runs "
-                    "(device math stubbed; a quarter is the short run)")
+    ap.add_argument("--steady-images", type=int, default=None, help="(d): 512x512 inputs of the long host-path run "
+                    "(device math stubbed; half of them is the short run); default: enough that the short run "
+                    "wraps every worker's rings (hard links to the --host-images inputs)")
     ap.add_argument("--png-level", type=int, default=1, help="(d): the run's PNG level")
     ap.add_argument("--ring-mb", type=int, default=None, help="(d): decode ring per worker in MiB (the LQ ring is 1/8); default: as a run sizes them")
     ap.add_argument("--json-out", type=Path, default=None)
@@ -390,8 +401,7 @@ def main() -> None:
         result["agreement_grey_levels"] = agreement(args, dev)
         print(f"(c) agreement (max |LQ diff|, grey levels): {result['agreement_grey_levels']}", flush=True)
     if "d" not in args.skip:
-        print(f"(d) host path, no-op networks: {args.host_images - 4} x 512px inputs -> 256 crops, "
-              f"{args.workers} workers", flush=True)
+        print(f"(d) host path, no-op networks: 512px inputs -> 256 crops, {args.workers} workers", flush=True)
         tmp = Path(tempfile.mkdtemp(prefix="redeg-host-"))
         try:
             result["host_path"] = h = host_path(args, tmp)
@@ -412,6 +422,9 @@ def main() -> None:
               f"workers and writer: "
               f"{h['children_sys_ms_per_sample']} ms/sample of it in the kernel, "
               f"{h['children_page_faults_per_sample']} page faults/sample", flush=True)
+        if h["children_page_faults_per_sample"] > 8:  # a wrapped ring faults ~0 times per sample
+            print("  WARNING: many page faults per sample: the short run did not wrap the rings "
+                  "(raise --steady-images); the per-sample numbers include the rings' first pass", flush=True)
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=1))
 
