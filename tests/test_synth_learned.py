@@ -72,6 +72,7 @@ def test_byte_identical_with_1_and_2_workers(tmp_path: Path, bank_path: Path, in
     # with workers the bytes went through the shared rings and the writer process, not inline
     rt1, rt2 = (json.loads(r.report_path.read_text())["runtime"] for r in (r1, r2))
     assert (rt1["shared_memory"], rt2["shared_memory"], rt2["inline_samples"]) == (False, True, 0)
+    assert (rt1["lq_piped"], rt2["lq_piped"]) == (0, 0)  # the LQ batches went to the encoders by the out ring
     s = samples(tmp_path / "w1")
     metas = [json.loads(v["json"]) for v in s.values()]
     bank_sha = load_bank(bank_path).sha256
@@ -88,7 +89,8 @@ def test_byte_identical_with_1_and_2_workers(tmp_path: Path, bank_path: Path, in
 def test_full_rings_fall_back_inline_with_the_same_bytes(tmp_path: Path, bank_path: Path, inputs: Path,
                                                         monkeypatch) -> None:
     """Rings too small for the samples: the workers send the bytes inline instead (never a wait),
-    and the shards are the same bytes as through the rings."""
+    the main process pipes the LQ batches to the encoders, and the shards are the same bytes as
+    through the rings."""
     from redegkit.synth import learned
 
     srcs = list_sources([str(inputs)])
@@ -96,11 +98,13 @@ def test_full_rings_fall_back_inline_with_the_same_bytes(tmp_path: Path, bank_pa
     r1 = synthesize(srcs, tmp_path / "big", cfg_for(bank_path, **kw))
     monkeypatch.setattr(learned, "DECODE_ARENA_BYTES", 4096)  # about one crop and its PNG: mostly full
     monkeypatch.setattr(learned, "LQ_ARENA_BYTES", 1024)
+    monkeypatch.setattr(learned, "OUT_ARENA_BYTES", 1024)  # less than one batch of 4 LQs of 8x8x3
     r2 = synthesize(srcs, tmp_path / "small", cfg_for(bank_path, **kw))
     assert r1.samples == r2.samples == 12
     assert shard_hashes(tmp_path / "big") == shard_hashes(tmp_path / "small")
-    rt = json.loads(r2.report_path.read_text())["runtime"]
+    rt1, rt = (json.loads(r.report_path.read_text())["runtime"] for r in (r1, r2))
     assert rt["shared_memory"] and rt["inline_samples"] > 0
+    assert rt1["lq_piped"] == 0 and rt["lq_piped"] > 0
 
 
 def test_rings_stay_fifo_when_a_batch_splits_by_jpeg(tmp_path: Path, bank_path: Path, monkeypatch) -> None:
@@ -127,6 +131,10 @@ def test_rings_stay_fifo_when_a_batch_splits_by_jpeg(tmp_path: Path, bank_path: 
             assert ref[3] > self.released(ref[0]), f"read of released memory {ref}"
             return super().view(ref)
 
+        def array(self, ref, shape, dtype=np.uint8):  # the encoders' reads of the main's out ring
+            assert ref[3] > self.released(ref[0]), f"read of released memory {ref}"
+            return super().array(ref, shape, dtype)
+
     class SlowDisk(shards.ShardSink):
         def add(self, key, fields):
             time.sleep(0.003)
@@ -146,6 +154,7 @@ def test_rings_stay_fifo_when_a_batch_splits_by_jpeg(tmp_path: Path, bank_path: 
     monkeypatch.setattr(learned, "ProcessPool", OneProcess)
     monkeypatch.setattr(learned, "SharedArenas", Checked)
     monkeypatch.setattr(learned, "LQ_ARENA_BYTES", 1 << 16)  # a few dozen LQ PNGs: the ring wraps often
+    monkeypatch.setattr(learned, "OUT_ARENA_BYTES", 1 << 15)  # and the out ring's rows (HQ-size ones too)
     monkeypatch.setattr(sink_process, "ShardSink", SlowDisk)
     assert run("w2", 2) == one
 

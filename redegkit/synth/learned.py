@@ -280,11 +280,15 @@ _W: dict[str, Any] = {}
 # full makes its worker send inline (slower, the same bytes).
 DECODE_ARENA_BYTES: int | None = None
 LQ_ARENA_BYTES: int | None = None
+# The main process's own ring: the LQ batches it hands to the workers to encode (None: sized from
+# the run, see ring_sizes). Full, a batch goes pickled through the pool's pipe (slower, the same bytes).
+OUT_ARENA_BYTES: int | None = None
 
 
 def ring_sizes(cfg: SynthConfig) -> tuple[int, int]:
-    """(decode, LQ) ring bytes per worker. A sample stays in its ring from decoding until the writer
-    has written it: the decode window (about 3 batches), the batch being filled, the batches in
+    """(decode, LQ) ring bytes per worker (the main process's LQ-out ring: :func:`out_ring_size`).
+    A sample stays in its ring from decoding until the writer has written it: the decode window
+    (about 3 batches), the batch being filled, the batches in
     flight, the LQ encodes and the writer's backlog (WRITER_LAG_BATCHES), about
     (IN_FLIGHT + 6 + WRITER_LAG_BATCHES) batches in all; a crop and its PNG take at most
     about twice the crop's pixels in bytes (RGB). Each worker's ring gets twice its share (workers
@@ -295,6 +299,17 @@ def ring_sizes(cfg: SynthConfig) -> tuple[int, int]:
     decode = max(32 << 20, 2 * total // cfg.workers)
     lq = max(8 << 20, decode // (2 * cfg.scale * cfg.scale) if cfg.scale > 1 else decode // 2)
     return (DECODE_ARENA_BYTES or decode), (LQ_ARENA_BYTES or lq)
+
+
+def out_ring_size(cfg: SynthConfig) -> int:
+    """Bytes of the main process's ring for the LQ batches on their way to the workers' encoders:
+    a batch stays there from the device's result (or its copy off the GPU) until its encode task
+    has finished: the batches in flight, and the encode tasks queued behind decode tasks in the
+    pool (about 3 batches). Room for twice that at the LQ size (calibrated-JPEG samples go at the
+    HQ size, 16x at x4: those fall back to the pipe when it is full), at least 16 MiB."""
+    side = cfg.crop or cfg.tile
+    lq_side = max(1, side // cfg.scale)
+    return OUT_ARENA_BYTES or max(16 << 20, 2 * (IN_FLIGHT + 3) * cfg.batch * 3 * lq_side * lq_side)
 
 
 def _init_worker(setup: WorkerSetup, arenas: SharedArenas | None = None,
@@ -429,11 +444,77 @@ def _encode_batch(args: tuple[np.ndarray | list[np.ndarray], int, list[dict[str,
     t0 = time.perf_counter()
     arr, level, hosts = args
     mine = _my_arenas()
+    if isinstance(arr, _InRing):  # the whole batch, in the main process's ring
+        arr = arr.view(_W["arenas"])
     out = []
     for k, host in enumerate(hosts):
-        a = arr[k] if host is None else finish_on_host(arr[k], **host)
+        a = arr[k]
+        if isinstance(a, _InRing):
+            a = a.view(_W["arenas"])
+        if host is not None:
+            a = finish_on_host(a, **host)
         out.append(_put_png(None if mine is None else mine[1], a, level))
     return out, time.perf_counter() - t0
+
+
+@dataclass(frozen=True)
+class _InRing:
+    """An LQ array (or batch) in the main process's ring: what an encode task receives instead of
+    the pixels (a few integers through the pool's pipe, not ~0.8 MB a batch pickled)."""
+    ref: tuple[int, int, int, int]
+    shape: tuple[int, ...]
+
+    def view(self, arenas: SharedArenas) -> np.ndarray:
+        return arenas.array(self.ref, self.shape)
+
+    def at(self, k: int) -> _InRing:
+        """Row ``k`` of a batch whose ``shape`` here is one row's (the same release position)."""
+        n = math.prod(self.shape)
+        arena, off, _, rel = self.ref
+        return _InRing((arena, off + k * n, n, rel), self.shape)
+
+
+class _OutRing:
+    """The main process's side of its LQ-out ring: copies arrays in (or hands out room for a copy
+    off the GPU), and frees them in the order they were taken once their encode tasks are done
+    (release frees everything before a ref too, so never out of order)."""
+
+    def __init__(self, arenas: SharedArenas | None, arena: int | None) -> None:
+        self.arenas, self.arena = arenas, arena
+        self.pending: deque[tuple[Any, list[tuple[int, int, int, int]]]] = deque()  # (task, its refs)
+        self.fallbacks = 0  # arrays that went through the pipe (ring full or none)
+
+    def room(self, shape: tuple[int, ...]) -> tuple[_InRing, np.ndarray] | None:
+        """Room for a uint8 array of ``shape`` -> (its ref, a writable view), or None."""
+        if self.arena is None:
+            return None
+        got = self.arenas.alloc(self.arena, math.prod(shape))
+        if got is None:
+            return None
+        ref = _InRing((self.arena, got[0], math.prod(shape), got[1]), tuple(shape))
+        return ref, ref.view(self.arenas)
+
+    def put(self, a: np.ndarray) -> Any:
+        """``a`` (uint8) copied into the ring -> its :class:`_InRing`, or ``a`` itself when full
+        (or without a ring: no pool, the encodes run in this process)."""
+        if self.arena is None:
+            return a
+        got = self.room(a.shape) if a.dtype == np.uint8 else None
+        if got is None:
+            self.fallbacks += 1
+            return a
+        np.copyto(got[1], a)
+        return got[0]
+
+    def track(self, task: Any, refs: list[_InRing]) -> None:
+        if refs:
+            self.pending.append((task, [r.ref for r in refs]))
+
+    def reap(self) -> None:
+        """Free the oldest tasks' arrays, in order, while their tasks have finished."""
+        while self.pending and self.pending[0][0].ready():
+            for ref in self.pending.popleft()[1]:
+                self.arenas.release(ref)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -557,6 +638,7 @@ class LearnedProducer:
         self.ctx: RunContext | None = None  # this process's rank and device, resolved with it
         self._arenas: SharedArenas | None = None  # made by make_sink, taken by the run that follows
         self.shared_memory, self.inline = False, 0  # the last run's: rings used, samples sent inline
+        self.lq_piped = 0  # the last run's LQ arrays that went to the encoders through the pipe
         self._calibration: Calibration | None = None  # the run's (made in __call__, shared with its workers)
 
     def table(self, cfg: SynthConfig) -> ChoiceTable:
@@ -583,18 +665,20 @@ class LearnedProducer:
     def make_sink(self, todo: list[tuple[int, Source]], cfg: SynthConfig, sink_args: dict[str, Any]) -> Any:
         """The sink of a run (called by :func:`~redegkit.synth.core.run_synthesis` before the
         producer starts). With worker processes and ``fork``: shared arenas for the bulk bytes (one
-        decode and one LQ ring per worker) and a writer process that writes the shards from them,
-        so the main process only moves small messages. Else the plain in-process ShardSink."""
+        decode and one LQ ring per worker, then the main process's LQ-out ring, the last) and a
+        writer process that writes the shards from them, so the main process only moves small
+        messages. Else the plain in-process ShardSink."""
         self._arenas = None
         if not (self._pooled(todo, cfg) and hasattr(os, "fork")):
             return ShardSink(**sink_args)
         decode, lq = ring_sizes(cfg)
+        out = out_ring_size(cfg)
         try:  # at most a quarter of the memory for the rings (touched pages only, but they wrap)
             budget = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
         except (ValueError, OSError, AttributeError):
-            budget = (decode + lq) * cfg.workers
-        f = min(1.0, budget / ((decode + lq) * cfg.workers))
-        self._arenas = SharedArenas([int(decode * f), int(lq * f)] * cfg.workers)
+            budget = (decode + lq) * cfg.workers + out
+        f = min(1.0, budget / ((decode + lq) * cfg.workers + out))
+        self._arenas = SharedArenas([int(decode * f), int(lq * f)] * cfg.workers + [int(out * f)])
         return ProcessSink(self._arenas, max_lag=WRITER_LAG_BATCHES * cfg.batch, **sink_args)
 
     def __call__(self, todo: list[tuple[int, Source]], cfg: SynthConfig,
@@ -619,6 +703,7 @@ class LearnedProducer:
                 for k, pid in enumerate(pool.pids()):  # worker k allocates in arenas 2k (decode), 2k+1 (LQ)
                     arenas.set_owner(2 * k, pid)
                     arenas.set_owner(2 * k + 1, pid)
+                arenas.set_owner(len(arenas.arenas) - 1, os.getpid())  # the LQ-out ring is ours
         else:
             _init_worker(setup)
         try:
@@ -639,7 +724,9 @@ class LearnedProducer:
                 "precision": "bf16" if s.bf16 else "fp32",
                 "compiled": s.compiled is not None, "compile_error": s.compile_error,
                 # samples whose bytes could not go through the shared rings (full): a speed matter
-                "shared_memory": self.shared_memory, "inline_samples": self.inline}
+                "shared_memory": self.shared_memory, "inline_samples": self.inline,
+                # LQ arrays handed to the encoders through the pool's pipe (the out ring full)
+                "lq_piped": self.lq_piped}
 
     def _synthesizer(self, cfg: SynthConfig) -> Synthesizer:
         if self.synth is None:
@@ -668,27 +755,41 @@ class LearnedProducer:
         dev = synth.device
         opened: deque[_Open] = deque()
         batch: list[tuple[_Job, int]] = []  # (job, tile index) of the next forward
-        inflight: list[tuple[list[tuple[list[_Job], torch.Tensor]], Any, float]] = []
+        # (groups, the event of their copies off the device, seconds, their rows' room in the out ring)
+        inflight: list[tuple[list[tuple[list[_Job], torch.Tensor]], Any, float, list[_InRing | None]]] = []
+        ring = _OutRing(arenas, len(arenas.arenas) - 1 if arenas is not None and pool is not None else None)
+        self.lq_piped = 0
 
         def submit(fn, arg):
             return pool.apply_async(fn, (arg,)) if pool is not None else _Inline(fn(arg))
 
-        def land(groups: list[tuple[list[_Job], torch.Tensor]], event: Any, secs: float) -> None:
+        def land(groups: list[tuple[list[_Job], torch.Tensor]], event: Any, secs: float,
+                 staged: list[_InRing | None]) -> None:
             # The device->host copies of a finished batch: wait for them, then hand LQs to encoders.
             if event is not None:
                 event.synchronize()
             # One encode task per batch (not per sample), its samples in their global order: the
             # worker allocates their PNGs in its LQ ring in that order and the writer releases them
-            # in that order (a ring is FIFO). Groups of one size split a batch out of order.
+            # in that order (a ring is FIFO). Groups of one size split a batch out of order. The
+            # pixels go through the out ring (the copy off a GPU may have landed there already).
             rows = []
-            for jobs, lq in groups:
+            for (jobs, lq), st in zip(groups, staged, strict=True):
                 arr = lq.numpy()
-                rows += [(job, arr, k) for k, job in enumerate(jobs)]
+                rows += [(job, arr, k, st) for k, job in enumerate(jobs)]
             ordered = sorted(rows, key=lambda r: (r[0].owner.dec.index, r[0].slot))
             in_order = all(a is b for a, b in zip(ordered, rows, strict=True))
-            arrs = groups[0][1].numpy() if len(groups) == 1 and in_order else [a[k] for _, a, k in ordered]
-            handle = submit(_encode_batch, (arrs, cfg.png_level, [job.host for job, _, _ in ordered]))
-            for k, (job, _, _) in enumerate(ordered):
+            refs = [st for st in staged if st is not None]
+            if len(groups) == 1 and in_order:
+                arrs = staged[0] if staged[0] is not None else ring.put(groups[0][1].numpy())
+            else:
+                arrs = [a[k] if st is None else _InRing(st.ref, st.shape[1:]).at(k) for _, a, k, st in ordered]
+                arrs = [ring.put(a) if isinstance(a, np.ndarray) else a for a in arrs]
+            refs += [a for a in (arrs if isinstance(arrs, list) else [arrs]) if isinstance(a, _InRing)]
+            self.lq_piped = ring.fallbacks
+            handle = submit(_encode_batch, (arrs, cfg.png_level, [job.host for job, _, _, _ in ordered]))
+            ring.track(handle, refs)
+            ring.reap()
+            for k, (job, _, _, _) in enumerate(ordered):
                 job.owner.lq[job.slot] = (handle, k)
                 if not job.owner.handles or job.owner.handles[-1] is not handle:
                     job.owner.handles.append(handle)
@@ -741,23 +842,30 @@ class LearnedProducer:
                 if in_ring:
                     _settle(dev)
                 return
-            event = None
+            event, staged = None, [None] * len(groups)
             if dev.type == "cuda":
                 hosts = []
-                for jobs, lq in groups:
-                    host = torch.empty(lq.shape, dtype=lq.dtype, pin_memory=True)
+                for g, (jobs, lq) in enumerate(groups):
+                    # straight into the out ring when it is pinned (a DMA; pageable memory would
+                    # make the copy synchronous), else pinned staging copied into it on landing
+                    got = ring.room(tuple(lq.shape)) if pinned and lq.dtype == torch.uint8 else None
+                    if got is not None:
+                        staged[g], host = got[0], torch.from_numpy(got[1])
+                    else:
+                        host = torch.empty(lq.shape, dtype=lq.dtype, pin_memory=True)
                     host.copy_(lq, non_blocking=True)
                     hosts.append((jobs, host))
                 event = torch.cuda.Event()
                 event.record()
                 groups = hosts
-            inflight.append((groups, event, time.perf_counter() - t0))
+            inflight.append((groups, event, time.perf_counter() - t0, staged))
             while len(inflight) > IN_FLIGHT:  # batches queued on the device while the next is prepared
                 land(*inflight.pop(0))
 
         def ready(block: bool) -> Iterator[ImageResult]:
             # The head input is done when it failed, or every learned sample's LQ encode was
             # handed out (and, unless draining, has finished).
+            ring.reap()
             while opened and (opened[0].failure is not None or len(opened[0].lq) == opened[0].learned
                               and (block or all(h.ready() for h in opened[0].handles))):
                 yield self._result(opened.popleft())
