@@ -189,7 +189,11 @@ def host_path(args, tmp: Path) -> dict[str, float]:
     short_n = args.steady_images // 2 if args.steady_images else -(-2 * args.workers * decode_ring // (budget * 4))
     (tmp / "steady").mkdir()
     for i in range(2 * short_n):
-        os.link(made[4 + i % (len(made) - 4)], tmp / "steady" / f"s{i:05d}.png")
+        src, dst = made[4 + i % (len(made) - 4)], tmp / "steady" / f"s{i:05d}.png"
+        try:
+            os.link(src, dst)
+        except OSError:  # a file system without hard links: copies (the same bytes)
+            shutil.copyfile(src, dst)
     steady = list_sources([str(tmp / "steady")])
     producer, fp = bank_producer(cfg)
     producer.synth, producer.ctx = NoOpSynth(int(e.multiple), 32), learned.RunContext.host()
