@@ -181,11 +181,10 @@ def host_path(args, tmp: Path) -> dict[str, float]:
     # The steady-state runs: the short one must wrap every worker's rings too. A ring's pages are
     # faulted in on their first pass (one fault per 4 KiB, ~0.2 ms of kernel time per sample here);
     # that is a cost per run, not per sample, and it cancels in the marginal only if both runs pay
-    # all of it. ring_sizes budgets 2*3*side^2 + 16 KiB per sample, more than a sample takes (crop
-    # + HQ PNG), so twice the ring's budget in samples per worker wraps it at uneven shares too.
+    # all of it. ring_sample_bytes (what ring_sizes budgets per sample) is more than a sample
+    # takes, so twice the ring's budget in samples per worker wraps it at uneven shares too.
     # Names beyond the distinct images are hard links to them (same bytes, their own keys).
-    decode_ring, _ = learned.ring_sizes(cfg)
-    budget = 2 * 3 * 256 * 256 + (16 << 10)
+    decode_ring, budget = learned.ring_sizes(cfg)[0], learned.ring_sample_bytes(cfg)
     short_n = args.steady_images // 2 if args.steady_images else -(-2 * args.workers * decode_ring // (budget * 4))
     (tmp / "steady").mkdir()
     for i in range(2 * short_n):

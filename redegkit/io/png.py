@@ -148,7 +148,7 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes | None:
         data = zlib.compress(rows, level)
     if len(data) >= 2**31:  # more than one IDAT chunk holds; libpng splits it into several
         return None
-    return b"".join((head, _U32.pack(len(data)), b"IDAT", data, _U32.pack(_crc32(data, _IDAT_CRC)), _IEND))
+    return b"".join((head, _chunk_head(b"IDAT", len(data)), data, _U32.pack(_crc32(data, _IDAT_CRC)), _IEND))
 
 
 # What OpenCV's PNG reader accepts (cv2 reads OPENCV_IO_MAX_IMAGE_* once, with these defaults) and

@@ -293,12 +293,17 @@ def ring_sizes(cfg: SynthConfig) -> tuple[int, int]:
     (IN_FLIGHT + 6 + WRITER_LAG_BATCHES) batches in all; a crop and its PNG take at most
     about twice the crop's pixels in bytes (RGB). Each worker's ring gets twice its share (workers
     do not take equal shares), at least 32 MiB; whole-image runs (no crop) assume tile-sized images."""
-    side = cfg.crop or cfg.tile
-    per_sample = 2 * 3 * side * side + (16 << 10)
-    total = (IN_FLIGHT + 6 + WRITER_LAG_BATCHES) * cfg.batch * per_sample
+    total = (IN_FLIGHT + 6 + WRITER_LAG_BATCHES) * cfg.batch * ring_sample_bytes(cfg)
     decode = max(32 << 20, 2 * total // cfg.workers)
     lq = max(8 << 20, decode // (2 * cfg.scale * cfg.scale) if cfg.scale > 1 else decode // 2)
     return (DECODE_ARENA_BYTES or decode), (LQ_ARENA_BYTES or lq)
+
+
+def ring_sample_bytes(cfg: SynthConfig) -> int:
+    """What :func:`ring_sizes` budgets for one sample in a decode ring: twice the crop's RGB pixels
+    (the crop and its PNG) and 16 KiB (the JSON), more than a sample takes."""
+    side = cfg.crop or cfg.tile
+    return 2 * 3 * side * side + (16 << 10)
 
 
 def out_ring_size(cfg: SynthConfig) -> int:
@@ -420,9 +425,11 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
         else:
             device_plan, cal, js = plan_of
             ref = _put(arena, hq)  # the crop's one copy: into the ring (or, without room, inline)
-            hq = _W["arenas"].array(ref, hq.shape) if isinstance(ref, tuple) else np.ascontiguousarray(hq)
-            s = _Sample(key, b"", b"", hq=ref if isinstance(ref, tuple) else hq, size=(bh, bw), plan=device_plan,
-                        cal=cal)
+            if isinstance(ref, tuple):
+                hq = _W["arenas"].array(ref, hq.shape)
+            else:
+                ref = hq = np.ascontiguousarray(hq)
+            s = _Sample(key, b"", b"", hq=ref, size=(bh, bw), plan=device_plan, cal=cal)
         s.hq_png = _put_png(arena, hq, cfg.png_level)
         # last in the arena: releasing the JSON (written last of the sample) frees the whole sample
         s.json = _put(arena, js)
@@ -488,10 +495,11 @@ class _OutRing:
         """Room for a uint8 array of ``shape`` -> (its ref, a writable view), or None."""
         if self.arena is None:
             return None
-        got = self.arenas.alloc(self.arena, math.prod(shape))
+        n = math.prod(shape)
+        got = self.arenas.alloc(self.arena, n)
         if got is None:
             return None
-        ref = _InRing((self.arena, got[0], math.prod(shape), got[1]), tuple(shape))
+        ref = _InRing((self.arena, got[0], n, got[1]), tuple(shape))
         return ref, ref.view(self.arenas)
 
     def put(self, a: np.ndarray) -> Any:
@@ -499,12 +507,11 @@ class _OutRing:
         (or without a ring: no pool, the encodes run in this process)."""
         if self.arena is None:
             return a
-        got = self.room(a.shape) if a.dtype == np.uint8 else None
-        if got is None:
+        ref = self.arenas.put(self.arena, a) if a.dtype == np.uint8 else None
+        if ref is None:
             self.fallbacks += 1
             return a
-        np.copyto(got[1], a)
-        return got[0]
+        return _InRing(ref, a.shape)
 
     def track(self, task: Any, refs: list[_InRing]) -> None:
         if refs:
@@ -778,16 +785,16 @@ class LearnedProducer:
                 rows += [(job, arr, k, st) for k, job in enumerate(jobs)]
             ordered = sorted(rows, key=lambda r: (r[0].owner.dec.index, r[0].slot))
             in_order = all(a is b for a, b in zip(ordered, rows, strict=True))
-            refs = [st for st in staged if st is not None]
             if len(groups) == 1 and in_order:
                 arrs = staged[0] if staged[0] is not None else ring.put(groups[0][1].numpy())
+                sent = [arrs]
             else:
-                arrs = [a[k] if st is None else _InRing(st.ref, st.shape[1:]).at(k) for _, a, k, st in ordered]
-                arrs = [ring.put(a) if isinstance(a, np.ndarray) else a for a in arrs]
-            refs += [a for a in (arrs if isinstance(arrs, list) else [arrs]) if isinstance(a, _InRing)]
+                arrs = sent = [ring.put(a[k]) if st is None else _InRing(st.ref, st.shape[1:]).at(k)
+                               for _, a, k, st in ordered]
             self.lq_piped = ring.fallbacks
             handle = submit(_encode_batch, (arrs, cfg.png_level, [job.host for job, _, _, _ in ordered]))
-            ring.track(handle, refs)
+            # every staged group has rows among those sent (its rows share its release position)
+            ring.track(handle, [a for a in sent if isinstance(a, _InRing)])
             ring.reap()
             for k, (job, _, _, _) in enumerate(ordered):
                 job.owner.lq[job.slot] = (handle, k)
