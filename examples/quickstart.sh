@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# redegkit quickstart on the bundled example images (CPU, two to three minutes).
+# redegkit quickstart on the bundled example images (CPU: three to five minutes on 2 cores).
 # 1. Classical synthesis into WebDataset shards, and a look at what was written.
 # 2. The learned ReDegNet pipeline with tiny networks (examples/full_pipeline.sh).
 set -euo pipefail
