@@ -87,20 +87,23 @@ class SharedArenas:
         self._heads[arena] = head + need
         return a.base + off, head + need
 
+    def reserve(self, arena: int, n: int) -> Ref | None:
+        """:meth:`alloc` as a :data:`Ref` of ``n`` bytes (for the owner to fill), or None when full."""
+        got = self.alloc(arena, n)
+        return None if got is None else (arena, got[0], n, got[1])
+
     def put(self, arena: int, data) -> Ref | None:
         """Copy ``data`` (bytes-like or an array, any strides) into ``arena`` -> its :data:`Ref`
         (an array's bytes in C order)."""
         strided = isinstance(data, np.ndarray) and not data.flags.c_contiguous
         mv = None if strided else memoryview(data).cast("B")
-        n = data.nbytes if mv is None else mv.nbytes
-        got = self.alloc(arena, n)
-        if got is None:
+        ref = self.reserve(arena, data.nbytes if mv is None else mv.nbytes)
+        if ref is None:
             return None
-        ref = (arena, got[0], n, got[1])
         if mv is None:
             np.copyto(self.array(ref, data.shape, data.dtype), data)
         else:
-            self.buf[got[0] : got[0] + n] = mv
+            self.buf[ref[1] : ref[1] + ref[2]] = mv
         return ref
 
     # -- the readers' and the releaser's side -----------------------------------------------------

@@ -288,11 +288,11 @@ OUT_ARENA_BYTES: int | None = None
 def ring_sizes(cfg: SynthConfig) -> tuple[int, int]:
     """(decode, LQ) ring bytes per worker (the main process's LQ-out ring: :func:`out_ring_size`).
     A sample stays in its ring from decoding until the writer has written it: the decode window
-    (about 3 batches), the batch being filled, the batches in
-    flight, the LQ encodes and the writer's backlog (WRITER_LAG_BATCHES), about
-    (IN_FLIGHT + 6 + WRITER_LAG_BATCHES) batches in all; a crop and its PNG take at most
-    about twice the crop's pixels in bytes (RGB). Each worker's ring gets twice its share (workers
-    do not take equal shares), at least 32 MiB; whole-image runs (no crop) assume tile-sized images."""
+    (about 3 batches), the batch being filled, the batches in flight, the LQ encodes and the
+    writer's backlog (WRITER_LAG_BATCHES), about (IN_FLIGHT + 6 + WRITER_LAG_BATCHES) batches in
+    all; a crop and its PNG take at most about twice the crop's pixels in bytes (RGB). Each
+    worker's ring gets twice its share (workers do not take equal shares), at least 32 MiB;
+    whole-image runs (no crop) assume tile-sized images."""
     total = (IN_FLIGHT + 6 + WRITER_LAG_BATCHES) * cfg.batch * ring_sample_bytes(cfg)
     decode = max(32 << 20, 2 * total // cfg.workers)
     lq = max(8 << 20, decode // (2 * cfg.scale * cfg.scale) if cfg.scale > 1 else decode // 2)
@@ -315,6 +315,11 @@ def out_ring_size(cfg: SynthConfig) -> int:
     side = cfg.crop or cfg.tile
     lq_side = max(1, side // cfg.scale)
     return OUT_ARENA_BYTES or max(16 << 20, 2 * (IN_FLIGHT + 3) * cfg.batch * 3 * lq_side * lq_side)
+
+
+def _out_arena(arenas: SharedArenas) -> int:
+    """The main process's LQ-out ring: the last arena (after each worker's decode and LQ rings)."""
+    return len(arenas.arenas) - 1
 
 
 def _init_worker(setup: WorkerSetup, arenas: SharedArenas | None = None,
@@ -493,13 +498,10 @@ class _OutRing:
 
     def room(self, shape: tuple[int, ...]) -> tuple[_InRing, np.ndarray] | None:
         """Room for a uint8 array of ``shape`` -> (its ref, a writable view), or None."""
-        if self.arena is None:
-            return None
-        n = math.prod(shape)
-        got = self.arenas.alloc(self.arena, n)
+        got = None if self.arena is None else self.arenas.reserve(self.arena, math.prod(shape))
         if got is None:
             return None
-        ref = _InRing((self.arena, got[0], n, got[1]), tuple(shape))
+        ref = _InRing(got, tuple(shape))
         return ref, ref.view(self.arenas)
 
     def put(self, a: np.ndarray) -> Any:
@@ -680,11 +682,12 @@ class LearnedProducer:
             return ShardSink(**sink_args)
         decode, lq = ring_sizes(cfg)
         out = out_ring_size(cfg)
+        total = (decode + lq) * cfg.workers + out
         try:  # at most a quarter of the memory for the rings (touched pages only, but they wrap)
             budget = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
         except (ValueError, OSError, AttributeError):
-            budget = (decode + lq) * cfg.workers + out
-        f = min(1.0, budget / ((decode + lq) * cfg.workers + out))
+            budget = total
+        f = min(1.0, budget / total)
         self._arenas = SharedArenas([int(decode * f), int(lq * f)] * cfg.workers + [int(out * f)])
         return ProcessSink(self._arenas, max_lag=WRITER_LAG_BATCHES * cfg.batch, **sink_args)
 
@@ -710,7 +713,7 @@ class LearnedProducer:
                 for k, pid in enumerate(pool.pids()):  # worker k allocates in arenas 2k (decode), 2k+1 (LQ)
                     arenas.set_owner(2 * k, pid)
                     arenas.set_owner(2 * k + 1, pid)
-                arenas.set_owner(len(arenas.arenas) - 1, os.getpid())  # the LQ-out ring is ours
+                arenas.set_owner(_out_arena(arenas), os.getpid())  # the LQ-out ring is ours
         else:
             _init_worker(setup)
         try:
@@ -764,7 +767,7 @@ class LearnedProducer:
         batch: list[tuple[_Job, int]] = []  # (job, tile index) of the next forward
         # (groups, the event of their copies off the device, seconds, their rows' room in the out ring)
         inflight: list[tuple[list[tuple[list[_Job], torch.Tensor]], Any, float, list[_InRing | None]]] = []
-        ring = _OutRing(arenas, len(arenas.arenas) - 1 if arenas is not None and pool is not None else None)
+        ring = _OutRing(arenas, _out_arena(arenas) if arenas is not None and pool is not None else None)
         self.lq_piped = 0
 
         def submit(fn, arg):
