@@ -48,12 +48,18 @@ def make_inputs(tmp: Path, n: int, dim: int, seed: int = 0) -> None:
     enc = SynNetEncoder(size=64, width=1 / 16)
     gen = SynNetGenerator(style_dim=dim, n_mlp=2, size=64, width=1 / 16)
     records = [{"pair": f"pair{i:06d}", "source": f"photo{i // 4:06d}.jpg", "scale": 4} for i in range(n)]
-    bank = Bank(embeddings=torch.from_numpy(e.astype(np.float32)), records=records,
-                identity=torch.zeros(dim), degnet_sha256="0" * 64,
-                synthesizer={"encoder": pack_module(enc), "generator": pack_module(gen)})
+    bank = Bank(
+        embeddings=torch.from_numpy(e.astype(np.float32)),
+        records=records,
+        identity=torch.zeros(dim),
+        degnet_sha256="0" * 64,
+        synthesizer={"encoder": pack_module(enc), "generator": pack_module(gen)},
+    )
     save_bank(tmp / "emb.pt", bank)
     (tmp / "hq").mkdir()
-    cv2.imwrite(str(tmp / "hq" / "a.png"), (np.random.default_rng(1).random((128, 128, 3)) * 255).astype(np.uint8))
+    cv2.imwrite(
+        str(tmp / "hq" / "a.png"), (np.random.default_rng(1).random((128, 128, 3)) * 255).astype(np.uint8)
+    )
 
 
 def run(label: str, args: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -83,21 +89,53 @@ def main() -> None:
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-bank-"))
     try:
-        subprocess.run([sys.executable, __file__, "--n", str(a.n), "--dim", str(a.dim), "--make-inputs", str(tmp)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--n", str(a.n), "--dim", str(a.dim), "--make-inputs", str(tmp)],
+            check=True,
+        )
         bank, img = tmp / "emb.pt", tmp / "hq" / "a.png"
-        env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "OPENBLAS_NUM_THREADS": str(a.threads),
-               "MKL_NUM_THREADS": str(a.threads)}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(a.threads),
+            "OPENBLAS_NUM_THREADS": str(a.threads),
+            "MKL_NUM_THREADS": str(a.threads),
+        }
         redeg = [sys.executable, "-c", "from redegkit.cli import main; main()"]
         print(f"bank: {a.n} x {a.dim} embeddings, {a.threads} threads, {os.cpu_count()} CPUs")
         print(f"{'process':<42} {'wall':>9}   {'memory':>20}")
-        run("python -c 'import redegkit.cli' (floor)", [sys.executable, "-c", "import redegkit.cli, torch"], env)
+        run(
+            "python -c 'import redegkit.cli' (floor)",
+            [sys.executable, "-c", "import redegkit.cli, torch"],
+            env,
+        )
         info = run("redeg bank info --json", [*redeg, "bank", "info", str(bank), "--json"], env)
-        run("redeg bank filter --cluster 0", [*redeg, "bank", "filter", str(bank), "--cluster", "0",
-                                              "-o", str(tmp / "f.pt"), "--json", "-q"], env)
-        run("redeg synthesize --bank --choice cluster",
-            [*redeg, "synthesize", str(img.parent), str(tmp / "out"), "--bank", str(bank), "--choice", "cluster",
-             "--crop", "64", "--scale", "4", "--device", "cpu", "--json", "-q"], env)
+        run(
+            "redeg bank filter --cluster 0",
+            [*redeg, "bank", "filter", str(bank), "--cluster", "0", "-o", str(tmp / "f.pt"), "--json", "-q"],
+            env,
+        )
+        run(
+            "redeg synthesize --bank --choice cluster",
+            [
+                *redeg,
+                "synthesize",
+                str(img.parent),
+                str(tmp / "out"),
+                "--bank",
+                str(bank),
+                "--choice",
+                "cluster",
+                "--crop",
+                "64",
+                "--scale",
+                "4",
+                "--device",
+                "cpu",
+                "--json",
+                "-q",
+            ],
+            env,
+        )
         if info["exit"] == 0:
             cl = json.loads(info["stdout"].strip().splitlines()[-1])["clusters"]
             print(f"clusters found: k={cl['k']} sizes {cl['sizes']} silhouette by k {cl['silhouette_by_k']}")

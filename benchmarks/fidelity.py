@@ -27,7 +27,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 EX = ROOT / "examples"
 FACES = [EX / "astronaut.png", EX / "camera.png"]
-NATURALS = [EX / n for n in ("brick.png", "coffee.png", "grass.png", "gravel.png", "rocket.jpg", "chelsea.png")]
+NATURALS = [
+    EX / n for n in ("brick.png", "coffee.png", "grass.png", "gravel.png", "rocket.jpg", "chelsea.png")
+]
 
 
 def main() -> None:
@@ -51,25 +53,58 @@ def main() -> None:
         out = args.out / name
         t0 = time.perf_counter()
         model = out / "fit" / "last.pt" if args.reuse else None
-        res = eval_transfer(list_sources([str(p) for p in FACES]), list_sources([str(p) for p in NATURALS]), name,
-                            out, cfg=cfg, fit_cfg=fit_cfg, model=model, user_presets=presets, bake_cfg=bake_cfg,
-                            log=lambda m, n=name: print(f"[{n}] {m}", flush=True))
+        res = eval_transfer(
+            list_sources([str(p) for p in FACES]),
+            list_sources([str(p) for p in NATURALS]),
+            name,
+            out,
+            cfg=cfg,
+            fit_cfg=fit_cfg,
+            model=model,
+            user_presets=presets,
+            bake_cfg=bake_cfg,
+            log=lambda m, n=name: print(f"[{n}] {m}", flush=True),
+        )
         secs = time.perf_counter() - t0
         rep = res.report
         for sc in rep["scores"]:
             v = rep["target"][sc]
             for cand, s in ranking(rep, sc):
-                rows.append({"degradation": name, "scale": sc, "candidate": cand, "psnr": s["psnr"], "ssim": s["ssim"],
-                             **{f"d_{k}": s["distance"][k] for k in s["distance"]}, "noise_ratio": s["noise_ratio"]})
+                rows.append(
+                    {
+                        "degradation": name,
+                        "scale": sc,
+                        "candidate": cand,
+                        "psnr": s["psnr"],
+                        "ssim": s["ssim"],
+                        **{f"d_{k}": s["distance"][k] for k in s["distance"]},
+                        "noise_ratio": s["noise_ratio"],
+                    }
+                )
             print(f"[{name}] {sc}: target {'MET' if v['passed'] else 'missed'} {json.dumps(v)}", flush=True)
-        print(f"[{name}] {secs:.0f} s (fit {rep.get('fit', {}).get('steps', 'reused')} steps); "
-              f"generator identity {rep['generator_identity_psnr']} dB", flush=True)
-    cols = ["psnr", "d_overall", "d_color", "d_sharpness", "d_noise", "d_blockiness", "d_hf_power", "noise_ratio"]
+        print(
+            f"[{name}] {secs:.0f} s (fit {rep.get('fit', {}).get('steps', 'reused')} steps); "
+            f"generator identity {rep['generator_identity_psnr']} dB",
+            flush=True,
+        )
+    cols = [
+        "psnr",
+        "d_overall",
+        "d_color",
+        "d_sharpness",
+        "d_noise",
+        "d_blockiness",
+        "d_hf_power",
+        "noise_ratio",
+    ]
     print("\n| degradation | scale | candidate | " + " | ".join(cols) + " |")
     print("|---|---|---|" + "---|" * len(cols))
     for r in rows:
-        print(f"| {r['degradation']} | {r['scale']} | {r['candidate']} | "
-              + " | ".join("-" if r[c] is None else f"{r[c]:.3g}" for c in cols) + " |")
+        print(
+            f"| {r['degradation']} | {r['scale']} | {r['candidate']} | "
+            + " | ".join("-" if r[c] is None else f"{r[c]:.3g}" for c in cols)
+            + " |"
+        )
     (args.out / "table.json").write_text(json.dumps(rows, indent=1))
 
 

@@ -45,8 +45,11 @@ def floor(pairs_dir: Path, naturals: list[str], crop: int, n: int) -> float:
         hq, lq = cv2.imread(str(p)), cv2.imread(str(pairs_dir / "lq" / p.name))
         nat = cv2.imread(naturals[i % len(naturals)])
         y, x = (int(rng.integers(0, nat.shape[k] - crop + 1)) for k in (0, 1))
-        _ = (cv2.resize(hq, (crop, crop), interpolation=cv2.INTER_AREA), cv2.resize(lq, (crop, crop), interpolation=cv2.INTER_AREA),
-             np.ascontiguousarray(nat[y : y + crop, x : x + crop]))
+        _ = (
+            cv2.resize(hq, (crop, crop), interpolation=cv2.INTER_AREA),
+            cv2.resize(lq, (crop, crop), interpolation=cv2.INTER_AREA),
+            np.ascontiguousarray(nat[y : y + crop, x : x + crop]),
+        )
     return (time.perf_counter() - t) / n
 
 
@@ -55,7 +58,9 @@ def main() -> None:
     ap.add_argument("--recipe", default=str(ROOT / "recipes" / "paper.toml"))
     ap.add_argument("--samples", type=int, default=48)
     ap.add_argument("--batch", type=int, default=12)
-    ap.add_argument("--step-rate", type=float, default=None, help="fit step samples/s to feed (from fit_step.py)")
+    ap.add_argument(
+        "--step-rate", type=float, default=None, help="fit step samples/s to feed (from fit_step.py)"
+    )
     args = ap.parse_args()
     cv2.setNumThreads(1)
     import torch
@@ -76,10 +81,14 @@ def main() -> None:
         base = floor(pairs_dir, natural_paths(), cfg.crop, args.samples)
     workers = cfg.data.workers
     res = {
-        "recipe": Path(args.recipe).name, "crop": cfg.crop, "batch": args.batch,
-        "ms_per_sample_one_worker": round(ours * 1e3, 2), "floor_ms_per_sample": round(base * 1e3, 2),
+        "recipe": Path(args.recipe).name,
+        "crop": cfg.crop,
+        "batch": args.batch,
+        "ms_per_sample_one_worker": round(ours * 1e3, 2),
+        "floor_ms_per_sample": round(base * 1e3, 2),
         "ratio_floor_over_ours": round(base / ours, 3),
-        "default_workers": workers, "samples_per_s_default_workers": round(workers / ours, 1),
+        "default_workers": workers,
+        "samples_per_s_default_workers": round(workers / ours, 1),
         "steps_per_s_fed_at_batch": round(workers / ours / args.batch, 2),
         "cpu_cores_here": os.cpu_count(),
     }

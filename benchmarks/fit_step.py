@@ -75,7 +75,9 @@ def time_mode(args: argparse.Namespace, mode: str, device: torch.device) -> dict
     return out
 
 
-def fits(args: argparse.Namespace, mode: str, batch: int, device: torch.device, budget: float) -> tuple[bool, float]:
+def fits(
+    args: argparse.Namespace, mode: str, batch: int, device: torch.device, budget: float
+) -> tuple[bool, float]:
     """One step at ``mem_size`` px and ``batch``: (peak <= budget and no OOM, peak GiB)."""
     cfg = make_cfg(args, args.mem_size, mode)
     model = None
@@ -103,7 +105,13 @@ def largest_batch(args: argparse.Namespace, mode: str, device: torch.device) -> 
             break
         lo, hi = hi, hi * 2
         if hi > args.max_batch:
-            return {"mode": mode, "size": args.mem_size, "largest_batch": lo, "peak_gib": peaks[lo], "capped": True}
+            return {
+                "mode": mode,
+                "size": args.mem_size,
+                "largest_batch": lo,
+                "peak_gib": peaks[lo],
+                "capped": True,
+            }
     while hi - lo > 1:
         mid = (lo + hi) // 2
         ok, peaks[mid] = fits(args, mode, mid, device, budget)
@@ -123,7 +131,9 @@ def main() -> None:
     ap.add_argument("--mem-budget-gib", type=float, default=16.0)
     ap.add_argument("--max-batch", type=int, default=256)
     ap.add_argument("--modes", default="reference,default")
-    ap.add_argument("--no-perceptual", action="store_true", help="leave out the VGG19 loss (implied by --tiny)")
+    ap.add_argument(
+        "--no-perceptual", action="store_true", help="leave out the VGG19 loss (implied by --tiny)"
+    )
     ap.add_argument("--skip-max-batch", action="store_true")
     ap.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = ap.parse_args()
@@ -138,12 +148,22 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
 
     vgg = "off" if args.no_perceptual else "random weights (timing only)"
-    report: dict = {"device": name, "torch": torch.__version__, "size": args.size, "batch": args.batch,
-                    "tiny": args.tiny, "vgg": vgg, "results": []}
+    report: dict = {
+        "device": name,
+        "torch": torch.__version__,
+        "size": args.size,
+        "batch": args.batch,
+        "tiny": args.tiny,
+        "vgg": vgg,
+        "results": [],
+    }
     log = (lambda *a: None) if args.json else print
-    log(f"fit step benchmark on {name} (torch {torch.__version__}); {args.size}x{args.size}, batch {args.batch}"
+    log(
+        f"fit step benchmark on {name} (torch {torch.__version__}); "
+        f"{args.size}x{args.size}, batch {args.batch}"
         f"{', tiny networks' if args.tiny else ''}; VGG19 perceptual loss: "
-        + ("off" if args.no_perceptual else "RANDOM weights (timing only)"))
+        + ("off" if args.no_perceptual else "RANDOM weights (timing only)")
+    )
     for mode in args.modes.split(","):
         r = time_mode(args, mode, device)
         report["results"].append(r)
@@ -156,8 +176,11 @@ def main() -> None:
     if device.type == "cuda" and not args.skip_max_batch:
         mb = largest_batch(args, "default", device)
         report["max_batch"] = mb
-        log(f"  largest batch at {args.mem_size}x{args.mem_size} within {args.mem_budget_gib:g} GiB (default): "
-            f"{mb['largest_batch']}{'+' if mb.get('capped') else ''} (peak {mb['peak_gib']:.2f} GiB)")
+        log(
+            f"  largest batch at {args.mem_size}x{args.mem_size} "
+            f"within {args.mem_budget_gib:g} GiB (default): "
+            f"{mb['largest_batch']}{'+' if mb.get('capped') else ''} (peak {mb['peak_gib']:.2f} GiB)"
+        )
     elif not args.skip_max_batch:
         log("  largest-batch search skipped: it needs CUDA (torch.cuda.max_memory_allocated)")
     if args.json:

@@ -35,7 +35,7 @@ def _crops(side: int) -> list[np.ndarray]:
             img = cv2.resize(img, (max(w, side), max(h, side)), interpolation=cv2.INTER_CUBIC)
             h, w = img.shape[:2]
         for y, x in ((0, 0), (h - side, w - side), ((h - side) // 2, (w - side) // 2)):
-            out.append(np.ascontiguousarray(img[y:y + side, x:x + side]))
+            out.append(np.ascontiguousarray(img[y : y + side, x : x + side]))
     return out
 
 
@@ -50,7 +50,9 @@ def _ms(fn, items, repeat: int) -> list[float]:
 
 
 def _cv2_encode(img: np.ndarray, level: int = 1) -> bytes:
-    return cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, level])[1].tobytes()
+    return cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, level])[
+        1
+    ].tobytes()
 
 
 def _cv2_decode(data: bytes) -> np.ndarray:

@@ -61,8 +61,13 @@ def _floor_image(path: str) -> list[tuple[str, bytes, bytes]]:
             hq = img[y : y + CROP, x : x + CROP]
             lq = cv2.resize(hq, (CROP // SCALE, CROP // SCALE), interpolation=cv2.INTER_AREA)
             level = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL]
-            out.append((f"{stem}_{len(out):04d}", cv2.imencode(".png", hq, level)[1].tobytes(),
-                        cv2.imencode(".png", lq, level)[1].tobytes()))
+            out.append(
+                (
+                    f"{stem}_{len(out):04d}",
+                    cv2.imencode(".png", hq, level)[1].tobytes(),
+                    cv2.imencode(".png", lq, level)[1].tobytes(),
+                )
+            )
     return out
 
 
@@ -74,6 +79,7 @@ def run_floor(inputs: list[str], out: Path, workers: int, stamps: list[float] | 
     out.mkdir(parents=True, exist_ok=True)
     pairs = 0
     with tarfile.open(out / "floor.tar", "w") as tar:
+
         def write(samples: list[tuple[str, bytes, bytes]]) -> None:
             nonlocal pairs
             for key, hq, lq in samples:
@@ -143,7 +149,9 @@ def steady_ours(in_dir: Path, out: Path, workers: int) -> tuple[float, float, di
     shutil.rmtree(out, ignore_errors=True)
     stamps: list[float] = []
     srcs = list_sources(in_dir)
-    cfg = SynthConfig(preset="realesrgan", crop=CROP, scale=SCALE, workers=workers, seed=0, png_level=PNG_LEVEL)
+    cfg = SynthConfig(
+        preset="realesrgan", crop=CROP, scale=SCALE, workers=workers, seed=0, png_level=PNG_LEVEL
+    )
     c0 = cpu_seconds()
     res = synthesize(srcs, out, cfg, progress=lambda *a, **k: stamps.append(time.perf_counter()))
     return steady_rate(stamps, res.samples // len(srcs)), (cpu_seconds() - c0) / res.samples, res.timings
@@ -206,15 +214,45 @@ def main() -> None:
             return
         inputs = [str(p) for p in paths]
         mb = sum(p.stat().st_size for p in paths) / 1e6
-        print(f"{len(paths)} inputs of {args.size}² ({mb:.0f} MB of PNG), {CROP}² crops, x{SCALE}, PNG level "
-              f"{PNG_LEVEL}, {args.workers} worker(s), cpu count {os.cpu_count()}")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-        ours_cmd = [sys.executable, "-c", "from redegkit.cli import main; main()", "synthesize", str(tmp / "in"),
-                    str(tmp / "cli"), "--preset", "realesrgan", "--workers", str(args.workers), "-q", "--overwrite"]
-        floor_cmd = [sys.executable, __file__, "--floor", str(tmp / "in"), str(tmp / "fcli"),
-                     "--workers", str(args.workers)]
-        runs: dict[str, list[float]] = {"steady_floor": [], "steady_ours": [], "wall_floor": [], "wall_ours": [],
-                                        "cpu_ms_floor": [], "cpu_ms_ours": []}
+        print(
+            f"{len(paths)} inputs of {args.size}² ({mb:.0f} MB of PNG), {CROP}² crops, x{SCALE}, PNG level "
+            f"{PNG_LEVEL}, {args.workers} worker(s), cpu count {os.cpu_count()}"
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        }
+        ours_cmd = [
+            sys.executable,
+            "-c",
+            "from redegkit.cli import main; main()",
+            "synthesize",
+            str(tmp / "in"),
+            str(tmp / "cli"),
+            "--preset",
+            "realesrgan",
+            "--workers",
+            str(args.workers),
+            "-q",
+            "--overwrite",
+        ]
+        floor_cmd = [
+            sys.executable,
+            __file__,
+            "--floor",
+            str(tmp / "in"),
+            str(tmp / "fcli"),
+            "--workers",
+            str(args.workers),
+        ]
+        runs: dict[str, list[float]] = {
+            "steady_floor": [],
+            "steady_ours": [],
+            "wall_floor": [],
+            "wall_ours": [],
+            "cpu_ms_floor": [],
+            "cpu_ms_ours": [],
+        }
         split = {}
         for _ in range(args.repeat):  # interleaved, so load on a shared machine hits both sides alike
             rate, cpu = steady_floor(inputs, tmp / "floor", args.workers)
@@ -232,18 +270,30 @@ def main() -> None:
             print(f"{k:<14} median {med[k]:8.2f} {unit:<8} runs: {', '.join(f'{x:.2f}' for x in v)}")
         a = med["steady_ours"] / med["steady_floor"]
         b = med["wall_floor"] / med["wall_ours"]
-        print(f"(a) steady state: ours {med['steady_ours']:.2f} pairs/s / floor {med['steady_floor']:.2f} pairs/s "
-              f"= {a:.2f}  (target >= 0.5: {'met' if a >= 0.5 else 'MISSED'})")
-        print(f"(b) whole CLI run: floor {med['wall_floor']:.2f} s / ours {med['wall_ours']:.2f} s "
-              f"= {b:.2f}  (target >= 0.35: {'met' if b >= 0.35 else 'MISSED'})")
+        print(
+            f"(a) steady state: ours {med['steady_ours']:.2f} pairs/s / "
+            f"floor {med['steady_floor']:.2f} pairs/s "
+            f"= {a:.2f}  (target >= 0.5: {'met' if a >= 0.5 else 'MISSED'})"
+        )
+        print(
+            f"(b) whole CLI run: floor {med['wall_floor']:.2f} s / ours {med['wall_ours']:.2f} s "
+            f"= {b:.2f}  (target >= 0.35: {'met' if b >= 0.35 else 'MISSED'})"
+        )
         pa = statistics.median(o / f for o, f in zip(runs["steady_ours"], runs["steady_floor"], strict=True))
         pb = statistics.median(f / o for o, f in zip(runs["wall_ours"], runs["wall_floor"], strict=True))
-        print(f"    median of the per-repeat ratios (each side's runs back to back): (a) {pa:.2f}, (b) {pb:.2f}")
+        print(
+            f"    median of the per-repeat ratios (each side's runs back to back): (a) {pa:.2f}, (b) {pb:.2f}"
+        )
         c = med["cpu_ms_floor"] / med["cpu_ms_ours"]
-        print(f"    CPU time per pair (all processes, in-process runs): ours {med['cpu_ms_ours']:.1f} ms, floor "
-              f"{med['cpu_ms_floor']:.1f} ms: ratio {c:.2f} (the load-independent view of (a))")
-        print("ours, last in-process run, seconds summed over workers: "
-              + json.dumps({k: round(v, 2) for k, v in split.items()}))
+        print(
+            f"    CPU time per pair (all processes, in-process runs): "
+            f"ours {med['cpu_ms_ours']:.1f} ms, floor "
+            f"{med['cpu_ms_floor']:.1f} ms: ratio {c:.2f} (the load-independent view of (a))"
+        )
+        print(
+            "ours, last in-process run, seconds summed over workers: "
+            + json.dumps({k: round(v, 2) for k, v in split.items()})
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

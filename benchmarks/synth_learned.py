@@ -50,8 +50,10 @@ except ImportError:  # run from the repository root as a module
 
 def build(size: int, width: float, style_dim: int, n_mlp: int) -> tuple[SynNetEncoder, SynNetGenerator]:
     torch.manual_seed(0)
-    return (SynNetEncoder(size=size, width=width).eval(),
-            SynNetGenerator(size=size, style_dim=style_dim, n_mlp=n_mlp, width=width).eval())
+    return (
+        SynNetEncoder(size=size, width=width).eval(),
+        SynNetGenerator(size=size, style_dim=style_dim, n_mlp=n_mlp, width=width).eval(),
+    )
 
 
 def timed(fn, x: torch.Tensor, z: torch.Tensor, iters: int, warmup: int) -> tuple[float, float]:
@@ -88,8 +90,11 @@ def model_only(args, dev: torch.device) -> dict[str, dict[str, float]]:
         e, g = build(args.size, args.width, args.style_dim, args.n_mlp)
         s = Synthesizer(e, g, device=dev, precision=prec, compile=comp, modconv=mode, channels_last=cl)
         rate, first = timed(s, x, z, args.iters, args.warmup)
-        out[name] = {"img_per_s": round(rate, 1), "first_call_s": round(first, 2),
-                     "compile_failed": s.compile_error}
+        out[name] = {
+            "img_per_s": round(rate, 1),
+            "first_call_s": round(first, 2),
+            "compile_failed": s.compile_error,
+        }
         print(f"  {name:45s} {rate:10.1f} img/s   first call {first:6.2f} s", flush=True)
         del s, e, g
         if dev.type == "cuda":
@@ -104,15 +109,28 @@ def end_to_end(args, dev: torch.device, tmp: Path) -> dict[str, float]:
     e, g = build(args.size, args.width, args.style_dim, args.n_mlp)
     n = 64
     emb = torch.randn(n, args.style_dim) * 0.5
-    bank = Bank(embeddings=emb, records=[{"key": f"rand{i}", "pair": f"rand{i}"} for i in range(n)],
-                identity=torch.zeros(args.style_dim), degnet_sha256="random",
-                synthesizer={"encoder": pack_module(e), "generator": pack_module(g)}, meta={"note": "random"})
+    bank = Bank(
+        embeddings=emb,
+        records=[{"key": f"rand{i}", "pair": f"rand{i}"} for i in range(n)],
+        identity=torch.zeros(args.style_dim),
+        degnet_sha256="random",
+        synthesizer={"encoder": pack_module(e), "generator": pack_module(g)},
+        meta={"note": "random"},
+    )
     save_bank(tmp / "emb.pt", bank)
     (tmp / "in").mkdir()
     make_inputs(tmp / "in", args.images + args.warm_images, 512)
     srcs = list_sources([str(tmp / "in")])
-    cfg = SynthConfig(bank=str(tmp / "emb.pt"), crop=args.size, scale=4, batch=args.batch, workers=args.workers,
-                      device=str(dev), tile=max(512, args.size), seed=0)
+    cfg = SynthConfig(
+        bank=str(tmp / "emb.pt"),
+        crop=args.size,
+        scale=4,
+        batch=args.batch,
+        workers=args.workers,
+        device=str(dev),
+        tile=max(512, args.size),
+        seed=0,
+    )
     producer, fp = bank_producer(cfg)
     # Warm-up run on other images: compiles the synthesizer, which the producer keeps for the run.
     synthesize(srcs[: args.warm_images], tmp / "warm", cfg, producer=producer, fingerprint_extra=fp)
@@ -120,8 +138,13 @@ def end_to_end(args, dev: torch.device, tmp: Path) -> dict[str, float]:
     res = synthesize(srcs[args.warm_images :], tmp / "out", cfg, producer=producer, fingerprint_extra=fp)
     wall = time.perf_counter() - t0
     tm = res.timings
-    return {"pairs": res.samples, "wall_s": round(wall, 2), "pairs_per_s": round(res.samples / wall, 1),
-            "workers": args.workers, "cpu_seconds": {k: round(v, 2) for k, v in tm.items() if k != "wall"}}
+    return {
+        "pairs": res.samples,
+        "wall_s": round(wall, 2),
+        "pairs_per_s": round(res.samples / wall, 1),
+        "workers": args.workers,
+        "cpu_seconds": {k: round(v, 2) for k, v in tm.items() if k != "wall"},
+    }
 
 
 def agreement(args, dev: torch.device) -> dict[str, int]:
@@ -161,8 +184,13 @@ def random_calibration(n: int) -> dict[str, torch.Tensor]:
     filt[:, 0] = torch.softmax(torch.randn(n, 49, generator=g), 1).view(n, 7, 7) * 0.3
     filt[:, 1, 3, 3] = 0.7
     cov = torch.eye(3).expand(n, 3, 3) * (torch.rand(n, 1, 1, generator=g) * 4e-4 + 1e-4)
-    return {"filter": filt, "color": torch.zeros(n, 3, 4), "noise_cov": cov.contiguous(),
-            "noise_corr": torch.full((n,), 0.8), "jpeg": torch.zeros(n, dtype=torch.int64)}
+    return {
+        "filter": filt,
+        "color": torch.zeros(n, 3, 4),
+        "noise_cov": cov.contiguous(),
+        "noise_corr": torch.full((n,), 0.8),
+        "jpeg": torch.zeros(n, dtype=torch.int64),
+    }
 
 
 def host_path(args, tmp: Path) -> dict[str, float]:
@@ -172,18 +200,37 @@ def host_path(args, tmp: Path) -> dict[str, float]:
 
     e, g = build(256, 1 / 16, 32, 2)  # only their shapes matter: the forward never runs
     n = 64
-    bank = Bank(embeddings=torch.randn(n, 32) * 0.5, records=[{"key": f"r{i}", "pair": f"r{i}"} for i in range(n)],
-                identity=torch.zeros(32), degnet_sha256="random", calibration=random_calibration(n),
-                synthesizer={"encoder": pack_module(e), "generator": pack_module(g)}, meta={"note": "random"})
+    bank = Bank(
+        embeddings=torch.randn(n, 32) * 0.5,
+        records=[{"key": f"r{i}", "pair": f"r{i}"} for i in range(n)],
+        identity=torch.zeros(32),
+        degnet_sha256="random",
+        calibration=random_calibration(n),
+        synthesizer={"encoder": pack_module(e), "generator": pack_module(g)},
+        meta={"note": "random"},
+    )
     save_bank(tmp / "emb.pt", bank)
     (tmp / "in").mkdir()
     made = make_inputs(tmp / "in", args.host_images, 512)
     srcs = list_sources([str(tmp / "in")])
-    cfg = SynthConfig(bank=str(tmp / "emb.pt"), crop=256, stride=256, scale=4, batch=64, workers=args.workers,
-                      png_level=args.png_level,
-                      device="cpu", tile=512, seed=0, noise_prob=0.5)
+    cfg = SynthConfig(
+        bank=str(tmp / "emb.pt"),
+        crop=256,
+        stride=256,
+        scale=4,
+        batch=64,
+        workers=args.workers,
+        png_level=args.png_level,
+        device="cpu",
+        tile=512,
+        seed=0,
+        noise_prob=0.5,
+    )
     if args.ring_mb:
-        learned.DECODE_ARENA_BYTES, learned.LQ_ARENA_BYTES = args.ring_mb << 20, max(1, args.ring_mb // 8) << 20
+        learned.DECODE_ARENA_BYTES, learned.LQ_ARENA_BYTES = (
+            args.ring_mb << 20,
+            max(1, args.ring_mb // 8) << 20,
+        )
     # The steady-state runs: the short one must wrap every worker's rings too. A ring's pages are
     # faulted in on their first pass (one fault per 4 KiB, ~0.2 ms of kernel time per sample here);
     # that is a cost per run, not per sample, and it cancels in the marginal only if both runs pay
@@ -191,7 +238,9 @@ def host_path(args, tmp: Path) -> dict[str, float]:
     # takes, so twice the ring's budget in samples per worker wraps it at uneven shares too.
     # Names beyond the distinct images are hard links to them (same bytes, their own keys).
     decode_ring, budget = learned.ring_sizes(cfg)[0], learned.ring_sample_bytes(cfg)
-    short_n = args.steady_images // 2 if args.steady_images else -(-2 * args.workers * decode_ring // (budget * 4))
+    short_n = (
+        args.steady_images // 2 if args.steady_images else -(-2 * args.workers * decode_ring // (budget * 4))
+    )
     (tmp / "steady").mkdir()
     for i in range(2 * short_n):
         src, dst = made[4 + i % (len(made) - 4)], tmp / "steady" / f"s{i:05d}.png"
@@ -223,11 +272,14 @@ def host_path(args, tmp: Path) -> dict[str, float]:
     # of the staging copy used when they cannot be registered is measured on its own below.
     real = {k: getattr(learned, k) for k in ("_upload_crops", "_to_float", "apply_calibration", "finalize")}
     stubs = {
-        "_upload_crops": lambda crops, dev, pinned: torch.empty((len(crops), *crops[0].shape), dtype=torch.uint8),
+        "_upload_crops": lambda crops, dev, pinned: torch.empty(
+            (len(crops), *crops[0].shape), dtype=torch.uint8
+        ),
         "_to_float": lambda x8, dev: torch.empty((x8.shape[0], 3, x8.shape[1], x8.shape[2])),
         "apply_calibration": lambda y, hq, posts: y,
         "finalize": lambda y, scale, interps, sigmas, seeds: torch.zeros(
-            (y.shape[0], y.shape[2] // scale, y.shape[3] // scale, 3), dtype=torch.uint8),
+            (y.shape[0], y.shape[2] // scale, y.shape[3] // scale, 3), dtype=torch.uint8
+        ),
     }
 
     def measure(part: list, name: str) -> dict[str, float]:
@@ -235,15 +287,27 @@ def host_path(args, tmp: Path) -> dict[str, float]:
         kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         c0, m0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
         r = synthesize(part, tmp / name, cfg, producer=producer, fingerprint_extra=fp)
-        main_cpu, main_thread, wall = time.process_time() - c0, time.thread_time() - m0, time.perf_counter() - t0
+        main_cpu, main_thread, wall = (
+            time.process_time() - c0,
+            time.thread_time() - m0,
+            time.perf_counter() - t0,
+        )
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         work = (kids.ru_utime - kids0.ru_utime) + (kids.ru_stime - kids0.ru_stime)  # pool workers + writer
         faults = kids.ru_minflt - kids0.ru_minflt
         rt = json.loads(r.report_path.read_text())["runtime"]
         shutil.rmtree(tmp / name, ignore_errors=True)
-        return {"samples": r.samples, "main": main_cpu, "main_thread": main_thread, "workers": work - writer_s[0],
-                "writer": writer_s[0], "wall": wall, "inline": rt.get("inline_samples", 0), "faults": faults,
-                "sys": kids.ru_stime - kids0.ru_stime}
+        return {
+            "samples": r.samples,
+            "main": main_cpu,
+            "main_thread": main_thread,
+            "workers": work - writer_s[0],
+            "writer": writer_s[0],
+            "wall": wall,
+            "inline": rt.get("inline_samples", 0),
+            "faults": faults,
+            "sys": kids.ru_stime - kids0.ru_stime,
+        }
 
     # Steady state: the marginal cost between a short and a long run (twice as many inputs): pool
     # start-up, fork, the rings' first pass and the last shard's fsync are per run, not per sample.
@@ -258,8 +322,12 @@ def host_path(args, tmp: Path) -> dict[str, float]:
         for i in range(args.rounds):
             short, long_ = measure(steady[:short_n], f"short{i}"), measure(steady, f"long{i}")
             dm = long_["samples"] - short["samples"]
-            rounds.append({k: (long_[k] - short[k]) / dm for k in ("main", "main_thread", "workers", "writer", "faults",
-                                                                    "sys")})
+            rounds.append(
+                {
+                    k: (long_[k] - short[k]) / dm
+                    for k in ("main", "main_thread", "workers", "writer", "faults", "sys")
+                }
+            )
     finally:
         for k, f in real.items():
             setattr(learned, k, f)
@@ -283,6 +351,7 @@ def host_path(args, tmp: Path) -> dict[str, float]:
                 depth[0] -= 1
                 if depth[0] == 0:
                     device_s[0] += time.thread_time() - c
+
         return wrapper
 
     for k, f in real.items():
@@ -333,30 +402,47 @@ def host_path(args, tmp: Path) -> dict[str, float]:
             for x in (0, 256):
                 crop = np.ascontiguousarray(im[y : y + 256, x : x + 256])
                 cv2.imencode(".png", crop, [cv2.IMWRITE_PNG_COMPRESSION, cfg.png_level])
-                cv2.imencode(".png", cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA),
-                             [cv2.IMWRITE_PNG_COMPRESSION, cfg.png_level])
+                cv2.imencode(
+                    ".png",
+                    cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA),
+                    [cv2.IMWRITE_PNG_COMPRESSION, cfg.png_level],
+                )
     floor_ms = (time.process_time() - t) / (4 * len(files)) * 1e3
     main_us, thread_us, worker_ms = per("main") * 1e6, per("main_thread") * 1e6, per("workers") * 1e3
     writer_us = per("writer") * 1e6
     host_us = main_us
-    return {"pairs": long_["samples"], "marginal_pairs": dm, "workers": args.workers,
-            "steady_inputs_short_long": [short_n, 2 * short_n],
-            "wall_s": round(long_["wall"], 2),
-            "host_us_per_sample": round(host_us, 1), "main_thread_us_per_sample": round(thread_us, 1),
-            "other_threads_us_per_sample": round(host_us - thread_us, 1),
-            "device_math_on_cpu_us_per_sample": round(device_us, 1), "torch_ops_per_sample": round(ops, 2), "aten_events_per_sample": round(all_ops, 2),
-            "staging_copy_us_per_sample_if_unpinned": round(stage_us, 1),
-            "host_plus_launches_at_5us": round(host_us + 5 * ops, 1),
-            "main_alone_could_feed_pairs_per_s": round(1e6 / max(host_us + 5 * ops, 1e-9)),
-            "worker_cpu_ms_per_sample": round(worker_ms, 2), "worker_floor_ms_per_sample": round(floor_ms, 2),
-            "writer_process_us_per_sample": round(writer_us, 1),
-            "children_sys_ms_per_sample": round(per("sys") * 1e3, 2),
-            "children_page_faults_per_sample": round(per("faults")),
-            "inline_samples_long_run": long_["inline"], "png_level": cfg.png_level, "ring_mb_per_worker": round(learned.ring_sizes(cfg)[0] / 2**20),
-            "cores_for_4000_pairs_per_s": round(4000 * (worker_ms / 1e3 + (host_us + 5 * ops + writer_us) / 1e6), 1),
-            "floor_cores_for_4000_pairs_per_s": round(4000 * floor_ms / 1e3, 1),
-            "cores_range_over_rounds": [round(4000 * (t + 5 * ops * 1e-6), 1) for t in (min(totals), max(totals))],
-            "rounds": rounds}
+    return {
+        "pairs": long_["samples"],
+        "marginal_pairs": dm,
+        "workers": args.workers,
+        "steady_inputs_short_long": [short_n, 2 * short_n],
+        "wall_s": round(long_["wall"], 2),
+        "host_us_per_sample": round(host_us, 1),
+        "main_thread_us_per_sample": round(thread_us, 1),
+        "other_threads_us_per_sample": round(host_us - thread_us, 1),
+        "device_math_on_cpu_us_per_sample": round(device_us, 1),
+        "torch_ops_per_sample": round(ops, 2),
+        "aten_events_per_sample": round(all_ops, 2),
+        "staging_copy_us_per_sample_if_unpinned": round(stage_us, 1),
+        "host_plus_launches_at_5us": round(host_us + 5 * ops, 1),
+        "main_alone_could_feed_pairs_per_s": round(1e6 / max(host_us + 5 * ops, 1e-9)),
+        "worker_cpu_ms_per_sample": round(worker_ms, 2),
+        "worker_floor_ms_per_sample": round(floor_ms, 2),
+        "writer_process_us_per_sample": round(writer_us, 1),
+        "children_sys_ms_per_sample": round(per("sys") * 1e3, 2),
+        "children_page_faults_per_sample": round(per("faults")),
+        "inline_samples_long_run": long_["inline"],
+        "png_level": cfg.png_level,
+        "ring_mb_per_worker": round(learned.ring_sizes(cfg)[0] / 2**20),
+        "cores_for_4000_pairs_per_s": round(
+            4000 * (worker_ms / 1e3 + (host_us + 5 * ops + writer_us) / 1e6), 1
+        ),
+        "floor_cores_for_4000_pairs_per_s": round(4000 * floor_ms / 1e3, 1),
+        "cores_range_over_rounds": [
+            round(4000 * (t + 5 * ops * 1e-6), 1) for t in (min(totals), max(totals))
+        ],
+        "rounds": rounds,
+    }
 
 
 def main() -> None:
@@ -366,17 +452,36 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--images", type=int, default=512, help="512x512 inputs of the end-to-end run (4 crops each)")
+    ap.add_argument(
+        "--images", type=int, default=512, help="512x512 inputs of the end-to-end run (4 crops each)"
+    )
     ap.add_argument("--warm-images", type=int, default=32)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d"])
-    ap.add_argument("--host-images", type=int, default=132, help="distinct 512x512 inputs of (d) (4 warm-up; the rest are the device-math runs and the steady runs' images; 4 crops each)")
-    ap.add_argument("--rounds", type=int, default=3, help="(d): short+long run pairs; the median round is reported")
-    ap.add_argument("--steady-images", type=int, default=None, help="(d): 512x512 inputs of the long host-path run "
-                    "(device math stubbed; half of them is the short run); default: enough that the short run "
-                    "wraps every worker's rings (hard links to the --host-images inputs)")
+    ap.add_argument(
+        "--host-images",
+        type=int,
+        default=132,
+        help="distinct 512x512 inputs of (d) (4 warm-up; the rest are the device-math runs and the steady runs' images; 4 crops each)",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="(d): short+long run pairs; the median round is reported"
+    )
+    ap.add_argument(
+        "--steady-images",
+        type=int,
+        default=None,
+        help="(d): 512x512 inputs of the long host-path run "
+        "(device math stubbed; half of them is the short run); default: enough that the short run "
+        "wraps every worker's rings (hard links to the --host-images inputs)",
+    )
     ap.add_argument("--png-level", type=int, default=1, help="(d): the run's PNG level")
-    ap.add_argument("--ring-mb", type=int, default=None, help="(d): decode ring per worker in MiB (the LQ ring is 1/8); default: as a run sizes them")
+    ap.add_argument(
+        "--ring-mb",
+        type=int,
+        default=None,
+        help="(d): decode ring per worker in MiB (the LQ ring is 1/8); default: as a run sizes them",
+    )
     ap.add_argument("--json-out", type=Path, default=None)
     args = ap.parse_args()
     args.size, args.width, args.style_dim, args.n_mlp = 256, 1.0, 512, 8
@@ -386,15 +491,27 @@ def main() -> None:
         args.workers = min(args.workers, 2)
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() and not args.tiny else "cpu"))
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    print(f"device: {name}; torch {torch.__version__}; random weights; {args.size}px, batch {args.batch}, "
-          f"width {args.width}, style_dim {args.style_dim}", flush=True)
-    result: dict = {"device": name, "torch": torch.__version__, "size": args.size, "batch": args.batch,
-                    "width": args.width, "weights": "random"}
+    print(
+        f"device: {name}; torch {torch.__version__}; random weights; {args.size}px, batch {args.batch}, "
+        f"width {args.width}, style_dim {args.style_dim}",
+        flush=True,
+    )
+    result: dict = {
+        "device": name,
+        "torch": torch.__version__,
+        "size": args.size,
+        "batch": args.batch,
+        "width": args.width,
+        "weights": "random",
+    }
     if "a" not in args.skip:
         print("(a) model only: encoder + generator", flush=True)
         result["model_only"] = model_only(args, dev)
     if "b" not in args.skip:
-        print(f"(b) end to end: synthesize --bank, {args.images} x 512px inputs, {args.workers} workers", flush=True)
+        print(
+            f"(b) end to end: synthesize --bank, {args.images} x 512px inputs, {args.workers} workers",
+            flush=True,
+        )
         tmp = Path(tempfile.mkdtemp(prefix="redeg-bench-"))
         try:
             result["end_to_end"] = e2e = end_to_end(args, dev, tmp)
@@ -403,8 +520,11 @@ def main() -> None:
         best = max((v["img_per_s"] for v in result.get("model_only", {}).values()), default=None)
         if best:
             e2e["fraction_of_model_only"] = round(e2e["pairs_per_s"] / best, 3)
-        print(f"  {e2e['pairs']} pairs in {e2e['wall_s']} s: {e2e['pairs_per_s']} pairs/s"
-              + (f" = {e2e['fraction_of_model_only']:.0%} of model-only" if best else ""), flush=True)
+        print(
+            f"  {e2e['pairs']} pairs in {e2e['wall_s']} s: {e2e['pairs_per_s']} pairs/s"
+            + (f" = {e2e['fraction_of_model_only']:.0%} of model-only" if best else ""),
+            flush=True,
+        )
         print(f"  summed worker/main seconds: {e2e['cpu_seconds']}", flush=True)
     if "c" not in args.skip:
         result["agreement_grey_levels"] = agreement(args, dev)
@@ -416,24 +536,36 @@ def main() -> None:
             result["host_path"] = h = host_path(args, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        print(f"  main process: host {h['host_us_per_sample']} us/sample CPU ({h['main_thread_us_per_sample']} main "
-              f"thread, {h['other_threads_us_per_sample']} pool threads); {h['torch_ops_per_sample']} top-level torch ops/sample "
-              f"({h['aten_events_per_sample']} aten events with the nested ones) "
-              f"-> {h['host_plus_launches_at_5us']} with launches at 5 us (target <= 150); device math on this CPU "
-              f"{h['device_math_on_cpu_us_per_sample']} us/sample (a GPU's work); staging copy if the rings cannot "
-              f"be pinned +{h['staging_copy_us_per_sample_if_unpinned']} us", flush=True)
-        print(f"  shard writer process: {h['writer_process_us_per_sample']} us/sample; samples sent inline "
-              f"(rings full): {h['inline_samples_long_run']}", flush=True)
-        print(f"  workers: {h['worker_cpu_ms_per_sample']} ms/sample (floor: decode share + PNG encodes "
-              f"{h['worker_floor_ms_per_sample']} ms); 4000 pairs/s needs {h['cores_for_4000_pairs_per_s']} cores "
-              f"(median of {len(h['rounds'])} rounds, range {h['cores_range_over_rounds'][0]}-"
-              f"{h['cores_range_over_rounds'][1]}; floor {h['floor_cores_for_4000_pairs_per_s']}; target <= 14); "
-              f"workers and writer: "
-              f"{h['children_sys_ms_per_sample']} ms/sample of it in the kernel, "
-              f"{h['children_page_faults_per_sample']} page faults/sample", flush=True)
+        print(
+            f"  main process: host {h['host_us_per_sample']} us/sample CPU ({h['main_thread_us_per_sample']} main "
+            f"thread, {h['other_threads_us_per_sample']} pool threads); {h['torch_ops_per_sample']} top-level torch ops/sample "
+            f"({h['aten_events_per_sample']} aten events with the nested ones) "
+            f"-> {h['host_plus_launches_at_5us']} with launches at 5 us (target <= 150); device math on this CPU "
+            f"{h['device_math_on_cpu_us_per_sample']} us/sample (a GPU's work); staging copy if the rings cannot "
+            f"be pinned +{h['staging_copy_us_per_sample_if_unpinned']} us",
+            flush=True,
+        )
+        print(
+            f"  shard writer process: {h['writer_process_us_per_sample']} us/sample; samples sent inline "
+            f"(rings full): {h['inline_samples_long_run']}",
+            flush=True,
+        )
+        print(
+            f"  workers: {h['worker_cpu_ms_per_sample']} ms/sample (floor: decode share + PNG encodes "
+            f"{h['worker_floor_ms_per_sample']} ms); 4000 pairs/s needs {h['cores_for_4000_pairs_per_s']} cores "
+            f"(median of {len(h['rounds'])} rounds, range {h['cores_range_over_rounds'][0]}-"
+            f"{h['cores_range_over_rounds'][1]}; floor {h['floor_cores_for_4000_pairs_per_s']}; target <= 14); "
+            f"workers and writer: "
+            f"{h['children_sys_ms_per_sample']} ms/sample of it in the kernel, "
+            f"{h['children_page_faults_per_sample']} page faults/sample",
+            flush=True,
+        )
         if h["children_page_faults_per_sample"] > 8:  # a wrapped ring faults ~0 times per sample
-            print("  WARNING: many page faults per sample: the short run did not wrap the rings "
-                  "(raise --steady-images); the per-sample numbers include the rings' first pass", flush=True)
+            print(
+                "  WARNING: many page faults per sample: the short run did not wrap the rings "
+                "(raise --steady-images); the per-sample numbers include the rings' first pass",
+                flush=True,
+            )
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=1))
 

@@ -41,24 +41,44 @@ def _sync(device: torch.device) -> None:
 
 def bench_train(mode: str, args, device: torch.device) -> float:
     fast = mode != "fp32"
-    cfg = resolve_config("train_sr", None, {
-        "batch": args.batch, "amp": fast, "channels_last": fast, "compile": mode == "compile",
-        "model": args.model, "data": {"hq_crop": args.hq},
-    })
+    cfg = resolve_config(
+        "train_sr",
+        None,
+        {
+            "batch": args.batch,
+            "amp": fast,
+            "channels_last": fast,
+            "compile": mode == "compile",
+            "model": args.model,
+            "data": {"hq_crop": args.hq},
+        },
+    )
     torch.manual_seed(0)
     m = cfg.model
     g = RRDBNet(num_feat=m.num_feat, num_block=m.num_block, num_grow_ch=m.num_grow_ch).to(device)
     d = UNetDiscriminatorSN(num_feat=m.d_num_feat).to(device)
     ema = make_ema(g)
-    percep = PerceptualLoss(cfg.loss.perceptual_layers, cfg.loss.perceptual, cfg.loss.style,
-                            random_weights=True).to(device)
+    percep = PerceptualLoss(
+        cfg.loss.perceptual_layers, cfg.loss.perceptual, cfg.loss.style, random_weights=True
+    ).to(device)
     ctx = RunContext.local(device, "bf16" if fast else "fp32", channels_last=fast)
     ctx.place(g, d, ema, percep)
     opt_g = make_adam(g.parameters(), 1e-4, (0.9, 0.99), device, fused=fast)
     opt_d = make_adam(d.parameters(), 1e-4, (0.9, 0.99), device, fused=fast)
     g_run, d_run, d_frozen = wrap_for_training(g, d, cfg, ctx)
-    step = GANStep(cfg, g=g, d=d, ema=ema, percep=percep, opt_g=opt_g, opt_d=opt_d, ctx=ctx,
-                   g_run=g_run, d_run=d_run, d_frozen=d_frozen)
+    step = GANStep(
+        cfg,
+        g=g,
+        d=d,
+        ema=ema,
+        percep=percep,
+        opt_g=opt_g,
+        opt_d=opt_d,
+        ctx=ctx,
+        g_run=g_run,
+        d_run=d_run,
+        d_frozen=d_frozen,
+    )
     gen = torch.Generator().manual_seed(0)
     lq = step.to_device(torch.rand(args.batch, 3, args.hq // 4, args.hq // 4, generator=gen) * 2 - 1)
     hq = step.to_device(torch.rand(args.batch, 3, args.hq, args.hq, generator=gen) * 2 - 1)
@@ -82,7 +102,11 @@ def bench_train(mode: str, args, device: torch.device) -> float:
 def bench_upscale(fast: bool, tile: int | None, args, device: torch.device) -> float:
     torch.manual_seed(0)
     m = args.model
-    g = RRDBNet(num_feat=m["num_feat"], num_block=m["num_block"], num_grow_ch=m["num_grow_ch"]).to(device).eval()
+    g = (
+        RRDBNet(num_feat=m["num_feat"], num_block=m["num_block"], num_grow_ch=m["num_grow_ch"])
+        .to(device)
+        .eval()
+    )
     if fast and device.type == "cuda":
         g = g.to(memory_format=torch.channels_last)
     x = torch.rand(1, 3, args.up_size, args.up_size, device=device) * 2 - 1
@@ -117,18 +141,26 @@ def main() -> None:
         print("note: on a CPU both paths run fp32 (autocast/channels_last/fused are CUDA-only): a smoke test")
     print(f"train step: batch {args.batch}, LQ {args.hq // 4} -> HQ {args.hq}, nets {args.model}")
     modes = ["fp32", "fast"] + (["compile"] if args.compile and device.type == "cuda" else [])
-    labels = {"fp32": "fp32 eager (reference way)", "fast": "bf16 + channels_last + fused Adam, no syncs",
-              "compile": "  + torch.compile(G, D)"}
+    labels = {
+        "fp32": "fp32 eager (reference way)",
+        "fast": "bf16 + channels_last + fused Adam, no syncs",
+        "compile": "  + torch.compile(G, D)",
+    }
     base = None
     for mode in modes:
         sps = bench_train(mode, args, device)
         base = base or sps
         print(f"  {labels[mode]:<45} {sps:9.2f} samples/s  ({sps / base:.2f}x)")
     print(f"upscale: {args.up_size}x{args.up_size} -> x4, ms per image")
-    for tile, what in ((None, "whole image, batch 1"), (args.up_size // 2, f"{args.up_size // 2}-px tiles, batched")):
+    for tile, what in (
+        (None, "whole image, batch 1"),
+        (args.up_size // 2, f"{args.up_size // 2}-px tiles, batched"),
+    ):
         ref = bench_upscale(False, tile, args, device)
         ours = bench_upscale(True, tile, args, device)
-        print(f"  {what:<28} fp32 eager {ref:9.2f} ms   bf16+channels_last {ours:9.2f} ms  ({ref / ours:.2f}x)")
+        print(
+            f"  {what:<28} fp32 eager {ref:9.2f} ms   bf16+channels_last {ours:9.2f} ms  ({ref / ours:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

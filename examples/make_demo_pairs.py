@@ -34,7 +34,9 @@ def known_degradation(img: np.ndarray) -> np.ndarray:
     x = cv2.GaussianBlur(img, (0, 0), KNOWN["blur_sigma"])
     x = cv2.resize(x, (w // f, h // f), interpolation=cv2.INTER_AREA)
     x = cv2.resize(x, (w, h), interpolation=cv2.INTER_CUBIC)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(x, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, KNOWN["jpeg_quality"]])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(x, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, KNOWN["jpeg_quality"]]
+    )
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
@@ -75,8 +77,16 @@ def main() -> None:
             key = f"demo_{name}_{vname.replace('+', 'p').replace('-', 'm')}"
             write_image(args.out / "hq" / f"{key}.png", hq)
             write_image(args.out / "lq" / f"{key}.png", lq)
-            records.append({"key": key, "source": f"examples/{name}.png", "demo": True,
-                            "lq_degradation": KNOWN, "scale": al.scale, "affine": al.matrix.tolist()})
+            records.append(
+                {
+                    "key": key,
+                    "source": f"examples/{name}.png",
+                    "demo": True,
+                    "lq_degradation": KNOWN,
+                    "scale": al.scale,
+                    "affine": al.matrix.tolist(),
+                }
+            )
     with open(args.out / "pairs.jsonl", "w") as f:
         for r in records:
             f.write(json.dumps(r) + "\n")

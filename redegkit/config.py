@@ -185,5 +185,8 @@ def full_schema() -> dict[str, Any]:
         "title": "redegkit recipe",
         "type": "object",
         "additionalProperties": False,
-        "properties": {**props, "presets": {"type": "object", "description": "user-defined classical presets"}},
+        "properties": {
+            **props,
+            "presets": {"type": "object", "description": "user-defined classical presets"},
+        },
     }

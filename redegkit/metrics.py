@@ -38,7 +38,10 @@ def _crop_pair(a: np.ndarray, b: np.ndarray, border: int) -> tuple[np.ndarray, n
         raise ValueError(f"expected RGB HxWx3, got {a.shape}")
     if border > 0:
         h, w = a.shape[-3:-1]
-        a, b = a[..., border : h - border, border : w - border, :], b[..., border : h - border, border : w - border, :]
+        a, b = (
+            a[..., border : h - border, border : w - border, :],
+            b[..., border : h - border, border : w - border, :],
+        )
     if a.shape[-3] <= 0 or a.shape[-2] <= 0:
         raise ValueError(f"image {a.shape[-3:-1]} too small for a border crop of {border}")
     return a, b

@@ -46,7 +46,9 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(f"environment variable {name}={raw!r} is not an integer (set by torchrun)") from None
+        raise ConfigError(
+            f"environment variable {name}={raw!r} is not an integer (set by torchrun)"
+        ) from None
 
 
 def dist_env(env: Mapping[str, str] | None = None) -> tuple[int, int, int]:
@@ -56,8 +58,10 @@ def dist_env(env: Mapping[str, str] | None = None) -> tuple[int, int, int]:
     rank = _env_int(env, "RANK", 0)
     local_rank = _env_int(env, "LOCAL_RANK", 0)
     if world < 1 or not 0 <= rank < world or local_rank < 0:
-        raise ConfigError(f"inconsistent torchrun environment: RANK={rank}, LOCAL_RANK={local_rank}, "
-                          f"WORLD_SIZE={world} (need 0 <= RANK < WORLD_SIZE and LOCAL_RANK >= 0)")
+        raise ConfigError(
+            f"inconsistent torchrun environment: RANK={rank}, LOCAL_RANK={local_rank}, "
+            f"WORLD_SIZE={world} (need 0 <= RANK < WORLD_SIZE and LOCAL_RANK >= 0)"
+        )
     return rank, local_rank, world
 
 
@@ -99,9 +103,16 @@ class RunContext:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_env(cls, device: str | torch.device = "auto", precision: Precision = "auto", *,
-                 channels_last: bool = True, cudnn_benchmark: bool = True, seed: int = 0,
-                 env: Mapping[str, str] | None = None) -> RunContext:
+    def from_env(
+        cls,
+        device: str | torch.device = "auto",
+        precision: Precision = "auto",
+        *,
+        channels_last: bool = True,
+        cudnn_benchmark: bool = True,
+        seed: int = 0,
+        env: Mapping[str, str] | None = None,
+    ) -> RunContext:
         """The context of this process from the torchrun variables (``env``, default
         ``os.environ``). A CUDA device is made the current one and, with ``cudnn_benchmark``,
         cuDNN picks its fastest kernels. Raises :class:`ConfigError` for inconsistent variables,
@@ -116,24 +127,41 @@ class RunContext:
         if cuda:
             count = torch.cuda.device_count()
             if dev.index >= count:
-                raise ConfigError(f"device {dev} (LOCAL_RANK={local_rank}) asked for, but this machine has "
-                                  f"{count} CUDA device(s); start at most {count} processes per node")
+                raise ConfigError(
+                    f"device {dev} (LOCAL_RANK={local_rank}) asked for, but this machine has "
+                    f"{count} CUDA device(s); start at most {count} processes per node"
+                )
             torch.cuda.set_device(dev)
             if cudnn_benchmark:
                 torch.backends.cudnn.benchmark = True
-        return cls(rank=rank, local_rank=local_rank, world=world, device=dev,
-                   precision="bf16" if cuda and precision != "fp32" else "fp32",
-                   channels_last=cuda and channels_last, seed=seed)
+        return cls(
+            rank=rank,
+            local_rank=local_rank,
+            world=world,
+            device=dev,
+            precision="bf16" if cuda and precision != "fp32" else "fp32",
+            channels_last=cuda and channels_last,
+            seed=seed,
+        )
 
     @classmethod
-    def local(cls, device: str | torch.device = "cpu", precision: Precision = "auto",
-              channels_last: bool = True, seed: int = 0) -> RunContext:
+    def local(
+        cls,
+        device: str | torch.device = "cpu",
+        precision: Precision = "auto",
+        channels_last: bool = True,
+        seed: int = 0,
+    ) -> RunContext:
         """A single-process context on ``device`` that ignores the torchrun variables (library
         use: benchmarks, tests, one network in a notebook). Does not change global CUDA state."""
         dev = pick_device(device)
         cuda = dev.type == "cuda"
-        return cls(device=dev, precision="bf16" if cuda and precision != "fp32" else "fp32",
-                   channels_last=cuda and channels_last, seed=seed)
+        return cls(
+            device=dev,
+            precision="bf16" if cuda and precision != "fp32" else "fp32",
+            channels_last=cuda and channels_last,
+            seed=seed,
+        )
 
     @classmethod
     def host(cls, seed: int = 0, env: Mapping[str, str] | None = None) -> RunContext:
@@ -162,9 +190,14 @@ class RunContext:
 
     def describe(self) -> dict[str, Any]:
         """What a report records about where the run ran."""
-        return {"device": str(self.device) if self.device is not None else "cpu (no network)",
-                "rank": self.rank, "local_rank": self.local_rank, "world": self.world,
-                "precision": self.precision, "channels_last": self.channels_last}
+        return {
+            "device": str(self.device) if self.device is not None else "cpu (no network)",
+            "rank": self.rank,
+            "local_rank": self.local_rank,
+            "world": self.world,
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+        }
 
     # ------------------------------------------------------------------ precision and layout
     @property
@@ -331,8 +364,11 @@ class MetricsWriter:
         if step <= 0:
             self.path.unlink()
             return
-        keep = [ln for ln in self.path.read_text(encoding="utf-8").splitlines()
-                if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        keep = [
+            ln
+            for ln in self.path.read_text(encoding="utf-8").splitlines()
+            if ln.strip() and json.loads(ln).get("step", 0) <= step
+        ]
         atomic_write_text(self.path, "".join(ln + "\n" for ln in keep))
 
     def write(self, record: dict[str, Any]) -> None:
@@ -343,7 +379,12 @@ class MetricsWriter:
         if self._tb is not None:
             prefix = f"{record['split']}/" if "split" in record else ""
             for k, v in record.items():
-                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                if (
+                    k != "step"
+                    and isinstance(v, (int, float))
+                    and not isinstance(v, bool)
+                    and math.isfinite(v)
+                ):
                     self._tb.add_scalar(prefix + k, v, record["step"])
 
     def flush(self) -> None:
@@ -374,8 +415,11 @@ class RunFolder:
         return p
 
     def metrics(self, name: str = "metrics.jsonl", tensorboard: str | None = "tb") -> MetricsWriter:
-        return MetricsWriter(self.path / name, enabled=self.writer,
-                             tensorboard=self.path / tensorboard if tensorboard else None)
+        return MetricsWriter(
+            self.path / name,
+            enabled=self.writer,
+            tensorboard=self.path / tensorboard if tensorboard else None,
+        )
 
     def save_checkpoint(self, name: str, obj: Any) -> Path:
         """A module (as a redegkit checkpoint) or a state dict, atomically; rank 0 only."""

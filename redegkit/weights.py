@@ -417,7 +417,9 @@ def fetch(
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 total = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
-                tmp, size, digest = _copy_hashing(resp, dest, w.filename, int(total) if total else None, progress)
+                tmp, size, digest = _copy_hashing(
+                    resp, dest, w.filename, int(total) if total else None, progress
+                )
         except OSError as e:  # URLError, HTTPError, timeouts and socket errors are all OSError
             tried.append(f"{url}: {e}")
             continue

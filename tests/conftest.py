@@ -106,5 +106,7 @@ def shrunk_examples(folder: Path, names: tuple[str, ...], side: int) -> dict[str
     out = {}
     for name in names:
         img = decode_image(EXAMPLES / f"{name}.png")
-        out[name] = write_image(folder / f"{name}.png", cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA))
+        out[name] = write_image(
+            folder / f"{name}.png", cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+        )
     return out

@@ -42,7 +42,9 @@ def face_images(size: int = 512, shifts: tuple[int, ...] = (0, 12)) -> dict[str,
     return out
 
 
-def make_face_pairs(root: Path, *, size: int = 512, shifts: tuple[int, ...] = (0, 12), manifest: bool = False) -> Path:
+def make_face_pairs(
+    root: Path, *, size: int = 512, shifts: tuple[int, ...] = (0, 12), manifest: bool = False
+) -> Path:
     """Write ``root/hq/KEY.png`` and ``root/lq/KEY.png`` (and ``root/pairs.jsonl`` with ``manifest``)."""
     records = []
     for key, hq in face_images(size, shifts).items():

@@ -142,8 +142,10 @@ def test_newer_version_and_width_mismatch(tmp_path: Path, bank_path: Path) -> No
     with pytest.raises(BankError, match="newer"):
         load_bank(tmp_path / "new.pt")
     # embeddings of another width than the generator takes
-    torch.save({**raw, "embeddings": torch.zeros(len(raw["records"]), 16), "identity": torch.zeros(16)},
-               tmp_path / "wide.pt")
+    torch.save(
+        {**raw, "embeddings": torch.zeros(len(raw["records"]), 16), "identity": torch.zeros(16)},
+        tmp_path / "wide.pt",
+    )
     with pytest.raises(BankError, match="32-d embeddings but the bank holds 16-d"):
         load_bank(tmp_path / "wide.pt")
     torch.save({**raw, "records": raw["records"][:1]}, tmp_path / "records.pt")
@@ -194,9 +196,13 @@ def test_clustering_a_large_bank_stays_small_in_memory() -> None:
     truth = rng.integers(0, 3, n)
     e = rng.normal(0, 4, (3, dim))[truth] + rng.normal(0, 1, (n, dim))
     _, enc, gen = tiny_nets(style_dim=dim)
-    bank = Bank(embeddings=torch.from_numpy(e.astype(np.float32)), identity=torch.zeros(dim),
-                records=[{"pair": f"p{i}", "source": f"photo{i // 2}.jpg"} for i in range(n)],
-                synthesizer={"encoder": pack_module(enc), "generator": pack_module(gen)}, degnet_sha256="0" * 64)
+    bank = Bank(
+        embeddings=torch.from_numpy(e.astype(np.float32)),
+        identity=torch.zeros(dim),
+        records=[{"pair": f"p{i}", "source": f"photo{i // 2}.jpg"} for i in range(n)],
+        synthesizer={"encoder": pack_module(enc), "generator": pack_module(gen)},
+        degnet_sha256="0" * 64,
+    )
     tracemalloc.start()
     try:
         info = bank_info(bank)  # clusters (k-means for k = 2..8, sampled silhouette) and nearest neighbours
@@ -204,10 +210,15 @@ def test_clustering_a_large_bank_stays_small_in_memory() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 200 * 2**20, f"peak {peak / 2**20:.0f} MiB"
-    assert info["clusters"]["k"] == 3 and sorted(info["clusters"]["sizes"]) == sorted(np.bincount(truth).tolist())
+    assert info["clusters"]["k"] == 3 and sorted(info["clusters"]["sizes"]) == sorted(
+        np.bincount(truth).tolist()
+    )
     assert info["nearest_neighbour"]["sampled"] == 2000 and info["nearest_neighbour"]["near_duplicates"] == 0
     kept = filter_bank(bank, clusters=[0])  # the same (cached) clustering
-    assert len(kept) == info["clusters"]["sizes"][0] and len({truth[int(r["pair"][1:])] for r in kept.records}) == 1
+    assert (
+        len(kept) == info["clusters"]["sizes"][0]
+        and len({truth[int(r["pair"][1:])] for r in kept.records}) == 1
+    )
 
 
 def test_info_merge_filter(tmp_path: Path, bank_path: Path) -> None:
@@ -218,7 +229,9 @@ def test_info_merge_filter(tmp_path: Path, bank_path: Path) -> None:
     assert set(info["calibration"]) >= {"noise_std_grey_levels", "jpeg_quality", "hq_filter_gain"}
     json.dumps(info)  # plain data
     m = merge_banks([b, load_bank(bank_path)])
-    assert len(m) == 8 and torch.equal(m.embeddings[4:], b.embeddings) and m.records[4]["bank"] == str(bank_path)
+    assert (
+        len(m) == 8 and torch.equal(m.embeddings[4:], b.embeddings) and m.records[4]["bank"] == str(bank_path)
+    )
     assert all(torch.equal(m.calibration[k][4:], b.calibration[k]) for k in b.calibration)  # merged along
     assert all(torch.equal(m.subset([5]).calibration[k][0], b.calibration[k][1]) for k in b.calibration)
     other = make_bank(tmp_path / "other", seed=1)  # other random networks
@@ -252,8 +265,24 @@ def test_cli_bake_info_preview_merge_filter(tmp_path: Path) -> None:
     pairs = make_face_pairs(tmp_path / "pairs", size=128, manifest=True)
     official = _official_dir(tmp_path / "official")
     emb = tmp_path / "emb.pt"
-    r = runner.invoke(app, ["bake", "--from-official", str(official), "--pairs", str(pairs), "-o", str(emb),
-                            "--crops", "2", "--each", "--device", "cpu", "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "bake",
+            "--from-official",
+            str(official),
+            "--pairs",
+            str(pairs),
+            "-o",
+            str(emb),
+            "--crops",
+            "2",
+            "--each",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["embeddings"] == 8 and out["dim"] == 32 and "CC BY-NC-SA 4.0" in out["licence"]
@@ -267,8 +296,24 @@ def test_cli_bake_info_preview_merge_filter(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "clusters" in r.output
 
     sheet = tmp_path / "sheet.png"
-    r = runner.invoke(app, ["bank", "preview", str(emb), "--image", "examples/chelsea.png", "-o", str(sheet),
-                            "--n", "3", "--size", "64", "--device", "cpu"])
+    r = runner.invoke(
+        app,
+        [
+            "bank",
+            "preview",
+            str(emb),
+            "--image",
+            "examples/chelsea.png",
+            "-o",
+            str(sheet),
+            "--n",
+            "3",
+            "--size",
+            "64",
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 0, r.output
     from redegkit.io.images import decode_image
 
@@ -276,7 +321,9 @@ def test_cli_bake_info_preview_merge_filter(tmp_path: Path) -> None:
     assert img.shape[1] == 5 * 192 + 6 * 4 and img.shape[0] == 192 + 2 * 4
 
     merged = tmp_path / "merged.pt"
-    r = runner.invoke(app, ["bank", "merge", str(emb), str(emb), "-o", str(merged), "--weights", "1,3", "--json"])
+    r = runner.invoke(
+        app, ["bank", "merge", str(emb), str(emb), "-o", str(merged), "--weights", "1,3", "--json"]
+    )
     assert r.exit_code == 0, r.output
     m = load_bank(merged)
     assert len(m) == 16 and m.weights.tolist() == [1.0] * 8 + [3.0] * 8

@@ -78,8 +78,14 @@ def test_noise_is_measured_and_reproduced(face: np.ndarray) -> None:
     assert cal["jpeg"] == 0
     std = float(np.sqrt(np.trace(cal["noise_cov"]) / 3)) * 127.5
     assert 6.0 < std < 10.0  # the field's own std; clipping at 0/255 makes the LQ's a little lower
-    post = {"strength": 1.0, "filter": cal["filter"].tolist(), "color": cal["color"].tolist(),
-            "noise_cov": cal["noise_cov"].tolist(), "noise_corr": cal["noise_corr"], "noise_seed": 11}
+    post = {
+        "strength": 1.0,
+        "filter": cal["filter"].tolist(),
+        "color": cal["color"].tolist(),
+        "noise_cov": cal["noise_cov"].tolist(),
+        "noise_corr": cal["noise_corr"],
+        "noise_seed": 11,
+    }
     hq_t = torch.from_numpy(f32(face)).permute(2, 0, 1)[None]
     out = apply_calibration(hq_t.clone(), hq_t, [post])[0]
     out_u8 = np.clip(np.round((out.permute(1, 2, 0).numpy() + 1) * 127.5), 0, 255).astype(np.uint8)
@@ -92,7 +98,10 @@ def test_jpeg_is_measured(face: np.ndarray) -> None:
     cal = calibrate_pair(face, jpeg(face, 25), f32(face), seed=0)
     assert 15 <= cal["jpeg"] <= 40
     # JPEG residue is not a colour cast: the map stays the identity (only the JPEG offsets move)
-    assert np.array_equal(cal["color"][:, :3], np.eye(3, dtype=np.float32)) and np.abs(cal["color"][:, 3]).max() < 0.02
+    assert (
+        np.array_equal(cal["color"][:, :3], np.eye(3, dtype=np.float32))
+        and np.abs(cal["color"][:, 3]).max() < 0.02
+    )
 
 
 def test_a_real_cast_keeps_its_colour_map(face: np.ndarray) -> None:
@@ -123,8 +132,17 @@ def test_identity_calibration_and_strength_zero() -> None:
     y = torch.rand(2, 3, 16, 16) * 2 - 1
     hq = torch.rand(2, 3, 16, 16) * 2 - 1
     ident = identity_calibration(2)
-    posts = [{"strength": 1.0, "filter": ident["filter"][i].tolist(), "color": ident["color"][i].tolist(),
-              "noise_cov": ident["noise_cov"][i].tolist(), "noise_corr": 0.0, "noise_seed": 1} for i in range(2)]
+    posts = [
+        {
+            "strength": 1.0,
+            "filter": ident["filter"][i].tolist(),
+            "color": ident["color"][i].tolist(),
+            "noise_cov": ident["noise_cov"][i].tolist(),
+            "noise_corr": 0.0,
+            "noise_seed": 1,
+        }
+        for i in range(2)
+    ]
     assert torch.allclose(apply_calibration(y, hq, posts), y, atol=1e-6)
     zero = [{**p, "strength": 0.0, "noise_cov": [[1e-2] * 3] * 3} for p in posts]
     assert torch.equal(apply_calibration(y, hq, zero), hq.clamp(-1, 1))

@@ -68,6 +68,10 @@ def test_readme_cli_reference_is_current():
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_cli_reference.py"), "--check"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_cli_reference.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, f"run `python tools/gen_cli_reference.py`: {r.stdout}{r.stderr}"

@@ -320,7 +320,9 @@ def test_color_op_gain_offset_saturation_contrast_exact() -> None:
     want = np.clip(x * np.array([1.1, 1.0, 0.8], np.float32) + np.array([10, 0, -5], np.float32) / 255, 0, 1)
     assert np.allclose(out, want, atol=1e-6)
     grey = ops.color(x, saturation=0.0)  # saturation 0: every channel is the luma
-    assert np.allclose(grey[..., 0], grey[..., 1], atol=1e-6) and np.allclose(grey[..., 1], grey[..., 2], atol=1e-6)
+    assert np.allclose(grey[..., 0], grey[..., 1], atol=1e-6) and np.allclose(
+        grey[..., 1], grey[..., 2], atol=1e-6
+    )
     faded = ops.color(x, contrast=0.5)  # contrast halves the distance to mid-grey
     assert np.allclose(faded - 0.5, (x - 0.5) * 0.5, atol=1e-6)
     assert ops.color(img).dtype == np.uint8 and np.array_equal(ops.color(img), img)
@@ -341,8 +343,14 @@ def test_sharpen_adds_halos_and_zero_amount_is_identity() -> None:
 def test_color_and_sharpen_in_a_preset_replay_from_json() -> None:
     from redegkit.degrade import Degradation, apply_degradation, get_preset, sample_degradation
 
-    user = {"p": {"steps": [{"op": "color", "gain_r": [1.0, 1.2], "offset_b": [-10, 0], "contrast": 0.9},
-                            {"op": "sharpen", "amount": [0.5, 1.5], "sigma": 1.0}]}}
+    user = {
+        "p": {
+            "steps": [
+                {"op": "color", "gain_r": [1.0, 1.2], "offset_b": [-10, 0], "contrast": 0.9},
+                {"op": "sharpen", "amount": [0.5, 1.5], "sigma": 1.0},
+            ]
+        }
+    }
     params = sample_degradation(get_preset("p", user), np.random.default_rng(4))
     assert [op.op for op in params.ops] == ["color", "sharpen"]
     assert 1.0 <= params.ops[0].gain[0] <= 1.2 and params.ops[0].gain[1] == 1.0

@@ -235,7 +235,9 @@ def test_bsrgan_parameters_follow_the_scale_it_runs_at(sf: int) -> None:
     assert (len(halved) > 40) == (sf == 4)  # the first x1/2 only exists at sf 4
     body = [d for d in ds if d not in halved]  # (after a halving the body runs at sf 2)
     blurs = [o for d in body for o in d.ops if o.label == "blur"]
-    aniso = [o.sigma_x**2 for o in blurs if o.kernel == "aniso"] + [o.sigma_y**2 for o in blurs if o.kernel == "aniso"]
+    aniso = [o.sigma_x**2 for o in blurs if o.kernel == "aniso"] + [
+        o.sigma_y**2 for o in blurs if o.kernel == "aniso"
+    ]
     iso = [o.sigma_x for o in blurs if o.kernel == "iso"]
     assert max(aniso) <= 4 + sf + 1e-6 and max(aniso) > 0.8 * (4 + sf)
     assert max(iso) <= 2 + 0.2 * sf + 1e-6 and max(iso) > 0.8 * (2 + 0.2 * sf)

@@ -43,9 +43,16 @@ def test_hq_sized_lq_is_noised_clamped_then_resized_as_the_reference(mode):
     rng = np.random.default_rng(7)
     assert rng.random() < 1.0
     sigma = int(rng.integers(0, 101)) / 100.0
-    noise = torch.randn(lq.shape, generator=torch.Generator().manual_seed(int(rng.integers(0, 2**62)))) * sigma
+    noise = (
+        torch.randn(lq.shape, generator=torch.Generator().manual_seed(int(rng.integers(0, 2**62)))) * sigma
+    )
     assert sigma > 0.3  # strong noise: the clamp before the resize matters
     kernel = mode.removesuffix("-aa")
-    want = F.interpolate((lq + noise).clamp(-1, 1)[None], size=(8, 8), mode=kernel, align_corners=False,
-                         antialias=mode.endswith("-aa"))[0]
+    want = F.interpolate(
+        (lq + noise).clamp(-1, 1)[None],
+        size=(8, 8),
+        mode=kernel,
+        align_corners=False,
+        antialias=mode.endswith("-aa"),
+    )[0]
     assert torch.equal(out, want)

@@ -36,7 +36,9 @@ CFG = MatchConfig(max_side=64, max_images=16, scale=2, bins=10)
 
 def _crops(name: str, side: int = 64) -> list[np.ndarray]:
     """Four side x side crops from one example photo shrunk to 2*side (tiny and fast)."""
-    img = cv2.resize(decode_image(EXAMPLES / f"{name}.png"), (2 * side, 2 * side), interpolation=cv2.INTER_AREA)
+    img = cv2.resize(
+        decode_image(EXAMPLES / f"{name}.png"), (2 * side, 2 * side), interpolation=cv2.INTER_AREA
+    )
     return [img[y : y + side, x : x + side] for y in (0, side) for x in (0, side)]
 
 
@@ -158,8 +160,10 @@ def test_report_and_histograms_are_written(tmp_path: Path, real_dir: Path, real_
     assert rep["candidates"][0]["overall"] == 0.0 and rep["candidates"][1]["overall"] > 0.5
     assert rep["real"]["images"] == len(real_images) and set(rep["real"]["spread"]) == set(MATCH_STATS)
     assert len(rep["per_image"]["real"]) == len(real_images)
-    expected = {f"hist_{s}.png" for s in ("noise", "spectral_slope", "sharpness", "blockiness", "saturation",
-                                          "contrast", "cast")}
+    expected = {
+        f"hist_{s}.png"
+        for s in ("noise", "spectral_slope", "sharpness", "blockiness", "saturation", "contrast", "cast")
+    }
     assert set(rep["histograms"]) == expected == {p.name for p in res.histograms}
     for name in expected:
         png = cv2.imread(str(out / name))
@@ -184,7 +188,9 @@ def test_bad_images_are_failure_records_not_crashes(tmp_path: Path, real_images)
     assert len(res.real) == 4 and res.candidates[0].images == 3
 
 
-def test_a_candidate_without_usable_images_ranks_last_with_its_error(tmp_path: Path, real_dir: Path, real_images):
+def test_a_candidate_without_usable_images_ranks_last_with_its_error(
+    tmp_path: Path, real_dir: Path, real_images
+):
     sink = ShardSink(tmp_path / "junk", max_count=10)
     sink.add("k0", {"lq.png": b"garbage", "hq.png": b"garbage", "json": b"{}"})
     sink.end_input(1)
@@ -222,8 +228,26 @@ def hq_dir(tmp_path_factory) -> Path:
 def test_cli_presets_json_and_exit_codes(tmp_path: Path, real_dir: Path, hq_dir: Path):
     own = _shards(tmp_path / "own", [decode_image(s.path) for s in list_sources(real_dir)])
     out = tmp_path / "out"
-    args = ["eval", "match", str(real_dir), "-c", "preset:realesrgan", "-c", "preset:bsrgan", "-c", str(own),
-            "--hq", str(hq_dir), "-o", str(out), "--max-side", "48", "--scale", "2", "--json"]
+    args = [
+        "eval",
+        "match",
+        str(real_dir),
+        "-c",
+        "preset:realesrgan",
+        "-c",
+        "preset:bsrgan",
+        "-c",
+        str(own),
+        "--hq",
+        str(hq_dir),
+        "-o",
+        str(out),
+        "--max-side",
+        "48",
+        "--scale",
+        "2",
+        "--json",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout.strip().splitlines()[-1])
@@ -239,10 +263,13 @@ def test_cli_presets_json_and_exit_codes(tmp_path: Path, real_dir: Path, hq_dir:
 
 def test_cli_usage_errors_exit_2(tmp_path: Path, real_dir: Path, hq_dir: Path):
     base = ["eval", "match", str(real_dir), "-o", str(tmp_path / "o")]
-    for extra, msg in (([], "--candidate"), (["-c", "preset:bsrgan"], "--hq"),
-                       (["-c", "preset:nosuch", "--hq", str(hq_dir)], "nosuch"),
-                       (["-c", "bank:" + str(tmp_path / "none.pt"), "--hq", str(hq_dir)], "not found"),
-                       (["-c", "blah:x"], "unknown kind")):
+    for extra, msg in (
+        ([], "--candidate"),
+        (["-c", "preset:bsrgan"], "--hq"),
+        (["-c", "preset:nosuch", "--hq", str(hq_dir)], "nosuch"),
+        (["-c", "bank:" + str(tmp_path / "none.pt"), "--hq", str(hq_dir)], "not found"),
+        (["-c", "blah:x"], "unknown kind"),
+    ):
         r = runner.invoke(app, [*base, *extra])
         assert r.exit_code == 2, (extra, r.output)
         assert msg in r.output, (extra, r.output)
@@ -265,8 +292,13 @@ def test_bank_candidate_runs_the_learned_path(tmp_path: Path, real_dir: Path, hq
 
     bank = make_bank(tmp_path / "bank")
     cfg = MatchConfig(max_side=32, max_images=3, scale=2, device="cpu")
-    res = match(list_sources(real_dir), [parse_candidate(f"bank:{bank}")], tmp_path / "out", cfg,
-                hq_sources=list_sources(hq_dir))
+    res = match(
+        list_sources(real_dir),
+        [parse_candidate(f"bank:{bank}")],
+        tmp_path / "out",
+        cfg,
+        hq_sources=list_sources(hq_dir),
+    )
     (c,) = res.candidates
     assert c.kind == "bank" and c.images == 3 and c.overall is not None and c.overall > 0
     assert not res.failures
@@ -299,12 +331,31 @@ sigma = [8, 12]
 
 def test_cli_recipe_presets_rank_the_matching_one_first(tmp_path: Path, hq_dir: Path):
     # The "real" photos: other photos, downscaled x2 and saved at JPEG q25, like the jpeg_only preset.
-    small = [cv2.resize(c, (48, 48), interpolation=cv2.INTER_AREA) for n in NAMES[:4] for c in _crops(n, 96)[:2]]
+    small = [
+        cv2.resize(c, (48, 48), interpolation=cv2.INTER_AREA) for n in NAMES[:4] for c in _crops(n, 96)[:2]
+    ]
     real = _folder(tmp_path / "real", [decode_image(encode_image(c, "jpg", quality=25)) for c in small])
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE)
-    r = runner.invoke(app, ["eval", "match", str(real), "-c", "preset:noise_only", "-c", "preset:jpeg_only",
-                            "--hq", str(hq_dir), "-o", str(tmp_path / "o"), "-r", str(recipe), "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "match",
+            str(real),
+            "-c",
+            "preset:noise_only",
+            "-c",
+            "preset:jpeg_only",
+            "--hq",
+            str(hq_dir),
+            "-o",
+            str(tmp_path / "o"),
+            "-r",
+            str(recipe),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout.strip().splitlines()[-1])
     assert [row["label"] for row in doc["ranking"]] == ["preset:jpeg_only", "preset:noise_only"]

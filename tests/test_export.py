@@ -27,7 +27,13 @@ ODD_KEYS = ["plain_0", "with space 1", "café_ünïcode_2", "日本_3"]
 def _sample(i: int, scale: int = 2, size: int = 16) -> dict[str, bytes]:
     hq = gradient_rgb(size, size, seed=i)
     lq = np.ascontiguousarray(hq[::scale, ::scale])
-    meta = {"key": ODD_KEYS[i % 4], "i": i, "scale": scale, "sample_seed": str(2**64 - 1 - i), "shard_format": 2}
+    meta = {
+        "key": ODD_KEYS[i % 4],
+        "i": i,
+        "scale": scale,
+        "sample_seed": str(2**64 - 1 - i),
+        "shard_format": 2,
+    }
     return {"hq.png": encode_image(hq), "lq.png": encode_image(lq), "json": json.dumps(meta).encode()}
 
 
@@ -56,17 +62,23 @@ def test_folders_round_trip_bytes_and_provenance(tiny_shards, tmp_path):
     res = _export(tiny_shards, tmp_path / "f", format="folders", hq_dir="H", lq_dir="L")
     assert res.samples == 4 and not res.failures and res.scales == {2: 4}
     out = tmp_path / "f"
-    assert sorted(p.name for p in out.iterdir()) == sorted(["H", "L", "meta.jsonl", "dataset.yml", DONE_MARKER])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["H", "L", "meta.jsonl", "dataset.yml", DONE_MARKER]
+    )
     for key, s in ref.items():
         assert (out / "H" / f"{key}.png").read_bytes() == s["hq.png"]
         assert (out / "L" / f"{key}.png").read_bytes() == s["lq.png"]
     lines = [json.loads(x) for x in (out / "meta.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [r["key"] for r in lines] == list(ref) and all(r["provenance"] == json.loads(ref[r["key"]]["json"])
-                                                          for r in lines)
+    assert [r["key"] for r in lines] == list(ref) and all(
+        r["provenance"] == json.loads(ref[r["key"]]["json"]) for r in lines
+    )
     yaml = pytest.importorskip("yaml")
     block = yaml.safe_load((out / "dataset.yml").read_text())
     assert block["scale"] == 2 and block["train"]["type"] == "PairedImageDataset"
-    assert block["train"]["dataroot_gt"] == str((out / "H").resolve()) and block["train"]["io_backend"]["type"] == "disk"
+    assert (
+        block["train"]["dataroot_gt"] == str((out / "H").resolve())
+        and block["train"]["io_backend"]["type"] == "disk"
+    )
     assert block["train"]["gt_size"] == 16
 
 
@@ -88,7 +100,10 @@ def basicsr_lmdb_read(gt_folder, lq_folder):
     with open(f"{gt_folder}/meta_info.txt") as fin:
         gt_keys = [line.split(".")[0] for line in fin]
     assert set(lq_keys) == set(gt_keys)
-    envs = {c: lmdb.open(p, readonly=True, lock=False, readahead=False) for c, p in (("gt", gt_folder), ("lq", lq_folder))}
+    envs = {
+        c: lmdb.open(p, readonly=True, lock=False, readahead=False)
+        for c, p in (("gt", gt_folder), ("lq", lq_folder))
+    }
     out = {}
     for key in sorted(lq_keys):
         pair = []
@@ -187,7 +202,9 @@ def test_interrupted_export_never_looks_done_and_overwrite_redoes_it(tiny_shards
     assert r.exit_code == 2 and "interrupted export" in r.output and "--overwrite" in r.output
     r = runner.invoke(app, ["export", str(tiny_shards), str(out), "--overwrite", "--json", "-q"])
     assert r.exit_code == 0 and json.loads(r.stdout)["samples"] == 4
-    assert sorted(p.name for p in out.iterdir()) == sorted(["hq", "lq", "meta.jsonl", "dataset.yml", DONE_MARKER])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["hq", "lq", "meta.jsonl", "dataset.yml", DONE_MARKER]
+    )
     # --overwrite removes only what an export wrote (its marker lists it), never a name alone
     (out / "notes.txt").write_text("mine")
     r = runner.invoke(app, ["export", str(tiny_shards), str(out), "--overwrite"])
@@ -214,8 +231,20 @@ def test_stdin_workers_and_brace_pattern_agree(tiny_shards, tmp_path):
 def test_pack_an_exported_folder_gives_the_same_pixels(tiny_shards, tmp_path):
     ref = _shard_samples(tiny_shards)
     _export(tiny_shards, tmp_path / "f", format="folders")
-    r = runner.invoke(app, ["shards", "pack", str(tmp_path / "f" / "hq"), str(tmp_path / "f" / "lq"),
-                            str(tmp_path / "packed"), "--shard-count", "3", "--json", "-q"])
+    r = runner.invoke(
+        app,
+        [
+            "shards",
+            "pack",
+            str(tmp_path / "f" / "hq"),
+            str(tmp_path / "f" / "lq"),
+            str(tmp_path / "packed"),
+            "--shard-count",
+            "3",
+            "--json",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["scale"] == 2
     got = _shard_samples(tmp_path / "packed")
@@ -240,8 +269,22 @@ def test_pack_reports_each_bad_file(tmp_path):
     cv2.imwrite(str(lq / "0002x4.png"), img[::2, ::2])  # wrong size
     (lq / "0003x4.png").write_bytes(b"not an image")  # unreadable
     cv2.imwrite(str(lq / "0009x4.png"), img[::4, ::4])  # no HQ partner; 0004 has no LQ partner
-    r = runner.invoke(app, ["shards", "pack", str(hq), str(lq), str(tmp_path / "o"), "--lq-suffix", "x4",
-                            "--scale", "4", "--json", "-q"])
+    r = runner.invoke(
+        app,
+        [
+            "shards",
+            "pack",
+            str(hq),
+            str(lq),
+            str(tmp_path / "o"),
+            "--lq-suffix",
+            "x4",
+            "--scale",
+            "4",
+            "--json",
+            "-q",
+        ],
+    )
     assert r.exit_code == 1, r.output
     s = json.loads(r.stdout)
     assert s["samples"] == 1
@@ -269,7 +312,9 @@ def _ints(x):
 
 
 def _synth_cfg() -> SynthConfig:
-    return SynthConfig(preset="realesrgan", crop=32, max_patches=2, seed=5, shard_max_count=1)  # a shard an image
+    return SynthConfig(
+        preset="realesrgan", crop=32, max_patches=2, seed=5, shard_max_count=1
+    )  # a shard an image
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +353,9 @@ def test_format1_shards_resume_and_export(synth_shards, tmp_path):
     res = synthesize(src, run, _synth_cfg(), resume=True)
     assert res.samples == 4 and res.resumed_from_input == 1
     assert json.loads((run / "shard-000001.tar.json").read_text())["shard_format"] == 2
-    assert [s["__key__"] for s in iter_samples(str(run))] == [s["__key__"] for s in iter_samples(str(synth_shards))]
+    assert [s["__key__"] for s in iter_samples(str(run))] == [
+        s["__key__"] for s in iter_samples(str(synth_shards))
+    ]
     # an old sample (integer seed above 2**63) exports to Parquet: the JSON travels as text
     pytest.importorskip("pyarrow")
     old = ShardSink(tmp_path / "old")
@@ -321,8 +368,9 @@ def test_format1_shards_resume_and_export(synth_shards, tmp_path):
 def test_datasets_loads_synthesized_shards_and_parquet(synth_shards, tmp_path):
     datasets = pytest.importorskip("datasets")
     cache = str(tmp_path / "hf")
-    ds = datasets.load_dataset("webdataset", data_files={"train": str(synth_shards / "*.tar")}, split="train",
-                               cache_dir=cache)
+    ds = datasets.load_dataset(
+        "webdataset", data_files={"train": str(synth_shards / "*.tar")}, split="train", cache_dir=cache
+    )
     assert ds.num_rows == 4
     row = ds[0]
     hq, lq = np.asarray(row["hq.png"].convert("RGB")), np.asarray(row["lq.png"].convert("RGB"))
@@ -330,8 +378,9 @@ def test_datasets_loads_synthesized_shards_and_parquet(synth_shards, tmp_path):
     assert np.array_equal(hq, decode_image(ref["hq.png"])) and np.array_equal(lq, decode_image(ref["lq.png"]))
     assert seed_from_json(row["json"]["sample_seed"]) == sample_seed(5, row["__key__"])
     export_shards(shard_urls([str(synth_shards)]), tmp_path / "pq", ExportOptions(format="parquet"))
-    pds = datasets.load_dataset("parquet", data_files={"train": str(tmp_path / "pq" / "*.parquet")}, split="train",
-                                cache_dir=cache)
+    pds = datasets.load_dataset(
+        "parquet", data_files={"train": str(tmp_path / "pq" / "*.parquet")}, split="train", cache_dir=cache
+    )
     assert pds.num_rows == 4 and isinstance(pds.features["hq"], datasets.Image)
     r = pds[0]
     assert np.array_equal(np.asarray(r["hq"].convert("RGB")), decode_image(ref["hq.png"]))
@@ -344,7 +393,9 @@ def test_learned_path_json_fits_int64(tmp_path):
     bank = make_bank(tmp_path / "bank", each=True)
     (tmp_path / "hq").mkdir()
     cv2.imwrite(str(tmp_path / "hq" / "a.png"), gradient_rgb(64, 64, seed=3))
-    cfg = SynthConfig(bank=str(bank), crop=32, max_patches=2, tile=32, batch=2, device="cpu", seed=3, noise_prob=1.0)
+    cfg = SynthConfig(
+        bank=str(bank), crop=32, max_patches=2, tile=32, batch=2, device="cpu", seed=3, noise_prob=1.0
+    )
     synthesize(list_sources(str(tmp_path / "hq")), tmp_path / "out", cfg)
     metas = [json.loads(s["json"]) for s in iter_samples(str(tmp_path / "out"))]
     assert len(metas) == 2

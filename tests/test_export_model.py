@@ -45,11 +45,15 @@ def _ours(model: RRDBNet, x01: torch.Tensor) -> torch.Tensor:
     return (upscale_tensor(model, x01 * 2 - 1, scale=model.scale, amp=False) + 1) / 2
 
 
-@pytest.mark.parametrize("hp", [
-    dict(num_feat=8, num_block=1, num_grow_ch=4, scale=4),  # the smoke recipe's widths
-    dict(num_feat=8, num_block=1, num_grow_ch=4, scale=2),
-    dict(num_feat=12, num_block=1, num_grow_ch=32, scale=1),
-], ids=["x4-smoke", "x2", "x1"])
+@pytest.mark.parametrize(
+    "hp",
+    [
+        dict(num_feat=8, num_block=1, num_grow_ch=4, scale=4),  # the smoke recipe's widths
+        dict(num_feat=8, num_block=1, num_grow_ch=4, scale=2),
+        dict(num_feat=12, num_block=1, num_grow_ch=32, scale=1),
+    ],
+    ids=["x4-smoke", "x2", "x1"],
+)
 def test_spandrel_loads_export_with_our_outputs(tmp_path, hp):
     src = save_checkpoint(tmp_path / "net_g_ema.pt", _model(0, **hp))
     res = export_model(src, tmp_path / "out.pth")
@@ -87,7 +91,9 @@ def test_unit_range_weights_are_kept_and_match_everywhere(tmp_path):
 
 
 def test_cli_export_then_upscale_gives_the_same_picture(tmp_path):
-    src = save_checkpoint(tmp_path / "net_g_ema.pt", _model(4, num_feat=8, num_block=1, num_grow_ch=4, scale=4))
+    src = save_checkpoint(
+        tmp_path / "net_g_ema.pt", _model(4, num_feat=8, num_block=1, num_grow_ch=4, scale=4)
+    )
     r = runner.invoke(app, ["export-model", str(src), str(tmp_path / "F2N_x4.pth"), "--json", "-q"])
     assert r.exit_code == 0, r.output
     photos = tmp_path / "photos"

@@ -18,7 +18,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def _similarity(scale: float, angle_deg: float, tx: float, ty: float) -> np.ndarray:
     a = math.radians(angle_deg)
-    return np.array([[scale * math.cos(a), -scale * math.sin(a), tx], [scale * math.sin(a), scale * math.cos(a), ty]])
+    return np.array(
+        [[scale * math.cos(a), -scale * math.sin(a), tx], [scale * math.sin(a), scale * math.cos(a), ty]]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,9 @@ def test_inverse_round_trips_points_and_pixels(astronaut):
     img, face = astronaut
     al = A.estimate_alignment(face.landmarks5)
     pts = np.array([[0, 0], [511, 0], [256, 300], [17.5, 400.25]])
-    np.testing.assert_allclose(A.transform_points(A.transform_points(pts, al.inverse), al.matrix), pts, atol=1e-9)
+    np.testing.assert_allclose(
+        A.transform_points(A.transform_points(pts, al.inverse), al.matrix), pts, atol=1e-9
+    )
     np.testing.assert_allclose(al.matrix @ np.vstack([al.inverse, [0, 0, 1]]), np.eye(3)[:2], atol=1e-12)
     # warping the crop back into the photo reproduces the face region
     back = A.unwarp_face(A.warp_face(img, al, "cubic"), al, img.shape[:2], "cubic")
@@ -86,8 +90,10 @@ def test_lq_crop_uses_exactly_the_recorded_transform(astronaut):
     x, y = A.transform_points([[u, v]], al.inverse)[0]
     x0, y0 = int(math.floor(x)), int(math.floor(y))
     fx, fy = x - x0, y - y0
-    p = img[y0:y0 + 2, x0:x0 + 2].astype(float)
-    want = p[0, 0] * (1 - fx) * (1 - fy) + p[0, 1] * fx * (1 - fy) + p[1, 0] * (1 - fx) * fy + p[1, 1] * fx * fy
+    p = img[y0 : y0 + 2, x0 : x0 + 2].astype(float)
+    want = (
+        p[0, 0] * (1 - fx) * (1 - fy) + p[0, 1] * fx * (1 - fy) + p[1, 0] * (1 - fx) * fy + p[1, 1] * fx * fy
+    )
     assert np.abs(crop[v, u] - want).max() <= 1.5
 
 

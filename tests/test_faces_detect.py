@@ -111,12 +111,16 @@ def test_nms_keeps_best_of_overlaps():
     assert D.nms(boxes, scores, 0.4).tolist() == [1, 2]
 
 
-@pytest.mark.parametrize("backend,network,entry,prefix", [
-    ("retinaface-mobile", "mobile0.25", "detection_mobilenet0.25_Final.pth", ""),
-    ("retinaface", "resnet50", "detection_Resnet50_Final.pth", "module."),  # as saved from DataParallel
-])
-def test_facexlib_backend_loads_local_file_without_network(backend, network, entry, prefix, tmp_path,
-                                                           monkeypatch, no_network):
+@pytest.mark.parametrize(
+    "backend,network,entry,prefix",
+    [
+        ("retinaface-mobile", "mobile0.25", "detection_mobilenet0.25_Final.pth", ""),
+        ("retinaface", "resnet50", "detection_Resnet50_Final.pth", "module."),  # as saved from DataParallel
+    ],
+)
+def test_facexlib_backend_loads_local_file_without_network(
+    backend, network, entry, prefix, tmp_path, monkeypatch, no_network
+):
     torch.manual_seed(0)
     ref = D.build_facexlib_retinaface(network)  # random init; must not download a backbone
     sd = {prefix + k: v for k, v in ref.state_dict().items()}

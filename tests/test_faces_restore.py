@@ -13,8 +13,15 @@ from redegkit.io.images import from_tensor
 from redegkit.models.checkpoints import CheckpointError
 from redegkit.weights import WeightsMissingError
 
-TINY = {"out_size": 512, "num_style_feat": 16, "channel_multiplier": 2, "num_mlp": 2, "narrow": 1 / 32,
-        "different_w": True, "sft_half": True}
+TINY = {
+    "out_size": 512,
+    "num_style_feat": 16,
+    "channel_multiplier": 2,
+    "num_mlp": 2,
+    "narrow": 1 / 32,
+    "different_w": True,
+    "sft_half": True,
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -99,12 +106,15 @@ def test_params_ema_is_preferred(tmp_path):
     assert not torch.equal(rest.model.state_dict()[k], a.state_dict()[k])
 
 
-@pytest.mark.parametrize("hp", [
-    TINY,
-    {**TINY, "different_w": False, "sft_half": False},
-    {**TINY, "channel_multiplier": 1, "narrow": 1 / 16, "num_mlp": 3, "num_style_feat": 32},
-    {**TINY, "out_size": 256},
-])
+@pytest.mark.parametrize(
+    "hp",
+    [
+        TINY,
+        {**TINY, "different_w": False, "sft_half": False},
+        {**TINY, "channel_multiplier": 1, "narrow": 1 / 16, "num_mlp": 3, "num_style_feat": 32},
+        {**TINY, "out_size": 256},
+    ],
+)
 def test_hparams_are_read_from_tensors(hp):
     sd = R.build_gfpgan(**hp).state_dict()
     assert R.detect_gfpgan(sd) == {**hp, "input_is_latent": True}
@@ -146,8 +156,16 @@ def test_full_size_official_shape_is_detected_and_loaded(tmp_path):
     torch.save({"params_ema": sd}, tmp_path / "GFPGANv1.4-shaped.pth")
     del full
     rest = R.GFPGANRestorer(tmp_path / "GFPGANv1.4-shaped.pth")
-    assert rest.hparams == {"out_size": 512, "num_style_feat": 512, "channel_multiplier": 2, "num_mlp": 8,
-                            "narrow": 1.0, "different_w": True, "sft_half": True, "input_is_latent": True}
+    assert rest.hparams == {
+        "out_size": 512,
+        "num_style_feat": 512,
+        "channel_multiplier": 2,
+        "num_mlp": 8,
+        "narrow": 1.0,
+        "different_w": True,
+        "sft_half": True,
+        "input_is_latent": True,
+    }
     assert sum(p.numel() for p in rest.model.parameters()) > 80_000_000
     k = "stylegan_decoder.to_rgbs.6.modulated_conv.weight"
     assert torch.equal(rest.model.state_dict()[k], sd[k])

@@ -19,8 +19,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _args(pairs, out, *extra: str) -> list[str]:
     nat = [a for p in natural_paths()[:2] for a in ("--natural", p)]
-    return ["fit-degradation", "--pairs", str(pairs), *nat, "--recipe", "recipes/smoke.toml",
-            "--out", str(out), *extra]
+    return [
+        "fit-degradation",
+        "--pairs",
+        str(pairs),
+        *nat,
+        "--recipe",
+        "recipes/smoke.toml",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_cli_smoke_run_then_resume(tmp_path):

@@ -38,13 +38,17 @@ def smoke() -> FitConfig:
 
 def _dataset(pairs, cfg: FitConfig, **over):
     data = cfg.data.model_copy(update=over) if over else cfg.data
-    return build_dataset(pairs, list_sources(natural_paths()), data, crop=cfg.crop, seed=cfg.seed, length=10_000)
+    return build_dataset(
+        pairs, list_sources(natural_paths()), data, crop=cfg.crop, seed=cfg.seed, length=10_000
+    )
 
 
 def test_folder_and_manifest_listing_agree(tmp_path, pairs_dir):
     pairs, failures = list_face_pairs(pairs_dir)
     assert len(pairs) == 4 and failures == []
-    assert all(p.hq.parent.name == "hq" and p.lq.parent.name == "lq" and p.hq.name == p.lq.name for p in pairs)
+    assert all(
+        p.hq.parent.name == "hq" and p.lq.parent.name == "lq" and p.hq.name == p.lq.name for p in pairs
+    )
     assert all("." not in p.key for p in pairs)
     man = make_face_pairs(tmp_path / "m", manifest=True)
     by_manifest, _ = list_face_pairs(man / "pairs.jsonl")
@@ -166,7 +170,9 @@ def test_manifest_records_are_json_with_keys(tmp_path):
     with (root / "pairs.jsonl").open("a") as f:
         f.write("{not json\n" + json.dumps({"nokey": 1}) + "\n")
     pairs, failures = list_face_pairs(root)
-    assert len(pairs) == 4 and len(failures) == 2 and all("bad manifest record" in x["reason"] for x in failures)
+    assert (
+        len(pairs) == 4 and len(failures) == 2 and all("bad manifest record" in x["reason"] for x in failures)
+    )
 
 
 def test_face_rescale_false_keeps_the_pairs_own_pixels(pairs_dir, smoke):
@@ -194,5 +200,10 @@ def test_face_rescale_false_keeps_the_pairs_own_pixels(pairs_dir, smoke):
         t, b, left, r = face_box(*decode_image(pair.hq).shape[:2], smoke.data)
         lq_full = decode_image(pair.lq)[t:b, left:r]
         assert is_window(s["face_lq"].permute(1, 2, 0).numpy(), lq_full)
-    assert not all(is_window(spec[i]["face_lq"].permute(1, 2, 0).numpy(),
-                             decode_image(next(p for p in pairs if p.key == spec[i]["key"]).lq)) for i in range(3))
+    assert not all(
+        is_window(
+            spec[i]["face_lq"].permute(1, 2, 0).numpy(),
+            decode_image(next(p for p in pairs if p.key == spec[i]["key"]).lq),
+        )
+        for i in range(3)
+    )

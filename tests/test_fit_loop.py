@@ -61,7 +61,9 @@ def test_resume_continues_bit_for_bit(tmp_path, pairs_dir):
     full = fit_degradation(smoke(steps=6), pairs_dir, nat, tmp_path / "full", show_progress=False)
     assert full.steps == 6
     fit_degradation(smoke(steps=3), pairs_dir, nat, tmp_path / "cut", show_progress=False)
-    resumed = fit_degradation(smoke(steps=6), pairs_dir, nat, tmp_path / "cut", resume=True, show_progress=False)
+    resumed = fit_degradation(
+        smoke(steps=6), pairs_dir, nat, tmp_path / "cut", resume=True, show_progress=False
+    )
     assert resumed.start_step == 3 and resumed.steps == 6
     a, b = metrics(tmp_path / "full"), metrics(tmp_path / "cut")
     assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
@@ -89,7 +91,9 @@ def test_a_failure_saves_last_pt_and_resume_continues(tmp_path, pairs_dir, monke
     assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["step"] == 2
     assert "stopped after step 2" in caplog.text and "injected failure" in caplog.text
     monkeypatch.setattr(FitModel, "train_step", real_step)
-    resumed = fit_degradation(smoke(steps=4), pairs_dir, nat, tmp_path / "cut", resume=True, show_progress=False)
+    resumed = fit_degradation(
+        smoke(steps=4), pairs_dir, nat, tmp_path / "cut", resume=True, show_progress=False
+    )
     assert resumed.start_step == 2 and resumed.steps == full.steps == 4
     assert metrics(tmp_path / "full") == metrics(tmp_path / "cut")  # as if it had never failed
 
@@ -104,8 +108,9 @@ def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, pairs_dir):
 
 def test_validation_writes_metrics_preview_and_checkpoints(tmp_path, pairs_dir):
     run = tmp_path / "run"
-    res = fit_degradation(smoke(steps=4, val_every=2, checkpoint_every=2), pairs_dir, natural_paths(), run,
-                          show_progress=False)
+    res = fit_degradation(
+        smoke(steps=4, val_every=2, checkpoint_every=2), pairs_dir, natural_paths(), run, show_progress=False
+    )
     val = metrics(run, "val")
     assert [r["step"] for r in val] == [2, 4]
     for r in val:
@@ -141,8 +146,9 @@ def test_corrupt_pair_is_reported_and_the_run_finishes(tmp_path):
     root = make_face_pairs(tmp_path / "p")
     bad = corrupt_png(root / "lq" / "astronaut12.png")
     run = tmp_path / "run"
-    res = fit_degradation(smoke(steps=4, **{"data.val_fraction": 0.0}), root, natural_paths(), run,
-                          show_progress=False)
+    res = fit_degradation(
+        smoke(steps=4, **{"data.val_fraction": 0.0}), root, natural_paths(), run, show_progress=False
+    )
     assert res.steps == 4
     assert [f["path"] for f in res.failures] == [str(bad)]
     assert json.loads((run / "report.json").read_text())["failures"][0]["path"] == str(bad)
@@ -184,11 +190,21 @@ def test_paper_recipe_is_the_spec():
 
 @pytest.mark.slow
 def test_paper_recipe_starts_on_cpu(tmp_path, pairs_dir):
-    cfg = resolve_config("fit", "recipes/paper.toml", {
-        "steps": 1, "batch": 1, "loss.use_perceptual": False, "data.workers": 0, "data.val_fraction": 0.25,
-    })
+    cfg = resolve_config(
+        "fit",
+        "recipes/paper.toml",
+        {
+            "steps": 1,
+            "batch": 1,
+            "loss.use_perceptual": False,
+            "data.workers": 0,
+            "data.val_fraction": 0.25,
+        },
+    )
     res = fit_degradation(cfg, pairs_dir, natural_paths(), tmp_path / "paper", show_progress=False)
-    assert res.steps == 1 and math.isfinite(res.train["g_total"]) and (tmp_path / "paper" / "last.pt").is_file()
+    assert (
+        res.steps == 1 and math.isfinite(res.train["g_total"]) and (tmp_path / "paper" / "last.pt").is_file()
+    )
 
 
 @pytest.mark.slow
@@ -202,14 +218,36 @@ def test_torchrun_two_cpu_ranks(tmp_path, pairs_dir):
     assert redeg is not None
     run = tmp_path / "ddp"
     # --standalone: a free rendezvous port, so nothing else on the machine (port 29500) can interfere
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", redeg,
-           "fit-degradation",
-           "--pairs", str(pairs_dir), "--natural", natural_paths()[0], "--recipe", "recipes/smoke.toml",
-           "--out", str(run), "--steps", "4", "--batch", "1", "--json", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        redeg,
+        "fit-degradation",
+        "--pairs",
+        str(pairs_dir),
+        "--natural",
+        natural_paths()[0],
+        "--recipe",
+        "recipes/smoke.toml",
+        "--out",
+        str(run),
+        "--steps",
+        "4",
+        "--batch",
+        "1",
+        "--json",
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     if p.returncode != 0:  # show the first error lines of the ranks, not only the launcher's summary
-        first = [ln for ln in p.stderr.splitlines() if "rror" in ln or "what()" in ln or "Traceback" in ln][:20]
+        first = [ln for ln in p.stderr.splitlines() if "rror" in ln or "what()" in ln or "Traceback" in ln][
+            :20
+        ]
         pytest.fail(f"torchrun exit {p.returncode}:\n" + "\n".join(first) + "\n...\n" + p.stderr[-1500:])
     summaries = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 1 and summaries[0]["steps"] == 4  # rank 0 speaks for the run
@@ -219,7 +257,9 @@ def test_torchrun_two_cpu_ranks(tmp_path, pairs_dir):
 
 def test_lr_schedules_and_the_switch_probability():
     cos = smoke(lr_schedule="cosine", steps=100, warmup_steps=10)
-    assert lr_factor(cos, 0) == pytest.approx(0.1) and lr_factor(cos, 9) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.09)))
+    assert lr_factor(cos, 0) == pytest.approx(0.1) and lr_factor(cos, 9) == pytest.approx(
+        0.5 * (1 + math.cos(math.pi * 0.09))
+    )
     assert lr_factor(cos, 50) == pytest.approx(0.5) and lr_factor(cos, 100) == pytest.approx(0.0)
     ms = smoke(lr_schedule="multistep", lr_milestones=[5, 8], lr_gamma=0.5)
     assert [lr_factor(ms, s) for s in (4, 5, 8)] == [1.0, 0.5, 0.25]
@@ -258,8 +298,11 @@ def test_generator_losses_follow_the_spec_term_by_term(pairs_dir, switch):
     model = FitModel(cfg, random_vgg=True)
     for net in model.nets.values():
         net.eval()  # spectral norm holds its vectors, so both computations see the same weights
-    b = {k: model.to_device(v) for k, v in collate([ds[0], ds[1]]).items() if k in ("face_hq", "face_lq", "nat_hq",
-                                                                                    "nat_lq", "face_syn_lq")}
+    b = {
+        k: model.to_device(v)
+        for k, v in collate([ds[0], ds[1]]).items()
+        if k in ("face_hq", "face_lq", "nat_hq", "nat_lq", "face_syn_lq")
+    }
     D, E, G, S = (model.nets[k] for k in ("degnet", "encoder", "generator", "discriminator"))
     with torch.no_grad():
         z_r = D(torch.cat([b["face_hq"], b["face_lq"]], 1))
@@ -277,8 +320,14 @@ def test_generator_losses_follow_the_spec_term_by_term(pairs_dir, switch):
         contrast = 4 / (10 * F.l1_loss(z_r, z_f) + 1e-7)
         g_gan = 0.01 * -S(fake_real, b["face_hq"], z_r).mean()
     out, _, _ = model.generator_step(b, switch)
-    expected = {"pixel": pixel, "perceptual": percep, "style": style, "same_deg": same, "contrastive": contrast,
-                "g_gan": g_gan}
+    expected = {
+        "pixel": pixel,
+        "perceptual": percep,
+        "style": style,
+        "same_deg": same,
+        "contrastive": contrast,
+        "g_gan": g_gan,
+    }
     for k, v in expected.items():
         assert float(out[k]) == pytest.approx(float(v), rel=1e-4, abs=1e-6), k
     assert float(out["g_total"]) == pytest.approx(float(sum(expected.values())), rel=1e-4)

@@ -19,10 +19,17 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_gpu_suite_smoke_mode_runs_every_step(tmp_path):
     out = tmp_path / "gpu"
-    env = {**os.environ, "TINY": "1", "OUT": str(out), "PYTHON": sys.executable,
-           "WHEELS": str(tmp_path / "no-wheels"), "OMP_NUM_THREADS": "1"}
-    p = subprocess.run(["bash", "benchmarks/gpu_suite.sh"], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=420)
+    env = {
+        **os.environ,
+        "TINY": "1",
+        "OUT": str(out),
+        "PYTHON": sys.executable,
+        "WHEELS": str(tmp_path / "no-wheels"),
+        "OMP_NUM_THREADS": "1",
+    }
+    p = subprocess.run(
+        ["bash", "benchmarks/gpu_suite.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=420
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     summary = (out / "summary.txt").read_text()
     steps = re.findall(r"^=== (\w+) \(limit", summary, re.M)
@@ -41,10 +48,17 @@ def test_gpu_suite_smoke_mode_runs_every_step(tmp_path):
 
 def test_gpu_suite_reruns_only_the_named_steps(tmp_path):
     out = tmp_path / "gpu"
-    env = {**os.environ, "TINY": "1", "OUT": str(out), "PYTHON": sys.executable, "STEPS": "sync_check",
-           "WHEELS": str(tmp_path / "no-wheels")}
-    p = subprocess.run(["bash", "benchmarks/gpu_suite.sh"], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=120)
+    env = {
+        **os.environ,
+        "TINY": "1",
+        "OUT": str(out),
+        "PYTHON": sys.executable,
+        "STEPS": "sync_check",
+        "WHEELS": str(tmp_path / "no-wheels"),
+    }
+    p = subprocess.run(
+        ["bash", "benchmarks/gpu_suite.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     summary = (out / "summary.txt").read_text()
     assert re.findall(r"^=== (\w+) \(limit", summary, re.M) == ["sync_check"]

@@ -52,9 +52,19 @@ def test_strongly_connected_components() -> None:
 
 
 def test_cli_check_exits_1_on_a_cycle_only() -> None:
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "import_graph.py")], capture_output=True, text=True,
-                       cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "import_graph.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 0 and "redegkit.bank.cluster -> " in r.stdout
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "import_graph.py"), "--check"], capture_output=True,
-                       text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "import_graph.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 0 and not [ln for ln in r.stderr.splitlines() if ln.startswith("cycle: ")]

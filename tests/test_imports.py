@@ -23,7 +23,10 @@ codes = {}
 for name, args in [
     ("help", ["--help"]),
     ("synthesize-help", ["synthesize", "--help"]),
-    ("synthesize", ["synthesize", inp, out, "--preset", "realesrgan", "--crop", "32", "--workers", "1", "-q", "--json"]),
+    (
+        "synthesize",
+        ["synthesize", inp, out, "--preset", "realesrgan", "--crop", "32", "--workers", "1", "-q", "--json"],
+    ),
     ("shards-info", ["shards", "info", out, "--json"]),
 ]:
     try:
@@ -40,11 +43,18 @@ def test_classical_path_imports_neither_torch_nor_webdataset(tmp_path):
     (tmp_path / "in").mkdir()
     shrunk_examples(tmp_path / "in", ("astronaut", "brick"), 64)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    r = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "in"), str(tmp_path / "out")],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "in"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stderr.rsplit("RESULT ", 1)[1])
-    assert result["codes"] == {"help": 0, "synthesize-help": 0, "synthesize": 0, "shards-info": 0}, r.stderr[-3000:]
+    assert result["codes"] == {"help": 0, "synthesize-help": 0, "synthesize": 0, "shards-info": 0}, r.stderr[
+        -3000:
+    ]
     assert result["heavy"] == [], f"the classical path imported {result['heavy']}"
     # and the run did write its pairs, which shards info read back
     info = json.loads(r.stdout.strip().splitlines()[-1])

@@ -57,7 +57,9 @@ def test_psnr_of_a_batch_is_the_mean_of_the_images():
 def test_ssim_identity_and_degradation():
     img = textured(48, 48, 0)
     assert ssim(img, img, border=4) == pytest.approx(1.0)
-    noisy = np.clip(img.astype(int) + np.random.default_rng(0).normal(0, 25, img.shape), 0, 255).astype(np.uint8)
+    noisy = np.clip(img.astype(int) + np.random.default_rng(0).normal(0, 25, img.shape), 0, 255).astype(
+        np.uint8
+    )
     assert 0 < ssim(noisy, img, border=4) < 0.9
     with pytest.raises(ValueError, match="11x11"):
         ssim(img[:12, :12], img[:12, :12], border=2)

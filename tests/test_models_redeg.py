@@ -353,7 +353,9 @@ def test_degnet_embedding_and_spectral_norm_stay_fp32_under_bf16_autocast(monkey
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         deg(x), d(hq, hq, z), unet(hq)
     monkeypatch.setattr(torch, "mv", real_mv)
-    assert states and not any(states), f"{sum(states)} of {len(states)} power-iteration products ran under autocast"
+    assert states and not any(states), (
+        f"{sum(states)} of {len(states)} power-iteration products ran under autocast"
+    )
     conv = deg.deg_ecd0[0]
     w = conv.weight_orig.double().reshape(conv.weight_orig.shape[0], -1)
     sigma = conv.weight_u.double() @ (w @ conv.weight_v.double())

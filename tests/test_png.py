@@ -28,9 +28,14 @@ def _natural(name: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def crops() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(7)
-    out = {"astronaut": _natural("astronaut")[100:228, 150:278], "coffee": _natural("coffee")[50:147, 200:331],
-           "chelsea": _natural("chelsea")[:64, :200], "noise": rng.integers(0, 256, (33, 47, 3), np.uint8),
-           "flat": np.full((40, 40, 3), 200, np.uint8), "gradient": gradient_rgb(31, 29)}
+    out = {
+        "astronaut": _natural("astronaut")[100:228, 150:278],
+        "coffee": _natural("coffee")[50:147, 200:331],
+        "chelsea": _natural("chelsea")[:64, :200],
+        "noise": rng.integers(0, 256, (33, 47, 3), np.uint8),
+        "flat": np.full((40, 40, 3), 200, np.uint8),
+        "gradient": gradient_rgb(31, 29),
+    }
     for hw in ((1, 1), (1, 9), (9, 1), (3, 5)):
         out[f"{hw[0]}x{hw[1]}"] = rng.integers(0, 256, (*hw, 3), np.uint8)
     return out
@@ -49,9 +54,9 @@ def _chunks(data: bytes) -> list[tuple[bytes, bytes, bool]]:
     assert data[:8] == PNG_SIGNATURE
     out, pos = [], 8
     while pos < len(data):
-        (n,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
-        (crc,) = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        (crc,) = struct.unpack(">I", data[pos + 8 + n : pos + 12 + n])
         out.append((kind, body, crc == zlib.crc32(kind + body)))
         pos += 12 + n
     assert pos == len(data)
@@ -59,8 +64,9 @@ def _chunks(data: bytes) -> list[tuple[bytes, bytes, bool]]:
 
 
 def _build(chunks: list[tuple[bytes, bytes]]) -> bytes:
-    return PNG_SIGNATURE + b"".join(struct.pack(">I", len(b)) + k + b + struct.pack(">I", zlib.crc32(k + b))
-                                    for k, b in chunks)
+    return PNG_SIGNATURE + b"".join(
+        struct.pack(">I", len(b)) + k + b + struct.pack(">I", zlib.crc32(k + b)) for k, b in chunks
+    )
 
 
 def _rows(data: bytes) -> np.ndarray:
@@ -111,8 +117,14 @@ def test_gray_gray_alpha_and_rgba(level):
 @pytest.mark.parametrize("level", LEVELS)
 def test_non_contiguous_input_gives_the_same_bytes(crops, level):
     img = crops["astronaut"]
-    views = [img[::-1], img[:, ::-1], img[..., ::-1], img[::2, 1::3], np.asfortranarray(img),
-             img.transpose(1, 0, 2)]
+    views = [
+        img[::-1],
+        img[:, ::-1],
+        img[..., ::-1],
+        img[::2, 1::3],
+        np.asfortranarray(img),
+        img.transpose(1, 0, 2),
+    ]
     for v in views:
         assert not v.flags.c_contiguous
         data = encode_png(v, level)
@@ -133,7 +145,9 @@ def test_layout_filters_crcs_and_determinism(crops, level):
     assert rows[0, 0] == 0 and set(rows[1:, 0]) == ({0} if level == 0 else {2})
     assert np.array_equal(rows[0, 1:], img[0].ravel())  # filter 0 on the first row either way
     if level:  # Up: each row minus the one above, mod 256
-        assert np.array_equal(rows[1:, 1:], (img[1:].astype(np.int16) - img[:-1]).reshape(len(img) - 1, -1) % 256)
+        assert np.array_equal(
+            rows[1:, 1:], (img[1:].astype(np.int16) - img[:-1]).reshape(len(img) - 1, -1) % 256
+        )
 
 
 def test_stored_size_is_exact():
@@ -145,13 +159,14 @@ def test_stored_size_is_exact():
     assert len(data) == 852 == stored_png_size(16, 16, 3)
     idat = _chunks(data)[1][1]
     assert idat[:2] == b"\x78\x01" and idat[2] == 1 and struct.unpack("<HH", idat[3:7]) == (784, 784 ^ 0xFFFF)
-    # 200x200 RGB: 200 * 601 = 120200 bytes, two blocks (65535 + 54665): 8 + 25 + (12 + 2 + 10 + 120200 + 4) + 12
+    # 200x200 RGB: 200 * 601 = 120200 bytes, two blocks (65535 + 54665):
+    # 8 + 25 + (12 + 2 + 10 + 120200 + 4) + 12
     big = np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8)
     data = encode_png(big, 0)
     assert len(data) == 120273 == stored_png_size(200, 200, 3)
     idat = _chunks(data)[1][1]
     assert idat[2] == 0 and struct.unpack("<HH", idat[3:7]) == (65535, 0)
-    assert idat[7 + 65535] == 1 and struct.unpack("<H", idat[8 + 65535:10 + 65535]) == (54665,)
+    assert idat[7 + 65535] == 1 and struct.unpack("<H", idat[8 + 65535 : 10 + 65535]) == (54665,)
     assert np.array_equal(_cv2_rgb(data), big)
     # exactly one full block (1 x 65534 gray: 65535 raw bytes), and one byte more (two blocks)
     full = encode_png(np.zeros((1, 65534), np.uint8), 0)
@@ -159,7 +174,7 @@ def test_stored_size_is_exact():
     for shape in ((1, 21845, 3), (16384, 1, 3)):  # 1 + 65535 and 16384 * 4: 65536 raw bytes
         data = encode_png(np.zeros(shape, np.uint8), 0)
         assert len(data) == stored_png_size(*shape) == 8 + 25 + (12 + 2 + 10 + 65536 + 4) + 12
-        assert _chunks(data)[1][1][7 + 65535:10 + 65535] == b"\x01\x01\x00"  # last block: 1 byte
+        assert _chunks(data)[1][1][7 + 65535 : 10 + 65535] == b"\x01\x01\x00"  # last block: 1 byte
 
 
 def test_levels_above_3_are_left_to_opencv(crops):
@@ -167,7 +182,9 @@ def test_levels_above_3_are_left_to_opencv(crops):
     for level in (4, 6, 9, -1, 10):
         assert encode_png(img, level) is None
     for level in (4, 9):
-        ok, ref = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, level])
+        ok, ref = cv2.imencode(
+            ".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, level]
+        )
         assert encode_image(img, "png", png_level=level) == ref.tobytes()
 
 
@@ -198,8 +215,14 @@ def test_without_isal_the_stdlib_gives_the_same_pixels(crops, monkeypatch):
 
 
 def test_bad_input_is_refused():
-    for bad in (np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 5), np.uint8), np.zeros((0, 4, 3), np.uint8),
-                np.zeros((4, 0), np.uint8), np.zeros(4, np.uint8), [[1, 2]]):
+    for bad in (
+        np.zeros((4, 4, 3), np.float32),
+        np.zeros((4, 4, 5), np.uint8),
+        np.zeros((0, 4, 3), np.uint8),
+        np.zeros((4, 0), np.uint8),
+        np.zeros(4, np.uint8),
+        [[1, 2]],
+    ):
         with pytest.raises(ValueError):
             encode_png(bad, 1)
 
@@ -239,8 +262,16 @@ def test_fast_decode_equals_opencv_on_rgb_and_rgba(crops, monkeypatch):
     rng = np.random.default_rng(5)
     big = cv2.resize(_natural("astronaut"), (700, 600), interpolation=cv2.INTER_AREA)  # many 8 KiB IDATs
     rgba = np.dstack([crops["coffee"], rng.integers(0, 256, crops["coffee"].shape[:2], np.uint8)])
-    files = [_cv2_png(big, 1), _cv2_png(big, 9), _cv2_png(rgba, 3), _cv2_png(crops["1x1"]), _cv2_png(crops["3x5"]),
-             encode_png(rgba, 1), encode_png(crops["chelsea"], 0), encode_png(crops["noise"], 3)]
+    files = [
+        _cv2_png(big, 1),
+        _cv2_png(big, 9),
+        _cv2_png(rgba, 3),
+        _cv2_png(crops["1x1"]),
+        _cv2_png(crops["3x5"]),
+        encode_png(rgba, 1),
+        encode_png(crops["chelsea"], 0),
+        encode_png(crops["noise"], 3),
+    ]
     Image = pytest.importorskip("PIL.Image")
     for arr in (crops["gradient"], rgba):
         buf = io.BytesIO()
@@ -259,8 +290,13 @@ def test_no_gamma_or_colour_profile_is_applied(crops, monkeypatch):
     img = crops["astronaut"]
     ch = [(k, b) for k, b, _ in _chunks(encode_png(img, 1))]
     profile = zlib.compress(b"\x00" * 128)
-    extra = [(b"gAMA", struct.pack(">I", 22000)), (b"cHRM", struct.pack(">8I", *([31270, 32900] + [10000] * 6))),
-             (b"sRGB", b"\x00"), (b"iCCP", b"bogus\x00\x00" + profile), (b"sBIT", b"\x05\x06\x05")]
+    extra = [
+        (b"gAMA", struct.pack(">I", 22000)),
+        (b"cHRM", struct.pack(">8I", *([31270, 32900] + [10000] * 6))),
+        (b"sRGB", b"\x00"),
+        (b"iCCP", b"bogus\x00\x00" + profile),
+        (b"sBIT", b"\x05\x06\x05"),
+    ]
     data = _build(ch[:1] + extra + ch[1:])
     fast = decode_png_fast(data)
     assert fast is not None and np.array_equal(fast, img) and np.array_equal(fast, _cv2_rgb(data))
@@ -269,7 +305,15 @@ def test_no_gamma_or_colour_profile_is_applied(crops, monkeypatch):
 
 def _adam7(img: np.ndarray) -> bytes:
     """An interlaced PNG of ``img`` (RGB), filter 0 in every pass."""
-    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+    passes = (
+        (0, 0, 8, 8),
+        (4, 0, 8, 8),
+        (0, 4, 4, 8),
+        (2, 0, 4, 4),
+        (0, 2, 2, 4),
+        (1, 0, 2, 2),
+        (0, 1, 1, 2),
+    )
     raw = b""
     for x0, y0, dx, dy in passes:
         sub = img[y0::dy, x0::dx]
@@ -327,7 +371,9 @@ def test_broken_files_decode_as_before(crops, monkeypatch):
     bad_filter[5 * stride] = 7
     far = np.tile(np.arange(256 * 3, dtype=np.uint8), 200).tobytes()  # repeats 768 bytes apart
     small_window = zlib.compress(far, 9)
-    small_window = b"\x18" + bytes([(31 - (0x18 << 8) % 31) % 31]) + small_window[2:]  # claims a 512-byte window
+    small_window = (
+        b"\x18" + bytes([(31 - (0x18 << 8) % 31) % 31]) + small_window[2:]
+    )  # claims a 512-byte window
     cases = {
         "bit flip (CRC wrong)": bytes(flipped),
         "wrong Adler-32, CRCs right": with_idat(idat[:-1] + bytes([idat[-1] ^ 1])),
@@ -339,11 +385,17 @@ def test_broken_files_decode_as_before(crops, monkeypatch):
         "IEND CRC wrong": data[:-4] + b"\x00\x00\x00\x00",
         "ancillary CRC wrong": data[:33] + b"\x00\x00\x00\x03tEXta\x00b\x00\x00\x00\x00" + data[33:],
         "trailing bytes": data + b"junk",
-        "window smaller than the distances": _build([(b"IHDR", struct.pack(">IIBBBBB", 256, 200, 8, 2, 0, 0, 0)),
-                                                     (b"IDAT", small_window), (b"IEND", b"")]),
+        "window smaller than the distances": _build(
+            [
+                (b"IHDR", struct.pack(">IIBBBBB", 256, 200, 8, 2, 0, 0, 0)),
+                (b"IDAT", small_window),
+                (b"IEND", b""),
+            ]
+        ),
         "unknown critical chunk": _build(ch[:1] + [(b"ABCD", b"x")] + ch[1:]),
-        "IDATs split by a chunk": _build([ch[0], (b"IDAT", idat[:100]), (b"tEXt", b"a\x00b"), (b"IDAT", idat[100:]),
-                                          ch[2]]),
+        "IDATs split by a chunk": _build(
+            [ch[0], (b"IDAT", idat[:100]), (b"tEXt", b"a\x00b"), (b"IDAT", idat[100:]), ch[2]]
+        ),
         "huge width": _build([(b"IHDR", struct.pack(">IIBBBBB", 2_000_000, 1, 8, 2, 0, 0, 0))] + ch[1:]),
     }
     for name, bad in cases.items():

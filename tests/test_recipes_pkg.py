@@ -75,8 +75,22 @@ def test_wheel_ships_the_recipes_and_they_work_installed(tmp_path):
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", str(src), "-w",
-                    str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            *pip,
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            str(src),
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (whl,) = (tmp_path / "dist").glob("redegkit-*.whl")
     names = zipfile.ZipFile(whl).namelist()
     for p in (ROOT / "recipes").glob("*.toml"):
@@ -86,23 +100,54 @@ def test_wheel_ships_the_recipes_and_they_work_installed(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     vpy = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    purelib = subprocess.run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     (tmp_path / "venv" / purelib).joinpath("testenv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     # the test environment's pip (visible through the .pth) installs into the venv it runs in
-    subprocess.run([str(vpy), "-m", "pip", "--disable-pip-version-check", "install", "--no-deps", "--no-index",
-                    "-q", str(whl)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            str(vpy),
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            str(whl),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    where = subprocess.run([str(vpy), "-c", "import redegkit; print(redegkit.__file__)"], cwd=outside, env=env,
-                           capture_output=True, text=True, timeout=120)
+    where = subprocess.run(
+        [str(vpy), "-c", "import redegkit; print(redegkit.__file__)"],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert where.stdout.startswith(str(venv)), where  # the installed copy, not the checkout
     redeg = venv / ("Scripts/redeg.exe" if os.name == "nt" else "bin/redeg")
-    r = subprocess.run([str(redeg), "config", "show", "--recipe", "smoke"], cwd=outside, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [str(redeg), "config", "show", "--recipe", "smoke"],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == (ROOT / "recipes" / "smoke.toml").read_text()
-    r = subprocess.run([str(redeg), "config", "list"], cwd=outside, env=env, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [str(redeg), "config", "list"], cwd=outside, env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and set(r.stdout.split()) == set(builtin_recipes())

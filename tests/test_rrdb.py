@@ -54,8 +54,9 @@ def test_full_size_official_params_file_loads_strictly_and_matches(manifest, tmp
     torch.save({"params": sd}, path)
     loaded = load_checkpoint(path)
     assert isinstance(loaded, RRDBNet)
-    assert loaded.hparams == dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32,
-                                  scale=4, input_range="[-1,1]")
+    assert loaded.hparams == dict(
+        num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=4, input_range="[-1,1]"
+    )
     ref = RRDBNet()
     ref.load_state_dict(sd, strict=True)
     x = torch.rand(1, 3, 16, 16) * 2 - 1
@@ -91,7 +92,8 @@ def test_variants_round_trip_and_detection(hp, tmp_path):
     det = detect_rrdbnet(g.state_dict())
     assert det is not None
     assert {k: det[k] for k in ("num_feat", "num_block", "num_grow_ch", "scale")} == {
-        k: hp[k] for k in ("num_feat", "num_block", "num_grow_ch", "scale")}
+        k: hp[k] for k in ("num_feat", "num_block", "num_grow_ch", "scale")
+    }
     x = torch.rand(2, 3, 16, 12) * 2 - 1
     p = save_checkpoint(tmp_path / "g.pt", g)
     g2 = load_checkpoint(p)
@@ -121,7 +123,9 @@ def test_input_range_comes_from_the_file_never_its_name(tmp_path):
     torch.save({"params": sd}, tmp_path / "RealESRGAN_x4plus.pth")
     assert load_sr_model(tmp_path / "my_model.pth").input_range == "[0,1]"
     assert load_sr_model(tmp_path / "RealESRGAN_x4plus.pth").input_range == "[-1,1]"
-    x2 = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=2).state_dict()  # pixel-unshuffle: Real-ESRGAN's
+    x2 = RRDBNet(
+        num_feat=8, num_block=1, num_grow_ch=4, scale=2
+    ).state_dict()  # pixel-unshuffle: Real-ESRGAN's
     torch.save({"params": x2}, tmp_path / "net_f2n_g.pth")
     assert load_sr_model(tmp_path / "net_f2n_g.pth").input_range == "[0,1]"
     # Ours records it, whatever the name.

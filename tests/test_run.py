@@ -90,9 +90,30 @@ def test_torchrun_two_cpu_ranks_of_synthesize_bank(tmp_path):
     for i in range(3):
         shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "brick.png", hq / f"b{i}.png")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", redeg,
-           "synthesize", str(hq), str(out), "--bank", str(bank), "--crop", "32", "--tile", "32",
-           "--max-patches", "2", "--device", "cpu", "--json", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        redeg,
+        "synthesize",
+        str(hq),
+        str(out),
+        "--bank",
+        str(bank),
+        "--crop",
+        "32",
+        "--tile",
+        "32",
+        "--max-patches",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     if p.returncode != 0:  # show the first error lines of the ranks, not only the launcher's summary
@@ -121,8 +142,10 @@ def test_precision_layout_and_host_context(four_gpus):
 
 
 def test_host_context_does_not_import_torch():
-    code = ("import sys; from redegkit.run import RunContext; c = RunContext.host(env={}); "
-            "c.folder('.'); print('torch' in sys.modules)")
+    code = (
+        "import sys; from redegkit.run import RunContext; c = RunContext.host(env={}); "
+        "c.folder('.'); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

@@ -135,9 +135,12 @@ def test_fast_tar_writer_is_byte_identical_to_tarfile(tmp_path):
     from redegkit.io.shards import TAR_MODE, TAR_MTIME, TAR_OWNER, _TarStream
 
     rng = np.random.default_rng(0)
-    members = [(f"k{i:06d}.{ext}", rng.bytes(int(n)))
-               for i, (ext, n) in enumerate([("hq.png", 0), ("lq.png", 511), ("json", 512), ("hq.png", 70000),
-                                             ("lq.png", 1), ("json", 10241)])]
+    members = [
+        (f"k{i:06d}.{ext}", rng.bytes(int(n)))
+        for i, (ext, n) in enumerate(
+            [("hq.png", 0), ("lq.png", 511), ("json", 512), ("hq.png", 70000), ("lq.png", 1), ("json", 10241)]
+        )
+    ]
     members.append(("x" * 140 + ".json", b"{}"))  # > 100 bytes: a pax extended header
     members.append(("clé-é.json", b"{}"))  # non-ASCII: pax too
     ref = io.BytesIO()
@@ -175,7 +178,9 @@ def test_member_headers_are_tarfiles_for_any_name_and_size():
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = size, TAR_MTIME, TAR_MODE
             info.uname = info.gname = TAR_OWNER
-            assert _member_header(name, size) == info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+            assert _member_header(name, size) == info.tobuf(
+                tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"
+            )
 
 
 def test_tar_writer_counts_bytes_of_wide_memoryviews(tmp_path):

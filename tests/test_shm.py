@@ -64,8 +64,10 @@ def test_forked_owner_writes_parent_reads() -> None:
 
 def _samples(n: int) -> list[tuple[str, dict[str, bytes]]]:
     rng = np.random.default_rng(0)
-    return [(f"k{i:03d}", {"hq.png": rng.bytes(3000 + 17 * i), "json": json.dumps({"i": i}).encode()})
-            for i in range(n)]
+    return [
+        (f"k{i:03d}", {"hq.png": rng.bytes(3000 + 17 * i), "json": json.dumps({"i": i}).encode()})
+        for i in range(n)
+    ]
 
 
 def _write(sink, samples, per_input: int = 2) -> None:
@@ -87,12 +89,16 @@ def test_process_sink_writes_the_same_bytes_from_refs(tmp_path: Path) -> None:
     _write(ShardSink(tmp_path / "a", max_count=4), data)
     ar = SharedArenas([1 << 20])
     ar.set_owner(0, os.getpid())
-    refs = [(k, {"hq.png": ar.put(0, f["hq.png"]), "json": f["json"], "_crop": ar.put(0, b"c" * 99)})
-            for k, f in data]
+    refs = [
+        (k, {"hq.png": ar.put(0, f["hq.png"]), "json": f["json"], "_crop": ar.put(0, b"c" * 99)})
+        for k, f in data
+    ]
     sink = ProcessSink(ar, out_dir=tmp_path / "b", max_count=4)
     _write(sink, refs)
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b") and len(sink.written) == 3
-    assert [m["count"] for m in sink.written] == [4, 4, 3] and sink.written[1]["failures"][0]["path"] == "bad4"
+    assert [m["count"] for m in sink.written] == [4, 4, 3] and sink.written[1]["failures"][0][
+        "path"
+    ] == "bad4"
     assert ar.released(0) == refs[-1][1]["_crop"][3]  # everything written was released
     with tarfile.open(tmp_path / "b" / "shard-000000.tar") as tf:  # "_crop" is not stored
         assert tf.getnames()[:3] == ["k000.hq.png", "k000.json", "k001.hq.png"]
@@ -123,7 +129,11 @@ def test_process_sink_abort_keeps_finished_shards(tmp_path: Path) -> None:
         sink.end_input(i + 1)
     sink.abort()  # after 5 inputs: shards 0 and 1 are done, the third (one sample) is dropped
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "shard-000000.tar", "shard-000000.tar.json", "shard-000001.tar", "shard-000001.tar.json"]
+        "shard-000000.tar",
+        "shard-000000.tar.json",
+        "shard-000001.tar",
+        "shard-000001.tar.json",
+    ]
     rp = find_resume_point(tmp_path)
     assert (rp.next_shard, rp.next_input) == (2, 4)
 
@@ -132,7 +142,9 @@ def test_process_sink_reports_the_writers_error(tmp_path: Path) -> None:
     sink = ProcessSink(None, out_dir=tmp_path, max_count=2)
     sink.add("k0", {"hq.png": 123})  # not bytes: the writer's ShardSink refuses it
     sink.end_input(1)
-    with pytest.raises(ShardWriterError, match="shard writer failed: ValueError: field 'hq.png' of 'k0' is int"):
+    with pytest.raises(
+        ShardWriterError, match="shard writer failed: ValueError: field 'hq.png' of 'k0' is int"
+    ):
         sink.close()
     with pytest.raises(ValueError, match="invalid sample key"):  # checked before it leaves the process
         sink.add("a.b", {})
@@ -243,4 +255,3 @@ def test_the_writer_leaves_when_its_parent_is_gone(tmp_path: Path) -> None:
     p.start()  # its "parent" is pid -1, not ours: as if the main process were gone
     p.join(10)
     assert p.exitcode == 0 and not here.poll()
-

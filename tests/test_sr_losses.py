@@ -1,4 +1,6 @@
-"""SR losses: USM sharpening and the GAN loss (PSNR/SSIM: test_metrics.py; the SR preview grid: test_preview.py)."""
+"""SR losses: USM sharpening and the GAN loss.
+
+(PSNR/SSIM: test_metrics.py; the SR preview grid: test_preview.py.)"""
 
 from __future__ import annotations
 

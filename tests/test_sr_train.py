@@ -38,7 +38,11 @@ def _records(out: Path) -> list[dict]:
 
 
 def _losses(out: Path) -> dict[int, dict]:
-    return {r["step"]: {k: v for k, v in r.items() if k in ("l1", "g_gan", "d")} for r in _records(out) if "l1" in r}
+    return {
+        r["step"]: {k: v for k, v in r.items() if k in ("l1", "g_gan", "d")}
+        for r in _records(out)
+        if "l1" in r
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +86,9 @@ def test_resume_from_an_older_checkpoint_logs_each_step_once(shard, tmp_path):
     ck = tmp_path / "b" / "checkpoints"
     shutil.copy(ck / "step-0000004.pt", ck / "last.pt")
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
-    (tmp_path / "b" / "metrics.jsonl").write_text("".join(ln + "\n" for ln in lines if json.loads(ln)["step"] <= 7))
+    (tmp_path / "b" / "metrics.jsonl").write_text(
+        "".join(ln + "\n" for ln in lines if json.loads(ln)["step"] <= 7)
+    )
     res = train_sr(cfg, str(shard), tmp_path / "b", resume=True)
     assert res.start_step == 4
     assert [r["step"] for r in _records(tmp_path / "b") if "l1" in r] == list(range(1, 9))
@@ -171,8 +177,11 @@ def test_hq_sized_lq_is_noised_and_resized(tmp_path):
     assert lq.shape == (2, 3, 8, 8) and hq.shape == (2, 3, 32, 32)
     assert lq.min() >= -1 and lq.max() <= 1
     # noise is drawn with p=noise_prob and sigma up to the max: always noise, sigma 0.2 here
-    proc = HighResLQ(4, SRDataConfig(noise_prob=1.0, noise_sigma_max=0.2, resize_modes=["bicubic"]),
-                     np.random.default_rng(0))
+    proc = HighResLQ(
+        4,
+        SRDataConfig(noise_prob=1.0, noise_sigma_max=0.2, resize_modes=["bicubic"]),
+        np.random.default_rng(0),
+    )
     flat = torch.zeros(3, 32, 32)
     noisy = [proc((flat, flat))[0] for _ in range(20)]
     assert all(n.shape == (3, 8, 8) for n in noisy)

@@ -125,8 +125,10 @@ def test_odd_folder_finishes_with_failures_listed(tmp_path):
 
 def test_cli_synthesize_json_exit_codes_and_stdin(tmp_path, small_hq):
     out = tmp_path / "cli"
-    r = runner.invoke(app, ["synthesize", str(small_hq), str(out), "--preset", "bsrgan", "--crop", "64",
-                            "--json", "--quiet"])
+    r = runner.invoke(
+        app,
+        ["synthesize", str(small_hq), str(out), "--preset", "bsrgan", "--crop", "64", "--json", "--quiet"],
+    )
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["samples"] > 0 and summary["failed"] == 0
@@ -134,7 +136,9 @@ def test_cli_synthesize_json_exit_codes_and_stdin(tmp_path, small_hq):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff garbage")
     paths = "\n".join([str(p) for p in sorted(small_hq.iterdir())][:1] + [str(bad)])
-    r = runner.invoke(app, ["synthesize", "-", str(tmp_path / "cli2"), "--crop", "64", "--json", "-q"], input=paths)
+    r = runner.invoke(
+        app, ["synthesize", "-", str(tmp_path / "cli2"), "--crop", "64", "--json", "-q"], input=paths
+    )
     assert r.exit_code == 1, r.output
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["failed"] == 1 and "bad.jpg" in summary["failures"][0]["path"]
@@ -155,14 +159,13 @@ def summary_samples(out):
 
 def test_recipe_with_user_preset_and_overrides(tmp_path, small_hq):
     recipe = tmp_path / "r.toml"
-    recipe.write_text(
-        '[synthesize]\npreset = "mine"\ncrop = 64\nscale = 2\n\n'
-        "[presets.mine]\n" + USER_PRESET
-    )
+    recipe.write_text('[synthesize]\npreset = "mine"\ncrop = 64\nscale = 2\n\n[presets.mine]\n' + USER_PRESET)
     r = runner.invoke(app, ["config", "show", "--recipe", str(recipe), "--section", "synthesize"])
     assert r.exit_code == 0 and json.loads(r.stdout)["synthesize"]["scale"] == 2
-    r = runner.invoke(app, ["synthesize", str(small_hq), str(tmp_path / "o"), "-r", str(recipe), "--scale", "4",
-                            "--json", "-q"])
+    r = runner.invoke(
+        app,
+        ["synthesize", str(small_hq), str(tmp_path / "o"), "-r", str(recipe), "--scale", "4", "--json", "-q"],
+    )
     assert r.exit_code == 0, r.output
     s = next(iter_samples(str(tmp_path / "o")))
     meta = json.loads(s["json"])

@@ -36,12 +36,25 @@ def bank(tmp_path_factory) -> Path:
 
 
 def classical(**kw) -> SynthConfig:
-    return SynthConfig(**{"preset": "realesrgan", "crop": 32, "scale": 4, "seed": 1, "shard_max_count": 4, **kw})
+    return SynthConfig(
+        **{"preset": "realesrgan", "crop": 32, "scale": 4, "seed": 1, "shard_max_count": 4, **kw}
+    )
 
 
 def learned(bank: Path, **kw) -> SynthConfig:
-    return SynthConfig(**{"bank": str(bank), "crop": 32, "scale": 4, "tile": 32, "batch": 4, "device": "cpu",
-                          "seed": 1, "shard_max_count": 4, **kw})
+    return SynthConfig(
+        **{
+            "bank": str(bank),
+            "crop": 32,
+            "scale": 4,
+            "tile": 32,
+            "batch": 4,
+            "device": "cpu",
+            "seed": 1,
+            "shard_max_count": 4,
+            **kw,
+        }
+    )
 
 
 def failing_on(n: int, error: Exception, real):
@@ -60,8 +73,9 @@ def test_a_bug_stops_the_run_with_its_traceback_and_resume_finishes_it(tmp_path,
     srcs = list_sources(hq)
     full = synthesize(srcs, tmp_path / "full", classical())
     # 4 patches per image, 4 per shard: the bug on image 3 comes after two finished shards
-    monkeypatch.setattr(PresetDegrader, "__call__", failing_on(9, TypeError("a bug in a degrader"),
-                                                               PresetDegrader.__call__))
+    monkeypatch.setattr(
+        PresetDegrader, "__call__", failing_on(9, TypeError("a bug in a degrader"), PresetDegrader.__call__)
+    )
     with pytest.raises(TypeError, match="a bug in a degrader"):
         synthesize(srcs, tmp_path / "cut", classical())
     kept = sorted(p.name for p in (tmp_path / "cut").glob("*.tar"))
@@ -76,8 +90,11 @@ def test_a_bug_stops_the_run_with_its_traceback_and_resume_finishes_it(tmp_path,
 
 
 def test_an_input_problem_is_a_failure_record_and_the_run_goes_on(tmp_path, hq, monkeypatch):
-    monkeypatch.setattr(PresetDegrader, "__call__", failing_on(5, ImageTooSmallError("resize target 0x3"),
-                                                               PresetDegrader.__call__))
+    monkeypatch.setattr(
+        PresetDegrader,
+        "__call__",
+        failing_on(5, ImageTooSmallError("resize target 0x3"), PresetDegrader.__call__),
+    )
     res = synthesize(list_sources(hq), tmp_path / "out", classical())
     assert [Path(f["path"]).name for f in res.failures] == ["brick.png"]
     assert "ImageTooSmallError" in res.failures[0]["reason"] and res.samples == 12
@@ -85,8 +102,9 @@ def test_an_input_problem_is_a_failure_record_and_the_run_goes_on(tmp_path, hq, 
 
 def test_learned_path_bug_stops_and_out_of_memory_fails_the_batch(tmp_path, hq, bank, monkeypatch):
     srcs = list_sources(hq)
-    monkeypatch.setattr(Synthesizer, "__call__", failing_on(4, RuntimeError("a bug in the synthesizer"),
-                                                            Synthesizer.__call__))
+    monkeypatch.setattr(
+        Synthesizer, "__call__", failing_on(4, RuntimeError("a bug in the synthesizer"), Synthesizer.__call__)
+    )
     with pytest.raises(RuntimeError, match="a bug in the synthesizer"):
         synthesize(srcs, tmp_path / "bug", learned(bank))
     kept = sorted((tmp_path / "bug").glob("*.tar"))  # what was finished before the bug stays
@@ -166,8 +184,10 @@ def test_learned_workers_die_with_a_killed_main_process(tmp_path):
     from .test_bank import make_bank
 
     bank = make_bank(tmp_path / "bank")  # the learned path's pool: its workers stayed behind
-    code = ("import sys; from redegkit.cli import main; sys.argv = ['redeg', 'synthesize', '--bank', "
-            f"'{bank}', '{hq}', '{tmp_path / 'out'}', '--crop', '32', '--workers', '2', '--quiet']; main()")
+    code = (
+        "import sys; from redegkit.cli import main; sys.argv = ['redeg', 'synthesize', '--bank', "
+        f"'{bank}', '{hq}', '{tmp_path / 'out'}', '--crop', '32', '--workers', '2', '--quiet']; main()"
+    )
     p = subprocess.Popen([sys.executable, "-c", code])
     children: list[int] = []
     for _ in range(200):  # wait until both workers and the shard writer exist
@@ -185,7 +205,11 @@ def test_learned_workers_die_with_a_killed_main_process(tmp_path):
     alive = children
     while alive and time.time() < deadline:
         time.sleep(0.1)
-        alive = [c for c in alive if os.path.exists(f"/proc/{c}") and "Z" not in open(f"/proc/{c}/stat").read().split()[2]]
+        alive = [
+            c
+            for c in alive
+            if os.path.exists(f"/proc/{c}") and "Z" not in open(f"/proc/{c}/stat").read().split()[2]
+        ]
     for c in alive:
         os.kill(c, signal.SIGKILL)
     assert not alive, f"workers {alive} outlived the killed main process"
@@ -208,8 +232,22 @@ def test_a_failing_shard_writer_is_a_clear_error_and_keeps_finished_shards(tmp_p
     bank = make_bank(tmp_path / "bank")
     hq = tmp_path / "hq"
     shrunk_examples(hq, ("astronaut", "brick", "chelsea", "coffee"), 64)
-    args = ["synthesize", "--bank", str(bank), str(hq), str(tmp_path / "out"), "--crop", "32", "--workers", "2",
-            "--shard-count", "4", "--device", "cpu", "--quiet"]
+    args = [
+        "synthesize",
+        "--bank",
+        str(bank),
+        str(hq),
+        str(tmp_path / "out"),
+        "--crop",
+        "32",
+        "--workers",
+        "2",
+        "--shard-count",
+        "4",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     monkeypatch.setattr(sink_process, "ShardSink", FullDisk)  # the forked writer inherits it
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 1, r.output
@@ -217,7 +255,10 @@ def test_a_failing_shard_writer_is_a_clear_error_and_keeps_finished_shards(tmp_p
     assert "--resume" in r.output and "Traceback" not in r.output
     pid = os.getpid()  # the pool's workers and the writer are gone, not left for the collector
     assert open(f"/proc/{pid}/task/{pid}/children").read().split() == []
-    assert sorted(p.name for p in (tmp_path / "out").glob("shard-*")) == ["shard-000000.tar", "shard-000000.tar.json"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("shard-*")) == [
+        "shard-000000.tar",
+        "shard-000000.tar.json",
+    ]
     monkeypatch.setattr(sink_process, "ShardSink", shards.ShardSink)
     r = CliRunner().invoke(app, [*args, "--resume"])
     assert r.exit_code == 0, r.output

@@ -64,7 +64,13 @@ def samples(out: Path) -> dict[str, dict]:
 
 def test_byte_identical_with_1_and_2_workers(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
     srcs = list_sources([str(inputs)])
-    kw = {"max_patches": 3, "mix": True, "noise_prob": 0.5, "mix_preset": "realesrgan:0.3", "shard_max_count": 5}
+    kw = {
+        "max_patches": 3,
+        "mix": True,
+        "noise_prob": 0.5,
+        "mix_preset": "realesrgan:0.3",
+        "shard_max_count": 5,
+    }
     r1 = synthesize(srcs, tmp_path / "w1", cfg_for(bank_path, workers=1, **kw))
     r2 = synthesize(srcs, tmp_path / "w2", cfg_for(bank_path, workers=2, **kw))
     assert r1.samples == r2.samples == 12 and not r1.failures and len(r1.shards) > 1
@@ -86,8 +92,9 @@ def test_byte_identical_with_1_and_2_workers(tmp_path: Path, bank_path: Path, in
         assert hq.shape == (32, 32, 3) and lq.shape == (8, 8, 3)
 
 
-def test_full_rings_fall_back_inline_with_the_same_bytes(tmp_path: Path, bank_path: Path, inputs: Path,
-                                                        monkeypatch) -> None:
+def test_full_rings_fall_back_inline_with_the_same_bytes(
+    tmp_path: Path, bank_path: Path, inputs: Path, monkeypatch
+) -> None:
     """Rings too small for the samples: the workers send the bytes inline instead (never a wait),
     the main process pipes the LQ batches to the encoders, and the shards are the same bytes as
     through the rings."""
@@ -141,7 +148,9 @@ def test_rings_stay_fifo_when_a_batch_splits_by_jpeg(tmp_path: Path, bank_path: 
             super().add(key, fields)
 
     def run(out: str, workers: int) -> list[str]:
-        cfg = SynthConfig(bank=str(mixed), crop=32, scale=2, tile=32, batch=4, device="cpu", seed=3, workers=workers)
+        cfg = SynthConfig(
+            bank=str(mixed), crop=32, scale=2, tile=32, batch=4, device="cpu", seed=3, workers=workers
+        )
         r = synthesize(srcs, tmp_path / out, cfg)
         assert r.samples == 24 and not r.failures
         return shard_hashes(tmp_path / out)
@@ -165,13 +174,21 @@ def test_strength_zero_is_exactly_the_hq(tmp_path: Path, bank_path: Path, inputs
     srcs = list_sources([str(inputs / "brick.png")])
     kw = {"max_patches": 2, "noise_prob": 0.0, "down": ["bicubic"]}
     outs = {}
-    for name, extra in {"s0": {"strength": 0.0}, "s0_other_seed": {"strength": 0.0, "seed": 99},
-                        "s1": {"strength": 1.0}}.items():
+    for name, extra in {
+        "s0": {"strength": 0.0},
+        "s0_other_seed": {"strength": 0.0, "seed": 99},
+        "s1": {"strength": 1.0},
+    }.items():
         synthesize(srcs, tmp_path / name, cfg_for(bank_path, **kw, **extra))
         outs[name] = [decode_image(v["lq.png"]) for _, v in sorted(samples(tmp_path / name).items())]
     hqs = [decode_image(v["hq.png"]) for _, v in sorted(samples(tmp_path / "s0").items())]
-    want = finalize(to_tensor(np.stack(hqs)), scale=4, interps=["bicubic"] * len(hqs), sigmas=[0.0] * len(hqs),
-                    seeds=[0] * len(hqs))
+    want = finalize(
+        to_tensor(np.stack(hqs)),
+        scale=4,
+        interps=["bicubic"] * len(hqs),
+        sigmas=[0.0] * len(hqs),
+        seeds=[0] * len(hqs),
+    )
     for got, ref in zip(outs["s0"], want.numpy(), strict=True):
         assert np.array_equal(got, ref)
     assert all(np.array_equal(a, b) for a, b in zip(outs["s0"], outs["s0_other_seed"], strict=True))
@@ -233,7 +250,9 @@ def test_tiling_has_no_seams() -> None:
     # so there the ratio is taken relative to the untiled output's ratio on the same columns.
     brick = to_tensor(decode_image(EXAMPLES / "brick.png")[:128, :128])
     whole = _seam_ratio(synthesize_image(synth, brick, z, tile=512), 64, 32)
-    assert _seam_ratio(synthesize_image(synth, brick, z, tile=64, overlap=32, batch=16), 64, 32) / whole < 1.25
+    assert (
+        _seam_ratio(synthesize_image(synth, brick, z, tile=64, overlap=32, batch=16), 64, 32) / whole < 1.25
+    )
     whole = _seam_ratio(synthesize_image(synth, brick, z, tile=512), 64, 0)
     assert _seam_ratio(synthesize_image(synth, brick, z, tile=64, overlap=0), 64, 0) / whole > 3.0
 
@@ -245,15 +264,22 @@ def test_whole_image_mode_pads_and_tiles(tmp_path: Path, bank_path: Path) -> Non
     d.mkdir()
     img = decode_image(EXAMPLES / "coffee.png")
     cv2.imwrite(str(d / "odd.png"), cv2.resize(img, (100, 72))[..., ::-1])  # not a multiple of 16 (or 64)
-    res = synthesize(list_sources([str(d)]), tmp_path / "out", cfg_for(bank_path, crop=None, tile=48, tile_overlap=16))
+    res = synthesize(
+        list_sources([str(d)]), tmp_path / "out", cfg_for(bank_path, crop=None, tile=48, tile_overlap=16)
+    )
     (s,) = samples(tmp_path / "out").values()
     meta = json.loads(s["json"])
     assert decode_image(s["hq.png"]).shape == (72, 100, 3) and decode_image(s["lq.png"]).shape == (18, 25, 3)
     assert meta["method"]["tiles"] == 3 * 2 and res.samples == 1  # padded to 112x80: 48 px tiles, stride 32
     # Two tiled images of different sizes finishing in the same batch.
     cv2.imwrite(str(d / "other.png"), cv2.resize(img, (60, 52))[..., ::-1])
-    res = synthesize(list_sources([str(d)]), tmp_path / "two", cfg_for(bank_path, crop=None, tile=32, batch=64))
-    got = {json.loads(s["json"])["source"]: decode_image(s["lq.png"]).shape for s in samples(tmp_path / "two").values()}
+    res = synthesize(
+        list_sources([str(d)]), tmp_path / "two", cfg_for(bank_path, crop=None, tile=32, batch=64)
+    )
+    got = {
+        json.loads(s["json"])["source"]: decode_image(s["lq.png"]).shape
+        for s in samples(tmp_path / "two").values()
+    }
     assert got == {"odd.png": (18, 25, 3), "other.png": (13, 15, 3)} and not res.failures
 
 
@@ -273,8 +299,9 @@ def test_hash_noise_is_gaussian_and_reproducible() -> None:
 def test_hybrid_share_within_binomial_tolerance(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
     srcs = list_sources([str(inputs)])
     share = 0.3
-    cfg = cfg_for(bank_path, crop=16, stride=16, mix_preset=f"realesrgan:{share}", noise_prob=0, batch=16,
-                  tile=16)
+    cfg = cfg_for(
+        bank_path, crop=16, stride=16, mix_preset=f"realesrgan:{share}", noise_prob=0, batch=16, tile=16
+    )
     synthesize(srcs, tmp_path / "hyb", cfg)
     metas = {k: json.loads(v["json"]) for k, v in samples(tmp_path / "hyb").items()}
     n = len(metas)
@@ -327,8 +354,21 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path: Path, bank_path:
 
 def test_cli_synthesize_bank(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
     runner = CliRunner()
-    base = ["synthesize", str(inputs), str(tmp_path / "out"), "--bank", str(bank_path), "--crop", "32",
-            "--max-patches", "1", "--tile", "32", "--device", "cpu"]
+    base = [
+        "synthesize",
+        str(inputs),
+        str(tmp_path / "out"),
+        "--bank",
+        str(bank_path),
+        "--crop",
+        "32",
+        "--max-patches",
+        "1",
+        "--tile",
+        "32",
+        "--device",
+        "cpu",
+    ]
     r = runner.invoke(app, [*base, "--index", "2,5", "--mix", "--strength", "0.5", "--batch", "2", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
@@ -358,12 +398,41 @@ def test_cli_bake_from_a_fit_run_and_model_override(tmp_path: Path, bank_path: P
     last = run.out / "last.pt"
     runner = CliRunner()
     emb = tmp_path / "emb.pt"
-    r = runner.invoke(app, ["bake", "--model", str(last), "--pairs", str(pairs), "-o", str(emb), "--crops", "1",
-                            "--device", "cpu", "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "bake",
+            "--model",
+            str(last),
+            "--pairs",
+            str(pairs),
+            "-o",
+            str(emb),
+            "--crops",
+            "1",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["embeddings"] == 4
-    base = ["synthesize", str(inputs / "brick.png"), str(tmp_path / "out"), "--crop", "32", "--max-patches", "1",
-            "--tile", "32", "--device", "cpu", "--model", str(last), "--json"]
+    base = [
+        "synthesize",
+        str(inputs / "brick.png"),
+        str(tmp_path / "out"),
+        "--crop",
+        "32",
+        "--max-patches",
+        "1",
+        "--tile",
+        "32",
+        "--device",
+        "cpu",
+        "--model",
+        str(last),
+        "--json",
+    ]
     r = runner.invoke(app, [*base, "--bank", str(emb)])
     assert r.exit_code == 0, r.output
     meta = json.loads(next(iter(samples(tmp_path / "out").values()))["json"])["method"]
@@ -413,22 +482,66 @@ def test_vectorised_calibration_and_finalize_equal_each_sample_alone():
     cov = (torch.eye(3) * 4e-3).tolist()
     posts = [
         None,
-        {"strength": 1.0, "filter": f.tolist(), "color": None, "noise_cov": cov, "noise_corr": 0.0, "noise_seed": 11},
-        {"strength": 0.5, "filter": f.numpy(), "color": color, "noise_cov": cov, "noise_corr": 0.8, "noise_seed": 12},
-        {"strength": 0.0, "filter": None, "color": color, "noise_cov": cov, "noise_corr": 0.8, "noise_seed": 13},
-        {"strength": 1.0, "filter": None, "color": [[0.0] * 4] * 3, "noise_cov": [[0.0] * 3] * 3, "noise_seed": 14},
-        {"strength": 0.7, "filter": f.tolist(), "color": None, "noise_cov": cov, "noise_corr": 1.5, "noise_seed": 2**63 + 5},
+        {
+            "strength": 1.0,
+            "filter": f.tolist(),
+            "color": None,
+            "noise_cov": cov,
+            "noise_corr": 0.0,
+            "noise_seed": 11,
+        },
+        {
+            "strength": 0.5,
+            "filter": f.numpy(),
+            "color": color,
+            "noise_cov": cov,
+            "noise_corr": 0.8,
+            "noise_seed": 12,
+        },
+        {
+            "strength": 0.0,
+            "filter": None,
+            "color": color,
+            "noise_cov": cov,
+            "noise_corr": 0.8,
+            "noise_seed": 13,
+        },
+        {
+            "strength": 1.0,
+            "filter": None,
+            "color": [[0.0] * 4] * 3,
+            "noise_cov": [[0.0] * 3] * 3,
+            "noise_seed": 14,
+        },
+        {
+            "strength": 0.7,
+            "filter": f.tolist(),
+            "color": None,
+            "noise_cov": cov,
+            "noise_corr": 1.5,
+            "noise_seed": 2**63 + 5,
+        },
     ]
     batch = apply_calibration(y, hq, posts)
     for i, p in enumerate(posts):
         alone = apply_calibration(y[i : i + 1], hq[i : i + 1], [p])[0]
         assert torch.allclose(batch[i], alone, atol=1e-6), i
     assert torch.equal(batch[0], y[0]) and torch.equal(batch[3], hq[3])  # None: unchanged; strength 0: the HQ
-    interps, sigmas, seeds = ["bicubic", "area", "bilinear", "bicubic", "area", "bilinear"], [0, .1, 0, .05, .2, 0], list(range(6))
+    interps, sigmas, seeds = (
+        ["bicubic", "area", "bilinear", "bicubic", "area", "bilinear"],
+        [0, 0.1, 0, 0.05, 0.2, 0],
+        list(range(6)),
+    )
     lq = finalize(batch, scale=2, interps=interps, sigmas=sigmas, seeds=seeds)
     assert lq.shape == (n, h // 2, w // 2, 3) and lq.dtype == torch.uint8
     for i in range(n):
-        alone = finalize(batch[i : i + 1], scale=2, interps=interps[i : i + 1], sigmas=sigmas[i : i + 1], seeds=seeds[i : i + 1])
+        alone = finalize(
+            batch[i : i + 1],
+            scale=2,
+            interps=interps[i : i + 1],
+            sigmas=sigmas[i : i + 1],
+            seeds=seeds[i : i + 1],
+        )
         assert torch.equal(lq[i], alone[0]), i
 
 
@@ -440,9 +553,15 @@ def test_spliced_sample_json_is_exactly_json_dumps() -> None:
 
     g = torch.Generator().manual_seed(5)
     n = 6
-    cal = Calibration({"filter": torch.randn(n, 2, 5, 5, generator=g) / 7, "color": torch.randn(n, 3, 4, generator=g),
-                       "noise_cov": torch.rand(n, 3, 3, generator=g) * 1e-3, "noise_corr": torch.rand(n, generator=g),
-                       "jpeg": torch.tensor([0, 70, 0, 95, 40, 0])})
+    cal = Calibration(
+        {
+            "filter": torch.randn(n, 2, 5, 5, generator=g) / 7,
+            "color": torch.randn(n, 3, 4, generator=g),
+            "noise_cov": torch.rand(n, 3, 3, generator=g) * 1e-3,
+            "noise_corr": torch.rand(n, generator=g),
+            "jpeg": torch.tensor([0, 70, 0, 95, 40, 0]),
+        }
+    )
     table = ChoiceTable(n, None, None)
     odd = 'a "\\u0000post" \\u0000post \\ "quoted" \u00e9\u4e2d'
     seen = set()
@@ -452,9 +571,16 @@ def test_spliced_sample_json_is_exactly_json_dumps() -> None:
             key = f"{odd}_{i}"
             plan = draw_plan(cfg, table, key)
             post = cal.post_of(plan, cfg, key)
-            meta = {"key": key, "source": odd, "method": {"kind": "bank", **plan, "post": post}, "z": [0.5, 1e-9]}
+            meta = {
+                "key": key,
+                "source": odd,
+                "method": {"kind": "bank", **plan, "post": post},
+                "z": [0.5, 1e-9],
+            }
             want = json.dumps(meta, sort_keys=True).encode("utf-8")
-            got = sample_json({**meta, "method": {**meta["method"], "post": _HOLE + "post"}}, cal.post_json(plan, post))
+            got = sample_json(
+                {**meta, "method": {**meta["method"], "post": _HOLE + "post"}}, cal.post_json(plan, post)
+            )
             assert got == want
             seen.add((len(plan["indices"]), post["jpeg"] > 0))
     assert seen == {(1, False), (1, True), (2, False), (2, True)}  # every branch met
@@ -467,5 +593,21 @@ def test_spliced_sample_json_is_exactly_json_dumps() -> None:
     assert sample_json({"a": 1}, None) == b'{"a": 1}'
     from redegkit.synth.learned import _scalar_json
 
-    for v in (0.1, 1e-9, 1.0, -0.0, 3, 2**64, True, False, None, "123", "", 'a"b', "é", float("nan"), float("inf")):
+    for v in (
+        0.1,
+        1e-9,
+        1.0,
+        -0.0,
+        3,
+        2**64,
+        True,
+        False,
+        None,
+        "123",
+        "",
+        'a"b',
+        "é",
+        float("nan"),
+        float("inf"),
+    ):
         assert _scalar_json(v) == json.dumps(v), v

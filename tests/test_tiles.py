@@ -48,8 +48,18 @@ def test_blend_ramp_shape() -> None:
     assert torch.equal(blend_ramp(7, 0, 0), torch.ones(7))
 
 
-@pytest.mark.parametrize("n,tile,overlap,scale", [(100, 32, 16, 1), (100, 32, 16, 3), (50, 32, 16, 2),
-                                                   (65, 32, 0, 1), (97, 24, 12, 4), (40, 9, 4, 1), (33, 32, 31, 2)])
+@pytest.mark.parametrize(
+    "n,tile,overlap,scale",
+    [
+        (100, 32, 16, 1),
+        (100, 32, 16, 3),
+        (50, 32, 16, 2),
+        (65, 32, 0, 1),
+        (97, 24, 12, 4),
+        (40, 9, 4, 1),
+        (33, 32, 31, 2),
+    ],
+)
 def test_weights_sum_to_one(n: int, tile: int, overlap: int, scale: int) -> None:
     starts = tile_starts(n, tile, overlap)
     total = torch.zeros(n * scale)
@@ -65,7 +75,9 @@ def test_weights_sum_to_one(n: int, tile: int, overlap: int, scale: int) -> None
     assert torch.allclose(blend.result(), torch.ones(1, 1, grid.h * scale, grid.w * scale), atol=1e-6)
 
 
-@pytest.mark.parametrize("h,w,tile,overlap", [(37, 53, 16, 6), (100, 70, 32, 16), (17, 90, 16, 8), (40, 41, 20, 0)])
+@pytest.mark.parametrize(
+    "h,w,tile,overlap", [(37, 53, 16, 6), (100, 70, 32, 16), (17, 90, 16, 8), (40, 41, 20, 0)]
+)
 def test_identity_is_exact(h: int, w: int, tile: int, overlap: int) -> None:
     x = torch.rand(2, 3, h, w)
     fn = _Counting(lambda t: t.clone())

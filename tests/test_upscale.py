@@ -116,14 +116,33 @@ def test_cli_train_sr_then_upscale(tmp_path):
 
     imgs = tmp_path / "imgs"
     write_image(imgs / "a.png", textured(20, 28, 4))
-    r = runner.invoke(app, ["upscale", str(imgs), str(tmp_path / "up"), "--model", str(run / "net_g_ema.pt"),
-                            "--tile", "16", "--format", "webp", "--quality", "90", "--json", "-q"])
+    r = runner.invoke(
+        app,
+        [
+            "upscale",
+            str(imgs),
+            str(tmp_path / "up"),
+            "--model",
+            str(run / "net_g_ema.pt"),
+            "--tile",
+            "16",
+            "--format",
+            "webp",
+            "--quality",
+            "90",
+            "--json",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     out = cv2.imread(str(tmp_path / "up" / "a.webp"))
     assert out.shape == (80, 112, 3)
     # stdin list of paths
-    r = runner.invoke(app, ["upscale", "-", str(tmp_path / "up2"), "--model", str(run / "net_g_ema.pt"), "-q"],
-                      input=f"{imgs / 'a.png'}\n")
+    r = runner.invoke(
+        app,
+        ["upscale", "-", str(tmp_path / "up2"), "--model", str(run / "net_g_ema.pt"), "-q"],
+        input=f"{imgs / 'a.png'}\n",
+    )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "up2" / "a.png").is_file()
 
@@ -131,7 +150,8 @@ def test_cli_train_sr_then_upscale(tmp_path):
 def test_cli_upscale_refuses_non_sr_checkpoint(tmp_path):
     save_checkpoint(tmp_path / "d.pt", UNetDiscriminatorSN(num_feat=8))
     write_image(tmp_path / "imgs" / "a.png", textured(16, 16, 0))
-    r = CliRunner().invoke(app, ["upscale", str(tmp_path / "imgs"), str(tmp_path / "o"), "--model",
-                                 str(tmp_path / "d.pt")])
+    r = CliRunner().invoke(
+        app, ["upscale", str(tmp_path / "imgs"), str(tmp_path / "o"), "--model", str(tmp_path / "d.pt")]
+    )
     assert r.exit_code == 2
     assert "not an SR generator" in r.output

@@ -20,8 +20,15 @@ from typer.testing import CliRunner
 from redegkit import weights as W
 from redegkit.cli import app
 
-REDEGNET_FILES = ["net_deg_init.pth", "net_synE_init.pth", "net_synG_init.pth", "net_synD_init.pth",
-                  "net_f2n_init.pth", "net_f2n_g.pth", "net_f2nD_init.pth"]
+REDEGNET_FILES = [
+    "net_deg_init.pth",
+    "net_synE_init.pth",
+    "net_synG_init.pth",
+    "net_synD_init.pth",
+    "net_f2n_init.pth",
+    "net_f2n_g.pth",
+    "net_f2nD_init.pth",
+]
 PAYLOAD = b"redegkit test weights \x00\x01\x02" * 1000
 
 
@@ -39,9 +46,16 @@ def wdirs(tmp_path, monkeypatch):
 @pytest.fixture
 def test_entry(monkeypatch):
     """A manifest entry for PAYLOAD (sha256 and size known)."""
-    w = W.WeightSpec(name="test-net", filename="test_net.pth", url="http://127.0.0.1:1/none",
-                     role="test", licence="MIT", size=len(PAYLOAD),
-                     sha256=hashlib.sha256(PAYLOAD).hexdigest(), group="faces")
+    w = W.WeightSpec(
+        name="test-net",
+        filename="test_net.pth",
+        url="http://127.0.0.1:1/none",
+        role="test",
+        licence="MIT",
+        size=len(PAYLOAD),
+        sha256=hashlib.sha256(PAYLOAD).hexdigest(),
+        group="faces",
+    )
     monkeypatch.setitem(W.KNOWN, w.name, w)
     return w
 
@@ -63,8 +77,14 @@ def http_root(tmp_path):
 
 def test_manifest_covers_the_pipeline():
     files = {w.filename: w for w in W.KNOWN.values()}
-    for f in ["GFPGANv1.3.pth", "GFPGANv1.4.pth", "detection_Resnet50_Final.pth",
-              "detection_mobilenet0.25_Final.pth", "vgg19-dcbb9e9d.pth", *REDEGNET_FILES]:
+    for f in [
+        "GFPGANv1.3.pth",
+        "GFPGANv1.4.pth",
+        "detection_Resnet50_Final.pth",
+        "detection_mobilenet0.25_Final.pth",
+        "vgg19-dcbb9e9d.pth",
+        *REDEGNET_FILES,
+    ]:
         assert f in files, f
     for f in REDEGNET_FILES:  # authors publish no hash: verified by state-dict shape elsewhere
         w = files[f]
@@ -149,8 +169,9 @@ def test_fetch_rejects_bad_download_and_tries_mirrors(wdirs, test_entry, http_ro
     assert list(wdirs[0].iterdir()) == []  # nothing installed, no partial file
     # first URL 404s, the mirror works
     (root / "good.pth").write_bytes(PAYLOAD)
-    monkeypatch.setitem(W.KNOWN, "test-net", replace(test_entry, url=f"{base}/missing.pth",
-                                                    mirrors=(f"{base}/good.pth",)))
+    monkeypatch.setitem(
+        W.KNOWN, "test-net", replace(test_entry, url=f"{base}/missing.pth", mirrors=(f"{base}/good.pth",))
+    )
     assert W.fetch("test-net").state == "ok"
     with pytest.raises(W.WeightsFetchError, match="404"):
         W.fetch("test-net", urls=[f"{base}/missing.pth"], force=True)

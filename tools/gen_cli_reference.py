@@ -1,7 +1,7 @@
 """Regenerate the CLI reference in README.md from `redeg … --help` (between the cli-reference markers).
 
-    python tools/gen_cli_reference.py          # rewrite README.md
-    python tools/gen_cli_reference.py --check  # exit 1 if README.md is out of date
+python tools/gen_cli_reference.py          # rewrite README.md
+python tools/gen_cli_reference.py --check  # exit 1 if README.md is out of date
 """
 
 from __future__ import annotations
@@ -22,14 +22,31 @@ from redegkit.cli import app  # noqa: E402
 README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN, END = "<!-- cli-reference -->", "<!-- /cli-reference -->"
 COMMANDS = [
-    [], ["pseudo-hq"], ["fit-degradation"], ["bake"], ["synthesize"], ["train-sr"], ["upscale"],
-    ["export"], ["export-model"],
-    ["bank", "info"], ["bank", "preview"], ["bank", "merge"], ["bank", "filter"],
+    [],
+    ["pseudo-hq"],
+    ["fit-degradation"],
+    ["bake"],
+    ["synthesize"],
+    ["train-sr"],
+    ["upscale"],
+    ["export"],
+    ["export-model"],
+    ["bank", "info"],
+    ["bank", "preview"],
+    ["bank", "merge"],
+    ["bank", "filter"],
     ["eval", "match"],
     ["eval", "transfer"],
-    ["shards", "info"], ["shards", "preview"], ["shards", "pack"],
-    ["weights", "list"], ["weights", "verify"], ["weights", "install"], ["weights", "fetch"],
-    ["config", "list"], ["config", "show"], ["config", "schema"],
+    ["shards", "info"],
+    ["shards", "preview"],
+    ["shards", "pack"],
+    ["weights", "list"],
+    ["weights", "verify"],
+    ["weights", "install"],
+    ["weights", "fetch"],
+    ["config", "list"],
+    ["config", "show"],
+    ["config", "schema"],
 ]
 
 
@@ -42,7 +59,15 @@ def render() -> str:
             raise SystemExit(f"redeg {' '.join(cmd)} --help failed:\n{r.output}")
         text = "\n".join(line.rstrip() for line in r.output.strip("\n").splitlines())
         title = "redeg " + " ".join(cmd) if cmd else "redeg"
-        parts += [f"<details><summary><code>{title}</code></summary>", "", "```text", text, "```", "</details>", ""]
+        parts += [
+            f"<details><summary><code>{title}</code></summary>",
+            "",
+            "```text",
+            text,
+            "```",
+            "</details>",
+            "",
+        ]
     parts.append(END)
     return "\n".join(parts)
 

@@ -83,14 +83,25 @@ class Synthesizer:
     whole run instead of recompiling for the last, short batch.
     """
 
-    def __init__(self, encoder: nn.Module, generator: nn.Module, *, device: torch.device | str = "cpu",
-                 precision: str = "bf16", compile: bool = True, modconv: str = "fused",
-                 channels_last: bool = True, static_batch: int | None = None) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        generator: nn.Module,
+        *,
+        device: torch.device | str = "cpu",
+        precision: str = "bf16",
+        compile: bool = True,
+        modconv: str = "fused",
+        channels_last: bool = True,
+        static_batch: int | None = None,
+    ) -> None:
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
         # A private copy: inference-only changes (no spectral-norm hooks, modconv form, memory
         # layout) must not leak into the caller's modules.
-        self.net = _strip_spectral_norm(copy.deepcopy(_EncodeGenerate(encoder, generator)).eval()).to(self.device)
+        self.net = _strip_spectral_norm(copy.deepcopy(_EncodeGenerate(encoder, generator)).eval()).to(
+            self.device
+        )
         set_modconv(self.net, modconv)
         self.multiple = int(encoder.multiple)
         self.style_dim = int(generator.style_dim)
@@ -198,8 +209,15 @@ class TiledImage:
         return self.blend.result()[:, : self.plan.h, : self.plan.w]
 
 
-def synthesize_image(synth: Synthesizer, hq: torch.Tensor, z: torch.Tensor, *, tile: int = 512,
-                     overlap: int = 64, batch: int = 8) -> torch.Tensor:
+def synthesize_image(
+    synth: Synthesizer,
+    hq: torch.Tensor,
+    z: torch.Tensor,
+    *,
+    tile: int = 512,
+    overlap: int = 64,
+    batch: int = 8,
+) -> torch.Tensor:
     """One image [3, h, w] under one embedding z [D] -> LQ at HQ resolution [3, h, w] (fp32): the
     tiles and blending of :class:`TiledImage` (``synthesize``'s), through :func:`run_tiled`."""
     h, w = hq.shape[-2:]
@@ -232,10 +250,15 @@ def index_on(rows: list[int], device: torch.device) -> torch.Tensor:
     return to_device(torch.tensor(rows, dtype=torch.int64), torch.device(device))
 
 
-def _host_values(values: list[float] | list[int] | np.ndarray, device: torch.device,
-                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def _host_values(
+    values: list[float] | list[int] | np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Per-sample numbers (a list or a stacked array) as a tensor on ``device`` (no sync)."""
-    t = torch.from_numpy(np.ascontiguousarray(values)) if isinstance(values, np.ndarray) else torch.tensor(values)
+    t = (
+        torch.from_numpy(np.ascontiguousarray(values))
+        if isinstance(values, np.ndarray)
+        else torch.tensor(values)
+    )
     return to_device(t.to(dtype), torch.device(device))
 
 
@@ -351,7 +374,9 @@ def downsample(y: torch.Tensor, scale: int, interp: str) -> torch.Tensor:
         return F.interpolate(y, size=size, mode="area")
     kernel, antialias = interp.removesuffix("-aa"), interp.endswith("-aa")
     if kernel not in ("bilinear", "bicubic"):
-        raise ValueError(f"interpolation must be bilinear, bicubic, bilinear-aa, bicubic-aa or area, got {interp!r}")
+        raise ValueError(
+            f"interpolation must be bilinear, bicubic, bilinear-aa, bicubic-aa or area, got {interp!r}"
+        )
     return F.interpolate(y, size=size, mode=kernel, align_corners=False, antialias=antialias)
 
 
@@ -414,17 +439,26 @@ def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None
     rows = _rows(posts, lambda p: p.get("filter") is not None)
     if rows:
         r = _Rows(rows, out.shape[0], dev)
-        k = _host_values(np.stack([np.asarray(posts[i]["filter"], np.float32) for i in rows]), dev)  # [M, 2, k, k]
+        k = _host_values(
+            np.stack([np.asarray(posts[i]["filter"], np.float32) for i in rows]), dev
+        )  # [M, 2, k, k]
         r.put(out, _filter_each(r.get(hqf), k[:, 0]) + _filter_each(r.get(out), k[:, 1]))
 
     rows = _rows(posts, lambda p: _nonzero(p.get("color")))  # all 0: no colour map
     if rows:  # low frequencies from the HQ through the colour map
         r = _Rows(rows, out.shape[0], dev)
-        m = _host_values(np.stack([np.asarray(posts[i]["color"], np.float32) for i in rows]), dev)  # [M, 3, 4]
+        m = _host_values(
+            np.stack([np.asarray(posts[i]["color"], np.float32) for i in rows]), dev
+        )  # [M, 3, 4]
         yi = r.get(out)
         lp_hq = gaussian_blur(r.get(hqf), COLOR_SIGMA)
-        r.put(out, yi - gaussian_blur(yi, COLOR_SIGMA) + torch.einsum("mij,mjhw->mihw", m[:, :, :3], lp_hq)
-                    + m[:, :, 3, None, None])
+        r.put(
+            out,
+            yi
+            - gaussian_blur(yi, COLOR_SIGMA)
+            + torch.einsum("mij,mjhw->mihw", m[:, :, :3], lp_hq)
+            + m[:, :, 3, None, None],
+        )
 
     rows = _rows(posts, lambda p: float(p["strength"]) != 1.0)
     if rows:
@@ -446,8 +480,9 @@ def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None
     return out.clamp_(-1.0, 1.0)
 
 
-def finish_on_host(hq_res: np.ndarray, *, jpeg: int, scale: int, interp: str, sigma: float,
-                   seed: int) -> np.ndarray:
+def finish_on_host(
+    hq_res: np.ndarray, *, jpeg: int, scale: int, interp: str, sigma: float, seed: int
+) -> np.ndarray:
     """The end of the chain for a sample with a calibrated JPEG (CPU, in a worker): JPEG at the HQ
     resolution, then the spec noise, downsampling and rounding exactly as :func:`finalize`."""
     from ..degrade.ops import jpeg as jpeg_op
@@ -457,8 +492,9 @@ def finish_on_host(hq_res: np.ndarray, *, jpeg: int, scale: int, interp: str, si
     return finalize(t, scale=scale, interps=[interp], sigmas=[sigma], seeds=[seed])[0].numpy()
 
 
-def finalize(y: torch.Tensor, *, scale: int, interps: list[str], sigmas: list[float],
-             seeds: list[int]) -> torch.Tensor:
+def finalize(
+    y: torch.Tensor, *, scale: int, interps: list[str], sigmas: list[float], seeds: list[int]
+) -> torch.Tensor:
     """Generator outputs [N, 3, H, W] in [-1, 1] -> LQ uint8 [N, H/scale, W/scale, 3] (same device).
 
     Per sample: add Gaussian noise of std ``sigmas[i]`` (on the [-1, 1] scale; 0 = none) from

@@ -29,14 +29,21 @@ class BakeConfig(StrictModel):
     each: bool = Field(False, description="store one embedding per crop instead of the crops' mean")
     seed: int = Field(0, description="seed of the crop positions")
     face_box: tuple[int, int, int, int] | None = Field(
-        (60, 500, 60, 450), description="(top, bottom, left, right) of the padding-free face in a face_ref "
-        "aligned face (the spec's rows 60:500, cols 60:450); null = the whole image")
+        (60, 500, 60, 450),
+        description="(top, bottom, left, right) of the padding-free face in a face_ref "
+        "aligned face (the spec's rows 60:500, cols 60:450); null = the whole image",
+    )
     face_ref: int = Field(512, ge=16, description="aligned face size that face_box refers to")
     batch: int = Field(32, ge=1, description="crops per DegNet forward")
     device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:N")
-    calibrate: bool = Field(True, description="measure each pair's colour, noise and JPEG residual against the "
-                            "generator's own output and store it with the embedding (see redegkit.bank.calibrate)")
-    calib_size: int = Field(256, ge=16, description="largest side of the centre region a pair is calibrated on")
+    calibrate: bool = Field(
+        True,
+        description="measure each pair's colour, noise and JPEG residual against the "
+        "generator's own output and store it with the embedding (see redegkit.bank.calibrate)",
+    )
+    calib_size: int = Field(
+        256, ge=16, description="largest side of the centre region a pair is calibrated on"
+    )
 
 
 PairRef = FacePair  # a face pair on disk and its pseudo-hq record
@@ -47,12 +54,16 @@ def list_pairs(spec: str | os.PathLike) -> tuple[list[FacePair], list[dict[str, 
     return list_face_pairs(spec)
 
 
-def load_bake_networks(model: str | os.PathLike | None = None, official: str | os.PathLike | None = None,
-                       ) -> tuple[dict[str, nn.Module], dict[str, Any]]:
+def load_bake_networks(
+    model: str | os.PathLike | None = None,
+    official: str | os.PathLike | None = None,
+) -> tuple[dict[str, nn.Module], dict[str, Any]]:
     """(degnet, encoder, generator) from a fit checkpoint (``runs/NAME/last.pt``) or a folder of the
     authors' ``net_deg_init.pth``, ``net_synE_init.pth``, ``net_synG_init.pth``; plus provenance."""
     if (model is None) == (official is None):
-        raise BankError("give exactly one of a fitted model (--model) or an official weights folder (--from-official)")
+        raise BankError(
+            "give exactly one of a fitted model (--model) or an official weights folder (--from-official)"
+        )
     if model is not None:
         from ..fit.loop import load_fitted
 
@@ -61,8 +72,11 @@ def load_bake_networks(model: str | os.PathLike | None = None, official: str | o
     from ..models import load_checkpoint
     from ..weights import REDEGNET_LICENCE, WeightsMissingError, spec
 
-    files = {"degnet": ("net_deg_init", "redeg_degnet"), "encoder": ("net_synE_init", "redeg_syn_encoder"),
-             "generator": ("net_synG_init", "redeg_syn_generator")}
+    files = {
+        "degnet": ("net_deg_init", "redeg_degnet"),
+        "encoder": ("net_synE_init", "redeg_syn_encoder"),
+        "generator": ("net_synG_init", "redeg_syn_generator"),
+    }
     folder = Path(official)
     missing = [spec(n) for n, _ in files.values() if not (folder / f"{n}.pth").is_file()]
     if missing:
@@ -82,8 +96,14 @@ def _face_region(hq: np.ndarray, lq: np.ndarray, cfg: BakeConfig, size: int):
     """Cut the padding-free face box, upscaled (cubic) when its short side is below ``size``."""
     h, w = hq.shape[:2]
     if cfg.face_box is not None:
-        t, b, left, r = (round(v * s) for v, s in zip(cfg.face_box, (h / cfg.face_ref, h / cfg.face_ref,
-                                                                    w / cfg.face_ref, w / cfg.face_ref), strict=True))
+        t, b, left, r = (
+            round(v * s)
+            for v, s in zip(
+                cfg.face_box,
+                (h / cfg.face_ref, h / cfg.face_ref, w / cfg.face_ref, w / cfg.face_ref),
+                strict=True,
+            )
+        )
     else:
         t, b, left, r = 0, h, 0, w
     hq, lq = hq[t:b, left:r], lq[t:b, left:r]
@@ -95,8 +115,15 @@ def _face_region(hq: np.ndarray, lq: np.ndarray, cfg: BakeConfig, size: int):
 
 
 @torch.no_grad()
-def _calibrate(records: list[dict[str, Any]], embs: list[torch.Tensor], encoder: nn.Module, generator: nn.Module,
-               cfg: BakeConfig, size: int, dev: torch.device) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+def _calibrate(
+    records: list[dict[str, Any]],
+    embs: list[torch.Tensor],
+    encoder: nn.Module,
+    generator: nn.Module,
+    cfg: BakeConfig,
+    size: int,
+    dev: torch.device,
+) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
     """Per record: the generator's output for the record's embedding on its pair's centre region
     (at most ``calib_size``, a multiple of the encoder's), measured against the real LQ
     (:func:`redegkit.bank.calibrate.calibrate_pair`). Pairs are read again (one at a time, so
@@ -121,10 +148,18 @@ def _calibrate(records: list[dict[str, Any]], embs: list[torch.Tensor], encoder:
             hq, lq = hq[y : y + side, x : x + side], lq[y : y + side, x : x + side]
             z = torch.stack([embs[j] for j in members[pk]]).mean(0)
             g = generator(z[None].to(dev), encoder(to_tensor(hq)[None].to(dev))).float()[0]
-            cal = calibrate_pair(hq, lq, g.permute(1, 2, 0).cpu().numpy(),
-                                 seed=int(sample_rng(cfg.seed, pk, "calibrate").integers(2**62)))
-            diag = {**cal.pop("diag"), "jpeg": cal["jpeg"], "noise_corr": round(cal["noise_corr"], 4),
-                    "noise_std": round(float(np.sqrt(np.trace(cal["noise_cov"]) / 3)) * 127.5, 4)}
+            cal = calibrate_pair(
+                hq,
+                lq,
+                g.permute(1, 2, 0).cpu().numpy(),
+                seed=int(sample_rng(cfg.seed, pk, "calibrate").integers(2**62)),
+            )
+            diag = {
+                **cal.pop("diag"),
+                "jpeg": cal["jpeg"],
+                "noise_corr": round(cal["noise_corr"], 4),
+                "noise_std": round(float(np.sqrt(np.trace(cal["noise_cov"]) / 3)) * 127.5, 4),
+            }
             done[pk] = (cal, diag)
         items.append(done[pk][0])
         diags.append(done[pk][1])
@@ -132,8 +167,16 @@ def _calibrate(records: list[dict[str, Any]], embs: list[torch.Tensor], encoder:
 
 
 @torch.no_grad()
-def bake(pairs: list[PairRef] | str | os.PathLike, degnet: nn.Module, encoder: nn.Module, generator: nn.Module,
-         cfg: BakeConfig | None = None, *, meta: dict[str, Any] | None = None, progress=None) -> BakeResult:
+def bake(
+    pairs: list[PairRef] | str | os.PathLike,
+    degnet: nn.Module,
+    encoder: nn.Module,
+    generator: nn.Module,
+    cfg: BakeConfig | None = None,
+    *,
+    meta: dict[str, Any] | None = None,
+    progress=None,
+) -> BakeResult:
     """Run DegNet over face pairs: one embedding per pair (the mean over ``cfg.crops`` random
     crops of DegNet's size) or one per crop (``cfg.each``). The crops are the same window of HQ and
     LQ, seeded by ``(cfg.seed, pair key)``. The identity embedding is the mean DegNet(hq, hq).
@@ -166,10 +209,13 @@ def bake(pairs: list[PairRef] | str | os.PathLike, degnet: nn.Module, encoder: n
         try:
             hq, lq = decode_image(pair.hq), decode_image(pair.lq)
             if hq.shape != lq.shape:
-                raise ImageDecodeError(pair.lq, f"LQ {lq.shape[1]}x{lq.shape[0]} differs from HQ "
-                                       f"{hq.shape[1]}x{hq.shape[0]}")
+                raise ImageDecodeError(
+                    pair.lq, f"LQ {lq.shape[1]}x{lq.shape[0]} differs from HQ {hq.shape[1]}x{hq.shape[0]}"
+                )
         except (ImageDecodeError, OSError) as e:
-            failures.append({"path": str(getattr(e, "path", pair.hq)), "reason": str(getattr(e, "reason", e))})
+            failures.append(
+                {"path": str(getattr(e, "path", pair.hq)), "reason": str(getattr(e, "reason", e))}
+            )
             if progress:
                 progress(1)
             continue
@@ -185,13 +231,21 @@ def bake(pairs: list[PairRef] | str | os.PathLike, degnet: nn.Module, encoder: n
             if len(todo) >= cfg.batch:
                 run()
         src = pair.record.get("source", {})
-        base = {"pair": pair.key, "hq": str(pair.hq), "lq": str(pair.lq),
-                "source": src.get("rel") if isinstance(src, dict) else src,
-                "source_path": src.get("path") if isinstance(src, dict) else src,
-                "face_box_photo": pair.record.get("box"), "scale": pair.record.get("scale"),
-                "region": region, "region_resize": resize}
+        base = {
+            "pair": pair.key,
+            "hq": str(pair.hq),
+            "lq": str(pair.lq),
+            "source": src.get("rel") if isinstance(src, dict) else src,
+            "source_path": src.get("path") if isinstance(src, dict) else src,
+            "face_box_photo": pair.record.get("box"),
+            "scale": pair.record.get("scale"),
+            "region": region,
+            "region_resize": resize,
+        }
         if cfg.each:
-            records += [{**base, "key": f"{pair.key}_c{c:02d}", "crop_boxes": [b]} for c, b in enumerate(boxes)]
+            records += [
+                {**base, "key": f"{pair.key}_c{c:02d}", "crop_boxes": [b]} for c, b in enumerate(boxes)
+            ]
         else:
             records.append({**base, "key": pair.key, "crop_boxes": boxes})
         if progress:
@@ -206,12 +260,24 @@ def bake(pairs: list[PairRef] | str | os.PathLike, degnet: nn.Module, encoder: n
         calibration, cal_diag = _calibrate(records, embs, encoder, generator, cfg, size, dev)
         for r, d in zip(records, cal_diag, strict=True):
             r["calibration"] = d
-    bake_meta = {"bake": {**cfg.model_dump(mode="json"), "pairs": len(pairs) - len(failures), "failed": len(failures),
-                          "degnet": {"arch": degnet.arch, "hparams": degnet.hparams}},
-                 "identity_spread": round(float(torch.cat(idents).std(0).mean()), 6), **(meta or {})}
-    bank = Bank(embeddings=torch.stack(embs).float().contiguous(), records=records,
-                identity=torch.cat(idents).mean(0).float(), degnet_sha256=module_sha256(degnet.cpu()),
-                synthesizer={"encoder": pack_module(encoder), "generator": pack_module(generator)}, meta=bake_meta,
-                calibration=calibration)
+    bake_meta = {
+        "bake": {
+            **cfg.model_dump(mode="json"),
+            "pairs": len(pairs) - len(failures),
+            "failed": len(failures),
+            "degnet": {"arch": degnet.arch, "hparams": degnet.hparams},
+        },
+        "identity_spread": round(float(torch.cat(idents).std(0).mean()), 6),
+        **(meta or {}),
+    }
+    bank = Bank(
+        embeddings=torch.stack(embs).float().contiguous(),
+        records=records,
+        identity=torch.cat(idents).mean(0).float(),
+        degnet_sha256=module_sha256(degnet.cpu()),
+        synthesizer={"encoder": pack_module(encoder), "generator": pack_module(generator)},
+        meta=bake_meta,
+        calibration=calibration,
+    )
     check_bank(bank, "baked bank")
     return BakeResult(bank, len(pairs) - len(failures), failures)

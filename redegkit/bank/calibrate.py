@@ -52,7 +52,8 @@ JPEG_QUALITIES = (95, 90, 85, 80, 75, 70, 60, 50, 40, 35, 30, 25, 20, 15, 10)
 NOISE_FLOOR = 0.6  # grey levels: a deficit below this is estimator jitter, not noise
 BLOCK_MARGIN = 0.03  # blockiness above the generator's by less than this is not a grid
 COLOR_MIN_GAIN = 0.1  # a colour map must lower the squared error by 10 % to be kept,
-COLOR_MIN_RMS = 3.0  # and the HQ's colours must be off the LQ's by this many grey levels (RMS); JPEG q25 moves them by 1.5
+# and the HQ's colours must be off the LQ's by this many grey levels (RMS); JPEG q25 moves them by 1.5
+COLOR_MIN_RMS = 3.0
 _RIDGE = 1e-3  # per pixel: pulls the colour map towards identity where the pair says little
 _CORR_SIGMAS = (0.0, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2)
 
@@ -64,8 +65,13 @@ def identity_calibration(n: int) -> dict[str, torch.Tensor]:
     k = 2 * FILTER_RADIUS + 1
     filt = torch.zeros(n, 2, k, k)
     filt[:, 1, FILTER_RADIUS, FILTER_RADIUS] = 1.0
-    return {"filter": filt, "color": color, "noise_cov": torch.zeros(n, 3, 3), "noise_corr": torch.zeros(n),
-            "jpeg": torch.zeros(n, dtype=torch.int64)}
+    return {
+        "filter": filt,
+        "color": color,
+        "noise_cov": torch.zeros(n, 3, 3),
+        "noise_corr": torch.zeros(n),
+        "jpeg": torch.zeros(n, dtype=torch.int64),
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -140,7 +146,9 @@ def _flat_mask(hq: np.ndarray) -> np.ndarray:
     """The flatter half of the pixels (by the HQ's smoothed luma gradient): where a residual is
     noise rather than a misplaced edge."""
     y = cv2.cvtColor(hq, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    g = cv2.GaussianBlur(np.abs(cv2.Sobel(y, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(y, cv2.CV_32F, 0, 1)), (0, 0), 2)
+    g = cv2.GaussianBlur(
+        np.abs(cv2.Sobel(y, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(y, cv2.CV_32F, 0, 1)), (0, 0), 2
+    )
     return g <= np.median(g)
 
 
@@ -227,7 +235,9 @@ def calibrate_pair(hq: np.ndarray, lq: np.ndarray, gen: np.ndarray, *, seed: int
         # before it: move the map's offsets so the finished output's channel means are the LQ's.
         for _ in range(2):
             out = jpeg(_to_u8(_noisy(g1, cov, corr, seed)) if cov.any() else _to_u8(g1), q)
-            d = (lq.reshape(-1, 3).astype(np.float64).mean(0) - out.reshape(-1, 3).astype(np.float64).mean(0)) / 127.5
+            d = (
+                lq.reshape(-1, 3).astype(np.float64).mean(0) - out.reshape(-1, 3).astype(np.float64).mean(0)
+            ) / 127.5
             m = m.copy()
             m[:, 3] += d.astype(np.float32)
             g1 = g1 + d.astype(np.float32)
@@ -244,8 +254,14 @@ def calibrate_pair(hq: np.ndarray, lq: np.ndarray, gen: np.ndarray, *, seed: int
             if got <= 1e-6 or abs(got / deficit - 1) < 0.03:
                 break
             cov = (cov * min(4.0, max(0.25, deficit / got))).astype(np.float32)
-    return {"filter": kern, "color": m, "noise_cov": cov, "noise_corr": float(corr), "jpeg": int(q),
-            "diag": {"noise_lq": round(sig_lq, 4), "noise_gen": round(sig_g, 4), "blockiness_lq": round(b_lq, 4)}}
+    return {
+        "filter": kern,
+        "color": m,
+        "noise_cov": cov,
+        "noise_corr": float(corr),
+        "jpeg": int(q),
+        "diag": {"noise_lq": round(sig_lq, 4), "noise_gen": round(sig_g, 4), "blockiness_lq": round(b_lq, 4)},
+    }
 
 
 def stack_calibrations(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -173,15 +173,22 @@ def bank_info(bank: Bank) -> dict[str, Any]:
     norms = np.linalg.norm(e, axis=1)
     to_id = np.linalg.norm(e - bank.identity.double().numpy()[None], axis=1)
     out: dict[str, Any] = {
-        "path": str(bank.path) if bank.path else None, "sha256": bank.sha256,
-        "format_version": VERSION, "embeddings": n, "dim": bank.dim,
+        "path": str(bank.path) if bank.path else None,
+        "sha256": bank.sha256,
+        "format_version": VERSION,
+        "embeddings": n,
+        "dim": bank.dim,
         "pairs": len({r.get("pair") for r in bank.records}),
         "source_photos": len({r.get("source_path") or r.get("source") for r in bank.records}),
-        "norm": _stats(norms), "distance_to_identity": _stats(to_id),
+        "norm": _stats(norms),
+        "distance_to_identity": _stats(to_id),
         "per_dim_std_mean": round(float(e.std(0).mean()), 5) if n > 1 else 0.0,
-        "degnet_sha256": bank.degnet_sha256, "synthesizer_sha256": bank.synthesizer_sha256,
-        "synthesizer": {p: {"arch": bank.synthesizer[p]["arch"], "hparams": bank.synthesizer[p]["hparams"]}
-                        for p in SYNTH_PARTS},
+        "degnet_sha256": bank.degnet_sha256,
+        "synthesizer_sha256": bank.synthesizer_sha256,
+        "synthesizer": {
+            p: {"arch": bank.synthesizer[p]["arch"], "hparams": bank.synthesizer[p]["hparams"]}
+            for p in SYNTH_PARTS
+        },
         "licence": bank.meta.get("licence"),
         "bake": bank.meta.get("bake"),
     }
@@ -193,29 +200,42 @@ def bank_info(bank: Bank) -> dict[str, Any]:
         sc, _ = _centred(e[sub])
         d = np.sqrt(sq_distances(sc, sc))
         pair_med = float(np.median(d[np.triu_indices(len(sub), 1)]))
-        out["nearest_neighbour"] = {**_stats(nn_d), "median_pairwise": round(pair_med, 5),
-                                    "near_duplicates": int((nn_d < 1e-3 * max(pair_med, 1e-12)).sum()),
-                                    "sampled": len(sub)}
+        out["nearest_neighbour"] = {
+            **_stats(nn_d),
+            "median_pairwise": round(pair_med, 5),
+            "near_duplicates": int((nn_d < 1e-3 * max(pair_med, 1e-12)).sum()),
+            "sampled": len(sub),
+        }
     cal = bank.calibration
     if cal is not None:
         std = torch.sqrt(torch.diagonal(cal["noise_cov"].double(), dim1=1, dim2=2).mean(1)).numpy() * 127.5
         q = cal["jpeg"].numpy()
         out["calibration"] = {
-            "noise_std_grey_levels": _stats(std), "with_noise": int((std > 0).sum()),
+            "noise_std_grey_levels": _stats(std),
+            "with_noise": int((std > 0).sum()),
             "noise_corr_radius": _stats(cal["noise_corr"].double().numpy()),
-            "jpeg_quality": {"with_jpeg": int((q > 0).sum()), **(_stats(q[q > 0].astype(float)) if (q > 0).any() else {})},
+            "jpeg_quality": {
+                "with_jpeg": int((q > 0).sum()),
+                **(_stats(q[q > 0].astype(float)) if (q > 0).any() else {}),
+            },
             "hq_filter_gain": _stats(cal["filter"][:, 0].double().sum((1, 2)).numpy()),
         }
     else:
         out["calibration"] = None
     cl = cluster_bank(bank)
-    out["clusters"] = {"k": cl.k, "sizes": np.bincount(cl.labels, minlength=cl.k).tolist(),
-                       "silhouette_by_k": cl.silhouettes, "method": "k-means, k by silhouette (k=1 below "
-                       f"{MIN_SILHOUETTE})"}
+    out["clusters"] = {
+        "k": cl.k,
+        "sizes": np.bincount(cl.labels, minlength=cl.k).tolist(),
+        "silhouette_by_k": cl.silhouettes,
+        "method": f"k-means, k by silhouette (k=1 below {MIN_SILHOUETTE})",
+    }
     return out
 
 
 def _stats(v: np.ndarray) -> dict[str, float]:
-    return {"mean": round(float(v.mean()), 5), "std": round(float(v.std()), 5),
-            "min": round(float(v.min()), 5), "max": round(float(v.max()), 5)}
-
+    return {
+        "mean": round(float(v.mean()), 5),
+        "std": round(float(v.std()), 5),
+        "min": round(float(v.min()), 5),
+        "max": round(float(v.max()), 5),
+    }

@@ -28,27 +28,51 @@ def merge_banks(banks: list[Bank], *, force: bool = False) -> Bank:
     for b in banks[1:]:
         if b.dim != first.dim:
             raise BankError(f"{b.path}: {b.dim}-d embeddings cannot join {first.dim}-d ones ({first.path})")
-        diff = [what for what, x, y in (("synthesizer", b.synthesizer_sha256, first.synthesizer_sha256),
-                                          ("DegNet", b.degnet_sha256, first.degnet_sha256)) if x != y]
+        diff = [
+            what
+            for what, x, y in (
+                ("synthesizer", b.synthesizer_sha256, first.synthesizer_sha256),
+                ("DegNet", b.degnet_sha256, first.degnet_sha256),
+            )
+            if x != y
+        ]
         if diff and not force:
-            raise BankError(f"{b.path} and {first.path} were made with a different {' and '.join(diff)}; "
-                            "merging would mix incompatible embeddings (pass --force to keep the first's)")
+            raise BankError(
+                f"{b.path} and {first.path} were made with a different {' and '.join(diff)}; "
+                "merging would mix incompatible embeddings (pass --force to keep the first's)"
+            )
     n = [len(b) for b in banks]
     identity = sum(b.identity * k for b, k in zip(banks, n, strict=True)) / max(1, sum(n))
     records = [{**r, "bank": str(b.path or f"bank{i}")} for i, b in enumerate(banks) for r in b.records]
-    meta = {**first.meta, "merged_from": [{"path": str(b.path), "sha256": b.sha256, "count": len(b)} for b in banks],
-            "merge_forced": force}
+    meta = {
+        **first.meta,
+        "merged_from": [{"path": str(b.path), "sha256": b.sha256, "count": len(b)} for b in banks],
+        "merge_forced": force,
+    }
     cal = None
     if any(b.calibration is not None for b in banks):
         parts = [b.calibration if b.calibration is not None else identity_calibration(len(b)) for b in banks]
         cal = {k: torch.cat([c[k] for c in parts]) for k in parts[0]}
-    return Bank(embeddings=torch.cat([b.embeddings for b in banks]), records=records, identity=identity.float(),
-                synthesizer=first.synthesizer, degnet_sha256=first.degnet_sha256,
-                weights=torch.cat([b.weights for b in banks]), meta=meta, calibration=cal)
+    return Bank(
+        embeddings=torch.cat([b.embeddings for b in banks]),
+        records=records,
+        identity=identity.float(),
+        synthesizer=first.synthesizer,
+        degnet_sha256=first.degnet_sha256,
+        weights=torch.cat([b.weights for b in banks]),
+        meta=meta,
+        calibration=cal,
+    )
 
 
-def filter_bank(bank: Bank, *, clusters: list[int] | None = None, sources: list[str] | None = None,
-                exclude_sources: list[str] | None = None, keys: list[str] | None = None) -> Bank:
+def filter_bank(
+    bank: Bank,
+    *,
+    clusters: list[int] | None = None,
+    sources: list[str] | None = None,
+    exclude_sources: list[str] | None = None,
+    keys: list[str] | None = None,
+) -> Bank:
     """Keep the embeddings in the given clusters (see :func:`cluster_bank`) whose source photo or
     pair key matches the glob patterns; ``exclude_sources`` drops matches. Raises if none is left."""
     keep = np.ones(len(bank), bool)
@@ -67,14 +91,24 @@ def filter_bank(bank: Bank, *, clusters: list[int] | None = None, sources: list[
             keep[i] = False
         if exclude_sources and match(src(r), exclude_sources):
             keep[i] = False
-        if keys is not None and not any(fnmatch.fnmatch(str(r.get("pair", r.get("key", ""))), p) for p in keys):
+        if keys is not None and not any(
+            fnmatch.fnmatch(str(r.get("pair", r.get("key", ""))), p) for p in keys
+        ):
             keep[i] = False
     idx = np.flatnonzero(keep).tolist()
     if not idx:
         raise BankError("the filter leaves no embedding")
     out = bank.subset(idx)
-    out.meta = {**bank.meta, "filtered_from": {"path": str(bank.path), "sha256": bank.sha256, "count": len(bank),
-                                               "clusters": clusters, "sources": sources,
-                                               "exclude_sources": exclude_sources, "keys": keys}}
+    out.meta = {
+        **bank.meta,
+        "filtered_from": {
+            "path": str(bank.path),
+            "sha256": bank.sha256,
+            "count": len(bank),
+            "clusters": clusters,
+            "sources": sources,
+            "exclude_sources": exclude_sources,
+            "keys": keys,
+        },
+    }
     return out
-

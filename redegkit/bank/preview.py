@@ -31,8 +31,17 @@ def preview_embeddings(bank: Bank, n: int, centres: bool) -> list[tuple[str, tor
     return out
 
 
-def render_preview(bank: Bank, image: np.ndarray, *, n: int = 8, centres: bool = False, size: int = 256,
-                   tile: int = 192, cols: int = 5, device: str = "auto") -> np.ndarray:
+def render_preview(
+    bank: Bank,
+    image: np.ndarray,
+    *,
+    n: int = 8,
+    centres: bool = False,
+    size: int = 256,
+    tile: int = 192,
+    cols: int = 5,
+    device: str = "auto",
+) -> np.ndarray:
     """A contact sheet (RGB uint8): the HQ image, its identity reconstruction, then the image under
     each chosen embedding (generator output at HQ resolution, before any downsampling).
 

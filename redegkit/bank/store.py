@@ -81,8 +81,15 @@ class Bank:
         """A new bank with the embeddings at ``idx`` (same synthesizer and identity)."""
         t = torch.as_tensor(idx, dtype=torch.long)
         cal = None if self.calibration is None else {k: v[t].clone() for k, v in self.calibration.items()}
-        return replace(self, embeddings=self.embeddings[t].clone(), weights=self.weights[t].clone(),
-                       records=[self.records[i] for i in idx], calibration=cal, path=None, sha256=None)
+        return replace(
+            self,
+            embeddings=self.embeddings[t].clone(),
+            weights=self.weights[t].clone(),
+            records=[self.records[i] for i in idx],
+            calibration=cal,
+            path=None,
+            sha256=None,
+        )
 
 
 def tensor_sha256(sd: dict[str, torch.Tensor], extra: Any = None) -> str:
@@ -105,8 +112,11 @@ def pack_module(module: nn.Module) -> dict[str, Any]:
     arch = getattr(module, "arch", None)
     if not arch:
         raise BankError(f"{type(module).__name__} has no `arch`; only redegkit networks can go into a bank")
-    return {"arch": arch, "hparams": dict(getattr(module, "hparams", {})),
-            "state_dict": {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}}
+    return {
+        "arch": arch,
+        "hparams": dict(getattr(module, "hparams", {})),
+        "state_dict": {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()},
+    }
 
 
 def synthesizer_sha256(synth: dict[str, dict[str, Any]]) -> str:
@@ -146,12 +156,15 @@ def save_bank(path: str | os.PathLike, bank: Bank) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     obj = {
-        "format": FORMAT, "version": VERSION,
+        "format": FORMAT,
+        "version": VERSION,
         "embeddings": bank.embeddings.detach().to("cpu", torch.float32).contiguous(),
         "weights": bank.weights.detach().to("cpu", torch.float32).contiguous(),
         "identity": bank.identity.detach().to("cpu", torch.float32).contiguous(),
-        "records": list(bank.records), "degnet_sha256": bank.degnet_sha256,
-        "synthesizer": bank.synthesizer, "meta": {**bank.meta, "redegkit_version": __version__},
+        "records": list(bank.records),
+        "degnet_sha256": bank.degnet_sha256,
+        "synthesizer": bank.synthesizer,
+        "meta": {**bank.meta, "redegkit_version": __version__},
     }
     if bank.calibration is not None:
         obj["calibration"] = {k: v.detach().to("cpu").contiguous() for k, v in bank.calibration.items()}
@@ -175,18 +188,32 @@ def load_bank(path: str | os.PathLike) -> Bank:
         raise BankError(f"{p}: not a readable bank file ({type(e).__name__}: {str(e)[:160]})") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-        raise BankError(f"{p}: not a redegkit bank (format {got!r}; expected {FORMAT!r}, made by `redeg bake`)")
+        raise BankError(
+            f"{p}: not a redegkit bank (format {got!r}; expected {FORMAT!r}, made by `redeg bake`)"
+        )
     version = obj.get("version")
     if not isinstance(version, int) or version > VERSION:
-        raise BankError(f"{p}: bank format version {version} is newer than this redegkit reads ({VERSION}); "
-                        "upgrade redegkit")
-    missing = [k for k in ("embeddings", "identity", "records", "synthesizer", "degnet_sha256") if k not in obj]
+        raise BankError(
+            f"{p}: bank format version {version} is newer than this redegkit reads ({VERSION}); "
+            "upgrade redegkit"
+        )
+    missing = [
+        k for k in ("embeddings", "identity", "records", "synthesizer", "degnet_sha256") if k not in obj
+    ]
     if missing:
         raise BankError(f"{p}: bank lacks {', '.join(missing)} (corrupt or hand-made file)")
-    bank = Bank(embeddings=obj["embeddings"], records=list(obj["records"]), identity=obj["identity"],
-                synthesizer=obj["synthesizer"], degnet_sha256=str(obj["degnet_sha256"]),
-                weights=obj.get("weights"), meta=dict(obj.get("meta", {})), calibration=obj.get("calibration"),
-                path=p, sha256=sha256_file(p))
+    bank = Bank(
+        embeddings=obj["embeddings"],
+        records=list(obj["records"]),
+        identity=obj["identity"],
+        synthesizer=obj["synthesizer"],
+        degnet_sha256=str(obj["degnet_sha256"]),
+        weights=obj.get("weights"),
+        meta=dict(obj.get("meta", {})),
+        calibration=obj.get("calibration"),
+        path=p,
+        sha256=sha256_file(p),
+    )
     check_bank(bank, str(p))
     return bank
 
@@ -195,34 +222,55 @@ def check_bank(bank: Bank, where: str) -> None:
     """Consistency checks shared by load and save; raises :class:`BankError`."""
     e = bank.embeddings
     if not isinstance(e, torch.Tensor) or e.ndim != 2 or e.dtype != torch.float32:
-        raise BankError(f"{where}: embeddings must be a float32 [N, D] tensor, got "
-                        f"{getattr(e, 'dtype', type(e).__name__)} {tuple(getattr(e, 'shape', ()))}")
+        raise BankError(
+            f"{where}: embeddings must be a float32 [N, D] tensor, got "
+            f"{getattr(e, 'dtype', type(e).__name__)} {tuple(getattr(e, 'shape', ()))}"
+        )
     n, d = e.shape
     if len(bank.records) != n or bank.weights is None or tuple(bank.weights.shape) != (n,):
-        raise BankError(f"{where}: {n} embeddings but {len(bank.records)} records / weights of shape "
-                        f"{tuple(bank.weights.shape) if bank.weights is not None else None}")
+        raise BankError(
+            f"{where}: {n} embeddings but {len(bank.records)} records / weights of shape "
+            f"{tuple(bank.weights.shape) if bank.weights is not None else None}"
+        )
     if tuple(bank.identity.shape) != (d,):
-        raise BankError(f"{where}: identity embedding has shape {tuple(bank.identity.shape)}, expected ({d},)")
+        raise BankError(
+            f"{where}: identity embedding has shape {tuple(bank.identity.shape)}, expected ({d},)"
+        )
     if not torch.isfinite(e).all() or bool((bank.weights < 0).any()):
         raise BankError(f"{where}: embeddings must be finite and weights non-negative")
     cal = bank.calibration
     if cal is not None:
         kk = 2 * FILTER_RADIUS + 1
-        shapes = {"filter": (n, 2, kk, kk), "color": (n, 3, 4), "noise_cov": (n, 3, 3), "noise_corr": (n,), "jpeg": (n,)}
-        bad = [k for k in CALIBRATION_KEYS if not isinstance(cal.get(k), torch.Tensor)
-               or tuple(cal[k].shape) != shapes[k]]
+        shapes = {
+            "filter": (n, 2, kk, kk),
+            "color": (n, 3, 4),
+            "noise_cov": (n, 3, 3),
+            "noise_corr": (n,),
+            "jpeg": (n,),
+        }
+        bad = [
+            k
+            for k in CALIBRATION_KEYS
+            if not isinstance(cal.get(k), torch.Tensor) or tuple(cal[k].shape) != shapes[k]
+        ]
         if bad or set(cal) != set(CALIBRATION_KEYS):
-            raise BankError(f"{where}: calibration must hold {', '.join(CALIBRATION_KEYS)} with shapes "
-                            f"{shapes}; bad: {bad or sorted(set(cal) ^ set(CALIBRATION_KEYS))}")
+            raise BankError(
+                f"{where}: calibration must hold {', '.join(CALIBRATION_KEYS)} with shapes "
+                f"{shapes}; bad: {bad or sorted(set(cal) ^ set(CALIBRATION_KEYS))}"
+            )
         if not all(torch.isfinite(cal[k].float()).all() for k in CALIBRATION_KEYS):
             raise BankError(f"{where}: calibration values must be finite")
     synth = bank.synthesizer
-    if not isinstance(synth, dict) or any(p not in synth or "state_dict" not in synth[p] for p in SYNTH_PARTS):
+    if not isinstance(synth, dict) or any(
+        p not in synth or "state_dict" not in synth[p] for p in SYNTH_PARTS
+    ):
         raise BankError(f"{where}: synthesizer must hold encoder and generator state dicts")
     ghp, ehp = synth["generator"].get("hparams", {}), synth["encoder"].get("hparams", {})
     if ghp.get("style_dim") != d:
-        raise BankError(f"{where}: the synthesizer's generator takes {ghp.get('style_dim')}-d embeddings but the "
-                        f"bank holds {d}-d embeddings (a DegNet and a generator of different widths)")
+        raise BankError(
+            f"{where}: the synthesizer's generator takes {ghp.get('style_dim')}-d embeddings but the "
+            f"bank holds {d}-d embeddings (a DegNet and a generator of different widths)"
+        )
     for k in ("size", "width"):
         if ehp.get(k) != ghp.get(k):
             raise BankError(f"{where}: encoder {k}={ehp.get(k)} does not match generator {k}={ghp.get(k)}")

@@ -55,7 +55,12 @@ def _root(
 # Shared option types -------------------------------------------------------------------------
 RecipeOpt = Annotated[
     Path | None,
-    typer.Option("--recipe", "-r", help="TOML recipe: a file, or a built-in name (redeg config list); its \\[section] table sets defaults, flags override it."),
+    typer.Option(
+        "--recipe",
+        "-r",
+        help="TOML recipe: a file, or a built-in name (redeg config list); its \\[section] table sets "
+        "defaults, flags override it.",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries (errors only).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON summary on stdout.")]
@@ -98,8 +103,14 @@ class UserError(ValueError):
     """An error caused by the user's input or options; printed without a traceback (exit 2)."""
 
 
-def finish(summary: dict[str, Any], *, json_out: bool, failures: list[dict[str, Any]] | None = None,
-           title: str = "done", error: str | None = None) -> None:
+def finish(
+    summary: dict[str, Any],
+    *,
+    json_out: bool,
+    failures: list[dict[str, Any]] | None = None,
+    title: str = "done",
+    error: str | None = None,
+) -> None:
     """Print the run summary (rich table, or JSON on stdout) and exit 0 or 1.
 
     ``error`` (e.g. a run that wrote nothing) is printed after the summary, even under --quiet,

@@ -18,8 +18,10 @@ from ..config import (
 )
 from .app import JsonOpt, RecipeOpt, app, handle_errors
 
-config_app = typer.Typer(help="Recipes: the built-in ones, a recipe to edit, the resolved configuration, the JSON schema.",
-                         no_args_is_help=True)
+config_app = typer.Typer(
+    help="Recipes: the built-in ones, a recipe to edit, the resolved configuration, the JSON schema.",
+    no_args_is_help=True,
+)
 app.add_typer(config_app, name="config")
 
 
@@ -27,7 +29,9 @@ app.add_typer(config_app, name="config")
 @handle_errors
 def list_recipes(json_out: JsonOpt = False) -> None:
     """The built-in recipes (usable by name: --recipe smoke) with their one-line descriptions."""
-    rows = {name: {"path": str(p), "description": recipe_description(p)} for name, p in builtin_recipes().items()}
+    rows = {
+        name: {"path": str(p), "description": recipe_description(p)} for name, p in builtin_recipes().items()
+    }
     if json_out:
         typer.echo(json.dumps(rows))
         return
@@ -80,7 +84,10 @@ def _toml_table(name: str, d: dict[str, Any], out: list[str]) -> None:
 
 def defaults_toml() -> str:
     """Every section's defaults as a TOML recipe (unset values as comments)."""
-    out = ["# redegkit defaults for every section (redeg config show); edit and pass with --recipe FILE.toml", ""]
+    out = [
+        "# redegkit defaults for every section (redeg config show); edit and pass with --recipe FILE.toml",
+        "",
+    ]
     for name in sorted(SECTIONS):
         _toml_table(name, resolve_config(name).model_dump(mode="json"), out)
     return "\n".join(out)
@@ -91,10 +98,14 @@ def defaults_toml() -> str:
 def show(
     recipe: RecipeOpt = None,
     section: Annotated[
-        str | None, typer.Option("--section", "-s", help=f"Only this section ({', '.join(sorted(SECTIONS))}), "
-                                 "resolved, as JSON.")
+        str | None,
+        typer.Option(
+            "--section", "-s", help=f"Only this section ({', '.join(sorted(SECTIONS))}), resolved, as JSON."
+        ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="The resolved configuration (defaults ← recipe) as JSON.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="The resolved configuration (defaults ← recipe) as JSON.")
+    ] = False,
 ) -> None:
     """Print a recipe to edit (TOML), or the resolved configuration (--json, --section).
 

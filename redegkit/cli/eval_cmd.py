@@ -14,28 +14,56 @@ from ..console import console, progress
 from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output
 
 eval_app = typer.Typer(
-    help="Measure degradation fidelity: which degradation source matches real photos (match), and how well the learned path reproduces a known degradation (transfer).",
+    help="Measure degradation fidelity: which degradation source matches real photos (match), and how "
+    "well the learned path reproduces a known degradation (transfer).",
     no_args_is_help=True,
 )
 app.add_typer(eval_app, name="eval")
 
 
 # Shared options of the eval commands ---------------------------------------------------------
-OutOpt = Annotated[Path | None, typer.Option(
-    "--out", "-o", help="Folder for report.json and the figures. \\[default: eval-<command>]")]
-HqOpt = Annotated[list[str] | None, typer.Option(
-    "--hq", help="HQ images the preset:/bank: candidates are synthesized on (folder, glob, list file; repeatable).")]
-MaxSideOpt = Annotated[int | None, typer.Option(
-    "--max-side", help="Statistics on a centre crop of at most N pixels per side (a crop, not a resize). \\[default: 256]")]
-MaxImagesOpt = Annotated[int | None, typer.Option(
-    "--max-images", help="At most N images per set (evenly spaced; shard folders: the first N). \\[default: 64]")]
-ScaleOpt = Annotated[int | None, typer.Option(
-    "--scale", "-s", help="SR scale of synthesized candidates (hq = scale x lq). \\[default: 4]")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="Folder for report.json and the figures. \\[default: eval-<command>]"),
+]
+HqOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--hq",
+        help="HQ images the preset:/bank: candidates are synthesized on "
+        "(folder, glob, list file; repeatable).",
+    ),
+]
+MaxSideOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-side",
+        help="Statistics on a centre crop of at most N pixels per side (a crop, not a resize). "
+        "\\[default: 256]",
+    ),
+]
+MaxImagesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-images",
+        help="At most N images per set (evenly spaced; shard folders: the first N). \\[default: 64]",
+    ),
+]
+ScaleOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--scale", "-s", help="SR scale of synthesized candidates (hq = scale x lq). \\[default: 4]"
+    ),
+]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Synthesis seed. \\[default: 0]")]
-WorkersOpt = Annotated[int | None, typer.Option(
-    "--workers", "-j", help="CPU worker processes for preset synthesis. \\[default: 1]")]
-DeviceOpt = Annotated[str | None, typer.Option(
-    "--device", help="Bank synthesis device: auto, cpu, cuda, cuda:N. \\[default: auto]")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", "-j", help="CPU worker processes for preset synthesis. \\[default: 1]"),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option("--device", help="Bank synthesis device: auto, cpu, cuda, cuda:N. \\[default: auto]"),
+]
 
 
 def print_ranking(title: str, rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
@@ -55,29 +83,53 @@ def print_ranking(title: str, rows: list[dict[str, Any]], columns: list[tuple[st
     for rank, r in enumerate(rows, 1):
         d = r.get("distances")
         if d is None:
-            t.add_row(str(rank), r["label"], str(r.get("images", 0)), "-", f"[red]{r.get('error') or 'failed'}[/]")
+            t.add_row(
+                str(rank), r["label"], str(r.get("images", 0)), "-", f"[red]{r.get('error') or 'failed'}[/]"
+            )
             continue
-        t.add_row(str(rank), r["label"], str(r["images"]), f"[bold]{r['overall']:.2f}[/]",
-                  *(f"{d[k]:.2f}" for k, _ in columns))
+        t.add_row(
+            str(rank),
+            r["label"],
+            str(r["images"]),
+            f"[bold]{r['overall']:.2f}[/]",
+            *(f"{d[k]:.2f}" for k, _ in columns),
+        )
     console.print(t)
 
 
 # eval match ----------------------------------------------------------------------------------
-_MATCH_COLUMNS = [("noise", "noise"), ("spectral_slope", "slope"), ("sharpness", "sharp"),
-                  ("blockiness", "block"), ("saturation", "sat"), ("contrast", "contr"), ("cast", "cast")]
+_MATCH_COLUMNS = [
+    ("noise", "noise"),
+    ("spectral_slope", "slope"),
+    ("sharpness", "sharp"),
+    ("blockiness", "block"),
+    ("saturation", "sat"),
+    ("contrast", "contr"),
+    ("cast", "cast"),
+]
 
 
 @eval_app.command("match")
 @handle_errors
 def match_cmd(
-    real: Annotated[list[str], typer.Argument(
-        help="Real LQ photos: folders (recursive), globs, list files (.txt), or - for paths on stdin.",
-        show_default=False)],
-    candidate: Annotated[list[str] | None, typer.Option(
-        "--candidate", "-c",
-        help="A degradation source (repeatable): a shard folder (PATH or shards:PATH, its lq images), "
-             "preset:NAME (built-in or a recipe's \\[presets.NAME]) or bank:PATH.pt, both synthesized on --hq.",
-        show_default=False)] = None,
+    real: Annotated[
+        list[str],
+        typer.Argument(
+            help="Real LQ photos: folders (recursive), globs, list files (.txt), or - for paths on stdin.",
+            show_default=False,
+        ),
+    ],
+    candidate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--candidate",
+            "-c",
+            help="A degradation source (repeatable): a shard folder (PATH or shards:PATH, its lq images), "
+            "preset:NAME (built-in or a recipe's \\[presets.NAME]) or bank:PATH.pt, "
+            "both synthesized on --hq.",
+            show_default=False,
+        ),
+    ] = None,
     hq: HqOpt = None,
     out: OutOpt = None,
     max_side: MaxSideOpt = None,
@@ -86,7 +138,9 @@ def match_cmd(
     seed: SeedOpt = None,
     workers: WorkersOpt = None,
     device: DeviceOpt = None,
-    bins: Annotated[int | None, typer.Option("--bins", help="Histogram bins per statistic. \\[default: 30]")] = None,
+    bins: Annotated[
+        int | None, typer.Option("--bins", help="Histogram bins per statistic. \\[default: 30]")
+    ] = None,
     recipe: RecipeOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -111,10 +165,19 @@ def match_cmd(
     from ..eval.match import MatchError, match, parse_candidate
     from ..io.sources import list_sources
 
-    cfg = resolve_config("eval_match", recipe, {
-        "max_side": max_side, "max_images": max_images, "scale": scale, "seed": seed, "workers": workers,
-        "device": device, "bins": bins,
-    })
+    cfg = resolve_config(
+        "eval_match",
+        recipe,
+        {
+            "max_side": max_side,
+            "max_images": max_images,
+            "scale": scale,
+            "seed": seed,
+            "workers": workers,
+            "device": device,
+            "bins": bins,
+        },
+    )
     if not candidate:
         raise UserError("give at least one --candidate (a shard folder, preset:NAME or bank:PATH.pt)")
     try:
@@ -134,26 +197,47 @@ def match_cmd(
 
     with progress("eval match", total=None, unit="img") as advance:
         try:
-            res = match(sources, cands, out, cfg, hq_sources=hq_sources, synth_base=synth_base,
-                        user_presets=recipe_presets(recipe), progress=advance)
+            res = match(
+                sources,
+                cands,
+                out,
+                cfg,
+                hq_sources=hq_sources,
+                synth_base=synth_base,
+                user_presets=recipe_presets(recipe),
+                progress=advance,
+            )
         except (BankError, CheckpointError, MatchError) as e:
             raise UserError(str(e)) from None
     rows = [{**c.to_json(), "rank": i + 1} for i, c in enumerate(res.candidates)]
     best = next((c.label for c in res.candidates if c.overall is not None), None)
-    summary: dict[str, Any] = {"real_images": len(res.real), "candidates": len(rows), "best": best,
-                               "report": str(res.report_path), "histograms": str(out)}
+    summary: dict[str, Any] = {
+        "real_images": len(res.real),
+        "candidates": len(rows),
+        "best": best,
+        "report": str(res.report_path),
+        "histograms": str(out),
+    }
     if json_out:
         summary["ranking"] = rows
         summary["spread"] = res.spreads
     else:
-        print_ranking(f"eval match: {len(res.real)} real image(s), distance in real spreads (lower is better)",
-                      rows, _MATCH_COLUMNS)
+        print_ranking(
+            f"eval match: {len(res.real)} real image(s), distance in real spreads (lower is better)",
+            rows,
+            _MATCH_COLUMNS,
+        )
     finish(summary, json_out=json_out, failures=res.failures, title="eval match")
 
 
 # eval transfer -------------------------------------------------------------------------------
-_TRANSFER_COLUMNS = [("color", "color"), ("sharpness", "sharp"), ("noise", "noise"), ("blockiness", "block"),
-                     ("hf_power", "hf")]
+_TRANSFER_COLUMNS = [
+    ("color", "color"),
+    ("sharpness", "sharp"),
+    ("noise", "noise"),
+    ("blockiness", "block"),
+    ("hf_power", "hf"),
+]
 
 
 def print_transfer(report: dict[str, Any]) -> None:
@@ -164,49 +248,108 @@ def print_transfer(report: dict[str, Any]) -> None:
     from ..eval.transfer import ranking
 
     for sc in report["scores"]:
-        t = Table(title=f"eval transfer {report['degradation']} {sc}: distance to the truth (lower is closer)",
-                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+        t = Table(
+            title=f"eval transfer {report['degradation']} {sc}: distance to the truth (lower is closer)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1, 0, 0),
+            pad_edge=False,
+        )
         for h in ("#", "candidate", "overall", *(h for _, h in _TRANSFER_COLUMNS), "PSNR", "SSIM"):
             t.add_column(h, justify="left" if h == "candidate" else "right", overflow="fold")
         for rank, (name, s) in enumerate(ranking(report, sc), 1):
             d = s["distance"]
-            t.add_row(str(rank), name, f"[bold]{d['overall']:.2f}[/]", *(f"{d[k]:.2f}" for k, _ in _TRANSFER_COLUMNS),
-                      f"{s['psnr']:.2f}", f"{s['ssim']:.3f}")
+            t.add_row(
+                str(rank),
+                name,
+                f"[bold]{d['overall']:.2f}[/]",
+                *(f"{d[k]:.2f}" for k, _ in _TRANSFER_COLUMNS),
+                f"{s['psnr']:.2f}",
+                f"{s['ssim']:.3f}",
+            )
         console.print(t)
         v = report["target"][sc]
-        extra = (f"noise ratio {v['noise_ratio']}" if "noise_ratio" in v else f"PSNR gain {v['psnr_gain_db']:+.2f} dB")
+        extra = (
+            f"noise ratio {v['noise_ratio']}"
+            if "noise_ratio" in v
+            else f"PSNR gain {v['psnr_gain_db']:+.2f} dB"
+        )
         colour = "green" if v["passed"] else "yellow"
-        console.print(f"[{colour}]target {'met' if v['passed'] else 'missed'}[/]: bank vs best preset "
-                      f"{v['best_preset']}: distance ratio {v['distance_ratio']} (target <= {v['target_ratio']}), "
-                      f"{extra}, worse statistics: {', '.join(v['worse_stats']) or 'none'}", highlight=False)
-    console.print(f"generator identity reproduction: {report['generator_identity_psnr']} dB "
-                  "(--strength 0 bypasses the generator and is exact)", highlight=False)
+        console.print(
+            f"[{colour}]target {'met' if v['passed'] else 'missed'}[/]: bank vs best preset "
+            f"{v['best_preset']}: distance ratio {v['distance_ratio']} (target <= {v['target_ratio']}), "
+            f"{extra}, worse statistics: {', '.join(v['worse_stats']) or 'none'}",
+            highlight=False,
+        )
+    console.print(
+        f"generator identity reproduction: {report['generator_identity_psnr']} dB "
+        "(--strength 0 bypasses the generator and is exact)",
+        highlight=False,
+    )
 
 
 @eval_app.command("transfer")
 @handle_errors
 def transfer_cmd(
-    naturals: Annotated[list[str], typer.Argument(
-        help="HQ natural images to evaluate on (never used in fitting): folders, globs, list files or -.",
-        show_default=False)],
-    faces: Annotated[list[str], typer.Option(
-        "--faces", "-f", help="HQ face images, the pair domain (repeatable); the known degradation makes the pairs.",
-        show_default=False)],
-    degradation: Annotated[str, typer.Option(
-        "--degradation", "-d", help="The known degradation D: a preset name, or a \\[presets.NAME] table of "
-        "--recipe or --presets.", show_default=False)],
-    presets_file: Annotated[Path | None, typer.Option(
-        "--presets", help="A TOML file with \\[presets.NAME] tables (e.g. benchmarks/fidelity_suite.toml).")] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="A fit checkpoint: skip fitting, bake it.")] = None,
-    bank: Annotated[Path | None, typer.Option("--bank", "-b", help="A bank: skip fitting and baking.")] = None,
-    fit_natural: Annotated[list[str] | None, typer.Option(
-        "--fit-natural", help="Natural HQ images for the fit's matched part (default: the faces).")] = None,
-    preset: Annotated[list[str] | None, typer.Option(
-        "--preset", "-p", help="Another preset candidate (repeatable), besides the built-in ones.")] = None,
+    naturals: Annotated[
+        list[str],
+        typer.Argument(
+            help="HQ natural images to evaluate on (never used in fitting): folders, globs, list files or -.",
+            show_default=False,
+        ),
+    ],
+    faces: Annotated[
+        list[str],
+        typer.Option(
+            "--faces",
+            "-f",
+            help="HQ face images, the pair domain (repeatable); the known degradation makes the pairs.",
+            show_default=False,
+        ),
+    ],
+    degradation: Annotated[
+        str,
+        typer.Option(
+            "--degradation",
+            "-d",
+            help="The known degradation D: a preset name, or a \\[presets.NAME] table of "
+            "--recipe or --presets.",
+            show_default=False,
+        ),
+    ],
+    presets_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--presets",
+            help="A TOML file with \\[presets.NAME] tables (e.g. benchmarks/fidelity_suite.toml).",
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="A fit checkpoint: skip fitting, bake it.")
+    ] = None,
+    bank: Annotated[
+        Path | None, typer.Option("--bank", "-b", help="A bank: skip fitting and baking.")
+    ] = None,
+    fit_natural: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fit-natural", help="Natural HQ images for the fit's matched part (default: the faces)."
+        ),
+    ] = None,
+    preset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--preset", "-p", help="Another preset candidate (repeatable), besides the built-in ones."
+        ),
+    ] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Fit steps (overrides the recipe).")] = None,
     scale: ScaleOpt = None,
-    crop: Annotated[int | None, typer.Option("--crop", help="Evaluation crop side (multiple of 64). \\[default: 128]")] = None,
-    views: Annotated[int | None, typer.Option("--views", help="Augmented views per face image. \\[default: 12]")] = None,
+    crop: Annotated[
+        int | None, typer.Option("--crop", help="Evaluation crop side (multiple of 64). \\[default: 128]")
+    ] = None,
+    views: Annotated[
+        int | None, typer.Option("--views", help="Augmented views per face image. \\[default: 12]")
+    ] = None,
     seed: SeedOpt = None,
     out: OutOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fit in OUT/fit.")] = False,
@@ -241,7 +384,9 @@ def transfer_cmd(
     user = dict(recipe_presets(recipe))
     if presets_file is not None:
         user.update(recipe_presets(presets_file))
-    cfg = resolve_config("eval_transfer", recipe, {"scale": scale, "crop": crop, "views": views, "seed": seed})
+    cfg = resolve_config(
+        "eval_transfer", recipe, {"scale": scale, "crop": crop, "views": views, "seed": seed}
+    )
     fit_cfg = None
     if model is None and bank is None:
         if recipe is None:
@@ -257,16 +402,32 @@ def transfer_cmd(
         raise UserError("no face images found" if not face_src else "no natural images found")
     out = out or Path("eval-transfer")
     try:
-        res = eval_transfer(face_src, nat_src, degradation, out, cfg=cfg, fit_cfg=fit_cfg,
-                            fit_naturals=list_sources(fit_natural) if fit_natural else None, model=model, bank=bank,
-                            extra_presets=preset, user_presets=user, resume=resume, bake_cfg=bake_cfg,
-                            log=None if quiet or json_out else (lambda m: console.print(f"[dim]{m}[/]")))
+        res = eval_transfer(
+            face_src,
+            nat_src,
+            degradation,
+            out,
+            cfg=cfg,
+            fit_cfg=fit_cfg,
+            fit_naturals=list_sources(fit_natural) if fit_natural else None,
+            model=model,
+            bank=bank,
+            extra_presets=preset,
+            user_presets=user,
+            resume=resume,
+            bake_cfg=bake_cfg,
+            log=None if quiet or json_out else (lambda m: console.print(f"[dim]{m}[/]")),
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
     if not json_out:
         print_transfer(res.report)
-    summary = {"out": str(res.out), "report": str(res.out / "report.json"), "sheet": res.report["sheet"],
-               "target": res.report["target"]}
+    summary = {
+        "out": str(res.out),
+        "report": str(res.out / "report.json"),
+        "sheet": res.report["sheet"],
+        "target": res.report["target"],
+    }
     if json_out:
         summary["scores"] = res.report["scores"]
     finish(summary, json_out=json_out, failures=res.failures, title="eval transfer")

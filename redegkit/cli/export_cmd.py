@@ -15,22 +15,56 @@ from .shards_cmd import shards_app
 @app.command("export")
 @handle_errors
 def export_cmd(
-    shards: Annotated[list[str], typer.Argument(
-        help="Shards: folders of *.tar, brace patterns, globs, .tar files, or '-' (one a line on stdin).",
-        show_default=False)],
-    out: Annotated[Path, typer.Argument(help="Output folder (must be empty, or --overwrite).", show_default=False)],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="folders (hq/ + lq/ + meta.jsonl + dataset.yml), "
-                                     "lmdb (BasicSR: hq.lmdb, lq.lmdb, meta_info.txt) or parquet (datasets).")] = "folders",
-    hq_dir: Annotated[str, typer.Option("--hq-dir", help="folders: name of the HQ root (KAIR uses H).")] = "hq",
-    lq_dir: Annotated[str, typer.Option("--lq-dir", help="folders: name of the LQ root (KAIR uses L).")] = "lq",
-    lq_format: Annotated[str, typer.Option("--lq-format", help="folders: png (the shard bytes as they are) or "
-                                           "webp-lossless (smaller; trainers that match whole file names, such as "
-                                           "BasicSR, need png).")] = "png",
-    max_rows_per_file: Annotated[int, typer.Option("--max-rows-per-file", help="parquet: rows per file.")] = 10_000,
-    row_group_rows: Annotated[int, typer.Option("--row-group-rows", help="parquet: rows per row group (streaming "
-                                                "readers fetch one group at a time).")] = 100,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Processes that decode and check samples.")] = 1,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier (or interrupted) export in OUT.")] = False,
+    shards: Annotated[
+        list[str],
+        typer.Argument(
+            help="Shards: folders of *.tar, brace patterns, globs, .tar files, or '-' (one a line on stdin).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Argument(help="Output folder (must be empty, or --overwrite).", show_default=False)
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="folders (hq/ + lq/ + meta.jsonl + dataset.yml), "
+            "lmdb (BasicSR: hq.lmdb, lq.lmdb, meta_info.txt) or parquet (datasets).",
+        ),
+    ] = "folders",
+    hq_dir: Annotated[
+        str, typer.Option("--hq-dir", help="folders: name of the HQ root (KAIR uses H).")
+    ] = "hq",
+    lq_dir: Annotated[
+        str, typer.Option("--lq-dir", help="folders: name of the LQ root (KAIR uses L).")
+    ] = "lq",
+    lq_format: Annotated[
+        str,
+        typer.Option(
+            "--lq-format",
+            help="folders: png (the shard bytes as they are) or "
+            "webp-lossless (smaller; trainers that match whole file names, such as "
+            "BasicSR, need png).",
+        ),
+    ] = "png",
+    max_rows_per_file: Annotated[
+        int, typer.Option("--max-rows-per-file", help="parquet: rows per file.")
+    ] = 10_000,
+    row_group_rows: Annotated[
+        int,
+        typer.Option(
+            "--row-group-rows",
+            help="parquet: rows per row group (streaming readers fetch one group at a time).",
+        ),
+    ] = 100,
+    workers: Annotated[
+        int, typer.Option("--workers", "-j", help="Processes that decode and check samples.")
+    ] = 1,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an earlier (or interrupted) export in OUT.")
+    ] = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -46,9 +80,16 @@ def export_cmd(
     from ..io.export import ExportError, ExportOptions, _expected_count, export_shards, shard_urls
 
     setup_output(quiet, json_out)
-    opts = ExportOptions(format=fmt, hq_dir=hq_dir, lq_dir=lq_dir, lq_format=lq_format,  # type: ignore[arg-type]
-                         max_rows_per_file=max_rows_per_file, row_group_rows=row_group_rows, workers=workers,
-                         overwrite=overwrite)
+    opts = ExportOptions(
+        format=fmt,
+        hq_dir=hq_dir,
+        lq_dir=lq_dir,
+        lq_format=lq_format,  # type: ignore[arg-type]
+        max_rows_per_file=max_rows_per_file,
+        row_group_rows=row_group_rows,
+        workers=workers,
+        overwrite=overwrite,
+    )
     try:
         opts.check()
         urls = shard_urls(shards, stdin=sys.stdin)
@@ -59,12 +100,21 @@ def export_cmd(
     except KeyboardInterrupt:
         from ..console import err_console
 
-        err_console.print(f"[yellow]interrupted[/]; {out} is incomplete (no export.json): run again with --overwrite")
+        err_console.print(
+            f"[yellow]interrupted[/]; {out} is incomplete (no export.json): run again with --overwrite"
+        )
         raise typer.Exit(130) from None
     if res.dataset_yaml and not json_out:
         typer.echo(res.dataset_yaml)
-    summary = {"out": str(res.out), "format": res.format, "samples": res.samples, "shards": res.shards,
-               "scales": res.scales, "files": res.files, "seconds": round(res.seconds, 3)}
+    summary = {
+        "out": str(res.out),
+        "format": res.format,
+        "samples": res.samples,
+        "shards": res.shards,
+        "scales": res.scales,
+        "files": res.files,
+        "seconds": round(res.seconds, 3),
+    }
     if json_out:
         summary["dataset_yaml"] = res.dataset_yaml
     finish(summary, json_out=json_out, failures=res.failures, title="export")
@@ -73,14 +123,22 @@ def export_cmd(
 @shards_app.command("pack")
 @handle_errors
 def pack_cmd(
-    hq_dir: Annotated[Path, typer.Argument(help="Folder of HQ images (searched recursively).", show_default=False)],
-    lq_dir: Annotated[Path, typer.Argument(help="Folder of LQ images, same relative names.", show_default=False)],
+    hq_dir: Annotated[
+        Path, typer.Argument(help="Folder of HQ images (searched recursively).", show_default=False)
+    ],
+    lq_dir: Annotated[
+        Path, typer.Argument(help="Folder of LQ images, same relative names.", show_default=False)
+    ],
     out: Annotated[Path, typer.Argument(help="Output folder of shards.", show_default=False)],
-    scale: Annotated[int | None, typer.Option("--scale", help="SR scale every pair must have (default: read from "
-                                              "the first pair).")] = None,
+    scale: Annotated[
+        int | None,
+        typer.Option("--scale", help="SR scale every pair must have (default: read from the first pair)."),
+    ] = None,
     lq_suffix: Annotated[str, typer.Option("--lq-suffix", help="LQ stem = HQ stem + this (DIV2K: x4).")] = "",
     shard_count: Annotated[int, typer.Option("--shard-count", help="Samples per shard.")] = 1000,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Processes that read and encode pairs.")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", "-j", help="Processes that read and encode pairs.")
+    ] = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace shards already in OUT.")] = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -99,23 +157,49 @@ def pack_cmd(
     try:
         matched = match_pairs(hq_dir, lq_dir, lq_suffix)  # listed once, for the bar and the packing
         with progress("pack", total=len(matched[0]), unit="pair") as advance:
-            res = pack_folders(hq_dir, lq_dir, out, scale=scale, lq_suffix=lq_suffix, shard_max_count=shard_count,
-                               workers=workers, overwrite=overwrite, progress=advance, matched=matched)
+            res = pack_folders(
+                hq_dir,
+                lq_dir,
+                out,
+                scale=scale,
+                lq_suffix=lq_suffix,
+                shard_max_count=shard_count,
+                workers=workers,
+                overwrite=overwrite,
+                progress=advance,
+                matched=matched,
+            )
     except ExportError as e:
         raise UserError(str(e)) from None
-    summary = {"out": str(res.out), "pairs": res.pairs, "samples": res.samples, "scale": res.scale,
-               "shards": len(res.shards), "report": str(res.report_path), "seconds": round(res.seconds, 3)}
+    summary = {
+        "out": str(res.out),
+        "pairs": res.pairs,
+        "samples": res.samples,
+        "scale": res.scale,
+        "shards": len(res.shards),
+        "report": str(res.report_path),
+        "seconds": round(res.seconds, 3),
+    }
     finish(summary, json_out=json_out, failures=res.failures, title="shards pack")
 
 
 @app.command("export-model")
 @handle_errors
 def export_model_cmd(
-    model: Annotated[Path, typer.Argument(help="SR checkpoint: net_g_ema.pt, a train-sr state, net_f2n_g.pth …",
-                                          show_default=False)],
+    model: Annotated[
+        Path,
+        typer.Argument(
+            help="SR checkpoint: net_g_ema.pt, a train-sr state, net_f2n_g.pth …", show_default=False
+        ),
+    ],
     out: Annotated[Path, typer.Argument(help="The .pth file to write.", show_default=False)],
-    input_range: Annotated[str, typer.Option("--input-range", help="What MODEL's weights expect: auto (as redeg "
-                                             "upscale decides), '[-1,1]' or '[0,1]'.")] = "auto",
+    input_range: Annotated[
+        str,
+        typer.Option(
+            "--input-range",
+            help="What MODEL's weights expect: auto (as redeg upscale decides), '[-1,1]' or '[0,1]'.",
+        ),
+    ] = "auto",
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -134,8 +218,16 @@ def export_model_cmd(
         res = export_model(model, out, input_range)
     except CheckpointError as e:
         raise UserError(str(e)) from None
-    summary = {"out": str(res.out), "scale": res.scale, "num_feat": res.num_feat, "num_block": res.num_block,
-               "num_grow_ch": f"{res.num_grow_ch} -> {res.exported_grow_ch}" if res.num_grow_ch != res.exported_grow_ch
-               else res.num_grow_ch, "input_range": f"{res.source_input_range} -> [0,1]", "sha256": res.sha256,
-               "usable_in": USABLE_IN}
+    summary = {
+        "out": str(res.out),
+        "scale": res.scale,
+        "num_feat": res.num_feat,
+        "num_block": res.num_block,
+        "num_grow_ch": f"{res.num_grow_ch} -> {res.exported_grow_ch}"
+        if res.num_grow_ch != res.exported_grow_ch
+        else res.num_grow_ch,
+        "input_range": f"{res.source_input_range} -> [0,1]",
+        "sha256": res.sha256,
+        "usable_in": USABLE_IN,
+    }
     finish(summary, json_out=json_out, title="export-model")

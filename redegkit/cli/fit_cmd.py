@@ -16,10 +16,14 @@ from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_er
 @handle_errors
 def fit_degradation_cmd(
     pairs: Annotated[
-        Path, typer.Option("--pairs", help="Face pairs: a folder with hq/ + lq/ (or pairs.jsonl), or a pairs.jsonl.")
+        Path,
+        typer.Option(
+            "--pairs", help="Face pairs: a folder with hq/ + lq/ (or pairs.jsonl), or a pairs.jsonl."
+        ),
     ],
     natural: Annotated[
-        list[str], typer.Option("--natural", help="Natural HQ images: folder, glob, list file or '-' (repeatable).")
+        list[str],
+        typer.Option("--natural", help="Natural HQ images: folder, glob, list file or '-' (repeatable)."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, metrics, previews).")],
     recipe: RecipeOpt = None,
@@ -28,15 +32,19 @@ def fit_degradation_cmd(
     seed: Annotated[int | None, typer.Option("--seed", help="Global seed.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="DataLoader workers per rank.")] = None,
     val_pairs: Annotated[
-        Path | None, typer.Option("--val-pairs", help="Held-out face pairs (default: a hashed share of --pairs).")
+        Path | None,
+        typer.Option("--val-pairs", help="Held-out face pairs (default: a hashed share of --pairs)."),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from last.pt.")] = False,
     from_official: Annotated[
         Path | None,
-        typer.Option("--from-official", help="Folder with the authors' net_deg/synE/synG/synD_init.pth to start from."),
+        typer.Option(
+            "--from-official", help="Folder with the authors' net_deg/synE/synG/synD_init.pth to start from."
+        ),
     ] = None,
     vgg_weights: Annotated[
-        Path | None, typer.Option("--vgg-weights", help="VGG19 weights file (else $REDEG_WEIGHTS_DIR, cache).")
+        Path | None,
+        typer.Option("--vgg-weights", help="VGG19 weights file (else $REDEG_WEIGHTS_DIR, cache)."),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     quiet: QuietOpt = False,
@@ -51,14 +59,25 @@ def fit_degradation_cmd(
 
     setup_output(quiet, json_out)
     overrides = {
-        "steps": steps, "batch": batch, "seed": seed, "data.workers": workers,
+        "steps": steps,
+        "batch": batch,
+        "seed": seed,
+        "data.workers": workers,
         "vgg_weights": str(vgg_weights) if vgg_weights is not None else None,
     }
     cfg = resolve_config("fit", recipe, overrides)
     try:
         result = fit_degradation(
-            cfg, pairs, natural, out, val_pairs=val_pairs, device=device, resume=resume,
-            from_official=from_official, user_presets=recipe_presets(recipe), show_progress=not quiet,
+            cfg,
+            pairs,
+            natural,
+            out,
+            val_pairs=val_pairs,
+            device=device,
+            resume=resume,
+            from_official=from_official,
+            user_presets=recipe_presets(recipe),
+            show_progress=not quiet,
         )
     except CheckpointError as e:
         raise UserError(str(e)) from None

@@ -9,7 +9,9 @@ import typer
 
 from .app import JsonOpt, app, handle_errors
 
-shards_app = typer.Typer(help="Inspect shard folders: counts, sizes, provenance, contact sheets.", no_args_is_help=True)
+shards_app = typer.Typer(
+    help="Inspect shard folders: counts, sizes, provenance, contact sheets.", no_args_is_help=True
+)
 app.add_typer(shards_app, name="shards")
 
 
@@ -39,9 +41,13 @@ def info(
     for s in info["per_shard"]:
         t.add_row(s["shard"], str(s["count"]), f"{s['bytes'] / 1e6:.2f}")
     console.print(t)
-    console.print(f"total: {info['samples']} samples in {info['shards']} shards, {info['bytes'] / 1e6:.1f} MB")
+    console.print(
+        f"total: {info['samples']} samples in {info['shards']} shards, {info['bytes'] / 1e6:.1f} MB"
+    )
     if info["incomplete_shards"]:
-        console.print(f"[yellow]without done marker (interrupted run? use --resume):[/] {info['incomplete_shards']}")
+        console.print(
+            f"[yellow]without done marker (interrupted run? use --resume):[/] {info['incomplete_shards']}"
+        )
     console.print(f"methods (first shard): {info['methods_in_first_shard']}")
 
 
@@ -49,7 +55,9 @@ def info(
 @handle_errors
 def preview(
     folder: Annotated[Path, typer.Argument(help="Folder of *.tar shards.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Contact sheet PNG to write.")] = Path("sheet.png"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Contact sheet PNG to write.")] = Path(
+        "sheet.png"
+    ),
     n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 8,
     size: Annotated[int, typer.Option("--size", help="Tile size in pixels.")] = 192,
 ) -> None:

@@ -34,7 +34,9 @@ _USED_BY = {"faces": "pseudo-hq", "losses": "fit, train-sr", "redegnet": "option
 
 DirOpt = Annotated[
     Path | None,
-    typer.Option("--dir", help="Target folder (default: $REDEG_WEIGHTS_DIR, else ~/.cache/redegkit/weights)."),
+    typer.Option(
+        "--dir", help="Target folder (default: $REDEG_WEIGHTS_DIR, else ~/.cache/redegkit/weights)."
+    ),
 ]
 
 
@@ -90,8 +92,12 @@ def list_cmd(
     setup_output(quiet, json_out)
     rows = W.list_weights(_names(names) or None, hash=not fast)
     if json_out:
-        typer.echo(json.dumps({"searched": [str(d) for d in W.weights_dirs()],
-                               "weights": [r.as_dict() for r in rows]}, indent=1))
+        typer.echo(
+            json.dumps(
+                {"searched": [str(d) for d in W.weights_dirs()], "weights": [r.as_dict() for r in rows]},
+                indent=1,
+            )
+        )
         return
     _table(rows)
     console.print("searched: " + ", ".join(str(d) for d in W.weights_dirs()), highlight=False)
@@ -99,7 +105,9 @@ def list_cmd(
     auto = [w.name for w in missing if not w.manual]
     manual = [w for w in missing if w.manual]
     if auto:
-        console.print(f"get the missing files: [bold]redeg weights fetch {' '.join(auto)}[/]", highlight=False)
+        console.print(
+            f"get the missing files: [bold]redeg weights fetch {' '.join(auto)}[/]", highlight=False
+        )
     if manual:
         console.print(
             f"{len(manual)} file(s) have no direct URL ({manual[0].licence}): download them from "
@@ -115,7 +123,9 @@ def list_cmd(
 @weights_app.command("verify")
 @handle_errors
 def verify_cmd(
-    names: Annotated[list[str] | None, typer.Argument(help="Only these entries (default: every installed one).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Only these entries (default: every installed one).")
+    ] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -126,8 +136,12 @@ def verify_cmd(
         _table(rows)
     bad = [r for r in rows if r.state in ("bad hash", "bad size", "missing")]
     finish(
-        {"checked": len(rows), "ok": sum(r.state == "ok" for r in rows),
-         "unverified": sum(r.state == "unverified" for r in rows), "bad": len(bad)},
+        {
+            "checked": len(rows),
+            "ok": sum(r.state == "ok" for r in rows),
+            "unverified": sum(r.state == "unverified" for r in rows),
+            "bad": len(bad),
+        },
         json_out=json_out,
         failures=[{"path": str(r.path or r.spec.filename), "reason": r.state} for r in bad],
         title="verify",
@@ -138,7 +152,9 @@ def verify_cmd(
 @handle_errors
 def install_cmd(
     file: Annotated[Path, typer.Argument(help="A weight file you already have.")],
-    name: Annotated[str | None, typer.Option("--name", "-n", help="Manifest entry (default: from the file name).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Manifest entry (default: from the file name).")
+    ] = None,
     dest: DirOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Install even if size or hash differ.")] = False,
     json_out: JsonOpt = False,
@@ -150,16 +166,23 @@ def install_cmd(
         st = W.install(file, name, dest_dir=dest, force=force)
     except (W.WeightsHashError, KeyError) as e:
         raise UserError(str(e.args[0] if isinstance(e, KeyError) else e)) from None
-    finish({"name": st.spec.name, "state": st.state, "path": str(st.path), "size": st.size, "sha256": st.sha256},
-           json_out=json_out, title="installed")
+    finish(
+        {"name": st.spec.name, "state": st.state, "path": str(st.path), "size": st.size, "sha256": st.sha256},
+        json_out=json_out,
+        title="installed",
+    )
 
 
 @weights_app.command("fetch")
 @handle_errors
 def fetch_cmd(
-    names: Annotated[list[str], typer.Argument(help="Manifest entries to download (see `redeg weights list`).")],
+    names: Annotated[
+        list[str], typer.Argument(help="Manifest entries to download (see `redeg weights list`).")
+    ],
     dest: DirOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Download again even if a good file is there.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download again even if a good file is there.")
+    ] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:

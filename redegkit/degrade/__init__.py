@@ -49,7 +49,10 @@ def _format_validation(where: str, e: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"])
         if err["type"] == "union_tag_invalid":
             tag = err.get("ctx", {}).get("tag")
-            msg = f"unknown op {tag!r}; known ops: {', '.join(OP_NAMES)}; combinators: {', '.join(COMBINATOR_NAMES)}"
+            msg = (
+                f"unknown op {tag!r}; known ops: {', '.join(OP_NAMES)}; "
+                f"combinators: {', '.join(COMBINATOR_NAMES)}"
+            )
         elif err["type"] == "union_tag_not_found":
             msg = "step has no 'op' key"
         else:
@@ -147,7 +150,9 @@ class Degradation(StrictModel):
             raise PresetError(_format_validation("degradation", e)) from None
 
 
-def sample_degradation(preset: Preset | str, rng: np.random.Generator, scale: int | None = None) -> Degradation:
+def sample_degradation(
+    preset: Preset | str, rng: np.random.Generator, scale: int | None = None
+) -> Degradation:
     """Draw one degradation from ``preset`` with ``rng`` (the only source of randomness).
 
     ``scale``: the SR scale it will be applied at; scale-dependent built-ins (``bsrgan``) then use

@@ -322,9 +322,13 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------- colour
 
 
-def color(img: np.ndarray, gain: tuple[float, float, float] = (1.0, 1.0, 1.0),
-          offset: tuple[float, float, float] = (0.0, 0.0, 0.0), saturation: float = 1.0,
-          contrast: float = 1.0) -> np.ndarray:
+def color(
+    img: np.ndarray,
+    gain: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    saturation: float = 1.0,
+    contrast: float = 1.0,
+) -> np.ndarray:
     """A colour cast or fading: ``saturation`` (1 = unchanged, 0 = grey, around the pixel's luma),
     then ``contrast`` (around mid-grey 0.5), then a per-channel ``gain`` and ``offset`` (offset on
     the [0, 1] scale: 8/255 is 8 grey levels). Fading is contrast < 1 with a warm offset; a cast is

@@ -99,7 +99,9 @@ class JpegParams(_Params):
 class ColorParams(_Params):
     op: Literal["color"] = "color"
     gain: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    offset: tuple[float, float, float] = Field((0.0, 0.0, 0.0), description="Per channel, on the [0, 1] scale.")
+    offset: tuple[float, float, float] = Field(
+        (0.0, 0.0, 0.0), description="Per channel, on the [0, 1] scale."
+    )
     saturation: float = Field(1.0, ge=0)
     contrast: float = Field(1.0, ge=0)
 
@@ -111,8 +113,14 @@ class SharpenParams(_Params):
 
 
 OpParams = Annotated[
-    BlurParams | ResizeParams | NearestDownParams | GaussianNoiseParams | PoissonNoiseParams | JpegParams
-    | ColorParams | SharpenParams,
+    BlurParams
+    | ResizeParams
+    | NearestDownParams
+    | GaussianNoiseParams
+    | PoissonNoiseParams
+    | JpegParams
+    | ColorParams
+    | SharpenParams,
     Field(discriminator="op"),
 ]
 

@@ -205,6 +205,8 @@ _BSRGAN_NOTES = (
     "is not in the public code, which passes isp_model=None) is replaced by Poisson shot noise with "
     "the same probability 0.25; the channel-correlated noise uses a QR-orthonormalised random basis."
 )
+
+
 def bsrgan_at(sf: int) -> dict[str, Any]:
     """The ``bsrgan`` preset at scale factor ``sf``, with BSRGAN's parameters as it defines them in
     sf: aniso variances up to 4 + sf, iso sigma up to 2 + 0.2 sf, the random downsample by

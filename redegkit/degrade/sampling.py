@@ -146,8 +146,9 @@ def sample_color(rng: np.random.Generator, spec: ColorSpec | dict) -> P.ColorPar
     spec = _as_spec(ColorSpec, spec)
     gains = tuple(draw(rng, getattr(spec, f"gain_{c}") or spec.gain) for c in "rgb")
     offsets = tuple(draw(rng, getattr(spec, f"offset_{c}")) / 255.0 for c in "rgb")
-    return P.ColorParams(gain=gains, offset=offsets, saturation=draw(rng, spec.saturation),
-                         contrast=draw(rng, spec.contrast))
+    return P.ColorParams(
+        gain=gains, offset=offsets, saturation=draw(rng, spec.saturation), contrast=draw(rng, spec.contrast)
+    )
 
 
 def sample_sharpen(rng: np.random.Generator, spec: SharpenSpec | dict) -> P.SharpenParams:

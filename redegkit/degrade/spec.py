@@ -222,7 +222,9 @@ class JpegSpec(_Step):
 
 class ColorSpec(_Step):
     op: Literal["color"]
-    gain: Range = Field(((1.0, 1.0),), description="Gain of every channel (drawn per channel unless gain_r/g/b).")
+    gain: Range = Field(
+        ((1.0, 1.0),), description="Gain of every channel (drawn per channel unless gain_r/g/b)."
+    )
     gain_r: Range | None = Field(None, description="Red gain (overrides gain for red).")
     gain_g: Range | None = None
     gain_b: Range | None = None
@@ -325,7 +327,8 @@ class Preset(StrictModel):
     steps: list[Step]
     interp_quirk: bool = Field(
         False,
-        description="Steps marked quirk=true run bilinear whatever interp was drawn (ReDegNet reference bug).",
+        description="Steps marked quirk=true run bilinear whatever interp was drawn "
+        "(ReDegNet reference bug).",
     )
     final_interp: P.InterpName = Field(
         "bicubic", description="Used only if the pipeline ends at another size than (H//scale, W//scale)."

@@ -60,8 +60,17 @@ __all__ = [
 ]
 
 # The no-reference statistics, in report order. cast_* = channel mean - luma mean (grey levels).
-MATCH_STATS = ("noise", "spectral_slope", "sharpness", "blockiness", "saturation", "contrast",
-               "cast_r", "cast_g", "cast_b")
+MATCH_STATS = (
+    "noise",
+    "spectral_slope",
+    "sharpness",
+    "blockiness",
+    "saturation",
+    "contrast",
+    "cast_r",
+    "cast_g",
+    "cast_b",
+)
 # What `overall` averages: the cast is one statistic (the mean of its three channels' distances).
 OVERALL_STATS = ("noise", "spectral_slope", "sharpness", "blockiness", "saturation", "contrast", "cast")
 # Smallest spread a statistic is divided by, in its own units: about a quarter of a clearly
@@ -88,8 +97,12 @@ class MatchError(ValueError):
 class MatchConfig(StrictModel):
     """Configuration of `redeg eval match` (recipe table ``[eval_match]``)."""
 
-    max_side: int = Field(256, ge=16, description="statistics on a centre crop of at most this many pixels per side")
-    max_images: int = Field(64, ge=1, description="at most this many images per set (real, and each candidate)")
+    max_side: int = Field(
+        256, ge=16, description="statistics on a centre crop of at most this many pixels per side"
+    )
+    max_images: int = Field(
+        64, ge=1, description="at most this many images per set (real, and each candidate)"
+    )
     scale: int = Field(4, ge=1, le=4, description="preset/bank candidates: SR scale of the synthesized LQ")
     seed: int = Field(0, description="preset/bank candidates: synthesis seed")
     workers: int = Field(1, ge=1, description="preset candidates: CPU worker processes for synthesis")
@@ -182,8 +195,14 @@ class StatSet:
         """Median and IQR-spread of each statistic (for the report)."""
         if not self.names:
             return {}
-        return {k: {"median": float(np.median(v)), "p25": float(np.percentile(v, 25)),
-                    "p75": float(np.percentile(v, 75))} for k, v in self.values.items()}
+        return {
+            k: {
+                "median": float(np.median(v)),
+                "p25": float(np.percentile(v, 25)),
+                "p75": float(np.percentile(v, 75)),
+            }
+            for k, v in self.values.items()
+        }
 
 
 def _evenly(items: list[Any], n: int) -> list[Any]:
@@ -201,8 +220,9 @@ def _decode_file(src: Source, out: StatSet) -> np.ndarray | None:
         return None
 
 
-def files_stats(sources: list[Source], cfg: MatchConfig, label: str = "real",
-                progress: Callable[..., None] | None = None) -> StatSet:
+def files_stats(
+    sources: list[Source], cfg: MatchConfig, label: str = "real", progress: Callable[..., None] | None = None
+) -> StatSet:
     """Statistics of image files (at most ``cfg.max_images``, evenly spaced over the list)."""
     out = StatSet(label)
     for src in _evenly(sources, cfg.max_images):
@@ -221,8 +241,9 @@ def _lq_field(sample: dict[str, Any]) -> str | None:
     return None
 
 
-def shard_stats(folder: str | Path, cfg: MatchConfig, label: str,
-                progress: Callable[..., None] | None = None) -> StatSet:
+def shard_stats(
+    folder: str | Path, cfg: MatchConfig, label: str, progress: Callable[..., None] | None = None
+) -> StatSet:
     """Statistics of the LQ images of a shard folder (the first ``cfg.max_images`` samples)."""
     from ..io.shards import list_shards, scan_tar  # the standard library's tarfile: no torch
 
@@ -239,7 +260,10 @@ def shard_stats(folder: str | Path, cfg: MatchConfig, label: str,
         name = f"{sample.get('__url__', folder)}:{sample.get('__key__', '?')}"
         key = _lq_field(sample)
         if key is None:
-            out.fail(name, f"sample has no lq image (fields: {sorted(k for k in sample if not k.startswith('__'))})")
+            out.fail(
+                name,
+                f"sample has no lq image (fields: {sorted(k for k in sample if not k.startswith('__'))})",
+            )
             continue
         try:
             img = decode_image(sample[key], path=f"{name}.{key}")
@@ -283,12 +307,15 @@ def parse_candidate(spec: str) -> Candidate:
             raise MatchError(f"--candidate {spec!r}: nothing after {kind}:")
         return Candidate(kind, rest, spec)  # type: ignore[arg-type]
     if sep and len(kind) > 1 and not Path(spec).exists():
-        raise MatchError(f"--candidate {spec!r}: unknown kind {kind!r}; use preset:NAME, bank:PATH.pt or a shard folder")
+        raise MatchError(
+            f"--candidate {spec!r}: unknown kind {kind!r}; use preset:NAME, bank:PATH.pt or a shard folder"
+        )
     return Candidate("shards", spec, spec)
 
 
-def _prepare_hq(sources: list[Source], cfg: MatchConfig, folder: Path,
-                failures: list[dict[str, Any]]) -> tuple[list[Source], dict[str, str]]:
+def _prepare_hq(
+    sources: list[Source], cfg: MatchConfig, folder: Path, failures: list[dict[str, Any]]
+) -> tuple[list[Source], dict[str, str]]:
     """Centre crops of at most ``max_side * scale`` (a multiple of the scale) of the HQ images,
     written as PNGs, so that synthesis costs at most one LQ window per image. Returns the crops'
     sources and, per crop path, the HQ file it came from (for failure records)."""
@@ -305,16 +332,23 @@ def _prepare_hq(sources: list[Source], cfg: MatchConfig, folder: Path,
         h, w = crop.shape[:2]
         crop = crop[: h - h % cfg.scale, : w - w % cfg.scale]
         if min(crop.shape[:2]) < 8 * cfg.scale:
-            failures.append({"path": str(src.path), "reason": f"too small ({w}x{h}) for scale {cfg.scale}",
-                             "set": "hq"})
+            failures.append(
+                {"path": str(src.path), "reason": f"too small ({w}x{h}) for scale {cfg.scale}", "set": "hq"}
+            )
             continue
         origin[str(write_image(folder / f"{i:06d}.png", crop))] = str(src.path)
     return list_sources(folder), origin
 
 
 def _synth_config(cand: Candidate, cfg: MatchConfig, base: Any) -> Any:
-    common = {"crop": None, "scale": cfg.scale, "seed": cfg.seed, "workers": cfg.workers,
-              "shard_max_count": 1000, "prefix": "shard"}
+    common = {
+        "crop": None,
+        "scale": cfg.scale,
+        "seed": cfg.seed,
+        "workers": cfg.workers,
+        "shard_max_count": 1000,
+        "prefix": "shard",
+    }
     if cand.kind == "preset":
         return base.model_copy(update={**common, "preset": cand.target, "bank": None, "model": None})
     return base.model_copy(update={**common, "bank": cand.target, "preset": None, "device": cfg.device})
@@ -332,8 +366,15 @@ class CandidateScore:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "kind": self.kind, "images": self.images, "overall": self.overall,
-                "distances": self.distances, "failures": len(self.failures), "error": self.error}
+        return {
+            "label": self.label,
+            "kind": self.kind,
+            "images": self.images,
+            "overall": self.overall,
+            "distances": self.distances,
+            "failures": len(self.failures),
+            "error": self.error,
+        }
 
 
 def score_candidate(real: StatSet, cand: StatSet, spreads: dict[str, float]) -> dict[str, float]:
@@ -405,8 +446,10 @@ def match(
     out.mkdir(parents=True, exist_ok=True)
     real = files_stats(real_sources, cfg, "real", progress)
     if not real:
-        raise MatchError(f"none of the {len(real_sources)} real image(s) could be measured "
-                         f"(first failure: {real.failures[0]['reason'] if real.failures else '-'})")
+        raise MatchError(
+            f"none of the {len(real_sources)} real image(s) could be measured "
+            f"(first failure: {real.failures[0]['reason'] if real.failures else '-'})"
+        )
     spreads = {k: robust_spread(real.values[k], SPREAD_FLOORS[k]) for k in MATCH_STATS}
     failures = list(real.failures)
     sets: dict[str, StatSet] = {}
@@ -429,19 +472,28 @@ def match(
                     progress(0, synthesizing=cand.label)
                 res = synthesize(hq_list, shards, scfg, user_presets=user_presets)
                 st = shard_stats(shards, cfg, cand.label, progress)
-                st.failures[:0] = [{**f, "path": origin.get(f.get("path", ""), f.get("path", "?")),
-                                    "set": cand.label} for f in res.failures]
+                st.failures[:0] = [
+                    {**f, "path": origin.get(f.get("path", ""), f.get("path", "?")), "set": cand.label}
+                    for f in res.failures
+                ]
             failures.extend(st.failures)
             sets[cand.label] = st
             if st:
                 d = score_candidate(real, st, spreads)
                 scores.append(CandidateScore(cand.label, cand.kind, len(st), d, d["overall"], st.failures))
             else:
-                scores.append(CandidateScore(cand.label, cand.kind, 0, None, None, st.failures, "no usable LQ image"))
+                scores.append(
+                    CandidateScore(cand.label, cand.kind, 0, None, None, st.failures, "no usable LQ image")
+                )
     scores.sort(key=lambda s: (s.overall is None, s.overall if s.overall is not None else 0.0))
     hists = write_histograms(real, sets, {s.label: s.distances for s in scores}, out, cfg.bins)
     report = {
-        "real": {"inputs": len(real_sources), "images": len(real), "spread": spreads, "stats": real.summary()},
+        "real": {
+            "inputs": len(real_sources),
+            "images": len(real),
+            "spread": spreads,
+            "stats": real.summary(),
+        },
         "candidates": [{**s.to_json(), "rank": r + 1} for r, s in enumerate(scores)],
         "ranking": [s.label for s in scores],
         "statistics": list(MATCH_STATS),
@@ -473,8 +525,13 @@ _FIGURES = {  # file stem -> (title, statistics drawn, one panel each)
 }
 
 
-def write_histograms(real: StatSet, sets: dict[str, StatSet], distances: dict[str, dict[str, float] | None],
-                     out_dir: Path, bins: int = 30) -> list[Path]:
+def write_histograms(
+    real: StatSet,
+    sets: dict[str, StatSet],
+    distances: dict[str, dict[str, float] | None],
+    out_dir: Path,
+    bins: int = 30,
+) -> list[Path]:
     """One PNG per statistic (``hist_STAT.png``): the real histogram filled, each candidate's
     outlined on the same bins, densities, the candidate's distance in the legend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -486,11 +543,17 @@ def write_histograms(real: StatSet, sets: dict[str, StatSet], distances: dict[st
         FigureCanvasAgg(fig)
         axes = fig.subplots(1, len(keys), squeeze=False)[0]
         # fixed margins: a layout engine doubles the time per figure
-        fig.subplots_adjust(left=0.1 / len(keys) ** 0.5, right=0.98, bottom=0.1, top=0.83 if len(keys) > 1 else 0.9,
-                            wspace=0.25)
+        fig.subplots_adjust(
+            left=0.1 / len(keys) ** 0.5,
+            right=0.98,
+            bottom=0.1,
+            top=0.83 if len(keys) > 1 else 0.9,
+            wspace=0.25,
+        )
         for ax, key in zip(axes, keys, strict=True):
-            allv = np.concatenate([np.asarray(real.values[key])]
-                                  + [np.asarray(s.values[key]) for s in sets.values() if len(s)])
+            allv = np.concatenate(
+                [np.asarray(real.values[key])] + [np.asarray(s.values[key]) for s in sets.values() if len(s)]
+            )
             lo, hi = float(allv.min()), float(allv.max())
             if hi - lo < 1e-9:
                 lo, hi = lo - 0.5, hi + 0.5

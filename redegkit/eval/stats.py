@@ -282,4 +282,3 @@ def stats_distance(cand: Sequence[dict[str, Any]], truth: Sequence[dict[str, Any
         out[key] = total / len(cand)
     out["overall"] = float(np.mean([out[k] for k in PAIRED_KEYS]))
     return out
-

@@ -55,10 +55,15 @@ class TransferConfig(StrictModel):
     crop: int = Field(128, ge=64, description="side of an evaluation crop (a multiple of 64)")
     crops_per_image: int = Field(4, ge=1, description="evaluation crops per natural image")
     scale: int = Field(4, ge=1, le=4, description="the SR scale scored besides x1")
-    down: str = Field("bicubic", pattern="^(bilinear|bicubic|area)$",
-                      description="downsampling of the truth and the bank at --scale")
+    down: str = Field(
+        "bicubic",
+        pattern="^(bilinear|bicubic|area)$",
+        description="downsampling of the truth and the bank at --scale",
+    )
     seed: int = Field(0, description="seed of views, degradations, crops and synthesis")
-    presets: list[str] = Field(list(BUILTIN_CANDIDATES), description="preset candidates (built-in or [presets.NAME])")
+    presets: list[str] = Field(
+        list(BUILTIN_CANDIDATES), description="preset candidates (built-in or [presets.NAME])"
+    )
     sheet_rows: int = Field(4, ge=1, description="crops shown in sheet.png")
 
 
@@ -79,7 +84,9 @@ def has_random_noise(preset: Preset) -> bool:
 # 1. pairs
 
 
-def make_pairs(faces: list[Source], degradation: Preset, out: Path, cfg: TransferConfig) -> list[dict[str, Any]]:
+def make_pairs(
+    faces: list[Source], degradation: Preset, out: Path, cfg: TransferConfig
+) -> list[dict[str, Any]]:
     """Write ``out/hq``, ``out/lq`` and ``out/pairs.jsonl`` (the pseudo-hq layout) from augmented
     views of ``faces`` degraded by ``degradation``. Returns the failures (unreadable faces)."""
     failures = []
@@ -98,7 +105,9 @@ def make_pairs(faces: list[Source], degradation: Preset, out: Path, cfg: Transfe
             side = max(16, int(min(h, w) * rng.uniform(0.5, 1.0)))
             y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
             interp = cv2.INTER_AREA if side >= cfg.view_size else cv2.INTER_CUBIC
-            v = cv2.resize(img[y : y + side, x : x + side], (cfg.view_size, cfg.view_size), interpolation=interp)
+            v = cv2.resize(
+                img[y : y + side, x : x + side], (cfg.view_size, cfg.view_size), interpolation=interp
+            )
             if rng.random() < 0.5:
                 v = v[:, ::-1]
             v = np.ascontiguousarray(v)
@@ -107,8 +116,15 @@ def make_pairs(faces: list[Source], degradation: Preset, out: Path, cfg: Transfe
             key = f"{src.key}_v{k:03d}"
             write_image(out / "hq" / f"{key}.png", v)
             write_image(out / "lq" / f"{key}.png", lq)
-            records.append({"key": key, "source": str(src.path), "view": [x, y, side], "known": True,
-                            "degradation": params.to_json()})
+            records.append(
+                {
+                    "key": key,
+                    "source": str(src.path),
+                    "view": [x, y, side],
+                    "known": True,
+                    "degradation": params.to_json(),
+                }
+            )
     if not records:
         raise ValueError("no face image could be read, so there are no pairs to fit")
     atomic_write_jsonl(out / "pairs.jsonl", records, sort_keys=False)
@@ -119,7 +135,9 @@ def make_pairs(faces: list[Source], degradation: Preset, out: Path, cfg: Transfe
 # 3. crops and truth
 
 
-def make_crops(naturals: list[Source], out: Path, cfg: TransferConfig) -> tuple[list[str], list[dict[str, Any]]]:
+def make_crops(
+    naturals: list[Source], out: Path, cfg: TransferConfig
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Cut ``crops_per_image`` 8-aligned crops of each natural image into ``out`` (PNG). Returns
     (crop keys in order, failures)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -159,10 +177,14 @@ def downsample_u8(img: np.ndarray, scale: int, interp: str) -> np.ndarray:
     return finalize(t, scale=scale, interps=[interp], sigmas=[0.0], seeds=[0])[0].numpy()
 
 
-def truth_images(hqs: dict[str, np.ndarray], degradation: Preset, cfg: TransferConfig) -> dict[int, dict[str, np.ndarray]]:
+def truth_images(
+    hqs: dict[str, np.ndarray], degradation: Preset, cfg: TransferConfig
+) -> dict[int, dict[str, np.ndarray]]:
     """D(crop) per key at x1, and downsampled at x``cfg.scale``."""
-    x1 = {k: apply_degradation(v, sample_degradation(degradation, sample_rng(cfg.seed, k, "truth")))
-          for k, v in hqs.items()}
+    x1 = {
+        k: apply_degradation(v, sample_degradation(degradation, sample_rng(cfg.seed, k, "truth")))
+        for k, v in hqs.items()
+    }
     out = {1: x1}
     if cfg.scale > 1:
         out[cfg.scale] = {k: downsample_u8(v, cfg.scale, cfg.down) for k, v in x1.items()}
@@ -183,9 +205,17 @@ def _read_lq(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def synth_candidate(crops_dir: Path, out: Path, scale: int, cfg: TransferConfig, *, bank: Path | None = None,
-                    preset: str | None = None, calibration: bool = True,
-                    user_presets: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+def synth_candidate(
+    crops_dir: Path,
+    out: Path,
+    scale: int,
+    cfg: TransferConfig,
+    *,
+    bank: Path | None = None,
+    preset: str | None = None,
+    calibration: bool = True,
+    user_presets: dict[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
     """Run the library's ``synthesize`` on the crops (whole images, no hand-set noise) and read
     the LQ images back, by crop key."""
     from ..io.sources import list_sources
@@ -193,8 +223,15 @@ def synth_candidate(crops_dir: Path, out: Path, scale: int, cfg: TransferConfig,
 
     opts: dict[str, Any] = {"crop": None, "scale": scale, "seed": cfg.seed, "workers": 1}
     if bank is not None:
-        opts.update(bank=str(bank), preset=None, noise_prob=0.0, down=[cfg.down], calibration=calibration,
-                    tile=max(cfg.crop, 64), batch=8)
+        opts.update(
+            bank=str(bank),
+            preset=None,
+            noise_prob=0.0,
+            down=[cfg.down],
+            calibration=calibration,
+            tile=max(cfg.crop, 64),
+            batch=8,
+        )
     else:
         opts.update(preset=preset)
     if out.exists():
@@ -207,8 +244,12 @@ def synth_candidate(crops_dir: Path, out: Path, scale: int, cfg: TransferConfig,
 # 5. scores
 
 
-def score(hqs: dict[str, np.ndarray], cand: dict[str, np.ndarray], truth: dict[str, np.ndarray],
-          truth_stats: list[dict[str, Any]]) -> dict[str, Any]:
+def score(
+    hqs: dict[str, np.ndarray],
+    cand: dict[str, np.ndarray],
+    truth: dict[str, np.ndarray],
+    truth_stats: list[dict[str, Any]],
+) -> dict[str, Any]:
     """PSNR/SSIM to the truth, statistics distance, and the noise level ratio, over the crops."""
     keys = sorted(truth)
     missing = [k for k in keys if k not in cand]
@@ -221,12 +262,22 @@ def score(hqs: dict[str, np.ndarray], cand: dict[str, np.ndarray], truth: dict[s
     n_c = float(np.mean([s["noise"] for s in cst]))
     n_t = float(np.mean([s["noise"] for s in truth_stats]))
     finite = [p for p in ps if math.isfinite(p)]
-    return {"psnr": round(float(np.mean(finite)) if finite else math.inf, 3), "ssim": round(float(np.mean(ss)), 4),
-            "distance": {k: round(v, 4) for k, v in dist.items()},
-            "noise": round(n_c, 3), "noise_truth": round(n_t, 3),
-            "noise_ratio": round(n_c / n_t, 3) if n_t > 0 else None,
-            "stats": {k: (np.mean([s[k] for s in cst], axis=0).round(4).tolist() if k == "color"
-                          else round(float(np.mean([s[k] for s in cst])), 4)) for k in PAIRED_KEYS}}
+    return {
+        "psnr": round(float(np.mean(finite)) if finite else math.inf, 3),
+        "ssim": round(float(np.mean(ss)), 4),
+        "distance": {k: round(v, 4) for k, v in dist.items()},
+        "noise": round(n_c, 3),
+        "noise_truth": round(n_t, 3),
+        "noise_ratio": round(n_c / n_t, 3) if n_t > 0 else None,
+        "stats": {
+            k: (
+                np.mean([s[k] for s in cst], axis=0).round(4).tolist()
+                if k == "color"
+                else round(float(np.mean([s[k] for s in cst])), 4)
+            )
+            for k in PAIRED_KEYS
+        },
+    }
 
 
 def verdict(scores: dict[str, dict[str, Any]], noisy: bool, presets: list[str]) -> dict[str, Any]:
@@ -242,12 +293,18 @@ def verdict(scores: dict[str, dict[str, Any]], noisy: bool, presets: list[str]) 
     checks: dict[str, Any] = {"best_preset": best, "distance_ratio": round(ratio, 3), "worse_stats": worse}
     if noisy:
         nr = bank["noise_ratio"]
-        checks.update(noise_ratio=nr, target_ratio=0.5,
-                      passed=bool(ratio <= 0.5 and not worse and nr is not None and abs(nr - 1) <= 0.2))
+        checks.update(
+            noise_ratio=nr,
+            target_ratio=0.5,
+            passed=bool(ratio <= 0.5 and not worse and nr is not None and abs(nr - 1) <= 0.2),
+        )
     else:
         gain = bank["psnr"] - b["psnr"]
-        checks.update(psnr_gain_db=round(gain, 3), target_ratio=0.35,
-                      passed=bool(ratio <= 0.35 and not worse and gain >= 5.0))
+        checks.update(
+            psnr_gain_db=round(gain, 3),
+            target_ratio=0.35,
+            passed=bool(ratio <= 0.35 and not worse and gain >= 5.0),
+        )
     return checks
 
 
@@ -267,11 +324,23 @@ def _contact_sheet(path: Path, keys: list[str], hqs, truth, bank, best, best_nam
 # The whole benchmark
 
 
-def eval_transfer(faces: list[Source], naturals: list[Source], degradation: str, out: str | Path, *,
-                  cfg: TransferConfig | None = None, fit_cfg: Any = None, fit_naturals: list[Source] | None = None,
-                  model: str | Path | None = None, bank: str | Path | None = None,
-                  extra_presets: list[str] | None = None, user_presets: dict[str, Any] | None = None,
-                  resume: bool = False, bake_cfg: Any = None, log=None) -> TransferResult:
+def eval_transfer(
+    faces: list[Source],
+    naturals: list[Source],
+    degradation: str,
+    out: str | Path,
+    *,
+    cfg: TransferConfig | None = None,
+    fit_cfg: Any = None,
+    fit_naturals: list[Source] | None = None,
+    model: str | Path | None = None,
+    bank: str | Path | None = None,
+    extra_presets: list[str] | None = None,
+    user_presets: dict[str, Any] | None = None,
+    resume: bool = False,
+    bake_cfg: Any = None,
+    log=None,
+) -> TransferResult:
     """Run the benchmark (see the module doc). ``fit_cfg`` is a :class:`~redegkit.fit.config.FitConfig`
     (needed unless ``model`` or ``bank``); ``log(msg)`` reports progress. Returns the report."""
     cfg = cfg or TransferConfig()
@@ -284,10 +353,16 @@ def eval_transfer(faces: list[Source], naturals: list[Source], degradation: str,
     face_paths = {str(Path(s.path).resolve()) for s in faces}
     overlap = [s for s in naturals if str(Path(s.path).resolve()) in face_paths]
     if overlap:
-        raise ValueError(f"{overlap[0].path} is both a face and an evaluation image; the evaluation images "
-                         "must not be used in fitting")
-    report: dict[str, Any] = {"degradation": degradation, "degradation_spec": D.model_dump(mode="json"),
-                              "random_noise": noisy, "config": cfg.model_dump(mode="json")}
+        raise ValueError(
+            f"{overlap[0].path} is both a face and an evaluation image; the evaluation images "
+            "must not be used in fitting"
+        )
+    report: dict[str, Any] = {
+        "degradation": degradation,
+        "degradation_spec": D.model_dump(mode="json"),
+        "random_noise": noisy,
+        "config": cfg.model_dump(mode="json"),
+    }
     bank_path: Path
     if bank is not None:
         bank_path = Path(bank)
@@ -305,16 +380,29 @@ def eval_transfer(faces: list[Source], naturals: list[Source], degradation: str,
             resuming = resume and (run / "last.pt").is_file()
             if run.exists() and not resuming:
                 shutil.rmtree(run)
-            res = fit_degradation(fit_cfg, out / "pairs", [str(s.path) for s in (fit_naturals or faces)], run,
-                                  resume=resuming, user_presets=user_presets, show_progress=log is not None)
+            res = fit_degradation(
+                fit_cfg,
+                out / "pairs",
+                [str(s.path) for s in (fit_naturals or faces)],
+                run,
+                resume=resuming,
+                user_presets=user_presets,
+                show_progress=log is not None,
+            )
             model = run / "last.pt"
             report["fit"] = {"run": str(run), "steps": fit_cfg.steps, "seconds": round(res.seconds, 1)}
         from ..bank import BakeConfig, bake, load_bake_networks, save_bank
 
         say("baking the bank")
         nets, meta = load_bake_networks(model=model)
-        bres = bake(str(out / "pairs"), nets["degnet"], nets["encoder"], nets["generator"],
-                    bake_cfg or BakeConfig(), meta=meta)
+        bres = bake(
+            str(out / "pairs"),
+            nets["degnet"],
+            nets["encoder"],
+            nets["generator"],
+            bake_cfg or BakeConfig(),
+            meta=meta,
+        )
         bank_path = save_bank(out / "emb.pt", bres.bank)
         report["bank"] = str(bank_path)
         report["model"] = str(model)
@@ -336,13 +424,17 @@ def eval_transfer(faces: list[Source], naturals: list[Source], degradation: str,
         tst = [paired_stats(hqs[k], truth[s][k]) for k in sorted(truth[s])]
         cands: dict[str, dict[str, np.ndarray]] = {}
         say(f"x{s}: the bank")
-        cands["bank"] = synth_candidate(out / "crops", out / "candidates" / f"bank-x{s}", s, cfg, bank=bank_path)
-        cands["bank (no calibration)"] = synth_candidate(out / "crops", out / "candidates" / f"bank-nocal-x{s}", s,
-                                                         cfg, bank=bank_path, calibration=False)
+        cands["bank"] = synth_candidate(
+            out / "crops", out / "candidates" / f"bank-x{s}", s, cfg, bank=bank_path
+        )
+        cands["bank (no calibration)"] = synth_candidate(
+            out / "crops", out / "candidates" / f"bank-nocal-x{s}", s, cfg, bank=bank_path, calibration=False
+        )
         for p in presets:
             say(f"x{s}: preset {p}")
-            cands[f"preset:{p}"] = synth_candidate(out / "crops", out / "candidates" / f"{p}-x{s}", s, cfg,
-                                                   preset=p, user_presets=user_presets)
+            cands[f"preset:{p}"] = synth_candidate(
+                out / "crops", out / "candidates" / f"{p}-x{s}", s, cfg, preset=p, user_presets=user_presets
+            )
         cands["identity"] = {k: downsample_u8(v, s, cfg.down) for k, v in hqs.items()}
         results[f"x{s}"] = {name: score(hqs, c, truth[s], tst) for name, c in cands.items()}
         images[f"x{s}"] = cands
@@ -352,8 +444,9 @@ def eval_transfer(faces: list[Source], naturals: list[Source], degradation: str,
     best = report["target"]["x1"]["best_preset"]
     # one crop per natural image first (keys are in image order), so the sheet shows several images
     shown = list(dict.fromkeys(keys[:: cfg.crops_per_image] + keys))[: cfg.sheet_rows]
-    _contact_sheet(out / "sheet.png", shown, hqs, truth[1], images["x1"]["bank"],
-                   images["x1"][f"preset:{best}"], best)
+    _contact_sheet(
+        out / "sheet.png", shown, hqs, truth[1], images["x1"]["bank"], images["x1"][f"preset:{best}"], best
+    )
     report["sheet"] = str(out / "sheet.png")
     report["failures"] = failures
     atomic_write_json(out / "report.json", report, indent=2)
@@ -384,5 +477,15 @@ def ranking(report: dict[str, Any], scale: str = "x1") -> list[tuple[str, dict[s
     return sorted(report["scores"][scale].items(), key=lambda kv: kv[1]["distance"]["overall"])
 
 
-__all__ = ["TransferConfig", "TransferResult", "eval_transfer", "has_random_noise", "make_crops", "make_pairs",
-           "ranking", "score", "truth_images", "verdict"]
+__all__ = [
+    "TransferConfig",
+    "TransferResult",
+    "eval_transfer",
+    "has_random_noise",
+    "make_crops",
+    "make_pairs",
+    "ranking",
+    "score",
+    "truth_images",
+    "verdict",
+]

@@ -25,8 +25,13 @@ from ..io.images import check_rgb
 FACE_SIZE = 512
 # (x, y) of left eye, right eye, nose tip, left and right mouth corner in a 512x512 FFHQ face.
 FFHQ_TEMPLATE_512 = np.array(
-    [[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
-     [201.26117, 371.41043], [313.08905, 371.15118]],
+    [
+        [192.98138, 239.94708],
+        [318.90277, 240.1936],
+        [256.63416, 314.01935],
+        [201.26117, 371.41043],
+        [313.08905, 371.15118],
+    ],
     dtype=np.float64,
 )
 BORDER_RGB = (132, 133, 135)  # GFPGAN's neutral gray for crop regions outside the photo
@@ -107,8 +112,9 @@ def transform_points(pts: np.ndarray, m: np.ndarray) -> np.ndarray:
     return p @ np.asarray(m, np.float64)[:, :2].T + np.asarray(m, np.float64)[:, 2]
 
 
-def estimate_alignment(landmarks5: np.ndarray, size: int = FACE_SIZE,
-                       method: Literal["lmeds", "lstsq"] = "lmeds") -> Alignment:
+def estimate_alignment(
+    landmarks5: np.ndarray, size: int = FACE_SIZE, method: Literal["lmeds", "lstsq"] = "lmeds"
+) -> Alignment:
     """The similarity transform taking the 5 photo landmarks [5,2] onto the FFHQ template."""
     src = np.asarray(landmarks5, np.float64).reshape(5, 2)
     if not np.isfinite(src).all():
@@ -148,16 +154,29 @@ def warp_face(photo: np.ndarray, al: Alignment, interpolation: Interpolation = "
         m = m.copy()
         m[:, 0] *= w / nw  # photo x = small x * (w / nw)
         m[:, 1] *= h / nh
-    return cv2.warpAffine(img, m, (al.size, al.size), flags=_INTERP[interpolation],
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_RGB)
+    return cv2.warpAffine(
+        img,
+        m,
+        (al.size, al.size),
+        flags=_INTERP[interpolation],
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=BORDER_RGB,
+    )
 
 
-def unwarp_face(crop: np.ndarray, al: Alignment, photo_hw: tuple[int, int],
-                interpolation: Interpolation = "linear") -> np.ndarray:
+def unwarp_face(
+    crop: np.ndarray, al: Alignment, photo_hw: tuple[int, int], interpolation: Interpolation = "linear"
+) -> np.ndarray:
     """Map a crop back into the photo frame (pixels outside the crop are 0); for checks and pasting."""
     h, w = photo_hw
-    return cv2.warpAffine(crop, al.inverse, (w, h), flags=_INTERP[interpolation],
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return cv2.warpAffine(
+        crop,
+        al.inverse,
+        (w, h),
+        flags=_INTERP[interpolation],
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
 
 
 def outside_fraction(al: Alignment, photo_hw: tuple[int, int], grid: int = 64) -> float:

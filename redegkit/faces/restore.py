@@ -42,9 +42,15 @@ def _count(sd: StateDict, pattern: str) -> int:
 
 def detect_gfpgan(sd: StateDict) -> dict[str, Any] | None:
     """Hyperparameters of a ``GFPGANv1Clean`` state dict, or None if the keys are not GFPGAN's."""
-    need = ("toRGB.0.weight", "final_linear.weight", "conv_body_first.weight",
-            "stylegan_decoder.style_mlp.1.weight", "stylegan_decoder.constant_input.weight",
-            "condition_scale.0.0.weight", "condition_scale.0.2.weight")
+    need = (
+        "toRGB.0.weight",
+        "final_linear.weight",
+        "conv_body_first.weight",
+        "stylegan_decoder.style_mlp.1.weight",
+        "stylegan_decoder.constant_input.weight",
+        "condition_scale.0.0.weight",
+        "condition_scale.0.2.weight",
+    )
     if not all(k in sd for k in need):
         return None
     # number of down-sampling ResBlocks = log2(out_size) - 2
@@ -86,7 +92,9 @@ def build_gfpgan(**hparams: Any) -> torch.nn.Module:
 class GFPGANRestorer:
     """A loaded GFPGAN; :meth:`restore` maps aligned 512 LQ faces to pseudo-HQ faces."""
 
-    def __init__(self, path: str | Path, *, device: str = "cpu", batch_size: int = 0, name: str | None = None):
+    def __init__(
+        self, path: str | Path, *, device: str = "cpu", batch_size: int = 0, name: str | None = None
+    ):
         from ..weights import KNOWN, sha256_file
 
         self.path = Path(path)
@@ -99,7 +107,9 @@ class GFPGANRestorer:
                 f"{', '.join(list(sd)[:5])}"
             )
         if hp["out_size"] != FACE_SIZE:
-            raise CheckpointError(f"{self.path}: GFPGAN for {hp['out_size']} px faces; pseudo-hq needs {FACE_SIZE}")
+            raise CheckpointError(
+                f"{self.path}: GFPGAN for {hp['out_size']} px faces; pseudo-hq needs {FACE_SIZE}"
+            )
         model = build_gfpgan(**hp)
         load_state_strict(model, sd, str(self.path))
         self.hparams = hp
@@ -121,7 +131,9 @@ class GFPGANRestorer:
         same shape and dtype, in order. Runs in batches of :attr:`batch_size`."""
         arr = np.stack(list(faces)) if isinstance(faces, list) else np.asarray(faces)
         if arr.ndim != 4 or arr.shape[1:] != (FACE_SIZE, FACE_SIZE, 3) or arr.dtype != np.uint8:
-            raise ValueError(f"expected uint8 N x {FACE_SIZE} x {FACE_SIZE} x 3 faces, got {arr.dtype} {arr.shape}")
+            raise ValueError(
+                f"expected uint8 N x {FACE_SIZE} x {FACE_SIZE} x 3 faces, got {arr.dtype} {arr.shape}"
+            )
         out: list[np.ndarray] = []
         for i in range(0, len(arr), self.batch_size):
             x = to_tensor(arr[i : i + self.batch_size]).to(self.device)  # [-1, 1], NCHW, RGB
@@ -130,9 +142,16 @@ class GFPGANRestorer:
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "arch": ARCH, "weights": str(self.path), "sha256": self.sha256,
-                "state_dict": self.source, "hparams": self.hparams, "device": str(self.device),
-                "noise": "fixed (stored noise maps)"}
+        return {
+            "name": self.name,
+            "arch": ARCH,
+            "weights": str(self.path),
+            "sha256": self.sha256,
+            "state_dict": self.source,
+            "hparams": self.hparams,
+            "device": str(self.device),
+            "noise": "fixed (stored noise maps)",
+        }
 
 
 def resolve_restorer_path(restorer: str, weights: str | Path | None = None) -> tuple[Path, str | None]:
@@ -159,8 +178,15 @@ def _load_cached(path: str, device: str, batch_size: int, name: str | None, mtim
     return GFPGANRestorer(path, device=device, batch_size=batch_size, name=name)
 
 
-def load_restorer(restorer: str = "gfpgan", weights: str | Path | None = None, *, device: str = "auto",
-                  batch_size: int = 0) -> GFPGANRestorer:
+def load_restorer(
+    restorer: str = "gfpgan", weights: str | Path | None = None, *, device: str = "auto", batch_size: int = 0
+) -> GFPGANRestorer:
     """Resolve and load a restorer once per process (cached by file, device and batch size)."""
     path, entry = resolve_restorer_path(restorer, weights)
-    return _load_cached(str(path.resolve()), RunContext.from_env(device).device, int(batch_size), entry, path.stat().st_mtime_ns)
+    return _load_cached(
+        str(path.resolve()),
+        RunContext.from_env(device).device,
+        int(batch_size),
+        entry,
+        path.stat().st_mtime_ns,
+    )

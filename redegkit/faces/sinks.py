@@ -109,19 +109,27 @@ class ShardPairSink:
         rp = find_resume_point(self.out, prefix="pairs") if resume else None
         self.start = rp.next_input if rp else 0
         self.pairs_before = sum(int(m["count"]) for m in rp.done) if rp else 0
-        self.sink = ShardSink(self.out, prefix="pairs", max_count=max_count,
-                              start_shard=rp.next_shard if rp else 0, start_input=self.start)
+        self.sink = ShardSink(
+            self.out,
+            prefix="pairs",
+            max_count=max_count,
+            start_shard=rp.next_shard if rp else 0,
+            start_input=self.start,
+        )
         self._pending_failures: list[dict[str, Any]] = []
 
     def skip(self, index: int, src: Source) -> bool:
         return index < self.start
 
     def add_pair(self, record: dict[str, Any], lq: np.ndarray, hq: np.ndarray) -> None:
-        self.sink.add(record["key"], {
-            "lq.png": encode_image(lq),
-            "hq.png": encode_image(hq),
-            "json": json.dumps(record, sort_keys=True).encode("utf-8"),
-        })
+        self.sink.add(
+            record["key"],
+            {
+                "lq.png": encode_image(lq),
+                "hq.png": encode_image(hq),
+                "json": json.dumps(record, sort_keys=True).encode("utf-8"),
+            },
+        )
 
     def end_photo(self, index: int, photo: dict[str, Any]) -> None:
         failures = [photo] if photo["status"] != "ok" or photo["rejections"] else []

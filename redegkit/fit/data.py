@@ -43,7 +43,9 @@ def _unit_hash(key: str, seed: int) -> float:
     return int.from_bytes(h, "little") / 2.0**64
 
 
-def split_pairs(pairs: list[FacePair], fraction: float, seed: int = 0) -> tuple[list[FacePair], list[FacePair]]:
+def split_pairs(
+    pairs: list[FacePair], fraction: float, seed: int = 0
+) -> tuple[list[FacePair], list[FacePair]]:
     """Deterministic (train, held-out) split by a hash of each key.
 
     A pair is held out when hash(seed, key) < fraction, so adding pairs never moves old ones between
@@ -178,7 +180,9 @@ class FitDataset(Dataset):
                 continue
             if hq.shape != lq.shape:
                 self._bad.add(str(pair.lq))
-                errors.append({"path": str(pair.lq), "reason": f"LQ {lq.shape[:2]} and HQ {hq.shape[:2]} differ"})
+                errors.append(
+                    {"path": str(pair.lq), "reason": f"LQ {lq.shape[:2]} and HQ {hq.shape[:2]} differ"}
+                )
                 continue
             return pair, hq, lq
         raise SourceError(f"none of the {n} face pairs could be read (see the errors above)")
@@ -192,7 +196,9 @@ class FitDataset(Dataset):
                 return img
         raise SourceError(f"none of the {n} natural images could be read")
 
-    def face_part(self, hq: np.ndarray, lq: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def face_part(
+        self, hq: np.ndarray, lq: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Crop box, random rescale (short side in [crop, box short side]), crop, flips, synthetic
         variant of the LQ, grayscale. Returns (hq, lq) uint8 crop x crop."""
         cfg, crop = self.cfg, self.crop
@@ -218,7 +224,9 @@ class FitDataset(Dataset):
             hq, lq = to_gray(hq), to_gray(lq)
         return hq, lq
 
-    def _synthetic(self, img: np.ndarray, preset: str, scales: list[int], rng: np.random.Generator) -> np.ndarray:
+    def _synthetic(
+        self, img: np.ndarray, preset: str, scales: list[int], rng: np.random.Generator
+    ) -> np.ndarray:
         from ..degrade import apply_degradation, sample_degradation
 
         sf = int(scales[int(rng.integers(len(scales)))])
@@ -264,9 +272,17 @@ class FitDataset(Dataset):
         face_hq, face_lq = self.face_part(hq, lq, rng)
         nat_hq = self.natural_part(self._pick_natural(int(index), errors), rng)
         face_syn_lq, nat_lq, _ = self.matched_part(face_hq, nat_hq, rng)
-        imgs = {"face_hq": face_hq, "face_lq": face_lq, "nat_hq": nat_hq, "nat_lq": nat_lq, "face_syn_lq": face_syn_lq}
+        imgs = {
+            "face_hq": face_hq,
+            "face_lq": face_lq,
+            "nat_hq": nat_hq,
+            "nat_lq": nat_lq,
+            "face_syn_lq": face_syn_lq,
+        }
         # uint8 until the model's device: a quarter of the bytes to collate, pin and copy
-        out: dict[str, Any] = {k: torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1))) for k, v in imgs.items()}
+        out: dict[str, Any] = {
+            k: torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1))) for k, v in imgs.items()
+        }
         out.update(index=int(index), key=pair.key, errors=errors)
         return out
 
@@ -383,4 +399,9 @@ def load_validation(
             continue
         nats.append(center_crop(resize_short(img, crop, cv2.INTER_AREA), crop))
     nats = [nats[i % len(nats)] for i in range(len(hqs))] if nats else list(hqs)
-    return {"face_hq": np.stack(hqs), "face_lq": np.stack(lqs), "nat_hq": np.stack(nats), "key": keys}, failures
+    return {
+        "face_hq": np.stack(hqs),
+        "face_lq": np.stack(lqs),
+        "nat_hq": np.stack(nats),
+        "key": keys,
+    }, failures

@@ -72,8 +72,6 @@ class FitResult:
         }
 
 
-
-
 class Fitter:
     """One fit-degradation run (see the module docstring). Build it, then call :meth:`fit`."""
 
@@ -95,9 +93,13 @@ class Fitter:
         if resume and not last.is_file():
             raise FileNotFoundError(f"{last}: nothing to resume (no last.pt in the run folder)")
         if not resume and last.is_file():
-            raise FileExistsError(f"{self.out} already holds a run (last.pt); pass --resume or choose another --out")
+            raise FileExistsError(
+                f"{self.out} already holds a run (last.pt); pass --resume or choose another --out"
+            )
         # rank, device (cuda:LOCAL_RANK), bf16 on CUDA, channels_last, cudnn.benchmark, the group
-        self.ctx = RunContext.from_env(device, cfg.precision, channels_last=cfg.channels_last, seed=cfg.seed).join()
+        self.ctx = RunContext.from_env(
+            device, cfg.precision, channels_last=cfg.channels_last, seed=cfg.seed
+        ).join()
         self.rank, self.world, self.device = self.ctx.rank, self.ctx.world, self.ctx.device
         self.folder = self.ctx.folder(self.out)
         try:
@@ -108,8 +110,14 @@ class Fitter:
                 self.train_pairs, self.val_pairs = split_pairs(all_pairs, cfg.data.val_fraction, cfg.seed)
             self.naturals: list[Source] = list_sources(natural if isinstance(natural, list) else [natural])
             self.dataset = build_dataset(
-                self.train_pairs, self.naturals, cfg.data, crop=cfg.crop, seed=cfg.seed,
-                length=cfg.steps * cfg.batch * self.world, user_presets=user_presets, interp_quirk=cfg.interp_quirk,
+                self.train_pairs,
+                self.naturals,
+                cfg.data,
+                crop=cfg.crop,
+                seed=cfg.seed,
+                length=cfg.steps * cfg.batch * self.world,
+                user_presets=user_presets,
+                interp_quirk=cfg.interp_quirk,
             )
             self.model = FitModel(cfg, ctx=self.ctx)  # WeightsMissingError surfaces here
             self.step = 0
@@ -129,7 +137,9 @@ class Fitter:
     def _prepare_validation(self) -> dict[str, Any] | None:
         pairs = self.val_pairs[: self.cfg.data.val_max]
         if not pairs:
-            log.warning("no held-out face pairs: validation is skipped (set data.val_fraction or --val-pairs)")
+            log.warning(
+                "no held-out face pairs: validation is skipped (set data.val_fraction or --val-pairs)"
+            )
             return None
         imgs, failures = load_validation(pairs, self.naturals, self.cfg.data, self.cfg.crop)
         self.failures += failures
@@ -153,14 +163,23 @@ class Fitter:
         if self.rank == 0:
             self._prepare_out(start)
         loader = make_loader(
-            self.dataset, start=start, end=cfg.steps, batch=cfg.batch, rank=self.rank,
-            world=self.world, workers=cfg.data.workers,
+            self.dataset,
+            start=start,
+            end=cfg.steps,
+            batch=cfg.batch,
+            rank=self.rank,
+            world=self.world,
+            workers=cfg.data.workers,
         )
         train: dict[str, float] = {}
         val: dict[str, float] = {}
         checkpoints: list[str] = []
         t0 = time.perf_counter()
-        bar = progress("fit-degradation", cfg.steps - start, unit="step") if show_progress and self.rank == 0 else None
+        bar = (
+            progress("fit-degradation", cfg.steps - start, unit="step")
+            if show_progress and self.rank == 0
+            else None
+        )
         advance = bar.__enter__() if bar is not None else (lambda n=1, **f: None)
         try:
             for batch in loader:
@@ -170,8 +189,12 @@ class Fitter:
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     train = self._mean_over_ranks(losses)
                     self._log({"split": "train", "step": self.step, **train})
-                advance(1, g=train.get("g_total", float("nan")), d=train.get("d_loss", float("nan")),
-                        recon=train.get("recon_l1", float("nan")))
+                advance(
+                    1,
+                    g=train.get("g_total", float("nan")),
+                    d=train.get("d_loss", float("nan")),
+                    recon=train.get("recon_l1", float("nan")),
+                )
                 if self.step % cfg.val_every == 0 or self.step == cfg.steps:
                     val = self.validate() or val
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
@@ -187,13 +210,22 @@ class Fitter:
         seconds = time.perf_counter() - t0
         self._gather_failures()
         result = FitResult(
-            out=self.out, start_step=start, steps=self.step, seconds=seconds,
+            out=self.out,
+            start_step=start,
+            steps=self.step,
+            seconds=seconds,
             samples_per_s=(self.step - start) * cfg.batch * self.world / max(seconds, 1e-9),
-            train=train, val=val, checkpoints=checkpoints, failures=list(self.failures),
-            n_train_pairs=len(self.train_pairs), n_val_pairs=len(self.val_pairs), n_natural=len(self.naturals),
+            train=train,
+            val=val,
+            checkpoints=checkpoints,
+            failures=list(self.failures),
+            n_train_pairs=len(self.train_pairs),
+            n_val_pairs=len(self.val_pairs),
+            n_natural=len(self.naturals),
         )
-        self.folder.write_json("report.json", {**result.summary(), "failures": result.failures,
-                                               "runtime": self.ctx.describe()})
+        self.folder.write_json(
+            "report.json", {**result.summary(), "failures": result.failures, "runtime": self.ctx.describe()}
+        )
         return result
 
     def _prepare_out(self, start: int) -> None:
@@ -272,13 +304,22 @@ class Fitter:
             log.error("could not save %s after the error: %s", self.out / "last.pt", save_err)
             return
         if not interrupted and self.rank == 0:
-            log.error("fit-degradation stopped after step %d: %s: %s. %s holds step %d; fix the cause and "
-                      "continue with --resume", self.step, type(err).__name__, err, self.out / "last.pt", self.step)
+            log.error(
+                "fit-degradation stopped after step %d: %s: %s. %s holds step %d; fix the cause and "
+                "continue with --resume",
+                self.step,
+                type(err).__name__,
+                err,
+                self.out / "last.pt",
+                self.step,
+            )
 
     def save(self, keep: bool = True, sync: bool = True) -> Path:
         """Write ``last.pt`` atomically (rank 0); with ``keep``, also ``checkpoints/step_N.pt``.
         ``sync``: under torchrun, wait for every rank afterwards."""
-        last = self.folder.save_checkpoint("last.pt", self.state()) if self.rank == 0 else self.out / "last.pt"
+        last = (
+            self.folder.save_checkpoint("last.pt", self.state()) if self.rank == 0 else self.out / "last.pt"
+        )
         if self.rank == 0:
             if keep:
                 kept = self.out / "checkpoints" / f"step_{self.step:07d}.pt"
@@ -321,8 +362,15 @@ def fit_degradation(
     fitter = None
     try:
         fitter = Fitter(
-            cfg, pairs, natural, out, val_pairs=val_pairs, device=device, resume=resume,
-            from_official=from_official, user_presets=user_presets,
+            cfg,
+            pairs,
+            natural,
+            out,
+            val_pairs=val_pairs,
+            device=device,
+            resume=resume,
+            from_official=from_official,
+            user_presets=user_presets,
         )
         return fitter.fit(show_progress=show_progress)
     finally:

@@ -75,9 +75,16 @@ def load_official(nets: dict[str, nn.Module], folder: str) -> list[str]:
         net = nets[name]
         src = load_checkpoint(path, arch=net.arch)
         theirs, ours = src.hparams, net.hparams
-        diff = {k: (theirs[k], ours[k]) for k in ("size", "style_dim", "width") if k in theirs and theirs[k] != ours[k]}
+        diff = {
+            k: (theirs[k], ours[k])
+            for k in ("size", "style_dim", "width")
+            if k in theirs and theirs[k] != ours[k]
+        }
         if diff:
-            raise CheckpointError(f"{path}: file has " + ", ".join(f"{k}={a} but the recipe gives {b}" for k, (a, b) in diff.items()))
+            raise CheckpointError(
+                f"{path}: file has "
+                + ", ".join(f"{k}={a} but the recipe gives {b}" for k, (a, b) in diff.items())
+            )
         load_state_strict(net, src.state_dict(), str(path))
         loaded.append(str(path))
     return loaded
@@ -113,7 +120,9 @@ class FitModel:
         random_vgg: bool = False,
     ) -> None:
         self.cfg = cfg
-        self.ctx = ctx or RunContext.local(device, cfg.precision, channels_last=cfg.channels_last, seed=cfg.seed)
+        self.ctx = ctx or RunContext.local(
+            device, cfg.precision, channels_last=cfg.channels_last, seed=cfg.seed
+        )
         self.device = self.ctx.device
         # Fails fast (WeightsMissingError) before anything else is built when VGG19 is missing.
         self.perceptual = build_perceptual_loss(
@@ -126,7 +135,8 @@ class FitModel:
             self.ctx.place(net)
             net.train()
         self.optims = {
-            name: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas) for name, net in self.nets.items()
+            name: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
+            for name, net in self.nets.items()
         }
         # what forward passes call: DDP wrappers under torchrun (every parameter gets a gradient
         # each step, so no unused-parameter search)
@@ -161,8 +171,8 @@ class FitModel:
     # ------------------------------------------------------------------ the step
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         """One generator step then one discriminator step on ``batch`` (images [B, 3, crop, crop],
-        uint8 or float in [-1, 1]: face_hq, face_lq, nat_hq, nat_lq, face_syn_lq). Returns detached 0-dim losses
-        (fp32, on the device; call ``.item()`` only when logging to avoid a sync per step)."""
+        uint8 or float in [-1, 1]: face_hq, face_lq, nat_hq, nat_lq, face_syn_lq). Returns detached
+        0-dim losses (fp32, on the device; call ``.item()`` only when logging to avoid a sync per step)."""
         lr = self.set_lr(step)
         b = {k: self.to_device(batch[k]) for k in ("face_hq", "face_lq", "nat_hq", "nat_lq", "face_syn_lq")}
         losses, fake_real_face, z_real = self.generator_step(b, self.switch_at(step))
@@ -176,15 +186,23 @@ class FitModel:
         """E, G and DegNet update. Returns (losses, fake_real_face [B,3,H,W], zR [B, style_dim])."""
         cfg = self.cfg.loss
         face_hq, face_lq, nat_hq, nat_lq, face_syn_lq = (
-            b["face_hq"], b["face_lq"], b["nat_hq"], b["nat_lq"], b["face_syn_lq"]
+            b["face_hq"],
+            b["face_lq"],
+            b["nat_hq"],
+            b["nat_lq"],
+            b["face_syn_lq"],
         )
         n = face_hq.shape[0]
         s = self.nets["discriminator"]
         s.requires_grad_(False)  # S only judges here; the raw module (not DDP) keeps DDP's hooks idle
         with self.autocast():
-            pairs = torch.cat([
-                torch.cat([face_hq, face_lq], 1), torch.cat([nat_hq, nat_lq], 1), torch.cat([face_hq, face_syn_lq], 1)
-            ])
+            pairs = torch.cat(
+                [
+                    torch.cat([face_hq, face_lq], 1),
+                    torch.cat([nat_hq, nat_lq], 1),
+                    torch.cat([face_hq, face_syn_lq], 1),
+                ]
+            )
             z_real, z_nat, z_face = self.run["degnet"](pairs).float().chunk(3)
             feats = self.run["encoder"](torch.cat([face_hq, nat_hq]))
             content = [torch.cat([f[:n], f[n:], f[:n]]) for f in feats]  # cF, cN, cF
@@ -203,7 +221,9 @@ class FitModel:
             out["perceptual"], out["style"] = percep, style / 3.0  # the reference divides style by 3 again
             total = total + percep + style / 3.0
         out["same_deg"] = same_degradation_loss(z_nat, z_face, cfg.same_degradation)
-        out["contrastive"] = contrastive_loss(z_real, z_face, cfg.contrastive, cfg.contrastive_scale, cfg.contrastive_eps)
+        out["contrastive"] = contrastive_loss(
+            z_real, z_face, cfg.contrastive, cfg.contrastive_scale, cfg.contrastive_eps
+        )
         out["g_gan"] = cfg.gan * hinge_g_loss(adv)
         total = total + out["same_deg"] + out["contrastive"] + out["g_gan"]
         for name in G_SIDE:
@@ -237,7 +257,9 @@ class FitModel:
 
     # ------------------------------------------------------------------ inference helpers
     @torch.no_grad()
-    def reconstruct(self, hq: torch.Tensor, lq: torch.Tensor, content: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def reconstruct(
+        self, hq: torch.Tensor, lq: torch.Tensor, content: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Eval-mode G(D(hq, lq), E(content or hq)) -> (LQ [N,3,H,W] fp32 in [-1,1], z [N, D] fp32).
 
         Eval mode: spectral norm uses its stored vectors and does not update them, so validation

@@ -66,12 +66,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1, sort_keys: bool = False) -> Path:
+def atomic_write_json(
+    path: str | os.PathLike, obj: Any, indent: int | None = 1, sort_keys: bool = False
+) -> Path:
     """``json.dumps(obj)`` (non-JSON values through ``str``) plus a newline, written atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=sort_keys, default=str) + "\n")
 
 
-def atomic_write_jsonl(path: str | os.PathLike, records: list[dict[str, Any]], sort_keys: bool = True) -> Path:
+def atomic_write_jsonl(
+    path: str | os.PathLike, records: list[dict[str, Any]], sort_keys: bool = True
+) -> Path:
     """One JSON object per line, written atomically (rewriting a whole manifest)."""
     return atomic_write_text(path, "".join(json.dumps(r, sort_keys=sort_keys) + "\n" for r in records))
 

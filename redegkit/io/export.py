@@ -86,7 +86,9 @@ def shard_urls(specs: Iterable[str], stdin: TextIO | None = None) -> list[str]:
     return urls
 
 
-def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, window: int = 64) -> Iterator[Any]:
+def ordered_map(
+    fn: Callable[[Any], Any], items: Iterable[Any], workers: int, window: int = 64
+) -> Iterator[Any]:
     """``map(fn, items)`` in order on ``workers`` processes, with at most ``window`` tasks in
     flight, so that memory stays bounded whatever the number of items (Pool.imap would read the
     whole iterable ahead)."""
@@ -97,7 +99,6 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, wi
     ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
     with ctx.Pool(workers, initializer=worker_signals) as pool:
         yield from windowed_map(pool, fn, items, window)
-
 
 
 def _guarded(fn: Callable[[Any], Any], where: Callable[[Any], str]) -> Callable[[Any], Any]:
@@ -118,7 +119,9 @@ _LMDB_SAFE = re.compile(r"[A-Za-z0-9_-]")
 
 def lmdb_key(key: str) -> str:
     """The key as BasicSR can use it: ASCII, no dot, no space (others become ``%XX`` of UTF-8)."""
-    return "".join(c if _LMDB_SAFE.fullmatch(c) else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in key)
+    return "".join(
+        c if _LMDB_SAFE.fullmatch(c) else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in key
+    )
 
 
 def _failure(path: str, reason: str) -> dict[str, Any]:
@@ -216,9 +219,16 @@ class _FolderWriter:
             return f"duplicate key {p.key!r} (already exported from an earlier shard)"
         hq_path.write_bytes(p.hq)
         (self.root / self.lq_dir / lq_name).write_bytes(p.lq)
-        rec = {"key": p.key, "hq": f"{self.hq_dir}/{hq_name}", "lq": f"{self.lq_dir}/{lq_name}",
-               "hq_size": [p.hq_hwc[1], p.hq_hwc[0]], "lq_size": [p.lq_hwc[1], p.lq_hwc[0]], "scale": p.scale,
-               "shard": p.url, "provenance": p.meta}
+        rec = {
+            "key": p.key,
+            "hq": f"{self.hq_dir}/{hq_name}",
+            "lq": f"{self.lq_dir}/{lq_name}",
+            "hq_size": [p.hq_hwc[1], p.hq_hwc[0]],
+            "lq_size": [p.lq_hwc[1], p.lq_hwc[0]],
+            "scale": p.scale,
+            "shard": p.url,
+            "provenance": p.meta,
+        }
         self.meta.write(json.dumps(rec, ensure_ascii=False) + "\n")
         return None
 
@@ -232,7 +242,9 @@ class _FolderWriter:
 class _LmdbWriter:
     """Two LMDB environments, one write transaction per batch; the map grows from the data."""
 
-    def __init__(self, root: Path, expected_bytes: int, batch: int = 256, batch_bytes: int = 256 << 20) -> None:
+    def __init__(
+        self, root: Path, expected_bytes: int, batch: int = 256, batch_bytes: int = 256 << 20
+    ) -> None:
         try:
             import lmdb
         except ImportError as e:  # pragma: no cover - depends on the install
@@ -242,8 +254,13 @@ class _LmdbWriter:
         self.envs, self.meta_info = {}, {}
         for role in ("hq", "lq"):
             # sized from the input (its tar bytes hold both images) plus slack; grown on demand
-            self.envs[role] = lmdb.open(str(root / f"{role}.lmdb"), map_size=int(expected_bytes * 1.2) + (64 << 20),
-                                        subdir=True, meminit=False, map_async=True)
+            self.envs[role] = lmdb.open(
+                str(root / f"{role}.lmdb"),
+                map_size=int(expected_bytes * 1.2) + (64 << 20),
+                subdir=True,
+                meminit=False,
+                map_async=True,
+            )
             self.meta_info[role] = open(root / f"{role}.lmdb" / "meta_info.txt", "w", encoding="ascii")
         self.meta = open(root / "meta.jsonl", "w", encoding="utf-8")
         self.pending: list[Prepared] = []
@@ -274,15 +291,26 @@ class _LmdbWriter:
         good = [(k, p) for k, p, ok in zip(keys, self.pending, fresh, strict=True) if ok]
         for p, ok in zip(self.pending, fresh, strict=True):
             if not ok:
-                self.failures.append(_failure(f"{p.url}:{p.key}", f"duplicate key {p.key!r} (LMDB key "
-                                                                  f"{lmdb_key(p.key)!r} already exported)"))
+                self.failures.append(
+                    _failure(
+                        f"{p.url}:{p.key}",
+                        f"duplicate key {p.key!r} (LMDB key {lmdb_key(p.key)!r} already exported)",
+                    )
+                )
         self._put_all("lq", [(k, p.lq) for k, p in good])
         for k, p in good:
             name = k.decode("ascii")
             for role, ext, (h, w, c) in (("hq", p.hq_ext, p.hq_hwc), ("lq", p.lq_ext, p.lq_hwc)):
                 self.meta_info[role].write(f"{name}.{ext} ({h},{w},{c}) {META_INFO_COMPRESSION}\n")
-            rec = {"key": p.key, "lmdb_key": name, "hq_size": [p.hq_hwc[1], p.hq_hwc[0]],
-                   "lq_size": [p.lq_hwc[1], p.lq_hwc[0]], "scale": p.scale, "shard": p.url, "provenance": p.meta}
+            rec = {
+                "key": p.key,
+                "lmdb_key": name,
+                "hq_size": [p.hq_hwc[1], p.hq_hwc[0]],
+                "lq_size": [p.lq_hwc[1], p.lq_hwc[0]],
+                "scale": p.scale,
+                "shard": p.url,
+                "provenance": p.meta,
+            }
             self.meta.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self.pending, self.pending_bytes = [], 0
 
@@ -316,8 +344,9 @@ class _ParquetWriter:
         self.pa, self.pq = pa, pq
         image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
         meta = {b"huggingface": json.dumps({"info": {"features": _hf_features()}}).encode()}
-        self.schema = pa.schema([("key", pa.string()), ("hq", image), ("lq", image), ("json", pa.string())],
-                                metadata=meta)
+        self.schema = pa.schema(
+            [("key", pa.string()), ("hq", image), ("lq", image), ("json", pa.string())], metadata=meta
+        )
         self.root = root
         self.max_rows, self.group_rows, self.group_bytes = max_rows_per_file, row_group_rows, row_group_bytes
         self.files: list[str] = []
@@ -333,7 +362,11 @@ class _ParquetWriter:
         self._buf["json"].append(json.dumps(p.meta, ensure_ascii=False, sort_keys=True))
         self._buf_bytes += len(p.hq) + len(p.lq)
         n = len(self._buf["key"])
-        if n >= self.group_rows or self._buf_bytes >= self.group_bytes or self._rows_in_file + n >= self.max_rows:
+        if (
+            n >= self.group_rows
+            or self._buf_bytes >= self.group_bytes
+            or self._rows_in_file + n >= self.max_rows
+        ):
             self._flush()
         return None
 
@@ -385,7 +418,9 @@ class ExportOptions:
         if self.format not in FORMATS:
             raise ExportError(f"unknown export format {self.format!r}; choose one of {', '.join(FORMATS)}")
         if self.lq_format not in LQ_FORMATS:
-            raise ExportError(f"unknown --lq-format {self.lq_format!r}; choose one of {', '.join(LQ_FORMATS)}")
+            raise ExportError(
+                f"unknown --lq-format {self.lq_format!r}; choose one of {', '.join(LQ_FORMATS)}"
+            )
         if self.lq_format != "png" and self.format != "folders":
             raise ExportError("--lq-format applies to --format folders only")
         for name in (self.hq_dir, self.lq_dir):
@@ -435,12 +470,16 @@ def prepare_out(out: Path, opts: ExportOptions) -> None:
         return
     if not opts.overwrite:
         what = "an interrupted export" if STAGING in entries and DONE_MARKER not in entries else "files"
-        raise ExportError(f"{out}: not empty (holds {what}: {', '.join(entries[:5])}); pass --overwrite to "
-                          "replace an earlier export, or choose another OUT")
+        raise ExportError(
+            f"{out}: not empty (holds {what}: {', '.join(entries[:5])}); pass --overwrite to "
+            "replace an earlier export, or choose another OUT"
+        )
     foreign = [e for e in entries if e not in _owned_names(out)]
     if foreign:
-        raise ExportError(f"{out}: holds files that redeg export did not write ({', '.join(foreign[:5])}); "
-                          "--overwrite removes only an export's own files: remove them yourself or choose another OUT")
+        raise ExportError(
+            f"{out}: holds files that redeg export did not write ({', '.join(foreign[:5])}); "
+            "--overwrite removes only an export's own files: remove them yourself or choose another OUT"
+        )
     for e in entries:
         p = out / e
         shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
@@ -455,25 +494,27 @@ def dataset_yaml(out: Path, opts: ExportOptions, scale: int, gt_size: int, sampl
     lmdb = opts.format == "lmdb"
     gt = out.resolve() / ("hq.lmdb" if lmdb else opts.hq_dir)
     lq = out.resolve() / ("lq.lmdb" if lmdb else opts.lq_dir)
-    return "\n".join([
-        f"# {samples} (LQ, HQ) pairs at x{scale}, written by redeg export (redegkit {__version__}).",
-        "# Paste under `datasets:` of a BasicSR / Real-ESRGAN / traiNNer-redux training config (type",
-        "# PairedImageDataset); for neosr use `type: paired` and `patch_size` in place of `gt_size`.",
-        "train:",
-        "  name: redeg",
-        "  type: PairedImageDataset",
-        f"  dataroot_gt: {_yaml_str(str(gt))}",
-        f"  dataroot_lq: {_yaml_str(str(lq))}",
-        "  filename_tmpl: '{}'",
-        "  io_backend:",
-        f"    type: {'lmdb' if lmdb else 'disk'}",
-        f"  gt_size: {gt_size}",
-        "  use_hflip: true",
-        "  use_rot: true",
-        "# the SR scale: the top-level `scale:` of the training config",
-        f"scale: {scale}",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# {samples} (LQ, HQ) pairs at x{scale}, written by redeg export (redegkit {__version__}).",
+            "# Paste under `datasets:` of a BasicSR / Real-ESRGAN / traiNNer-redux training config (type",
+            "# PairedImageDataset); for neosr use `type: paired` and `patch_size` in place of `gt_size`.",
+            "train:",
+            "  name: redeg",
+            "  type: PairedImageDataset",
+            f"  dataroot_gt: {_yaml_str(str(gt))}",
+            f"  dataroot_lq: {_yaml_str(str(lq))}",
+            "  filename_tmpl: '{}'",
+            "  io_backend:",
+            f"    type: {'lmdb' if lmdb else 'disk'}",
+            f"  gt_size: {gt_size}",
+            "  use_hflip: true",
+            "  use_rot: true",
+            "# the SR scale: the top-level `scale:` of the training config",
+            f"scale: {scale}",
+            "",
+        ]
+    )
 
 
 def _expected_count(urls: list[str]) -> int | None:
@@ -487,8 +528,9 @@ def _expected_count(urls: list[str]) -> int | None:
     return total
 
 
-def export_shards(urls: list[str], out: str | Path, opts: ExportOptions,
-                  progress: Callable[..., None] | None = None) -> ExportResult:
+def export_shards(
+    urls: list[str], out: str | Path, opts: ExportOptions, progress: Callable[..., None] | None = None
+) -> ExportResult:
     """Export the samples of ``urls`` (shard files, in order) into ``out``; see the module doc."""
     opts.check()
     out = Path(out)
@@ -540,12 +582,28 @@ def export_shards(urls: list[str], out: str | Path, opts: ExportOptions,
     for name in files:  # into place; the done marker comes after
         os.replace(staging / name, out / name)
     shutil.rmtree(staging)
-    res = ExportResult(out, opts.format, samples, len(urls), files, dict(scales), failures, yaml_text,
-                       time.perf_counter() - t0)
-    marker = {"format": EXPORT_FORMAT, "export_format": opts.format, "samples": samples, "files": files,
-              "shards": urls, "scales": {str(k): v for k, v in scales.items()}, "failures": failures,
-              "options": {k: v for k, v in vars(opts).items() if k != "overwrite"},
-              "redegkit_version": __version__}
+    res = ExportResult(
+        out,
+        opts.format,
+        samples,
+        len(urls),
+        files,
+        dict(scales),
+        failures,
+        yaml_text,
+        time.perf_counter() - t0,
+    )
+    marker = {
+        "format": EXPORT_FORMAT,
+        "export_format": opts.format,
+        "samples": samples,
+        "files": files,
+        "shards": urls,
+        "scales": {str(k): v for k, v in scales.items()},
+        "failures": failures,
+        "options": {k: v for k, v in vars(opts).items() if k != "overwrite"},
+        "redegkit_version": __version__,
+    }
     atomic_write_text(out / DONE_MARKER, json.dumps(marker, indent=1, ensure_ascii=False))
     return res
 
@@ -579,8 +637,9 @@ def sample_key_for(stem: str) -> str:
     return source_key(stem)
 
 
-def match_pairs(hq_dir: Path, lq_dir: Path, lq_suffix: str = "") -> tuple[list[tuple[str, Path, Path, str, str]],
-                                                                              list[dict[str, Any]]]:
+def match_pairs(
+    hq_dir: Path, lq_dir: Path, lq_suffix: str = ""
+) -> tuple[list[tuple[str, Path, Path, str, str]], list[dict[str, Any]]]:
     """Pairs ``(key, hq_path, lq_path, hq_rel, lq_rel)`` matched by relative stem (LQ stem = HQ stem +
     ``lq_suffix``, e.g. DIV2K's ``x4``), sorted by key, and failure records for files without partner."""
     from .sources import list_sources
@@ -633,15 +692,26 @@ def _pack_one(job: tuple[int, tuple[str, Path, Path, str, str], int, int]) -> tu
     (hh, hw), (lh, lw) = hq.shape[:2], lq.shape[:2]
     if hh != lh * scale or hw != lw * scale:
         return index, _failure(str(hq_path), f"HQ {hw}x{hh} is not x{scale} of LQ {lw}x{lh} ({lq_path})")
-    meta = {"key": key, "method": "external", "source_hq": hq_rel, "source_lq": lq_rel,
-            "source_hq_path": str(hq_path), "source_lq_path": str(lq_path),
-            "source_hq_sha256": hashlib.sha256(hq_data).hexdigest(),
-            "source_lq_sha256": hashlib.sha256(lq_data).hexdigest(),
-            "scale": scale, "hq_size": [hw, hh], "lq_size": [lw, lh],
-            "redegkit_version": __version__, "shard_format": SHARD_FORMAT}
-    fields = {"hq.png": encode_image(hq, "png", png_level=png_level),
-              "lq.png": encode_image(lq, "png", png_level=png_level),
-              "json": json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8")}
+    meta = {
+        "key": key,
+        "method": "external",
+        "source_hq": hq_rel,
+        "source_lq": lq_rel,
+        "source_hq_path": str(hq_path),
+        "source_lq_path": str(lq_path),
+        "source_hq_sha256": hashlib.sha256(hq_data).hexdigest(),
+        "source_lq_sha256": hashlib.sha256(lq_data).hexdigest(),
+        "scale": scale,
+        "hq_size": [hw, hh],
+        "lq_size": [lw, lh],
+        "redegkit_version": __version__,
+        "shard_format": SHARD_FORMAT,
+    }
+    fields = {
+        "hq.png": encode_image(hq, "png", png_level=png_level),
+        "lq.png": encode_image(lq, "png", png_level=png_level),
+        "json": json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8"),
+    }
     return index, (key, fields)
 
 
@@ -652,11 +722,22 @@ def _pack_one_guarded(job: tuple[int, tuple[str, Path, Path, str, str], int, int
         return job[0], _failure(str(job[1][1]), f"{type(e).__name__}: {e}")
 
 
-def pack_folders(hq_dir: str | Path, lq_dir: str | Path, out: str | Path, *, scale: int | None = None,
-                 lq_suffix: str = "", prefix: str = "shard", shard_max_count: int = 1000,
-                 shard_max_bytes: int = 1 << 30, png_level: int = 1, workers: int = 1, overwrite: bool = False,
-                 progress: Callable[..., None] | None = None,
-                 matched: tuple[list, list] | None = None) -> PackResult:
+def pack_folders(
+    hq_dir: str | Path,
+    lq_dir: str | Path,
+    out: str | Path,
+    *,
+    scale: int | None = None,
+    lq_suffix: str = "",
+    prefix: str = "shard",
+    shard_max_count: int = 1000,
+    shard_max_bytes: int = 1 << 30,
+    png_level: int = 1,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: Callable[..., None] | None = None,
+    matched: tuple[list, list] | None = None,
+) -> PackResult:
     """Pack paired image folders into shards (see the module doc). ``scale=None`` reads it from the
     first readable pair; every pair must then be exactly ``scale`` x. ``matched``: the result of
     :func:`match_pairs` for these folders, when the caller already listed them."""
@@ -672,8 +753,10 @@ def pack_folders(hq_dir: str | Path, lq_dir: str | Path, out: str | Path, *, sca
     if scale is None:
         scale = next((s for _, h, lq, _, _ in pairs[:16] if (s := _read_scale(h, lq))), None)
         if scale is None and pairs:
-            raise ExportError(f"{hq_dir}: cannot tell the scale from the first pairs (unreadable, or HQ is not an "
-                              "integer multiple of LQ); pass --scale")
+            raise ExportError(
+                f"{hq_dir}: cannot tell the scale from the first pairs (unreadable, or HQ is not an "
+                "integer multiple of LQ); pass --scale"
+            )
     sink = ShardSink(out, prefix=prefix, max_count=shard_max_count, max_bytes=shard_max_bytes)
     samples = 0
     jobs = ((i, pair, scale or 1, png_level) for i, pair in enumerate(pairs))
@@ -692,10 +775,19 @@ def pack_folders(hq_dir: str | Path, lq_dir: str | Path, out: str | Path, *, sca
     except BaseException:
         sink.abort()
         raise
-    report = {"out": str(out), "hq_dir": str(hq_dir), "lq_dir": str(lq_dir), "pairs": len(pairs), "samples": samples,
-              "scale": scale, "shards": [m["shard"] for m in sink.written], "failures": failures,
-              "redegkit_version": __version__}
+    report = {
+        "out": str(out),
+        "hq_dir": str(hq_dir),
+        "lq_dir": str(lq_dir),
+        "pairs": len(pairs),
+        "samples": samples,
+        "scale": scale,
+        "shards": [m["shard"] for m in sink.written],
+        "failures": failures,
+        "redegkit_version": __version__,
+    }
     report_path = out / "report.json"
     atomic_write_text(report_path, json.dumps(report, indent=1, ensure_ascii=False))
-    return PackResult(out, len(pairs), samples, report["shards"], scale, failures, time.perf_counter() - t0,
-                      report_path)
+    return PackResult(
+        out, len(pairs), samples, report["shards"], scale, failures, time.perf_counter() - t0, report_path
+    )

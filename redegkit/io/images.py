@@ -23,7 +23,20 @@ from .png import MAX_FAST_LEVEL, PNG_SIGNATURE, decode_png_fast, encode_png
 
 AlphaPolicy = Literal["composite", "drop"]
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".jfif", ".jpe", ".ppm", ".pgm", ".pnm"}
+IMAGE_EXTS = {
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".jfif",
+    ".jpe",
+    ".ppm",
+    ".pgm",
+    ".pnm",
+}
 
 cv2.setNumThreads(1)  # we parallelise over images, not inside one
 

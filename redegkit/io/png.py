@@ -68,8 +68,9 @@ def _ihdr(width: int, height: int, colour_type: int) -> bytes:
 
 def _as_hwc(img: np.ndarray) -> np.ndarray:
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
-        raise ValueError(f"encode_png: expected a uint8 numpy array, got {type(img).__name__} "
-                         f"{getattr(img, 'dtype', '')}")
+        raise ValueError(
+            f"encode_png: expected a uint8 numpy array, got {type(img).__name__} {getattr(img, 'dtype', '')}"
+        )
     if img.ndim == 2:
         img = img[:, :, None]
     if img.ndim != 3 or img.shape[2] not in _COLOUR_TYPE:
@@ -119,7 +120,7 @@ def _stored_idat(raw: memoryview, checksums: bool = True) -> list[bytes | memory
     src = 0
     for b in range(blocks):
         k = min(STORED_BLOCK, n - src)
-        parts += (struct.pack("<BHH", 1 if b == blocks - 1 else 0, k, k ^ 0xFFFF), raw[src:src + k])
+        parts += (struct.pack("<BHH", 1 if b == blocks - 1 else 0, k, k ^ 0xFFFF), raw[src : src + k])
         src += k
     if not checksums:
         return [*parts, bytes(8)]
@@ -194,10 +195,10 @@ def _plain_png(data: bytes) -> tuple[int, int, int, list[memoryview]] | None:
         length, kind = _CHUNK_HEAD(data, pos)
         end = pos + 12 + length
         if kind == b"IDAT" and state < 2 and end <= n and length < 2**31:  # the common chunk, in short
-            if _crc32(view[pos + 4:end - 4]) != _U32.unpack_from(data, end - 4)[0]:
+            if _crc32(view[pos + 4 : end - 4]) != _U32.unpack_from(data, end - 4)[0]:
                 return None
             state = 1
-            idats.append(view[pos + 8:end - 4])
+            idats.append(view[pos + 8 : end - 4])
             pos = end
             continue
         if length >= 2**31 or end > n or not kind.isalpha():
@@ -210,12 +211,12 @@ def _plain_png(data: bytes) -> tuple[int, int, int, list[memoryview]] | None:
             if state == 2:
                 return None
             state = 1
-            idats.append(view[pos + 8:end - 4])
+            idats.append(view[pos + 8 : end - 4])
         elif state == 1:
             state = 2
         if kind == b"PLTE" and state:
             return None
-        if _crc32(view[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
+        if _crc32(view[pos + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
             return None
         if kind == b"IEND":
             return (width, height, channels, idats) if state == 2 and length == 0 else None
@@ -254,7 +255,7 @@ def decode_png_fast(data: bytes) -> np.ndarray | None:
     if len(raw) < size:  # libpng: "Not enough image data"; more is only a warning
         return None
     rows = memoryview(raw)[:size]
-    if np.frombuffer(rows, np.uint8)[::1 + width * channels].max() > 4:  # a filter type PNG lacks
+    if np.frombuffer(rows, np.uint8)[:: 1 + width * channels].max() > 4:  # a filter type PNG lacks
         return None
     png = b"".join((data[:33], *_stored_idat(rows, checksums=False), _IEND))
     try:

@@ -28,14 +28,20 @@ def worker_signals() -> None:
             pass
 
 
-def windowed_map(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any], window: int | Callable[[], int],
-                 chunk: int | Callable[[], int] = 1) -> Iterator[Any]:
+def windowed_map(
+    pool: Any,
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    window: int | Callable[[], int],
+    chunk: int | Callable[[], int] = 1,
+) -> Iterator[Any]:
     """``map(fn, items)`` on a multiprocessing ``pool``, results in input order, with at most
     ``window`` items in flight: memory stays bounded whatever the number of items (``Pool.imap``
     would queue the whole iterable at once). ``chunk`` > 1 sends that many items per task (one
     message each way instead of one per item; the pool's per-task cost is paid once). Either may
     be a callable, asked again before every submission (a caller that learns how heavy its items
     are can adapt both)."""
+
     def now(v: int | Callable[[], int]) -> int:
         return max(1, int(v() if callable(v) else v))
 
@@ -71,11 +77,19 @@ class ProcessPool:
     of CPU per sample. The executor has one management thread that reads the results itself.
     """
 
-    def __init__(self, workers: int, *, initializer: Callable[..., None] | None = None,
-                 initargs: tuple = (), context: Any = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        *,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple = (),
+        context: Any = None,
+    ) -> None:
         from concurrent.futures import ProcessPoolExecutor
 
-        self._ex = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs)
+        self._ex = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=initializer, initargs=initargs
+        )
         # Start the workers now (a fork context starts them all at the first task), before the
         # caller initialises CUDA: a forked child must not inherit a CUDA context.
         self._ex.submit(int).result()

@@ -62,7 +62,9 @@ def grid_of_columns(columns: list[np.ndarray], gap: int = 4) -> np.ndarray:
     return grid([list(row) for row in zip(*columns, strict=True)], gap)
 
 
-def sr_preview_grid(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], max_side: int = 256) -> np.ndarray:
+def sr_preview_grid(
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], max_side: int = 256
+) -> np.ndarray:
     """A :func:`grid` with a row per sample: LQ (nearest-upscaled to the SR size) | SR | HQ (black
     when there is none), each centre-cropped to at most ``max_side`` SR pixels so grids stay small."""
     if not rows:
@@ -90,7 +92,9 @@ def shard_contact_sheet(folder: str | Path, output: str | Path, n: int = 8, tile
         hq = decode_image(s["hq.png"])
         lq = decode_image(s["lq.png"])
         lq_up = cv2.resize(lq, (hq.shape[1], hq.shape[0]), interpolation=cv2.INTER_NEAREST)
-        rows.append([label(fit_tile(hq, tile), f"HQ {s['__key__']}"), label(fit_tile(lq_up, tile), "LQ (nearest up)")])
+        rows.append(
+            [label(fit_tile(hq, tile), f"HQ {s['__key__']}"), label(fit_tile(lq_up, tile), "LQ (nearest up)")]
+        )
     if not rows:
         raise FileNotFoundError(f"{folder}: no samples with hq.png and lq.png found")
     return write_image(output, grid(rows))

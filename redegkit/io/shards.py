@@ -82,7 +82,9 @@ class ResumePoint:
     removed: list[str] = field(default_factory=list)
 
 
-def find_resume_point(out_dir: str | Path, prefix: str = "shard", rank: int = 0, world: int = 1) -> ResumePoint:
+def find_resume_point(
+    out_dir: str | Path, prefix: str = "shard", rank: int = 0, world: int = 1
+) -> ResumePoint:
     """Scan ``out_dir`` for this rank's shards; clean up incomplete ones (see module doc)."""
     out = Path(out_dir)
     rp = ResumePoint()
@@ -142,8 +144,17 @@ def _member_header(name: str, size: int) -> bytes:
     # sum is known (_USTAR_SUM), so only the name and size are summed here.
     size_field = b"%011o\0" % size
     check = b"%06o\0 " % (_USTAR_SUM + sum(raw) + sum(size_field))
-    return b"".join((_PAX_BLOCKS, raw.ljust(100, b"\0"), _USTAR[100:124], size_field, _USTAR[136:148], check,
-                     _USTAR[156:]))
+    return b"".join(
+        (
+            _PAX_BLOCKS,
+            raw.ljust(100, b"\0"),
+            _USTAR[100:124],
+            size_field,
+            _USTAR[136:148],
+            check,
+            _USTAR[156:],
+        )
+    )
 
 
 def _template() -> bytes:
@@ -285,7 +296,9 @@ class ShardSink:
             **self.extra_meta,
         }
         marker = final.with_name(final.name + MARKER_SUFFIX)
-        atomic_write_text(marker, json.dumps(meta, indent=1, sort_keys=True))  # written last: the "done" signal
+        atomic_write_text(
+            marker, json.dumps(meta, indent=1, sort_keys=True)
+        )  # written last: the "done" signal
         self.written.append(meta)
         self.index += 1
         self.input_start = input_end
@@ -344,7 +357,9 @@ def iter_samples(urls: str | Path | list[str]) -> Iterator[dict[str, Any]]:
 
     for url in list_shards(urls):
         # no node/worker splitting: this reads everything, also inside a torchrun process
-        ds = wds.WebDataset(url, shardshuffle=False, empty_check=False, nodesplitter=None, workersplitter=None)
+        ds = wds.WebDataset(
+            url, shardshuffle=False, empty_check=False, nodesplitter=None, workersplitter=None
+        )
         yield from ds
 
 
@@ -535,7 +550,9 @@ def shards_info(out_dir: str | Path) -> dict[str, Any]:
         for s in scan_tar(tars[0]):
             if "json" in s:
                 m = json.loads(s["json"]).get("method", {})
-                name = m if isinstance(m, str) else (m.get("preset") or m.get("kind") or "?")  # pack: "external"
+                name = (
+                    m if isinstance(m, str) else (m.get("preset") or m.get("kind") or "?")
+                )  # pack: "external"
                 methods[name] = methods.get(name, 0) + 1
     return {
         "folder": str(out),

@@ -59,7 +59,9 @@ def _serve(conn: Any, arenas: SharedArenas | None, kwargs: dict[str, Any], writt
                 for samples, next_input, failures in msg[1]:
                     for key, fields in samples:
                         refs = [v for v in fields.values() if isinstance(v, tuple)]
-                        sink.add(key, {k: arenas.view(v) if isinstance(v, tuple) else v for k, v in fields.items()})
+                        sink.add(
+                            key, {k: arenas.view(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+                        )
                         for r in refs:  # written: the producer may reuse that memory
                             arenas.release(r)
                     sink.end_input(next_input, failures=failures)
@@ -101,8 +103,12 @@ class ProcessSink:
         # it holds) stays bounded; the small messages alone would fill no pipe buffer for a long time
         self._written = ctx.RawValue("q", 0)
         self._sent, self.max_lag = 0, max(1, int(max_lag))
-        self._proc = ctx.Process(target=_serve, args=(child, arenas, kwargs, self._written, os.getpid()),
-                                 name="redeg-shard-writer", daemon=True)
+        self._proc = ctx.Process(
+            target=_serve,
+            args=(child, arenas, kwargs, self._written, os.getpid()),
+            name="redeg-shard-writer",
+            daemon=True,
+        )
         self._proc.start()
         child.close()
         self._samples: list[tuple[str, dict[str, Any]]] = []

@@ -86,7 +86,9 @@ def list_sources(spec: str | Path | list[str | Path], stdin: TextIO | None = Non
         elif p.is_file():
             paths.append(Source(p, p.name))
         elif _is_glob(s_str):
-            paths += [Source(Path(x), x) for x in sorted(_glob.glob(s_str, recursive=True)) if Path(x).is_file()]
+            paths += [
+                Source(Path(x), x) for x in sorted(_glob.glob(s_str, recursive=True)) if Path(x).is_file()
+            ]
         else:
             raise SourceError(f"{s_str}: no such file, folder or glob match")
     seen, unique = set(), []

@@ -67,7 +67,9 @@ def blend_ramp(n: int, lead: int, trail: int, device: torch.device | str = "cpu"
     return w
 
 
-def tile_weights(starts: list[int], tile: int, scale: int = 1, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+def tile_weights(
+    starts: list[int], tile: int, scale: int = 1, device: torch.device | str = "cpu"
+) -> list[torch.Tensor]:
     """Blending weights of the tiles of one axis at output resolution (length ``tile * scale``
     each; tiles begin at ``starts``, in input pixels): summed at every output position, they give 1."""
     last = len(starts) - 1
@@ -168,8 +170,15 @@ class TileBlender:
         return self.canvas
 
 
-def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int | TileGrid | None,
-              overlap: int = 0, scale: int = 1, *, batch: int = 1) -> torch.Tensor:
+def run_tiled(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    tile: int | TileGrid | None,
+    overlap: int = 0,
+    scale: int = 1,
+    *,
+    batch: int = 1,
+) -> torch.Tensor:
     """``fn`` over ``x`` [N, C, H, W] in overlapping tiles, blended: [N, C', H*scale, W*scale].
 
     ``fn`` maps [B, C, th, tw] to [B, C', th*scale, tw*scale]; it gets the N images' tiles

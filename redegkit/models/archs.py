@@ -29,5 +29,7 @@ class ArchSpec:
 ARCHS: dict[str, ArchSpec] = {}
 
 
-def register_arch(name: str, factory: Callable[..., nn.Module], detect: Callable[[StateDict], dict | None]) -> None:
+def register_arch(
+    name: str, factory: Callable[..., nn.Module], detect: Callable[[StateDict], dict | None]
+) -> None:
     ARCHS[name] = ArchSpec(name, factory, detect)

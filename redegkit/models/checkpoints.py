@@ -81,7 +81,9 @@ def load_raw(path: str | os.PathLike, map_location: str | torch.device = "cpu") 
     try:
         obj = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # corrupt zip, pickle with code, truncated file …
-        raise CheckpointError(f"{p}: not a readable PyTorch checkpoint ({type(e).__name__}: {str(e)[:200]})") from e
+        raise CheckpointError(
+            f"{p}: not a readable PyTorch checkpoint ({type(e).__name__}: {str(e)[:200]})"
+        ) from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"{p}: expected a dict, got {type(obj).__name__}")
     return obj

@@ -1,7 +1,8 @@
 """The U-Net discriminator with spectral norm used by Real-ESRGAN and F2N-ESRGAN.
 
 It returns a per-pixel realness map (N x 1 x H x W), which gives the generator local feedback.
-Spectral norm uses the classic ``torch.nn.utils.spectral_norm`` hook (sigma in fp32 under autocast), whose keys
+Spectral norm uses the classic ``torch.nn.utils.spectral_norm`` hook (sigma in fp32 under autocast),
+whose keys
 (``weight_orig``, ``weight_u``, ``weight_v``) are those of the official checkpoints; the newer
 parametrization API would rename them and break loading ``net_f2nD_init.pth``.
 """
@@ -28,7 +29,9 @@ class UNetDiscriminatorSN(nn.Module):
 
     def __init__(self, *, num_in_ch: int = 3, num_feat: int = 64, skip_connection: bool = True) -> None:
         super().__init__()
-        self.hparams: dict[str, Any] = dict(num_in_ch=num_in_ch, num_feat=num_feat, skip_connection=skip_connection)
+        self.hparams: dict[str, Any] = dict(
+            num_in_ch=num_in_ch, num_feat=num_feat, skip_connection=skip_connection
+        )
         self.skip_connection = skip_connection
         f = num_feat
         self.conv0 = nn.Conv2d(num_in_ch, f, 3, 1, 1)
@@ -51,7 +54,9 @@ class UNetDiscriminatorSN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[-1] % 8 or x.shape[-2] % 8:
-            raise ValueError(f"UNetDiscriminatorSN: expected N x C x H x W with H, W multiples of 8, got {tuple(x.shape)}")
+            raise ValueError(
+                f"UNetDiscriminatorSN: expected N x C x H x W with H, W multiples of 8, got {tuple(x.shape)}"
+            )
         act = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
         x0 = act(self.conv0(x))
         x1 = act(self.conv1(x0))

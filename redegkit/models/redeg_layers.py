@@ -117,7 +117,8 @@ class ModulatedConv2d(nn.Module):
 
     ``modulation`` is Linear(style_dim, in). ``weight`` is held as [out, in, k, k] so that
     ``module.to(memory_format=torch.channels_last)`` works (a 5-D tensor cannot be channels_last),
-    but the state dict shows the official [1, out, in, k, k] and loads it. With ``upsample`` the input is first upsampled x2 bilinearly
+    but the state dict shows the official [1, out, in, k, k] and loads it. With ``upsample`` the input
+    is first upsampled x2 bilinearly
     (align_corners=False). ``mode`` picks the implementation, both computing the same function:
 
     - ``"grouped"``: per-sample weights ``scale*W*s`` (demodulated), one grouped conv over the

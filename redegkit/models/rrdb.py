@@ -91,8 +91,13 @@ class RRDBNet(nn.Module):
         if input_range not in INPUT_RANGES:
             raise ValueError(f"RRDBNet: input_range must be one of {INPUT_RANGES}, got {input_range!r}")
         self.hparams: dict[str, Any] = dict(
-            num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat, num_block=num_block,
-            num_grow_ch=num_grow_ch, scale=scale, input_range=input_range,
+            num_in_ch=num_in_ch,
+            num_out_ch=num_out_ch,
+            num_feat=num_feat,
+            num_block=num_block,
+            num_grow_ch=num_grow_ch,
+            scale=scale,
+            input_range=input_range,
         )
         self.scale = scale
         self.input_range = input_range
@@ -113,7 +118,9 @@ class RRDBNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.hparams["num_in_ch"]:
-            raise ValueError(f"RRDBNet: expected N x {self.hparams['num_in_ch']} x H x W, got {tuple(x.shape)}")
+            raise ValueError(
+                f"RRDBNet: expected N x {self.hparams['num_in_ch']} x H x W, got {tuple(x.shape)}"
+            )
         if self.input_range == "[0,1]":
             x = (x + 1.0) * 0.5
         feat = F.pixel_unshuffle(x, self.unshuffle) if self.unshuffle > 1 else x
@@ -133,8 +140,15 @@ def detect_rrdbnet(sd: StateDict) -> dict[str, Any] | None:
     The input range cannot be read from keys: it defaults to "[-1,1]" (F2N-ESRGAN); pass
     ``input_range="[0,1]"`` to :func:`load_checkpoint` for Real-ESRGAN weights.
     """
-    needed = ("conv_first.weight", "conv_body.weight", "conv_up1.weight", "conv_up2.weight",
-              "conv_hr.weight", "conv_last.weight", "body.0.rdb1.conv1.weight")
+    needed = (
+        "conv_first.weight",
+        "conv_body.weight",
+        "conv_up1.weight",
+        "conv_up2.weight",
+        "conv_hr.weight",
+        "conv_last.weight",
+        "body.0.rdb1.conv1.weight",
+    )
     if not all(k in sd for k in needed):
         return None
     first = sd["conv_first.weight"]  # [num_feat, num_in_ch * unshuffle^2, 3, 3]

@@ -22,7 +22,9 @@ class SRModelConfig(StrictModel):
     num_feat: int = Field(64, ge=1, description="RRDBNet width (64 for the official weights).")
     num_block: int = Field(23, ge=1, description="Number of RRDB blocks (23 for the official weights).")
     num_grow_ch: int = Field(32, ge=1, description="Dense growth channels (32 for the official weights).")
-    input_range: InputRange = Field("[-1,1]", description="Range the generator weights work in (F2N: [-1,1]).")
+    input_range: InputRange = Field(
+        "[-1,1]", description="Range the generator weights work in (F2N: [-1,1])."
+    )
     d_num_feat: int = Field(64, ge=1, description="U-Net discriminator width.")
     d_skip_connection: bool = True
 
@@ -38,20 +40,31 @@ class SRDataConfig(StrictModel):
         description="'low': LQ is HQ/scale (redegkit shards); 'high': LQ has the HQ size and is resized "
         "to 1/scale after optional noise (the reference's input processing); 'auto': read the first sample.",
     )
-    noise_prob: float = Field(0.4, ge=0, le=1, description="'high' LQ: probability of Gaussian noise before resizing.")
-    noise_sigma_max: float = Field(0.2, ge=0, description="'high' LQ: sigma ~ U{0, 0.01, ..., max} on the [-1,1] scale.")
+    noise_prob: float = Field(
+        0.4, ge=0, le=1, description="'high' LQ: probability of Gaussian noise before resizing."
+    )
+    noise_sigma_max: float = Field(
+        0.2, ge=0, description="'high' LQ: sigma ~ U{0, 0.01, ..., max} on the [-1,1] scale."
+    )
     resize_modes: list[Literal["bilinear", "bicubic", "bilinear-aa", "bicubic-aa"]] = Field(
-        default_factory=lambda: ["bilinear", "bicubic"], min_length=1,
+        default_factory=lambda: ["bilinear", "bicubic"],
+        min_length=1,
         description="'high' LQ: interpolations to draw from when downscaling by 1/scale; bilinear/bicubic "
-        "as the reference (no antialiasing), -aa: antialiased.")
+        "as the reference (no antialiasing), -aa: antialiased.",
+    )
     augment: bool = Field(True, description="Random h-flip and 90-degree rotations, same for LQ and HQ.")
     shuffle_buffer: int = Field(1000, ge=0, description="Sample shuffle buffer per worker (0: off).")
     resampled: bool = Field(
-        False, description="Each rank draws shards with replacement (multi-node DDP with uneven shard counts).")
+        False,
+        description="Each rank draws shards with replacement (multi-node DDP with uneven shard counts).",
+    )
     num_workers: int = Field(4, ge=0, description="DataLoader workers per rank (capped by shards per rank).")
     segment_steps: int = Field(
-        1000, ge=1, description="The stream is reseeded every this many steps; --resume replays at most one "
-        "segment to continue exactly.")
+        1000,
+        ge=1,
+        description="The stream is reseeded every this many steps; --resume replays at most one "
+        "segment to continue exactly.",
+    )
 
 
 class SRLossConfig(StrictModel):
@@ -59,14 +72,24 @@ class SRLossConfig(StrictModel):
 
     l1: float = Field(1.0, ge=0, description="Pixel L1 weight.")
     usm_targets: list[Literal["l1", "perceptual", "gan"]] = Field(
-        default_factory=lambda: ["l1"], description="Losses whose HQ target is USM-sharpened.")
+        default_factory=lambda: ["l1"], description="Losses whose HQ target is USM-sharpened."
+    )
     usm_weight: float = Field(0.5, ge=0, description="Unsharp-mask amount.")
     usm_radius: int = Field(50, ge=1, description="Unsharp-mask blur radius (kernel 2*(r//2)+1).")
     usm_threshold: float = Field(10.0, ge=0, description="Unsharp-mask threshold on a 0-255 scale.")
-    perceptual: float = Field(1.0, ge=0, description="VGG19 perceptual weight (0: off, no VGG weights needed).")
+    perceptual: float = Field(
+        1.0, ge=0, description="VGG19 perceptual weight (0: off, no VGG weights needed)."
+    )
     style: float = Field(0.1, ge=0, description="VGG19 style (Gram) weight.")
     perceptual_layers: dict[str, float] = Field(
-        default_factory=lambda: {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0})
+        default_factory=lambda: {
+            "conv1_2": 0.1,
+            "conv2_2": 0.1,
+            "conv3_4": 1.0,
+            "conv4_4": 1.0,
+            "conv5_4": 1.0,
+        }
+    )
     vgg_weights: str | None = Field(None, description="Explicit VGG19 weight file (else the weights cache).")
     gan: float = Field(0.1, ge=0, description="Vanilla GAN weight on the generator (GAN phase).")
 
@@ -75,7 +98,9 @@ class SROptimConfig(StrictModel):
     lr_g: float = Field(1e-4, gt=0)
     lr_d: float = Field(1e-4, gt=0)
     betas: tuple[float, float] = (0.9, 0.99)
-    milestones: list[int] = Field(default_factory=list, description="MultiStepLR milestones (steps); empty: constant.")
+    milestones: list[int] = Field(
+        default_factory=list, description="MultiStepLR milestones (steps); empty: constant."
+    )
     gamma: float = Field(0.5, gt=0)
     ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of the generator (0: off).")
 
@@ -91,7 +116,9 @@ class TrainSRConfig(StrictModel):
     data: SRDataConfig = Field(default_factory=SRDataConfig)
     loss: SRLossConfig = Field(default_factory=SRLossConfig)
     optim: SROptimConfig = Field(default_factory=SROptimConfig)
-    init: str | None = Field(None, description="Initial generator: ours, official F2N-ESRGAN or Real-ESRGAN file.")
+    init: str | None = Field(
+        None, description="Initial generator: ours, official F2N-ESRGAN or Real-ESRGAN file."
+    )
     init_d: str | None = Field(None, description="Initial discriminator (e.g. net_f2nD_init.pth).")
     init_input_range: Literal["auto", "[-1,1]", "[0,1]"] = "auto"
     val: str | None = Field(None, description="Held-out shard(s) or image folder (lq/ + hq/, or LQ only).")
@@ -103,7 +130,10 @@ class TrainSRConfig(StrictModel):
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1' …")
     amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU).")
     channels_last: bool = True
-    compile: bool = Field(False, description="torch.compile G and D (CUDA, or CPU with a C++ compiler; the first steps compile).")
+    compile: bool = Field(
+        False,
+        description="torch.compile G and D (CUDA, or CPU with a C++ compiler; the first steps compile).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainSRConfig:
@@ -124,8 +154,12 @@ class UpscaleConfig(StrictModel):
     format: Literal["png", "jpg", "webp"] = "png"
     quality: int = Field(95, ge=1, le=100)
     input_range: Literal["auto", "[-1,1]", "[0,1]"] = Field(
-        "auto", description="auto: [0,1] for a params_ema file named RealESRGAN*, else what the file records, "
-        "else [-1,1].")
+        "auto",
+        description="auto: [0,1] for a params_ema file named RealESRGAN*, else what the file records, "
+        "else [-1,1].",
+    )
     device: str = "auto"
     amp: bool = Field(True, description="bf16 on CUDA.")
-    alpha: Literal["upscale", "drop"] = Field("upscale", description="Alpha channel: bicubic-upscaled, or dropped.")
+    alpha: Literal["upscale", "drop"] = Field(
+        "upscale", description="Alpha channel: bicubic-upscaled, or dropped."
+    )

@@ -48,11 +48,14 @@ def _peek_samples(urls: list[str]) -> Iterator[dict]:
     """Raw samples in shard order, read by this process alone (also under torchrun, where
     WebDataset's default node splitter would refuse to run)."""
     for url in urls:
-        yield from wds.WebDataset(url, shardshuffle=False, nodesplitter=None, workersplitter=None,
-                                  empty_check=False)
+        yield from wds.WebDataset(
+            url, shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False
+        )
 
 
-def detect_lq_resolution(urls: list[str], lq_key: str = "lq.png", hq_key: str = "hq.png", limit: int = 16) -> str:
+def detect_lq_resolution(
+    urls: list[str], lq_key: str = "lq.png", hq_key: str = "hq.png", limit: int = 16
+) -> str:
     """'low' when LQ is smaller than HQ (redegkit shards), 'high' when both have one size."""
     for n, sample in enumerate(_peek_samples(urls)):
         if n >= limit:
@@ -92,8 +95,19 @@ class EndlessPairs(IterableDataset):
     """Yields ``(lq [B,3,h,w], hq [B,3,H,W], worker, corrupt_so_far)`` forever, for one rank: uint8
     (the LQ is float in [-1, 1] when it was made from an HQ-sized LQ), converted on the device."""
 
-    def __init__(self, urls: list[str], cfg: SRDataConfig, *, scale: int, batch: int, seed: int,
-                 rank: int = 0, world: int = 1, lq_resolution: str = "low", num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        cfg: SRDataConfig,
+        *,
+        scale: int,
+        batch: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        lq_resolution: str = "low",
+        num_workers: int = 0,
+    ) -> None:
         super().__init__()
         self.urls, self.cfg, self.scale, self.batch = urls, cfg, scale, batch
         self.seed, self.rank, self.world = seed, rank, world
@@ -117,13 +131,23 @@ class EndlessPairs(IterableDataset):
             ep_seed = sample_seed(self.seed, "epoch", self.rank, epoch)
             transform = None
             if self.lq_resolution == "high":
-                transform = HighResLQ(self.scale, self.cfg, np.random.default_rng(sample_seed(ep_seed, "lq", worker)))
+                transform = HighResLQ(
+                    self.scale, self.cfg, np.random.default_rng(sample_seed(ep_seed, "lq", worker))
+                )
             ds = paired_dataset(
-                self._epoch_urls(epoch), crop=self.cfg.hq_crop,
+                self._epoch_urls(epoch),
+                crop=self.cfg.hq_crop,
                 scale=self.scale if self.lq_resolution == "low" else 1,
-                lq_key=self.cfg.lq_key, hq_key=self.cfg.hq_key, shuffle=self.cfg.shuffle_buffer,
-                resampled=False, seed=ep_seed, augment=self.cfg.augment, split_by_node=False,
-                stats=stats, transform=transform, as_uint8=True,
+                lq_key=self.cfg.lq_key,
+                hq_key=self.cfg.hq_key,
+                shuffle=self.cfg.shuffle_buffer,
+                resampled=False,
+                seed=ep_seed,
+                augment=self.cfg.augment,
+                split_by_node=False,
+                stats=stats,
+                transform=transform,
+                as_uint8=True,
             )
             got = 0
             for pair in ds:
@@ -139,25 +163,41 @@ class EndlessPairs(IterableDataset):
                 raise DataError(
                     f"rank {self.rank} worker {worker}: no usable samples in its shards "
                     f"({stats.corrupt} corrupt; last error: {stats.last_error or 'none'}); "
-                    f"check --shards and the field names {self.cfg.lq_key!r}/{self.cfg.hq_key!r}")
+                    f"check --shards and the field names {self.cfg.lq_key!r}/{self.cfg.hq_key!r}"
+                )
 
 
 class TrainStream:
     """Batches for one rank, from step ``start`` on; see the module doc for exact resuming."""
 
-    def __init__(self, shards: str | Path | list[str], cfg: SRDataConfig, *, scale: int, batch: int, seed: int,
-                 rank: int = 0, world: int = 1, pin_memory: bool = False) -> None:
+    def __init__(
+        self,
+        shards: str | Path | list[str],
+        cfg: SRDataConfig,
+        *,
+        scale: int,
+        batch: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        pin_memory: bool = False,
+    ) -> None:
         self.urls = list_shards(shards)
         # local files must exist; URLs and "pipe:" specs (object stores) are left to WebDataset
         missing = [u for u in self.urls if not re.match(r"^[a-z][a-z0-9+.-]+:", u) and not Path(u).is_file()]
         if not self.urls or missing:
             raise DataError(f"shards not found: {', '.join((missing or [str(shards)])[:3])}")
         if not cfg.resampled and len(self.urls) < world:
-            raise DataError(f"{len(self.urls)} shard(s) for {world} ranks: use more shards or data.resampled = true")
+            raise DataError(
+                f"{len(self.urls)} shard(s) for {world} ranks: use more shards or data.resampled = true"
+            )
         self.cfg, self.scale, self.batch, self.seed = cfg, scale, batch, seed
         self.rank, self.world, self.pin_memory = rank, world, pin_memory
-        self.lq_resolution = (detect_lq_resolution(self.urls, cfg.lq_key, cfg.hq_key)
-                              if cfg.lq_resolution == "auto" else cfg.lq_resolution)
+        self.lq_resolution = (
+            detect_lq_resolution(self.urls, cfg.lq_key, cfg.hq_key)
+            if cfg.lq_resolution == "auto"
+            else cfg.lq_resolution
+        )
         per_rank = len(self.urls) if cfg.resampled else len(self.urls[rank::world])
         # every worker needs at least one shard per pass, or it would never yield
         self.num_workers = min(cfg.num_workers, per_rank)
@@ -174,12 +214,23 @@ class TrainStream:
         k = self.cfg.segment_steps
         for segment in itertools.count(start // k):
             ds = EndlessPairs(
-                self.urls, self.cfg, scale=self.scale, batch=self.batch,
-                seed=sample_seed(self.seed, "segment", segment), rank=self.rank, world=self.world,
-                lq_resolution=self.lq_resolution, num_workers=self.num_workers,
+                self.urls,
+                self.cfg,
+                scale=self.scale,
+                batch=self.batch,
+                seed=sample_seed(self.seed, "segment", segment),
+                rank=self.rank,
+                world=self.world,
+                lq_resolution=self.lq_resolution,
+                num_workers=self.num_workers,
             )
-            loader = DataLoader(ds, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                                prefetch_factor=4 if self.num_workers else None)
+            loader = DataLoader(
+                ds,
+                batch_size=None,
+                num_workers=self.num_workers,
+                pin_memory=self.pin_memory,
+                prefetch_factor=4 if self.num_workers else None,
+            )
             skip = start - segment * k if segment == start // k else 0
             it = iter(loader)
             for i in range(k):
@@ -196,7 +247,9 @@ class TrainStream:
 # Validation
 
 
-def _fit_scale(lq: np.ndarray, hq: np.ndarray | None, scale: int, resize: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _fit_scale(
+    lq: np.ndarray, hq: np.ndarray | None, scale: int, resize: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Crop so that hq = scale x lq exactly; downscale an HQ-sized LQ (no noise) when ``resize``."""
     if hq is None:
         return lq, None
@@ -207,12 +260,15 @@ def _fit_scale(lq: np.ndarray, hq: np.ndarray | None, scale: int, resize: bool) 
     else:
         lq = lq[: h // scale, : w // scale]
         if lq.shape[0] * scale != h or lq.shape[1] * scale != w:
-            raise DataError(f"validation pair is not aligned at x{scale}: lq {lq.shape[:2]}, hq {hq.shape[:2]}")
+            raise DataError(
+                f"validation pair is not aligned at x{scale}: lq {lq.shape[:2]}, hq {hq.shape[:2]}"
+            )
     return lq, hq
 
 
-def load_val_set(spec: str | Path, cfg: SRDataConfig, scale: int,
-                 max_images: int = 16) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+def load_val_set(
+    spec: str | Path, cfg: SRDataConfig, scale: int, max_images: int = 16
+) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
     """``[(name, lq, hq or None)]`` RGB uint8, with hq = scale x lq.
 
     ``spec``: a folder with ``lq/`` and ``hq/`` sub-folders (pairs matched by relative path
@@ -256,7 +312,9 @@ def load_val_set(spec: str | Path, cfg: SRDataConfig, scale: int,
             except (KeyError, ImageDecodeError):
                 continue
             except DataError as e:
-                log.warning("validation sample skipped: %s (%s): %s", sample["__key__"], sample.get("__url__"), e)
+                log.warning(
+                    "validation sample skipped: %s (%s): %s", sample["__key__"], sample.get("__url__"), e
+                )
     if not out:
         raise DataError(f"{spec}: no validation images found")
     return out

@@ -35,8 +35,10 @@ from .upscale import load_sr_model
 
 EXPORT_KEY = "redegkit_export"  # metadata beside params_ema; spandrel and BasicSR read only params_ema
 SPANDREL_GROW = 32
-USABLE_IN = ("spandrel (chaiNNer, ComfyUI and other front-ends that load ESRGAN models through it), "
-             "Real-ESRGAN's inference_realesrgan.py and BasicSR's RRDBNet(num_grow_ch=32), redeg upscale")
+USABLE_IN = (
+    "spandrel (chaiNNer, ComfyUI and other front-ends that load ESRGAN models through it), "
+    "Real-ESRGAN's inference_realesrgan.py and BasicSR's RRDBNet(num_grow_ch=32), redeg upscale"
+)
 
 
 @dataclass
@@ -94,7 +96,9 @@ def pad_growth(sd: dict[str, torch.Tensor], num_feat: int, grow: int, to: int) -
     return out
 
 
-def export_model(src: str | os.PathLike, out: str | os.PathLike, input_range: str = "auto") -> ExportModelResult:
+def export_model(
+    src: str | os.PathLike, out: str | os.PathLike, input_range: str = "auto"
+) -> ExportModelResult:
     """Write ``src`` (any checkpoint :func:`load_sr_model` reads) to ``out`` as ``{'params_ema': …}``
     in the [0, 1] convention, with growth channels padded for spandrel. Raises CheckpointError."""
     src, out = Path(src), Path(out)
@@ -107,16 +111,35 @@ def export_model(src: str | os.PathLike, out: str | os.PathLike, input_range: st
         sd = fold_unit_range(sd)
     grow = int(hp["num_grow_ch"])
     if grow > SPANDREL_GROW:
-        raise CheckpointError(f"{src}: dense blocks have {grow} growth channels; spandrel's ESRGAN has "
-                              f"{SPANDREL_GROW}, so no file in its format can hold this model")
+        raise CheckpointError(
+            f"{src}: dense blocks have {grow} growth channels; spandrel's ESRGAN has "
+            f"{SPANDREL_GROW}, so no file in its format can hold this model"
+        )
     sd = pad_growth(sd, int(hp["num_feat"]), grow, SPANDREL_GROW)
     meta: dict[str, Any] = {
-        "input_range": "[0,1]", "scale": int(hp["scale"]), "arch": "RRDBNet (ESRGAN / Real-ESRGAN)",
-        "num_feat": int(hp["num_feat"]), "num_block": int(hp["num_block"]), "num_grow_ch": SPANDREL_GROW,
-        "source": src.name, "source_sha256": sha256_file(src), "source_input_range": hp["input_range"],
-        "source_num_grow_ch": grow, "usable_in": USABLE_IN, "redegkit_version": __version__,
+        "input_range": "[0,1]",
+        "scale": int(hp["scale"]),
+        "arch": "RRDBNet (ESRGAN / Real-ESRGAN)",
+        "num_feat": int(hp["num_feat"]),
+        "num_block": int(hp["num_block"]),
+        "num_grow_ch": SPANDREL_GROW,
+        "source": src.name,
+        "source_sha256": sha256_file(src),
+        "source_input_range": hp["input_range"],
+        "source_num_grow_ch": grow,
+        "usable_in": USABLE_IN,
+        "redegkit_version": __version__,
         "note": "input and output in [0, 1]; the [-1, 1] maps are folded into conv_first / conv_last",
     }
     torch_save_atomic({"params_ema": sd, EXPORT_KEY: meta}, out)
-    return ExportModelResult(out, src, int(hp["scale"]), int(hp["num_feat"]), int(hp["num_block"]), grow,
-                             SPANDREL_GROW, hp["input_range"], sha256_file(out))
+    return ExportModelResult(
+        out,
+        src,
+        int(hp["scale"]),
+        int(hp["num_feat"]),
+        int(hp["num_block"]),
+        grow,
+        SPANDREL_GROW,
+        hp["input_range"],
+        sha256_file(out),
+    )

@@ -31,7 +31,9 @@ def gaussian_blur(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, size, 1), groups=c)
 
 
-def usm_sharpen(x: torch.Tensor, weight: float = 0.5, radius: int = 50, threshold: float = 10.0) -> torch.Tensor:
+def usm_sharpen(
+    x: torch.Tensor, weight: float = 0.5, radius: int = 50, threshold: float = 10.0
+) -> torch.Tensor:
     """Unsharp mask of images in [-1, 1] (N x 3 x H x W), as Real-ESRGAN sharpens its targets.
 
     ``x + weight * (x - blur(x))`` where the detail exceeds ``threshold`` (0-255 scale), blended

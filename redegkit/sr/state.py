@@ -33,11 +33,18 @@ def build_generator(cfg: TrainSRConfig) -> RRDBNet:
     """A fresh RRDBNet, or the one named by ``cfg.init`` (ours, F2N-ESRGAN or Real-ESRGAN)."""
     m = cfg.model
     if cfg.init is None:
-        return RRDBNet(num_feat=m.num_feat, num_block=m.num_block, num_grow_ch=m.num_grow_ch,
-                       scale=m.scale, input_range=m.input_range)
+        return RRDBNet(
+            num_feat=m.num_feat,
+            num_block=m.num_block,
+            num_grow_ch=m.num_grow_ch,
+            scale=m.scale,
+            input_range=m.input_range,
+        )
     g = load_sr_model(cfg.init, cfg.init_input_range)
     if g.scale != m.scale:
-        raise CheckpointError(f"{cfg.init}: an x{g.scale} generator, but the recipe trains x{m.scale} (model.scale)")
+        raise CheckpointError(
+            f"{cfg.init}: an x{g.scale} generator, but the recipe trains x{m.scale} (model.scale)"
+        )
     log.info("generator initialised from %s (%s, input range %s)", cfg.init, g.hparams, g.input_range)
     return g.train()
 
@@ -65,27 +72,41 @@ def update_ema(ema: nn.Module, g: nn.Module, decay: float) -> None:
         be.copy_(bg)
 
 
-def make_adam(params, lr: float, betas: tuple[float, float], device: torch.device,
-              fused: bool = True) -> torch.optim.Adam:
+def make_adam(
+    params, lr: float, betas: tuple[float, float], device: torch.device, fused: bool = True
+) -> torch.optim.Adam:
     """Adam; fused on CUDA (one kernel for all parameters, no host sync) unless ``fused=False``
     (PyTorch's default implementation, for baselines); foreach on CPU."""
     if device.type == "cuda":
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True) if fused else \
-            torch.optim.Adam(params, lr=lr, betas=betas)
+        return (
+            torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+            if fused
+            else torch.optim.Adam(params, lr=lr, betas=betas)
+        )
     return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
 
 
 def _net(m: nn.Module) -> dict[str, Any]:
-    return {"arch": m.arch, "hparams": dict(m.hparams),
-            "state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()}}
+    return {
+        "arch": m.arch,
+        "hparams": dict(m.hparams),
+        "state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()},
+    }
 
 
 def checkpoint_dir(out: Path) -> Path:
     return out / "checkpoints"
 
 
-def save_state(out: Path, step: int, cfg: TrainSRConfig, nets: dict[str, nn.Module],
-               opts: dict[str, Any], extra: dict[str, Any], numbered: bool) -> Path:
+def save_state(
+    out: Path,
+    step: int,
+    cfg: TrainSRConfig,
+    nets: dict[str, nn.Module],
+    opts: dict[str, Any],
+    extra: dict[str, Any],
+    numbered: bool,
+) -> Path:
     """Write ``last.pt`` (and ``step-N.pt`` when ``numbered``) plus the generator exports."""
     state = {
         "kind": TRAIN_STATE_KIND,

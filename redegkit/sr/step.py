@@ -17,8 +17,9 @@ from .losses import gan_loss, usm_sharpen
 from .state import update_ema
 
 
-def wrap_for_training(g: nn.Module, d: nn.Module, cfg: TrainSRConfig,
-                      ctx: RunContext) -> tuple[nn.Module, nn.Module, nn.Module]:
+def wrap_for_training(
+    g: nn.Module, d: nn.Module, cfg: TrainSRConfig, ctx: RunContext
+) -> tuple[nn.Module, nn.Module, nn.Module]:
     """``(g_run, d_run, d_frozen)``: DDP under torchrun, ``torch.compile`` when asked (on CUDA or
     on the CPU, where Inductor needs a C++ compiler; the CPU path is what the tests compare with eager).
 
@@ -35,10 +36,21 @@ def wrap_for_training(g: nn.Module, d: nn.Module, cfg: TrainSRConfig,
 class GANStep:
     """Callable ``step(lq, hq, gan_phase) -> {loss name: 0-d device tensor}``; updates G, EMA, D."""
 
-    def __init__(self, cfg: TrainSRConfig, *, g: nn.Module, d: nn.Module, ema: nn.Module | None,
-                 percep: nn.Module | None, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                 ctx: RunContext, g_run: nn.Module | None = None, d_run: nn.Module | None = None,
-                 d_frozen: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainSRConfig,
+        *,
+        g: nn.Module,
+        d: nn.Module,
+        ema: nn.Module | None,
+        percep: nn.Module | None,
+        opt_g: torch.optim.Optimizer,
+        opt_d: torch.optim.Optimizer,
+        ctx: RunContext,
+        g_run: nn.Module | None = None,
+        d_run: nn.Module | None = None,
+        d_frozen: nn.Module | None = None,
+    ) -> None:
         self.cfg, self.loss = cfg, cfg.loss
         self.g, self.d, self.ema, self.percep, self.opt_g, self.opt_d = g, d, ema, percep, opt_g, opt_d
         # `is None`, not `or`: a compiled module has no truth value (bool() calls len(), which raises)

@@ -50,8 +50,9 @@ class TrainResult:
     checkpoint: str = ""
 
 
-def validate(g_eval: torch.nn.Module, val_set, cfg: TrainSRConfig, device: torch.device, out: Path,
-             step: int) -> dict[str, float]:
+def validate(
+    g_eval: torch.nn.Module, val_set, cfg: TrainSRConfig, device: torch.device, out: Path, step: int
+) -> dict[str, float]:
     """Upscale the held-out images with ``g_eval``; Y-PSNR/SSIM (border = scale) and a preview grid."""
     scale = cfg.model.scale
     psnrs, ssims, rows = [], [], []
@@ -89,16 +90,24 @@ def train_sr(
     t_start = time.perf_counter()
     out = Path(out_dir)
     # rank, cuda:LOCAL_RANK, bf16 autocast, channels_last, cudnn.benchmark, the process group
-    ctx = RunContext.from_env(cfg.device, "bf16" if cfg.amp else "fp32", channels_last=cfg.channels_last,
-                              seed=cfg.seed).join()
+    ctx = RunContext.from_env(
+        cfg.device, "bf16" if cfg.amp else "fp32", channels_last=cfg.channels_last, seed=cfg.seed
+    ).join()
     try:
         return _train(cfg, shards, out, ctx, resume, on_step, t_start)
     finally:
         ctx.leave()
 
 
-def _train(cfg: TrainSRConfig, shards: str | Path | list[str], out: Path, ctx: RunContext, resume: bool,
-           on_step: ProgressFn | None, t_start: float) -> TrainResult:
+def _train(
+    cfg: TrainSRConfig,
+    shards: str | Path | list[str],
+    out: Path,
+    ctx: RunContext,
+    resume: bool,
+    on_step: ProgressFn | None,
+    t_start: float,
+) -> TrainResult:
     dist, device, cuda = ctx, ctx.device, ctx.cuda
     ctx.seed_torch()  # network init (seed + rank); data randomness is seeded apart
 
@@ -109,8 +118,13 @@ def _train(cfg: TrainSRConfig, shards: str | Path | list[str], out: Path, ctx: R
     if cfg.loss.perceptual > 0 or cfg.loss.style > 0:
         from ..models.perceptual import PerceptualLoss
 
-        percep = PerceptualLoss(cfg.loss.perceptual_layers, cfg.loss.perceptual, cfg.loss.style, "l1",
-                                weights_path=cfg.loss.vgg_weights).to(device)
+        percep = PerceptualLoss(
+            cfg.loss.perceptual_layers,
+            cfg.loss.perceptual,
+            cfg.loss.style,
+            "l1",
+            weights_path=cfg.loss.vgg_weights,
+        ).to(device)
     ctx.place(g, d, ema, percep)
     o = cfg.optim
     opt_g = make_adam(g.parameters(), o.lr_g, o.betas, device)
@@ -120,8 +134,16 @@ def _train(cfg: TrainSRConfig, shards: str | Path | list[str], out: Path, ctx: R
     nets = {"g": g, "d": d, **({"g_ema": ema} if ema is not None else {})}
     opts = {"opt_g": opt_g, "opt_d": opt_d, "sched_g": sch_g, "sched_d": sch_d}
 
-    stream = TrainStream(shards, cfg.data, scale=cfg.model.scale, batch=cfg.batch, seed=cfg.seed,
-                         rank=dist.rank, world=dist.world, pin_memory=cuda)
+    stream = TrainStream(
+        shards,
+        cfg.data,
+        scale=cfg.model.scale,
+        batch=cfg.batch,
+        seed=cfg.seed,
+        rank=dist.rank,
+        world=dist.world,
+        pin_memory=cuda,
+    )
     step = 0
     if resume:
         state = load_state(out, nets, opts)
@@ -130,15 +152,34 @@ def _train(cfg: TrainSRConfig, shards: str | Path | list[str], out: Path, ctx: R
         stream.corrupt_before = int(saved_data.get("corrupt", 0))
         now = {"batch": cfg.batch, "world": dist.world, "num_workers": stream.num_workers}
         if any(saved_data.get(k) not in (None, v) for k, v in now.items()):
-            log.warning("resuming with a different batch/world/workers (%s, was %s): the data order "
-                        "will not match an uninterrupted run", now, saved_data)
+            log.warning(
+                "resuming with a different batch/world/workers (%s, was %s): the data order "
+                "will not match an uninterrupted run",
+                now,
+                saved_data,
+            )
     start_step = step
 
     g_run, d_run, d_frozen = wrap_for_training(g, d, cfg, ctx)
-    step_fn = GANStep(cfg, g=g, d=d, ema=ema, percep=percep, opt_g=opt_g, opt_d=opt_d, ctx=ctx,
-                      g_run=g_run, d_run=d_run, d_frozen=d_frozen)
+    step_fn = GANStep(
+        cfg,
+        g=g,
+        d=d,
+        ema=ema,
+        percep=percep,
+        opt_g=opt_g,
+        opt_d=opt_d,
+        ctx=ctx,
+        g_run=g_run,
+        d_run=d_run,
+        d_frozen=d_frozen,
+    )
 
-    val_set = load_val_set(cfg.val, cfg.data, cfg.model.scale, cfg.val_max_images) if cfg.val and dist.main else None
+    val_set = (
+        load_val_set(cfg.val, cfg.data, cfg.model.scale, cfg.val_max_images)
+        if cfg.val and dist.main
+        else None
+    )
     mlog = ctx.folder(out).metrics()  # JSONL + TensorBoard (when installed), rank 0 only
     mlog.keep_until(step)  # resuming: drop what was logged after the checkpoint (rank 0's writer)
     sums: dict[str, torch.Tensor] = {}
@@ -148,8 +189,14 @@ def _train(cfg: TrainSRConfig, shards: str | Path | list[str], out: Path, ctx: R
         on_step(step)
 
     def extra() -> dict[str, Any]:
-        return {"data": {"corrupt": stream.corrupt, "batch": cfg.batch, "world": dist.world,
-                         "num_workers": stream.num_workers}}
+        return {
+            "data": {
+                "corrupt": stream.corrupt,
+                "batch": cfg.batch,
+                "world": dist.world,
+                "num_workers": stream.num_workers,
+            }
+        }
 
     batches = stream.batches(step)
     try:
@@ -169,9 +216,16 @@ def _train(cfg: TrainSRConfig, shards: str | Path | list[str], out: Path, ctx: R
                 now = time.perf_counter()
                 last_losses = {k: float(v) / n_sum for k, v in sums.items()}  # the only host sync
                 last_rate = n_sum * cfg.batch * dist.world / max(now - t_log, 1e-9)
-                mlog.write({"step": step, "phase": "gan" if gan_phase else "net", **last_losses,
-                            "samples_per_s": last_rate, "lr_g": opt_g.param_groups[0]["lr"],
-                            "corrupt_samples": stream.corrupt})
+                mlog.write(
+                    {
+                        "step": step,
+                        "phase": "gan" if gan_phase else "net",
+                        **last_losses,
+                        "samples_per_s": last_rate,
+                        "lr_g": opt_g.param_groups[0]["lr"],
+                        "corrupt_samples": stream.corrupt,
+                    }
+                )
                 sums, n_sum, t_log = {}, 0, now
             if on_step is not None:
                 on_step(1, **last_losses, samples_s=last_rate)
@@ -181,7 +235,9 @@ def _train(cfg: TrainSRConfig, shards: str | Path | list[str], out: Path, ctx: R
                 mlog.write({"step": step, **last_val})
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 if dist.main:
-                    ckpt_path = str(save_state(out, step, cfg, nets, opts, extra(), step % cfg.ckpt_every == 0))
+                    ckpt_path = str(
+                        save_state(out, step, cfg, nets, opts, extra(), step % cfg.ckpt_every == 0)
+                    )
     except BaseException as err:  # Ctrl-C, or any failure: keep the last finished step for --resume
         if dist.main and step > start_step:
             try:
@@ -192,15 +248,28 @@ def _train(cfg: TrainSRConfig, shards: str | Path | list[str], out: Path, ctx: R
                 if isinstance(err, KeyboardInterrupt):
                     log.warning("interrupted at step %d; state saved, continue with --resume", step)
                 else:
-                    log.error("train-sr stopped after step %d: %s: %s. %s holds step %d; fix the cause and "
-                              "continue with --resume", step, type(err).__name__, err, saved, step)
+                    log.error(
+                        "train-sr stopped after step %d: %s: %s. %s holds step %d; fix the cause and "
+                        "continue with --resume",
+                        step,
+                        type(err).__name__,
+                        err,
+                        saved,
+                        step,
+                    )
         raise
     finally:
         mlog.close()
         batches.close()
     seconds = time.perf_counter() - t_start
     return TrainResult(
-        out=str(out), step=step, start_step=start_step, seconds=seconds,
+        out=str(out),
+        step=step,
+        start_step=start_step,
+        seconds=seconds,
         samples_per_s=(step - start_step) * cfg.batch * dist.world / max(seconds, 1e-9),
-        corrupt_samples=stream.corrupt, last_losses=last_losses, last_val=last_val, checkpoint=ckpt_path,
+        corrupt_samples=stream.corrupt,
+        last_losses=last_losses,
+        last_val=last_val,
+        checkpoint=ckpt_path,
     )

@@ -35,8 +35,9 @@ PAD_MULTIPLE = 8
 TRAIN_STATE_KIND = "train_sr_state"
 
 
-def auto_input_range(path: str | os.PathLike, obj: dict[str, Any], source: str, hp: dict[str, Any],
-                     recorded: str | None) -> str:
+def auto_input_range(
+    path: str | os.PathLike, obj: dict[str, Any], source: str, hp: dict[str, Any], recorded: str | None
+) -> str:
     """The input range the weights in ``path`` expect, from what the file holds (never its name).
 
     - Ours (a generator or a ``train-sr`` state): the ``input_range`` its hyperparameters record.
@@ -57,15 +58,22 @@ def auto_input_range(path: str | os.PathLike, obj: dict[str, Any], source: str, 
         return "[-1,1]"
     if source != "redegkit" and wrappers == {"params_ema"}:
         return "[0,1]"
-    held = "our checkpoint without a recorded input range" if source == "redegkit" else (
-        f"a state dict under {' and '.join(sorted(wrappers))}" if wrappers else f"a state dict ({source})")
+    held = (
+        "our checkpoint without a recorded input range"
+        if source == "redegkit"
+        else (
+            f"a state dict under {' and '.join(sorted(wrappers))}" if wrappers else f"a state dict ({source})"
+        )
+    )
     raise CheckpointError(
         f"{path}: cannot tell which input range these RRDBNet weights expect ({held}); F2N-ESRGAN "
-        "models take [-1,1] and Real-ESRGAN models [0,1]: pass --input-range '[-1,1]' or '[0,1]'")
+        "models take [-1,1] and Real-ESRGAN models [0,1]: pass --input-range '[-1,1]' or '[0,1]'"
+    )
 
 
-def load_sr_model(path: str | os.PathLike, input_range: str = "auto",
-                  map_location: str | torch.device = "cpu") -> RRDBNet:
+def load_sr_model(
+    path: str | os.PathLike, input_range: str = "auto", map_location: str | torch.device = "cpu"
+) -> RRDBNet:
     """Load an RRDBNet generator for inference or fine-tuning, in eval mode.
 
     Accepts our checkpoints (a saved generator, or a ``train-sr`` state, whose EMA generator is
@@ -87,7 +95,8 @@ def load_sr_model(path: str | os.PathLike, input_range: str = "auto",
             if obj.get("arch") != RRDBNet.arch:
                 raise CheckpointError(
                     f"{path}: holds a {obj.get('arch')!r} network, not an SR generator (rrdbnet); "
-                    "redeg upscale needs an F2N-ESRGAN / Real-ESRGAN RRDB model")
+                    "redeg upscale needs an F2N-ESRGAN / Real-ESRGAN RRDB model"
+                )
             hp = dict(obj.get("hparams", {}))
             recorded = hp.get("input_range")
         else:
@@ -96,10 +105,13 @@ def load_sr_model(path: str | os.PathLike, input_range: str = "auto",
                 raise CheckpointError(
                     f"{path}: not an RRDBNet SR generator (first keys: {', '.join(list(sd)[:4])}); "
                     "redeg upscale takes our train-sr checkpoints, net_f2n_g.pth / net_f2n_init.pth or "
-                    "RealESRGAN_x4plus.pth-style RRDB weights")
+                    "RealESRGAN_x4plus.pth-style RRDB weights"
+                )
             hp = det
             recorded = (obj.get("redegkit_export") or {}).get("input_range")  # redeg export-model files
-    hp["input_range"] = auto_input_range(path, obj, source, hp, recorded) if input_range == "auto" else input_range
+    hp["input_range"] = (
+        auto_input_range(path, obj, source, hp, recorded) if input_range == "auto" else input_range
+    )
     model = RRDBNet(**hp)
     load_state_strict(model, sd, str(path))
     return model.eval()
@@ -141,8 +153,16 @@ def upscale_tensor(
     return out[..., : h * scale, : w * scale].clamp(-1, 1)
 
 
-def upscale_image(model: RRDBNet, img: np.ndarray, *, device: torch.device, tile: int | None = None,
-                  overlap: int = 32, batch: int = 4, amp: bool = True) -> np.ndarray:
+def upscale_image(
+    model: RRDBNet,
+    img: np.ndarray,
+    *,
+    device: torch.device,
+    tile: int | None = None,
+    overlap: int = 32,
+    batch: int = 4,
+    amp: bool = True,
+) -> np.ndarray:
     """RGB uint8 HxWx3 -> RGB uint8 (sH)x(sW)x3."""
     x = to_tensor(img)[None].to(device)
     y = upscale_tensor(model, x, scale=model.scale, tile=tile, overlap=overlap, batch=batch, amp=amp)
@@ -213,8 +233,15 @@ def upscale_files(
         try:
             rgb = decode_image(src.path, alpha="drop")
             alpha = _read_alpha(src.path) if cfg.alpha == "upscale" else None
-            sr = upscale_image(model, rgb, device=device, tile=cfg.tile, overlap=cfg.tile_overlap,
-                               batch=cfg.batch, amp=cfg.amp)
+            sr = upscale_image(
+                model,
+                rgb,
+                device=device,
+                tile=cfg.tile,
+                overlap=cfg.tile_overlap,
+                batch=cfg.batch,
+                amp=cfg.amp,
+            )
             if alpha is not None and alpha.shape[:2] == rgb.shape[:2]:
                 alpha = cv2.resize(alpha, (sr.shape[1], sr.shape[0]), interpolation=cv2.INTER_CUBIC)
             else:

@@ -54,6 +54,17 @@ def synthesize(
     if producer is None:
         producer, extra = choose_producer(cfg, force=force)
         fingerprint_extra = {**(fingerprint_extra or {}), **extra}
-    return run_synthesis(sources, out_dir, cfg, producer=producer, user_presets=user_presets, resume=resume,
-                         overwrite=overwrite, force=force, progress=progress, rank=rank, world=world,
-                         fingerprint_extra=fingerprint_extra)
+    return run_synthesis(
+        sources,
+        out_dir,
+        cfg,
+        producer=producer,
+        user_presets=user_presets,
+        resume=resume,
+        overwrite=overwrite,
+        force=force,
+        progress=progress,
+        rank=rank,
+        world=world,
+        fingerprint_extra=fingerprint_extra,
+    )

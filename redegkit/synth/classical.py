@@ -49,8 +49,9 @@ class PresetDegrader:
 
 def encode_sample(hq: np.ndarray, lq: np.ndarray, meta: dict[str, Any], png_level: int) -> dict[str, bytes]:
     """The shard fields of one sample: ``hq.png``, ``lq.png``, ``json``."""
-    return sample_fields(encode_image(hq, "png", png_level=png_level),
-                         encode_image(lq, "png", png_level=png_level), meta)
+    return sample_fields(
+        encode_image(hq, "png", png_level=png_level), encode_image(lq, "png", png_level=png_level), meta
+    )
 
 
 def process_image(index: int, src: Source, cfg: SynthConfig, degrader: Callable) -> ImageResult:
@@ -68,7 +69,9 @@ def process_image(index: int, src: Source, cfg: SynthConfig, degrader: Callable)
             reason = f"degradation failed on {key}: {type(e).__name__}: {e}"
             return ImageResult(index, [], failure_record(src, reason, "failed"), None, t)
         if lq.shape[0] * cfg.scale != hq.shape[0] or lq.shape[1] * cfg.scale != hq.shape[1]:
-            raise RuntimeError(f"{src.path}: degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}")
+            raise RuntimeError(
+                f"{src.path}: degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}"
+            )
         t3 = time.perf_counter()
         meta = {**meta, "lq_size": [lq.shape[1], lq.shape[0]], "method": method}
         samples.append((key, encode_sample(hq, lq, meta, cfg.png_level)))
@@ -106,5 +109,7 @@ def classical_results(
             yield _worker_task(item)
         return
     ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
-    with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg.model_dump_json(), user_presets, True)) as pool:
+    with ctx.Pool(
+        cfg.workers, initializer=_init_worker, initargs=(cfg.model_dump_json(), user_presets, True)
+    ) as pool:
         yield from pool.imap(_worker_task, todo, chunksize=1)

@@ -43,39 +43,80 @@ from ..run import RunContext
 class SynthConfig(StrictModel):
     """Configuration of `redeg synthesize` (recipe table ``[synthesize]``)."""
 
-    preset: str | None = Field("realesrgan", description="classical degradation preset (built-in or [presets.NAME])")
+    preset: str | None = Field(
+        "realesrgan", description="classical degradation preset (built-in or [presets.NAME])"
+    )
     scale: int = Field(4, ge=1, le=4, description="SR scale: hq = scale x lq in pixels")
     crop: int | None = Field(512, ge=16, description="HQ patch size in pixels; null = whole images")
     stride: int | None = Field(None, ge=1, description="patch stride (default: crop, i.e. no overlap)")
-    max_patches: int | None = Field(None, ge=1, description="at most this many patches per image (evenly spaced)")
-    small: Literal["skip", "pad"] = Field("skip", description="images smaller than the crop: skip them or reflect-pad")
+    max_patches: int | None = Field(
+        None, ge=1, description="at most this many patches per image (evenly spaced)"
+    )
+    small: Literal["skip", "pad"] = Field(
+        "skip", description="images smaller than the crop: skip them or reflect-pad"
+    )
     alpha: AlphaPolicy = Field("composite", description="alpha channel: composite on white, or drop")
-    seed: int = Field(0, ge=-(2**63), lt=2**63, description="global seed; each sample's seed derives from it and the sample key")
+    seed: int = Field(
+        0,
+        ge=-(2**63),
+        lt=2**63,
+        description="global seed; each sample's seed derives from it and the sample key",
+    )
     workers: int = Field(1, ge=1, description="CPU worker processes")
-    shard_max_count: int = Field(1000, ge=1, description="samples per shard (at most, rolled at image boundaries)")
-    shard_max_bytes: int = Field(1 << 30, ge=1 << 16, description="bytes per shard (at most, rolled likewise)")
+    shard_max_count: int = Field(
+        1000, ge=1, description="samples per shard (at most, rolled at image boundaries)"
+    )
+    shard_max_bytes: int = Field(
+        1 << 30, ge=1 << 16, description="bytes per shard (at most, rolled likewise)"
+    )
     prefix: str = Field("shard", pattern=r"^[A-Za-z0-9_-]+$", description="shard file name prefix")
     png_level: int = Field(1, ge=0, le=9, description="PNG compression level of the written images")
     # Learned path (a bank made by `redeg bake`); see redegkit/synth/learned.py.
-    bank: str | None = Field(None, description="degradation bank (emb.pt); when set, the bank degrades, not preset")
+    bank: str | None = Field(
+        None, description="degradation bank (emb.pt); when set, the bank degrades, not preset"
+    )
     model: str | None = Field(None, description="fit checkpoint whose encoder/generator replace the bank's")
     choice: Literal["uniform", "cluster", "weighted", "index"] = Field(
-        "uniform", description="embedding per sample: uniform, a uniform cluster then a member, by the bank's "
-        "weights, or the fixed --index")
-    index: list[int] | None = Field(None, description="fixed embedding index (two with mix = interpolate those)")
+        "uniform",
+        description="embedding per sample: uniform, a uniform cluster then a member, by the bank's "
+        "weights, or the fixed --index",
+    )
+    index: list[int] | None = Field(
+        None, description="fixed embedding index (two with mix = interpolate those)"
+    )
     mix: bool = Field(False, description="interpolate two chosen embeddings with a uniform random weight")
-    strength: float = Field(1.0, ge=0, le=1, description="image-space blend: lq = hq + strength * (degraded - hq), "
-                            "learned noise scaled by strength, JPEG quality towards 100; 0 = exactly the HQ")
-    strength_min: float | None = Field(None, ge=0, le=1, description="draw strength uniformly in [strength_min, strength]")
-    calibration: bool = Field(True, description="apply the bank's per-embedding calibration (colour map, learned "
-                              "noise, JPEG) measured by bake on each embedding's own face pair")
-    noise_prob: float = Field(0.4, ge=0, le=1, description="share of samples that get Gaussian noise before downsampling")
-    noise_max: float = Field(0.2, ge=0, le=1, description="noise std drawn from {0, 0.01, ..., noise_max} ([-1, 1] scale)")
+    strength: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="image-space blend: lq = hq + strength * (degraded - hq), "
+        "learned noise scaled by strength, JPEG quality towards 100; 0 = exactly the HQ",
+    )
+    strength_min: float | None = Field(
+        None, ge=0, le=1, description="draw strength uniformly in [strength_min, strength]"
+    )
+    calibration: bool = Field(
+        True,
+        description="apply the bank's per-embedding calibration (colour map, learned "
+        "noise, JPEG) measured by bake on each embedding's own face pair",
+    )
+    noise_prob: float = Field(
+        0.4, ge=0, le=1, description="share of samples that get Gaussian noise before downsampling"
+    )
+    noise_max: float = Field(
+        0.2, ge=0, le=1, description="noise std drawn from {0, 0.01, ..., noise_max} ([-1, 1] scale)"
+    )
     down: list[Literal["bilinear", "bicubic", "bilinear-aa", "bicubic-aa", "area"]] = Field(
-        ["bilinear", "bicubic"], min_length=1, description="downsampling interpolations, one drawn per sample: "
-        "bilinear/bicubic as the reference (no antialiasing), their antialiased -aa forms, or area")
-    mix_preset: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+:(0(\.\d+)?|1(\.0+)?)$",
-                                   description="hybrid: NAME:SHARE of samples through a classical preset")
+        ["bilinear", "bicubic"],
+        min_length=1,
+        description="downsampling interpolations, one drawn per sample: "
+        "bilinear/bicubic as the reference (no antialiasing), their antialiased -aa forms, or area",
+    )
+    mix_preset: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]+:(0(\.\d+)?|1(\.0+)?)$",
+        description="hybrid: NAME:SHARE of samples through a classical preset",
+    )
     batch: int = Field(16, ge=1, description="tiles per synthesizer forward")
     device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:N")
     precision: Literal["bf16", "fp32"] = Field("bf16", description="CUDA compute precision (CPU runs fp32)")
@@ -88,8 +129,9 @@ class SynthConfig(StrictModel):
 # Crops
 
 
-def crop_boxes(h: int, w: int, crop: int | None, stride: int | None, scale: int,
-               max_patches: int | None = None) -> list[tuple[int, int, int, int]]:
+def crop_boxes(
+    h: int, w: int, crop: int | None, stride: int | None, scale: int, max_patches: int | None = None
+) -> list[tuple[int, int, int, int]]:
     """Patch boxes ``(x, y, w, h)`` covering the image on a regular grid; the last row/column
     is aligned to the border, so the whole image is used. Whole-image mode trims to a multiple
     of ``scale``. Returns [] if the image is smaller than the crop."""
@@ -200,10 +242,19 @@ def cut_crops(src: Source, cfg: SynthConfig, contiguous: bool = True) -> Crops:
     for j, (x, y, bw, bh) in enumerate(boxes):
         key = f"{src_key}_{j:04d}"
         meta = {
-            "key": key, "source": src.rel, "source_path": src_path, "source_sha256": file_sha,
-            "source_size": [w, h], "padded": padded, "crop_box": [x, y, bw, bh], "scale": cfg.scale,
-            "hq_size": [bw, bh], "seed": cfg.seed, "sample_seed": seed_to_json(sample_seed(cfg.seed, key)),
-            "redegkit_version": __version__, "shard_format": SHARD_FORMAT,
+            "key": key,
+            "source": src.rel,
+            "source_path": src_path,
+            "source_sha256": file_sha,
+            "source_size": [w, h],
+            "padded": padded,
+            "crop_box": [x, y, bw, bh],
+            "scale": cfg.scale,
+            "hq_size": [bw, bh],
+            "seed": cfg.seed,
+            "sample_seed": seed_to_json(sample_seed(cfg.seed, key)),
+            "redegkit_version": __version__,
+            "shard_format": SHARD_FORMAT,
         }
         patch = img[y : y + bh, x : x + bw]
         patches.append((key, np.ascontiguousarray(patch) if contiguous else patch, meta))
@@ -287,7 +338,9 @@ def run_synthesis(
     out.mkdir(parents=True, exist_ok=True)
     suffix = f"-r{rank:03d}" if world > 1 else ""
     run_file = out / f"run{suffix}.json"
-    fp = run_fingerprint(cfg, my_sources, {"presets": user_presets or {}, "world": world, **(fingerprint_extra or {})})
+    fp = run_fingerprint(
+        cfg, my_sources, {"presets": user_presets or {}, "world": world, **(fingerprint_extra or {})}
+    )
     existing = own_shards(out, cfg.prefix, rank, world)
     if existing and not (resume or overwrite):
         raise FileExistsError(
@@ -305,8 +358,18 @@ def run_synthesis(
                 f"{out}: the existing run used other options or inputs; resuming would mix them "
                 "(use --force to resume anyway, or --overwrite)"
             )
-    run_file.write_text(json.dumps({"fingerprint": fp, "config": cfg.model_dump(mode="json"),
-                                    "inputs": len(my_sources), "rank": rank, "world": world}, indent=1))
+    run_file.write_text(
+        json.dumps(
+            {
+                "fingerprint": fp,
+                "config": cfg.model_dump(mode="json"),
+                "inputs": len(my_sources),
+                "rank": rank,
+                "world": world,
+            },
+            indent=1,
+        )
+    )
     rp = find_resume_point(out, cfg.prefix, rank, world)
     start = rp.next_input
     prior_records = [f for m in rp.done for f in m.get("failures", [])]
@@ -315,8 +378,16 @@ def run_synthesis(
     failures, skipped = [], []
     samples = 0
     todo = [(i, my_sources[i]) for i in range(start, len(my_sources))]
-    sink_args = {"out_dir": out, "prefix": cfg.prefix, "max_count": cfg.shard_max_count, "max_bytes": cfg.shard_max_bytes,
-                 "rank": rank, "world": world, "start_shard": rp.next_shard, "start_input": start}
+    sink_args = {
+        "out_dir": out,
+        "prefix": cfg.prefix,
+        "max_count": cfg.shard_max_count,
+        "max_bytes": cfg.shard_max_bytes,
+        "rank": rank,
+        "world": world,
+        "start_shard": rp.next_shard,
+        "start_input": start,
+    }
     # A producer may bring its own sink with the ShardSink interface (the learned path writes in a
     # process of its own, from shared memory: redegkit.io.sink_process).
     make_sink = getattr(producer, "make_sink", None)
@@ -380,8 +451,18 @@ def run_synthesis(
     }
     report_path = out / f"report{suffix}.json"
     atomic_write_json(report_path, report)
-    return SynthResult(out, len(my_sources), total_samples, all_shards, report["failures"], report["skipped"],
-                       start, report["timings_s"], report_path, samples)
+    return SynthResult(
+        out,
+        len(my_sources),
+        total_samples,
+        all_shards,
+        report["failures"],
+        report["skipped"],
+        start,
+        report["timings_s"],
+        report_path,
+        samples,
+    )
 
 
 def _brace_pattern(prefix: str, n: int, rank: int, world: int) -> str | None:

@@ -121,8 +121,15 @@ def draw_plan(cfg: SynthConfig, table: ChoiceTable, key: str) -> dict[str, Any]:
     if float(rng.random()) < cfg.noise_prob:
         sigma = int(rng.integers(0, round(cfg.noise_max * 100) + 1)) / 100.0
     interp = cfg.down[int(rng.integers(len(cfg.down)))]
-    return {"choice": "index" if cfg.index else cfg.choice, "indices": indices, "mix_weights": weights, "strength": round(strength, 6), "noise_sigma": sigma,
-            "noise_seed": sample_seed(cfg.seed, key, "noise"), "downsample": interp}
+    return {
+        "choice": "index" if cfg.index else cfg.choice,
+        "indices": indices,
+        "mix_weights": weights,
+        "strength": round(strength, 6),
+        "noise_sigma": sigma,
+        "noise_seed": sample_seed(cfg.seed, key, "noise"),
+        "downsample": interp,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -164,7 +171,11 @@ class Calibration:
 
     def __init__(self, cal: dict[str, torch.Tensor] | None) -> None:
         # float64 once per run, not torch ops per sample on the hot path
-        self.np = None if cal is None else {k: v.double().numpy() if k != "jpeg" else v.numpy() for k, v in cal.items()}
+        self.np = (
+            None
+            if cal is None
+            else {k: v.double().numpy() if k != "jpeg" else v.numpy() for k, v in cal.items()}
+        )
         self._mixed = functools.lru_cache(maxsize=4096)(self._mix_calibration)
         self._arrays = functools.lru_cache(maxsize=4096)(self._mix_arrays)
         self._lists_json = functools.lru_cache(maxsize=4096)(self._json_lists)
@@ -187,8 +198,12 @@ class Calibration:
         idx, wts = plan["indices"], plan["mix_weights"]
         q = int(self.np["jpeg"][idx[max(range(len(wts)), key=wts.__getitem__)]])  # the first largest weight
         q = 0 if q == 0 or s == 0 else int(round(100 - s * (100 - q)))
-        return {"strength": s, **self._mixed(tuple(idx), tuple(wts)),
-                "noise_seed": seed_to_json(sample_seed(cfg.seed, key, "calib-noise")), "jpeg": q}
+        return {
+            "strength": s,
+            **self._mixed(tuple(idx), tuple(wts)),
+            "noise_seed": seed_to_json(sample_seed(cfg.seed, key, "calib-noise")),
+            "jpeg": q,
+        }
 
     def wire(self, post: dict[str, Any] | None) -> dict[str, Any] | None:
         """What a worker sends of ``post`` to the main process: the scalars (the main process mixes
@@ -211,8 +226,11 @@ class Calibration:
             return json.dumps(post, sort_keys=True)
         lists = self._lists_json(tuple(plan["indices"]), tuple(plan["mix_weights"]))
         # post's keys are plain identifiers (nothing to escape); json.dumps writes the scalars
-        return "{" + ", ".join(f'"{k}": {lists[k] if k in lists else _scalar_json(post[k])}'
-                               for k in sorted(post)) + "}"
+        return (
+            "{"
+            + ", ".join(f'"{k}": {lists[k] if k in lists else _scalar_json(post[k])}' for k in sorted(post))
+            + "}"
+        )
 
     def _json_lists(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, str]:
         mixed = self._mixed(idx, wts)
@@ -224,14 +242,19 @@ class Calibration:
 
     def _mix_calibration(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, Any]:
         """The embeddings' calibration mixed with the plan's weights, rounded (the JSON's numbers)."""
+
         def rnd(a: np.ndarray) -> list:
             return [rnd(x) for x in a] if a.ndim > 1 else [round(float(v), 7) for v in a.tolist()]
 
         def mix(key: str) -> np.ndarray:
             return sum(self.np[key][i] * w for i, w in zip(idx, wts, strict=True))
 
-        return {"filter": rnd(mix("filter")), "color": rnd(mix("color")), "noise_cov": rnd(mix("noise_cov")),
-                "noise_corr": round(float(mix("noise_corr")), 5)}
+        return {
+            "filter": rnd(mix("filter")),
+            "color": rnd(mix("color")),
+            "noise_cov": rnd(mix("noise_cov")),
+            "noise_corr": round(float(mix("noise_corr")), 5),
+        }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -322,8 +345,9 @@ def _out_arena(arenas: SharedArenas) -> int:
     return len(arenas.arenas) - 1
 
 
-def _init_worker(setup: WorkerSetup, arenas: SharedArenas | None = None,
-                 todo: list[tuple[int, Source]] | None = None) -> None:
+def _init_worker(
+    setup: WorkerSetup, arenas: SharedArenas | None = None, todo: list[tuple[int, Source]] | None = None
+) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # the pool is the parallelism; threads per worker would oversubscribe
@@ -333,8 +357,15 @@ def _init_worker(setup: WorkerSetup, arenas: SharedArenas | None = None,
     cfg = SynthConfig.model_validate_json(setup.cfg_json)
     name, share = parse_mix_preset(cfg.mix_preset)
     _W.clear()
-    _W.update(cfg=cfg, setup=setup, share=share, arenas=arenas, mine=None, todo=todo,
-              preset=PresetDegrader(name, setup.user_presets, cfg.scale) if name else None)
+    _W.update(
+        cfg=cfg,
+        setup=setup,
+        share=share,
+        arenas=arenas,
+        mine=None,
+        todo=todo,
+        preset=PresetDegrader(name, setup.user_presets, cfg.scale) if name else None,
+    )
 
 
 def _init_pool_worker(*args: Any) -> None:
@@ -401,13 +432,20 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
         post = setup.calibration.post_of(plan, cfg, key)
         if post is not None:
             plan["post"] = post
-        meta["method"] = {"kind": "bank", **setup.provenance, **plan, "noise_seed": seed_to_json(plan["noise_seed"])}
+        meta["method"] = {
+            "kind": "bank",
+            **setup.provenance,
+            **plan,
+            "noise_seed": seed_to_json(plan["noise_seed"]),
+        }
         post_json = None
         if post is not None:
             meta["method"]["post"] = _HOLE + "post"
             post_json = setup.calibration.post_json(plan, post)
-        device_plan = {k: plan[k] for k in ("indices", "mix_weights", "strength", "noise_sigma", "noise_seed",
-                                            "downsample")}
+        device_plan = {
+            k: plan[k]
+            for k in ("indices", "mix_weights", "strength", "noise_sigma", "noise_seed", "downsample")
+        }
         planned.append((device_plan, setup.calibration.wire(post), sample_json(meta, post_json)))
     t["encode"] += time.perf_counter() - t2
     samples = []
@@ -419,8 +457,13 @@ def _decode_task(item: tuple[int, Source]) -> _Decoded:
             try:
                 lq, method = _W["preset"](hq, sample_rng(cfg.seed, key))
             except INPUT_ERRORS as e:  # as in the classical path: an input problem fails the image
-                return _Decoded(index, [], failure_record(src, f"degradation failed on {key}: {type(e).__name__}: {e}"),
-                                None, t)
+                return _Decoded(
+                    index,
+                    [],
+                    failure_record(src, f"degradation failed on {key}: {type(e).__name__}: {e}"),
+                    None,
+                    t,
+                )
             meta["method"] = {**method, "hybrid": {"preset": _W["preset"].name, "share": _W["share"]}}
             t3 = time.perf_counter()
             t["degrade"] += t3 - t2
@@ -448,8 +491,9 @@ def _plan_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> TileP
     return plan_tiles(h, w, tile, overlap, multiple)
 
 
-def _encode_batch(args: tuple[np.ndarray | list[np.ndarray], int, list[dict[str, Any] | None]]
-                  ) -> tuple[list[Any], float]:
+def _encode_batch(
+    args: tuple[np.ndarray | list[np.ndarray], int, list[dict[str, Any] | None]],
+) -> tuple[list[Any], float]:
     """PNG-encode a batch of LQs ([n, h, w, 3], or a list of [h, w, 3] of several sizes), in order
     -> (the PNGs as refs into this worker's LQ arena, or bytes; seconds). A sample with a calibrated JPEG arrives at the HQ resolution and is finished
     here first (JPEG, spec noise, downsampling: :func:`finish_on_host`)."""
@@ -473,6 +517,7 @@ def _encode_batch(args: tuple[np.ndarray | list[np.ndarray], int, list[dict[str,
 class _InRing:
     """An LQ array (or batch) in the main process's ring: what an encode task receives instead of
     the pixels (a few integers through the pool's pipe, not ~0.8 MB a batch pickled)."""
+
     ref: tuple[int, int, int, int]
     shape: tuple[int, ...]
 
@@ -640,8 +685,9 @@ DECODE_CHUNK = 8  # at most this many inputs per worker task (the pool's per-tas
 class LearnedProducer:
     """The producer of the learned path (see the module doc)."""
 
-    def __init__(self, bank: Bank, encoder: torch.nn.Module, generator: torch.nn.Module,
-                 provenance: dict[str, Any]) -> None:
+    def __init__(
+        self, bank: Bank, encoder: torch.nn.Module, generator: torch.nn.Module, provenance: dict[str, Any]
+    ) -> None:
         self.bank, self.encoder, self.generator, self.provenance = bank, encoder, generator, provenance
         self.synth: Synthesizer | None = None  # built on first use, cached for the run
         self.ctx: RunContext | None = None  # this process's rank and device, resolved with it
@@ -691,11 +737,18 @@ class LearnedProducer:
         self._arenas = SharedArenas([int(decode * f), int(lq * f)] * cfg.workers + [int(out * f)])
         return ProcessSink(self._arenas, max_lag=WRITER_LAG_BATCHES * cfg.batch, **sink_args)
 
-    def __call__(self, todo: list[tuple[int, Source]], cfg: SynthConfig,
-                 user_presets: dict[str, Any] | None) -> Iterator[ImageResult]:
+    def __call__(
+        self, todo: list[tuple[int, Source]], cfg: SynthConfig, user_presets: dict[str, Any] | None
+    ) -> Iterator[ImageResult]:
         self._calibration = Calibration(self.bank.calibration)  # the workers' copy, and the main's
-        setup = WorkerSetup(cfg.model_dump_json(), user_presets, self.table(cfg),
-                            self._calibration, self.provenance, int(self.encoder.multiple))
+        setup = WorkerSetup(
+            cfg.model_dump_json(),
+            user_presets,
+            self.table(cfg),
+            self._calibration,
+            self.provenance,
+            int(self.encoder.multiple),
+        )
         name, _ = parse_mix_preset(cfg.mix_preset)
         if name:
             from ..degrade import get_preset
@@ -707,8 +760,12 @@ class LearnedProducer:
         if self._pooled(todo, cfg):
             # Fork before the device is touched: CUDA must not be initialised in a forking parent.
             ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
-            pool = ProcessPool(cfg.workers, initializer=_init_pool_worker, context=ctx,
-                               initargs=(setup, arenas if ctx.get_start_method() == "fork" else None, todo))
+            pool = ProcessPool(
+                cfg.workers,
+                initializer=_init_pool_worker,
+                context=ctx,
+                initargs=(setup, arenas if ctx.get_start_method() == "fork" else None, todo),
+            )
             if arenas is not None:
                 for k, pid in enumerate(pool.pids()):  # worker k allocates in arenas 2k (decode), 2k+1 (LQ)
                     arenas.set_owner(2 * k, pid)
@@ -730,24 +787,36 @@ class LearnedProducer:
         s = self.synth
         if s is None:
             return {}
-        return {"device": str(s.device), "local_rank": self.ctx.local_rank,
-                "precision": "bf16" if s.bf16 else "fp32",
-                "compiled": s.compiled is not None, "compile_error": s.compile_error,
-                # samples whose bytes could not go through the shared rings (full): a speed matter
-                "shared_memory": self.shared_memory, "inline_samples": self.inline,
-                # LQ arrays handed to the encoders through the pool's pipe (the out ring full)
-                "lq_piped": self.lq_piped}
+        return {
+            "device": str(s.device),
+            "local_rank": self.ctx.local_rank,
+            "precision": "bf16" if s.bf16 else "fp32",
+            "compiled": s.compiled is not None,
+            "compile_error": s.compile_error,
+            # samples whose bytes could not go through the shared rings (full): a speed matter
+            "shared_memory": self.shared_memory,
+            "inline_samples": self.inline,
+            # LQ arrays handed to the encoders through the pool's pipe (the out ring full)
+            "lq_piped": self.lq_piped,
+        }
 
     def _synthesizer(self, cfg: SynthConfig) -> Synthesizer:
         if self.synth is None:
             # Under torchrun each rank takes its own GPU (cuda:LOCAL_RANK, made current), not GPU 0.
             self.ctx = RunContext.from_env(cfg.device, cfg.precision)
-            self.synth = Synthesizer(self.encoder, self.generator, device=self.ctx.device,
-                                     precision=self.ctx.precision, compile=cfg.compile, static_batch=cfg.batch)
+            self.synth = Synthesizer(
+                self.encoder,
+                self.generator,
+                device=self.ctx.device,
+                precision=self.ctx.precision,
+                compile=cfg.compile,
+                static_batch=cfg.batch,
+            )
         return self.synth
 
-    def _run(self, todo: list[tuple[int, Source]], cfg: SynthConfig, pool: Any,
-             arenas: SharedArenas | None) -> Iterator[ImageResult]:
+    def _run(
+        self, todo: list[tuple[int, Source]], cfg: SynthConfig, pool: Any, arenas: SharedArenas | None
+    ) -> Iterator[ImageResult]:
         synth = self._synthesizer(cfg)
         dev = synth.device
         unpin = _pin_arenas(arenas, dev)
@@ -760,8 +829,15 @@ class LearnedProducer:
                     torch.cuda.synchronize(dev)  # no DMA may still read the arenas
                 unpin()
 
-    def _batches(self, todo: list[tuple[int, Source]], cfg: SynthConfig, pool: Any, arenas: SharedArenas | None,
-                 synth: Synthesizer, pinned: bool) -> Iterator[ImageResult]:
+    def _batches(
+        self,
+        todo: list[tuple[int, Source]],
+        cfg: SynthConfig,
+        pool: Any,
+        arenas: SharedArenas | None,
+        synth: Synthesizer,
+        pinned: bool,
+    ) -> Iterator[ImageResult]:
         dev = synth.device
         opened: deque[_Open] = deque()
         batch: list[tuple[_Job, int]] = []  # (job, tile index) of the next forward
@@ -773,8 +849,12 @@ class LearnedProducer:
         def submit(fn, arg):
             return pool.apply_async(fn, (arg,)) if pool is not None else _Inline(fn(arg))
 
-        def land(groups: list[tuple[list[_Job], torch.Tensor]], event: Any, secs: float,
-                 staged: list[_InRing | None]) -> None:
+        def land(
+            groups: list[tuple[list[_Job], torch.Tensor]],
+            event: Any,
+            secs: float,
+            staged: list[_InRing | None],
+        ) -> None:
             # The device->host copies of a finished batch: wait for them, then hand LQs to encoders.
             if event is not None:
                 event.synchronize()
@@ -792,8 +872,10 @@ class LearnedProducer:
                 arrs = staged[0] if staged[0] is not None else ring.put(groups[0][1].numpy())
                 sent = [arrs]
             else:
-                arrs = sent = [ring.put(a[k]) if st is None else _InRing(st.ref, st.shape[1:]).at(k)
-                               for _, a, k, st in ordered]
+                arrs = sent = [
+                    ring.put(a[k]) if st is None else _InRing(st.ref, st.shape[1:]).at(k)
+                    for _, a, k, st in ordered
+                ]
             self.lq_piped = ring.fallbacks
             handle = submit(_encode_batch, (arrs, cfg.png_level, [job.host for job, _, _, _ in ordered]))
             # every staged group has rows among those sent (its rows share its release position)
@@ -839,7 +921,9 @@ class LearnedProducer:
                         if job.image.pending == 0:
                             done.append(job)
                     groups = self._finish(done, cfg)
-            except torch.cuda.OutOfMemoryError as e:  # too big for the device: fail this batch's inputs, go on
+            except (
+                torch.cuda.OutOfMemoryError
+            ) as e:  # too big for the device: fail this batch's inputs, go on
                 hint = "out of memory: lower --batch or --tile"
                 for job, _ in items:
                     if job.owner.failure is None:
@@ -876,8 +960,11 @@ class LearnedProducer:
             # The head input is done when it failed, or every learned sample's LQ encode was
             # handed out (and, unless draining, has finished).
             ring.reap()
-            while opened and (opened[0].failure is not None or len(opened[0].lq) == opened[0].learned
-                              and (block or all(h.ready() for h in opened[0].handles))):
+            while opened and (
+                opened[0].failure is not None
+                or len(opened[0].lq) == opened[0].learned
+                and (block or all(h.ready() for h in opened[0].handles))
+            ):
                 yield self._result(opened.popleft())
 
         seen = [0, 0]  # inputs decoded, their samples: how many crops an input brings, on average
@@ -894,8 +981,11 @@ class LearnedProducer:
         def window() -> int:  # inputs in flight: about 3 batches of samples, every worker busy
             return min(cap, max(2 * cfg.workers * chunk(), math.ceil(3 * cfg.batch / per_input())))
 
-        decoded = (_decode_task(item) for item in todo) if pool is None else windowed_map(
-            pool, _decode_at, range(len(todo)), window=window, chunk=chunk)
+        decoded = (
+            (_decode_task(item) for item in todo)
+            if pool is None
+            else windowed_map(pool, _decode_at, range(len(todo)), window=window, chunk=chunk)
+        )
         for dec in decoded:
             seen[0] += 1
             seen[1] += len(dec.samples)
@@ -907,9 +997,16 @@ class LearnedProducer:
                 plan = _plan_tiles(s.size[0], s.size[1], cfg.tile, cfg.tile_overlap, synth.multiple)
                 # the crop in place in the worker's arena (or as it came, inline)
                 hq8 = arenas.array(s.hq, (*s.size, 3)) if isinstance(s.hq, tuple) else s.hq
-                job = _Job(op, slot, plan, self.z_of(s.plan), s.plan, hq8=hq8,
-                           cal=self._calibration.arrays(s.plan, s.cal),
-                           in_ring=isinstance(s.hq, tuple))
+                job = _Job(
+                    op,
+                    slot,
+                    plan,
+                    self.z_of(s.plan),
+                    s.plan,
+                    hq8=hq8,
+                    cal=self._calibration.arrays(s.plan, s.cal),
+                    in_ring=isinstance(s.hq, tuple),
+                )
                 op.learned += 1
                 for i in range(len(plan.grid)):
                     if batch and batch[0][0].batch_key != job.batch_key:
@@ -926,8 +1023,13 @@ class LearnedProducer:
             land(*inflight.pop(0))
         yield from ready(block=True)
 
-    def _finish(self, done: list[_Job], cfg: SynthConfig, y_all: torch.Tensor | None = None,
-                hq_all: torch.Tensor | None = None) -> list[tuple[list[_Job], torch.Tensor]]:
+    def _finish(
+        self,
+        done: list[_Job],
+        cfg: SynthConfig,
+        y_all: torch.Tensor | None = None,
+        hq_all: torch.Tensor | None = None,
+    ) -> list[tuple[list[_Job], torch.Tensor]]:
         """Calibrate, noise, downsample and quantise the samples finished in this batch, grouped by
         size (tiled images of several sizes can finish together) -> [(jobs, uint8 [n, h, w, 3])].
         ``y_all``/``hq_all``: the outputs and inputs of ``done`` as batches (single-tile images of one
@@ -955,21 +1057,46 @@ class LearnedProducer:
                 y = apply_calibration(y, hq, [j.cal for j in jobs])
             if host:
                 for j in jobs:
-                    j.host = {"jpeg": int(j.cal["jpeg"]), "scale": cfg.scale, "interp": j.plan["downsample"],
-                              "sigma": j.plan["noise_sigma"], "seed": j.plan["noise_seed"]}
-                out.append((jobs, finalize(y, scale=1, interps=["bilinear"] * len(jobs), sigmas=[0.0] * len(jobs),
-                                           seeds=[0] * len(jobs))))
+                    j.host = {
+                        "jpeg": int(j.cal["jpeg"]),
+                        "scale": cfg.scale,
+                        "interp": j.plan["downsample"],
+                        "sigma": j.plan["noise_sigma"],
+                        "seed": j.plan["noise_seed"],
+                    }
+                out.append(
+                    (
+                        jobs,
+                        finalize(
+                            y,
+                            scale=1,
+                            interps=["bilinear"] * len(jobs),
+                            sigmas=[0.0] * len(jobs),
+                            seeds=[0] * len(jobs),
+                        ),
+                    )
+                )
             else:
-                out.append((jobs, finalize(y, scale=cfg.scale, interps=[j.plan["downsample"] for j in jobs],
-                                           sigmas=[j.plan["noise_sigma"] for j in jobs],
-                                           seeds=[j.plan["noise_seed"] for j in jobs])))
+                out.append(
+                    (
+                        jobs,
+                        finalize(
+                            y,
+                            scale=cfg.scale,
+                            interps=[j.plan["downsample"] for j in jobs],
+                            sigmas=[j.plan["noise_sigma"] for j in jobs],
+                            seeds=[j.plan["noise_seed"] for j in jobs],
+                        ),
+                    )
+                )
         return out
 
     def _result(self, op: _Open) -> ImageResult:
         dec = op.dec
         if op.failure is not None:
-            return ImageResult(dec.index, [], {"path": dec.path, "reason": op.failure,
-                                               "kind": "failed"}, None, dec.timings)
+            return ImageResult(
+                dec.index, [], {"path": dec.path, "reason": op.failure, "kind": "failed"}, None, dec.timings
+            )
         samples = []
         for slot, s in enumerate(dec.samples):
             if s.lq_png is None:
@@ -1005,16 +1132,22 @@ def bank_producer(cfg: SynthConfig, *, force: bool = False) -> tuple[LearnedProd
 
         nets = load_fitted(cfg.model)
         if module_sha256(nets["degnet"]) != bank.degnet_sha256 and not force:
-            raise BankError(f"{cfg.model}: its DegNet did not make {cfg.bank}; its generator would read the bank's "
-                            "embeddings in another space (pass --force to use it anyway)")
+            raise BankError(
+                f"{cfg.model}: its DegNet did not make {cfg.bank}; its generator would read the bank's "
+                "embeddings in another space (pass --force to use it anyway)"
+            )
         encoder, generator = nets["encoder"], nets["generator"]
         if generator.style_dim != bank.dim:
-            raise BankError(f"{cfg.model}: generator takes {generator.style_dim}-d embeddings, the bank holds {bank.dim}-d")
+            raise BankError(
+                f"{cfg.model}: generator takes {generator.style_dim}-d embeddings, the bank holds {bank.dim}-d"
+            )
         prov.update(synthesizer=str(cfg.model), synthesizer_sha256=module_sha256(generator))
     n = len(bank)
     if cfg.choice == "index" or cfg.index:
         if not cfg.index or any(not 0 <= i < n for i in cfg.index) or len(cfg.index) > 2:
-            raise BankError(f"--index needs one or two indices in [0, {n - 1}] (the bank holds {n}), got {cfg.index}")
+            raise BankError(
+                f"--index needs one or two indices in [0, {n - 1}] (the bank holds {n}), got {cfg.index}"
+            )
     if cfg.choice == "weighted" and float(bank.weights.sum()) <= 0:
         raise BankError(f"{cfg.bank}: all sampling weights are 0; --choice weighted has nothing to draw")
     producer = LearnedProducer(bank, encoder, generator, prov)
