@@ -224,11 +224,21 @@ class RunContext:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
     def place(self, *modules: Any) -> None:
-        """Move modules (``None`` is skipped) to the device, in the context's memory format."""
-        dev, fmt = self._need_device(), self.memory_format
+        """Move modules (``None`` is skipped) to the device, with their 4-D parameters and buffers
+        in the context's memory format (tensor by tensor: ``Module.to(memory_format=...)`` refuses
+        modules that hold 5-D tensors, as StyleGAN2-style modulated convolutions do)."""
+        import torch
+
+        dev = self._need_device()
         for m in modules:
-            if m is not None:
-                m.to(dev, memory_format=fmt)
+            if m is None:
+                continue
+            m.to(dev)
+            if self.channels_last:
+                with torch.no_grad():
+                    for t in [*m.parameters(), *m.buffers()]:
+                        if t.dim() == 4:
+                            t.data = t.data.contiguous(memory_format=torch.channels_last)
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         """A batch to the device (non-blocking from pinned memory) in the context's memory format.

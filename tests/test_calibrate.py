@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from redegkit.bank.apply import apply_calibration, hash_normal, shape_noise
 from redegkit.bank.calibrate import (
     _corr_table,
     calibrate_pair,
@@ -16,9 +15,10 @@ from redegkit.bank.calibrate import (
     fit_filters,
     identity_calibration,
 )
+from redegkit.bank.operators import apply_calibration, hash_normal, shape_noise
 from redegkit.degrade.ops import jpeg
-from redegkit.eval.stats import noise_level
 from redegkit.io.images import decode_image
+from redegkit.metrics.stats import noise_level
 
 from .conftest import EXAMPLES
 

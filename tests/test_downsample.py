@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from redegkit.bank.apply import downsample
+from redegkit.bank.operators import downsample
 from redegkit.config import ConfigError, resolve_config
 from redegkit.sr.config import SRDataConfig
 from redegkit.sr.data import HighResLQ

@@ -24,7 +24,7 @@ from redegkit.eval.match import (
     wasserstein1,
 )
 from redegkit.io.images import decode_image, encode_image, write_image
-from redegkit.io.shards import ShardSink
+from redegkit.io.shards import ShardWriter
 from redegkit.io.sources import list_sources
 
 from .conftest import EXAMPLES
@@ -61,10 +61,10 @@ def _folder(root: Path, images: list[np.ndarray]) -> Path:
 
 def _shards(root: Path, images: list[np.ndarray]) -> Path:
     """A shard folder whose samples' lq (and hq) are exactly ``images``."""
-    sink = ShardSink(root, max_count=5)
+    sink = ShardWriter(root, max_count=5)
     for i, img in enumerate(images):
         png = encode_image(img, "png")
-        sink.add(f"s{i:04d}", {"hq.png": png, "lq.png": png, "json": b"{}"})
+        sink.add_sample(f"s{i:04d}", {"hq.png": png, "lq.png": png, "json": b"{}"})
         sink.end_input(i + 1)
     sink.close()
     return root
@@ -174,10 +174,10 @@ def test_bad_images_are_failure_records_not_crashes(tmp_path: Path, real_images)
     real = _folder(tmp_path / "real", real_images[:4])
     (real / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     write_image(real / "tiny.png", real_images[0][:5, :5])  # decodes, but too small to measure
-    sink = ShardSink(tmp_path / "cand", max_count=10)
+    sink = ShardWriter(tmp_path / "cand", max_count=10)
     for i, img in enumerate(real_images[:3]):
-        sink.add(f"k{i}", {"lq.png": encode_image(img), "hq.png": encode_image(img), "json": b"{}"})
-    sink.add("kbad", {"lq.png": b"garbage", "hq.png": b"garbage", "json": b"{}"})
+        sink.add_sample(f"k{i}", {"lq.png": encode_image(img), "hq.png": encode_image(img), "json": b"{}"})
+    sink.add_sample("kbad", {"lq.png": b"garbage", "hq.png": b"garbage", "json": b"{}"})
     sink.end_input(4)
     sink.close()
     res = match(list_sources(real), [parse_candidate(str(tmp_path / "cand"))], tmp_path / "out", CFG)
@@ -191,8 +191,8 @@ def test_bad_images_are_failure_records_not_crashes(tmp_path: Path, real_images)
 def test_a_candidate_without_usable_images_ranks_last_with_its_error(
     tmp_path: Path, real_dir: Path, real_images
 ):
-    sink = ShardSink(tmp_path / "junk", max_count=10)
-    sink.add("k0", {"lq.png": b"garbage", "hq.png": b"garbage", "json": b"{}"})
+    sink = ShardWriter(tmp_path / "junk", max_count=10)
+    sink.add_sample("k0", {"lq.png": b"garbage", "hq.png": b"garbage", "json": b"{}"})
     sink.end_input(1)
     sink.close()
     own = _shards(tmp_path / "own", real_images)

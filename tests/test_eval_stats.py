@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from redegkit import metrics
-from redegkit.eval import stats as S
+from redegkit.metrics import stats as S
 
 from .conftest import EXAMPLES
 
@@ -234,6 +234,6 @@ def test_module_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, redegkit.eval.stats; print('torch' in sys.modules)"
+    code = "import sys, redegkit.metrics.stats; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from redegkit.cli import app
 from redegkit.io.export import DONE_MARKER, STAGING, ExportOptions, export_shards, lmdb_key, shard_urls
 from redegkit.io.images import decode_image, encode_image
-from redegkit.io.shards import SHARD_FORMAT, ShardSink, iter_samples, paired_dataset
+from redegkit.io.shards import SHARD_FORMAT, ShardWriter, iter_samples, paired_dataset
 from redegkit.io.sources import list_sources
 from redegkit.rng import sample_seed, seed_from_json
 from redegkit.synth import SynthConfig, synthesize
@@ -41,9 +41,9 @@ def _sample(i: int, scale: int = 2, size: int = 16) -> dict[str, bytes]:
 def tiny_shards(tmp_path):
     """Two shards, four samples, keys with spaces and unicode."""
     out = tmp_path / "shards"
-    sink = ShardSink(out, max_count=2)
+    sink = ShardWriter(out, max_count=2)
     for i, key in enumerate(ODD_KEYS):
-        sink.add(key, _sample(i))
+        sink.add_sample(key, _sample(i))
         sink.end_input(i + 1)
     sink.close()
     return out
@@ -153,12 +153,12 @@ def test_parquet_round_trip_row_groups_and_files(tiny_shards, tmp_path):
 
 def test_one_corrupt_sample_is_a_failure_record(tmp_path):
     out = tmp_path / "s"
-    sink = ShardSink(out)
+    sink = ShardWriter(out)
     for i in range(3):
         fields = _sample(i)
         if i == 1:
             fields["lq.png"] = b"\x89PNG\r\n\x1a\n not really"
-        sink.add(f"k{i}", fields)
+        sink.add_sample(f"k{i}", fields)
         sink.end_input(i + 1)
     sink.close()
     r = runner.invoke(app, ["export", str(out), str(tmp_path / "e"), "--json", "-q"])
@@ -358,8 +358,8 @@ def test_format1_shards_resume_and_export(synth_shards, tmp_path):
     ]
     # an old sample (integer seed above 2**63) exports to Parquet: the JSON travels as text
     pytest.importorskip("pyarrow")
-    old = ShardSink(tmp_path / "old")
-    old.add("a", {**_sample(0), "json": json.dumps({"sample_seed": 2**64 - 3, "scale": 2}).encode()})
+    old = ShardWriter(tmp_path / "old")
+    old.add_sample("a", {**_sample(0), "json": json.dumps({"sample_seed": 2**64 - 3, "scale": 2}).encode()})
     old.close()
     r = export_shards(shard_urls([str(tmp_path / "old")]), tmp_path / "pq", ExportOptions(format="parquet"))
     assert r.samples == 1 and not r.failures

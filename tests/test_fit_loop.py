@@ -13,9 +13,10 @@ import torch
 from redegkit.config import resolve_config
 from redegkit.fit.config import FitConfig
 from redegkit.fit.data import build_dataset, collate, list_face_pairs
-from redegkit.fit.loop import Fitter, fit_degradation, load_fitted
+from redegkit.fit.loop import Fitter, fit_degradation
 from redegkit.fit.step import FitModel, build_networks, lr_factor
 from redegkit.io.sources import list_sources
+from redegkit.models.checkpoints import load_fitted
 from redegkit.weights import WeightsMissingError
 
 from .fit_helpers import corrupt_png, make_face_pairs, natural_paths

@@ -1,59 +1,93 @@
-"""redegkit.io.pool: the ordered, windowed map over a process pool."""
+"""redegkit.io.pool: the one worker pool (ordered bounded map, per-worker state, inline mode)."""
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
-from redegkit.io.pool import ProcessPool, windowed_map
+import pytest
 
-
-def _square(x: int) -> tuple[int, int]:
-    return x * x, os.getpid()
-
-
-class _Counting:
-    """A pool stand-in that runs tasks at once and records how many items were in flight."""
-
-    def __init__(self) -> None:
-        self.submitted, self.tasks = 0, []
-
-    def apply_async(self, fn, args):
-        part = args[0]
-        self.submitted += len(part)
-        self.tasks.append(len(part))
-        return _Done(fn(part))
+from redegkit.io.pool import WorkerPool
 
 
-class _Done:
-    def __init__(self, v) -> None:
-        self.v = v
-
-    def get(self):
-        return self.v
+def _setup() -> dict:
+    return {"pid": os.getpid(), "calls": 0}
 
 
-def test_chunked_map_keeps_order_and_bounds_items_in_flight() -> None:
-    pool, yielded = _Counting(), []
-    for v, _ in windowed_map(pool, _square, range(23), window=6, chunk=4):
-        yielded.append(v)
-        # items submitted and not yet consumed: the window, plus the rest of the chunk being handed out
-        assert pool.submitted - len(yielded) <= 6 + 4 - 1
-    assert yielded == [x * x for x in range(23)] and pool.tasks == [4, 4, 4, 4, 4, 3]
+def _square(state: dict, x: int) -> tuple[int, int, int]:
+    state["calls"] += 1
+    return x * x, state["pid"], state["calls"]
 
 
-def test_window_and_chunk_may_change_during_the_map() -> None:
-    pool, sizes = _Counting(), iter([1, 1, 5, 5, 5, 5, 5, 5])
-    out = [v for v, _ in windowed_map(pool, _square, range(20), window=lambda: 8, chunk=lambda: next(sizes))]
-    assert out == [x * x for x in range(20)] and pool.tasks == [1, 1, 5, 5, 5, 3]
+def _fail(state: dict, x: int) -> int:
+    if x == 3:
+        raise ValueError(f"bad item {x}")
+    return x
 
 
-def test_process_pool_runs_chunks_in_worker_processes() -> None:
-    pool = ProcessPool(2)
-    pids = pool.pids()
-    try:
-        res = list(windowed_map(pool, _square, range(10), window=4, chunk=3))
-    finally:
-        pool.terminate()
-        pool.join()
-    assert [v for v, _ in res] == [x * x for x in range(10)]
-    assert len(pids) == 2 and {pid for _, pid in res} <= set(pids)
+def _threads(state: object, _: object) -> tuple[int, bool]:
+    import cv2
+
+    return cv2.getNumThreads(), signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_map_ordered_keeps_order_and_bounds_items_in_flight() -> None:
+    submitted, seen = [], []
+
+    def items():
+        for i in range(23):
+            submitted.append(i)
+            yield i
+
+    with WorkerPool(2, _setup) as pool:
+        for v, pid, _ in pool.map_ordered(_square, items(), window=5):
+            seen.append(v)
+            assert len(submitted) - len(seen) <= 5  # at most the window in flight
+            assert pid != os.getpid()  # ran in a worker, whose state was built there
+    assert seen == [i * i for i in range(23)]
+
+
+def test_state_is_built_once_per_worker() -> None:
+    with WorkerPool(2, _setup) as pool:
+        res = list(pool.map_ordered(_square, range(40), window=8))
+    by_pid: dict[int, list[int]] = {}
+    for _, pid, calls in res:
+        by_pid.setdefault(pid, []).append(calls)
+    assert 1 <= len(by_pid) <= 2
+    for calls in by_pid.values():  # one state per worker: its call counter only grows
+        assert calls == sorted(calls) and calls[-1] == len(calls)
+
+
+def test_inline_pool_runs_in_this_process_and_leaves_its_settings_alone() -> None:
+    import cv2
+
+    before = cv2.getNumThreads(), signal.getsignal(signal.SIGINT), threading.active_count()
+    with WorkerPool(1, _setup) as pool:
+        assert pool.inline
+        assert [v for v, pid, _ in pool.map_ordered(_square, range(5), window=2)] == [0, 1, 4, 9, 16]
+        assert pool.state["calls"] == 5 and pool.state["pid"] == os.getpid()
+        assert _threads(None, None)[0] == before[0]
+    assert (cv2.getNumThreads(), signal.getsignal(signal.SIGINT)) == before[:2]
+
+
+def test_workers_run_one_thread_and_ignore_ctrl_c() -> None:
+    with WorkerPool(2) as pool:
+        assert pool.submit(_threads, None).result() == (1, True)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_task_error_is_raised_where_its_result_is_read(workers: int) -> None:
+    with WorkerPool(workers, _setup) as pool:
+        it = pool.map_ordered(_fail, range(6), window=2)
+        assert [next(it), next(it), next(it)] == [0, 1, 2]
+        with pytest.raises(ValueError, match="bad item 3"):
+            next(it)
+
+
+def test_closing_on_an_error_leaves_no_worker_behind() -> None:
+    pid = os.getpid()
+    with pytest.raises(RuntimeError), WorkerPool(2, _setup) as pool:
+        list(pool.map_ordered(_square, range(4), window=2))
+        raise RuntimeError("stop")
+    assert open(f"/proc/{pid}/task/{pid}/children").read().split() == []

@@ -53,7 +53,7 @@ def test_synthesize_bank_puts_each_rank_on_its_gpu(four_gpus, monkeypatch, tmp_p
     # The learned producer builds its synthesizer on the context's device: stop it right there.
     from redegkit.io.sources import list_sources
     from redegkit.synth import SynthConfig, synthesize
-    from redegkit.synth import learned as synth_learned
+    from redegkit.synth.learned import engine
 
     from .test_bank import make_bank
     from .test_synth_errors import learned
@@ -61,10 +61,10 @@ def test_synthesize_bank_puts_each_rank_on_its_gpu(four_gpus, monkeypatch, tmp_p
     class Reached(Exception):
         pass
 
-    def fake_synthesizer(*args, device, **kw):
-        raise Reached(device)
+    def fake_synthesizer(*args, ctx, **kw):
+        raise Reached(ctx.device)
 
-    monkeypatch.setattr(synth_learned, "Synthesizer", fake_synthesizer)
+    monkeypatch.setattr(engine, "Synthesizer", fake_synthesizer)
     for k, v in {"RANK": "3", "LOCAL_RANK": "2", "WORLD_SIZE": "4"}.items():
         monkeypatch.setenv(k, v)
     bank = make_bank(tmp_path / "bank")

@@ -8,7 +8,7 @@ import torch
 from redegkit.io.images import encode_image
 from redegkit.io.shards import (
     ReadStats,
-    ShardSink,
+    ShardWriter,
     find_resume_point,
     iter_samples,
     paired_crop,
@@ -27,12 +27,12 @@ def _pair(i: int, scale: int = 2):
 
 def _write(out, n_inputs, per_input=2, max_count=3, stop_after=None):
     rp = find_resume_point(out)
-    sink = ShardSink(out, max_count=max_count, start_shard=rp.next_shard, start_input=rp.next_input)
+    sink = ShardWriter(out, max_count=max_count, start_shard=rp.next_shard, start_input=rp.next_input)
     for i in range(rp.next_input, n_inputs):
         if stop_after is not None and i == stop_after:
             return sink  # simulate a kill: shard in progress left as a temp file
         for j in range(per_input):
-            sink.add(f"img{i:03d}_{j}", _pair(i * 10 + j))
+            sink.add_sample(f"img{i:03d}_{j}", _pair(i * 10 + j))
         sink.end_input(i + 1)
     sink.close()
     return sink
@@ -67,8 +67,9 @@ def test_resume_after_kill_no_duplicates_no_gaps(tmp_path):
     _write(full, 7)
     out = tmp_path / "killed"
     sink = _write(out, 7, stop_after=5)  # shards 0,1 done; shard 2 half-written (tmp)
-    assert sink._tmp is not None and sink._tmp.exists()
-    sink._file.close()  # the process "died": its file stays behind
+    tmp = list(out.glob(".*.tmp"))
+    assert len(tmp) == 1
+    sink._open.file.close()  # the process "died": its file stays behind
     # also plant a finished tar without marker, as if killed between rename and marker
     (out / "shard-000003.tar").write_bytes(b"garbage")
     rp = find_resume_point(out)
@@ -89,9 +90,9 @@ def test_resume_redoes_shard_whose_bytes_changed(tmp_path):
 
 
 def test_invalid_key_rejected(tmp_path):
-    sink = ShardSink(tmp_path)
+    sink = ShardWriter(tmp_path)
     with pytest.raises(ValueError, match="without dots"):
-        sink.add("a.b", _pair(0))
+        sink.add_sample("a.b", _pair(0))
 
 
 def test_paired_crop_alignment():
@@ -108,9 +109,9 @@ def test_paired_crop_alignment():
 def test_paired_dataset_reads_and_skips_corrupt(tmp_path):
     _write(tmp_path, 3, max_count=100)
     # add a shard with one corrupt sample
-    sink = ShardSink(tmp_path, start_shard=1, start_input=3)
-    sink.add("bad_0", {"hq.png": b"not png", "lq.png": b"nope", "json": b"{}"})
-    sink.add("good_0", _pair(99))
+    sink = ShardWriter(tmp_path, start_shard=1, start_input=3)
+    sink.add_sample("bad_0", {"hq.png": b"not png", "lq.png": b"nope", "json": b"{}"})
+    sink.add_sample("good_0", _pair(99))
     sink.end_input(4)
     sink.close()
     stats = ReadStats()
@@ -125,14 +126,14 @@ def test_paired_dataset_reads_and_skips_corrupt(tmp_path):
     assert info["samples"] == 8 and info["shards"] == 2
 
 
-def test_fast_tar_writer_is_byte_identical_to_tarfile(tmp_path):
-    # the shard writer builds member headers from a template; they must be tarfile's own bytes
-    # (stream mode, PAX format, our mode/owner/mtime), also for names that need pax headers
+def test_tar_members_are_byte_identical_to_tarfile(tmp_path):
+    # members are serialised in workers and appended by the writer: together they must be the
+    # bytes tarfile's stream mode writes (PAX, our mode/owner/mtime), pax headers included
     import io
     import os
     import tarfile
 
-    from redegkit.io.shards import TAR_MODE, TAR_MTIME, TAR_OWNER, _TarStream
+    from redegkit.io.shards import TAR_MODE, TAR_MTIME, TAR_OWNER, tar_end, tar_member
 
     rng = np.random.default_rng(0)
     members = [
@@ -150,49 +151,52 @@ def test_fast_tar_writer_is_byte_identical_to_tarfile(tmp_path):
             info.size, info.mtime, info.mode = len(data), TAR_MTIME, TAR_MODE
             info.uname = info.gname = TAR_OWNER
             w.addfile(info, io.BytesIO(data))
-    with open(tmp_path / "t.tar", "wb") as f:
-        t = _TarStream(f)
-        for name, data in members:
-            t.add(name, data)
-        t.close()
-    ours = (tmp_path / "t.tar").read_bytes()
+    body = b"".join(tar_member(name, data) for name, data in members)
+    ours = body + tar_end(len(body))
     assert ours == ref.getvalue()
-    assert t.n == len(ours) and t.sha.hexdigest() == __import__("hashlib").sha256(ours).hexdigest()
+    (tmp_path / "t.tar").write_bytes(ours)
     with tarfile.open(tmp_path / "t.tar") as r:
         assert [(m.name, r.extractfile(m).read()) for m in r.getmembers()] == members
     assert os.path.getsize(tmp_path / "t.tar") % tarfile.RECORDSIZE == 0
 
 
-def test_member_headers_are_tarfiles_for_any_name_and_size():
-    # the ustar block is assembled from the template's fixed parts with a precomputed checksum sum:
-    # every name length up to 100 bytes (and past it: pax), sizes up to the 11-octal-digit limit
-    import tarfile
-
-    from redegkit.io.shards import TAR_MODE, TAR_MTIME, TAR_OWNER, _member_header
-
-    rng = np.random.default_rng(3)
-    alphabet = np.array(list("abcxyzABC0189_-~"))
-    for n in list(range(1, 103)) + [140]:
-        name = "".join(rng.choice(alphabet, n))
-        for size in (0, 1, 511, 512, 137_000, int(rng.integers(0, 8**11)), 8**11 - 1, 8**11):
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = size, TAR_MTIME, TAR_MODE
-            info.uname = info.gname = TAR_OWNER
-            assert _member_header(name, size) == info.tobuf(
-                tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"
-            )
-
-
-def test_tar_writer_counts_bytes_of_wide_memoryviews(tmp_path):
+def test_tar_member_counts_bytes_of_wide_memoryviews(tmp_path):
     # len() of a memoryview counts items, not bytes: a uint16 buffer must be stored whole
     import tarfile
 
-    from redegkit.io.shards import _TarStream
+    from redegkit.io.shards import tar_end, tar_member
 
     arr = np.arange(1000, dtype=np.uint16)
-    with open(tmp_path / "t.tar", "wb") as f:
-        t = _TarStream(f)
-        t.add("k.bin", memoryview(arr))
-        t.close()
+    body = tar_member("k.bin", memoryview(arr))
+    (tmp_path / "t.tar").write_bytes(body + tar_end(len(body)))
     with tarfile.open(tmp_path / "t.tar") as r:
         assert r.extractfile("k.bin").read() == arr.tobytes()
+
+
+def test_post_shard_step_in_a_pool_gives_the_same_shards(tmp_path):
+    """The marker step (hash, fsync, rename, marker) run by pool workers: the same bytes and
+    markers as in-process, and the writer's list of shards is in order."""
+    from redegkit.io.pool import WorkerPool
+
+    _write(tmp_path / "inline", 7)
+    rp = find_resume_point(tmp_path / "pool")
+    with WorkerPool(2) as pool:
+        sink = ShardWriter(tmp_path / "pool", max_count=3, submit=pool.submit)
+        for i in range(7):
+            for j in range(2):
+                sink.add_sample(f"img{i:03d}_{j}", _pair(i * 10 + j))
+            sink.end_input(i + 1)
+        written = sink.close()
+    assert rp.next_shard == 0 and [m["shard"] for m in written] == [f"shard-00000{k}.tar" for k in range(4)]
+    for p in sorted((tmp_path / "inline").iterdir()):
+        assert (tmp_path / "pool" / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_abort_keeps_shards_already_finished(tmp_path):
+    sink = ShardWriter(tmp_path, max_count=2)
+    for i in range(3):
+        sink.add_sample(f"k{i}", _pair(i))
+        sink.end_input(i + 1)
+    sink.abort()  # the third sample's shard was in progress
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-000000.tar", "shard-000000.tar.json"]
+    assert find_resume_point(tmp_path).next_input == 2

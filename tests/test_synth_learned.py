@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +19,8 @@ import torch
 from typer.testing import CliRunner
 
 from redegkit.bank import load_bank
-from redegkit.bank.apply import Synthesizer, finalize, hash_normal, plan_tiles, synthesize_image, tile_starts
+from redegkit.bank.apply import Synthesizer, plan_tiles, synthesize_image, tile_starts
+from redegkit.bank.operators import finalize, hash_normal
 from redegkit.cli import app
 from redegkit.io.images import decode_image, to_tensor
 from redegkit.io.shards import iter_samples
@@ -62,7 +67,9 @@ def samples(out: Path) -> dict[str, dict]:
 # Determinism and provenance
 
 
-def test_byte_identical_with_1_and_2_workers(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
+def test_byte_identical_whatever_workers_and_batch(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
+    """Workers 1, 2 and 3 and batches 1, 3 and 8 give the same shard bytes (torch's default thread
+    count: the in-process run once left it at the workers' one thread, which moved low bits)."""
     srcs = list_sources([str(inputs)])
     kw = {
         "max_patches": 3,
@@ -71,15 +78,16 @@ def test_byte_identical_with_1_and_2_workers(tmp_path: Path, bank_path: Path, in
         "mix_preset": "realesrgan:0.3",
         "shard_max_count": 5,
     }
-    r1 = synthesize(srcs, tmp_path / "w1", cfg_for(bank_path, workers=1, **kw))
-    r2 = synthesize(srcs, tmp_path / "w2", cfg_for(bank_path, workers=2, **kw))
-    assert r1.samples == r2.samples == 12 and not r1.failures and len(r1.shards) > 1
-    assert shard_hashes(tmp_path / "w1") == shard_hashes(tmp_path / "w2")
-    # with workers the bytes went through the shared rings and the writer process, not inline
-    rt1, rt2 = (json.loads(r.report_path.read_text())["runtime"] for r in (r1, r2))
-    assert (rt1["shared_memory"], rt2["shared_memory"], rt2["inline_samples"]) == (False, True, 0)
-    assert (rt1["lq_piped"], rt2["lq_piped"]) == (0, 0)  # the LQ batches went to the encoders by the out ring
-    s = samples(tmp_path / "w1")
+    runs = [(1, 4), (2, 1), (2, 3), (3, 8)]
+    res = {wb: synthesize(srcs, tmp_path / f"w{wb[0]}b{wb[1]}", cfg_for(bank_path, workers=wb[0], batch=wb[1], **kw))
+           for wb in runs}  # fmt: skip
+    first = res[runs[0]]
+    assert first.samples == 12 and not first.failures and len(first.shards) > 1
+    for w, b in runs[1:]:
+        assert shard_hashes(tmp_path / f"w{w}b{b}") == shard_hashes(tmp_path / "w1b4"), (w, b)
+    rt = json.loads(first.report_path.read_text())["runtime"]
+    assert rt["device"] == "cpu" and rt["torch_threads"] == torch.get_num_threads()
+    s = samples(tmp_path / "w1b4")
     metas = [json.loads(v["json"]) for v in s.values()]
     bank_sha = load_bank(bank_path).sha256
     learned = [m for m in metas if m["method"]["kind"] == "bank"]
@@ -92,80 +100,22 @@ def test_byte_identical_with_1_and_2_workers(tmp_path: Path, bank_path: Path, in
         assert hq.shape == (32, 32, 3) and lq.shape == (8, 8, 3)
 
 
-def test_full_rings_fall_back_inline_with_the_same_bytes(
-    tmp_path: Path, bank_path: Path, inputs: Path, monkeypatch
-) -> None:
-    """Rings too small for the samples: the workers send the bytes inline instead (never a wait),
-    the main process pipes the LQ batches to the encoders, and the shards are the same bytes as
-    through the rings."""
-    from redegkit.synth import learned
-
-    srcs = list_sources([str(inputs)])
-    kw = {"max_patches": 3, "noise_prob": 0.5, "mix_preset": "realesrgan:0.3", "workers": 2}
-    r1 = synthesize(srcs, tmp_path / "big", cfg_for(bank_path, **kw))
-    monkeypatch.setattr(learned, "DECODE_ARENA_BYTES", 4096)  # about one crop and its PNG: mostly full
-    monkeypatch.setattr(learned, "LQ_ARENA_BYTES", 1024)
-    monkeypatch.setattr(learned, "OUT_ARENA_BYTES", 1024)  # less than one batch of 4 LQs of 8x8x3
-    r2 = synthesize(srcs, tmp_path / "small", cfg_for(bank_path, **kw))
-    assert r1.samples == r2.samples == 12
-    assert shard_hashes(tmp_path / "big") == shard_hashes(tmp_path / "small")
-    rt1, rt = (json.loads(r.report_path.read_text())["runtime"] for r in (r1, r2))
-    assert rt["shared_memory"] and rt["inline_samples"] > 0
-    assert rt1["lq_piped"] == 0 and rt["lq_piped"] > 0
-
-
-def test_rings_stay_fifo_when_a_batch_splits_by_jpeg(tmp_path: Path, bank_path: Path, monkeypatch) -> None:
-    """A bank with a calibrated JPEG for half its embeddings splits each batch into two groups (the
-    JPEG ones are finished on the host). Their LQ PNGs must still be allocated in sample order, or
-    the writer's release of one sample frees another that is not written yet (it was: with a small
-    LQ ring and a slow disk the shards differed from --workers 1). The arenas here refuse any read
-    of memory already released."""
-    from redegkit.bank.store import save_bank
-    from redegkit.io import shards, shm, sink_process
-    from redegkit.synth import learned
-
-    bank = load_bank(bank_path)
-    bank.calibration["jpeg"] = torch.tensor([0 if i % 2 == 0 else 70 for i in range(len(bank))])
-    bank.path = bank.sha256 = None
-    mixed = save_bank(tmp_path / "mixed.pt", bank)
-    hq = tmp_path / "hq"
-    for i in range(4):
-        shrunk_examples(hq / f"d{i}", ("astronaut", "brick", "chelsea", "coffee", "camera", "grass"), 32)
-    srcs = list_sources([str(hq)])
-
-    class Checked(shm.SharedArenas):
-        def view(self, ref):
-            assert ref[3] > self.released(ref[0]), f"read of released memory {ref}"
-            return super().view(ref)
-
-        def array(self, ref, shape, dtype=np.uint8):  # the encoders' reads of the main's out ring
-            assert ref[3] > self.released(ref[0]), f"read of released memory {ref}"
-            return super().array(ref, shape, dtype)
-
-    class SlowDisk(shards.ShardSink):
-        def add(self, key, fields):
-            time.sleep(0.003)
-            super().add(key, fields)
-
-    def run(out: str, workers: int) -> list[str]:
-        cfg = SynthConfig(
-            bank=str(mixed), crop=32, scale=2, tile=32, batch=4, device="cpu", seed=3, workers=workers
-        )
-        r = synthesize(srcs, tmp_path / out, cfg)
-        assert r.samples == 24 and not r.failures
-        return shard_hashes(tmp_path / out)
-
-    class OneProcess(learned.ProcessPool):  # every task on one worker: both groups share its ring
-        def __init__(self, workers, **kw):
-            super().__init__(1, **kw)
-
-    one = run("w1", 1)
-    monkeypatch.setattr(learned, "ProcessPool", OneProcess)
-    monkeypatch.setattr(learned, "SharedArenas", Checked)
-    monkeypatch.setattr(learned, "LQ_ARENA_BYTES", 1 << 16)  # a few dozen LQ PNGs: the ring wraps often
-    monkeypatch.setattr(learned, "OUT_ARENA_BYTES", 1 << 15)  # and the out ring's rows (HQ-size ones too)
-    monkeypatch.setattr(sink_process, "ShardSink", SlowDisk)
-    assert run("w2", 2) == one
+def test_a_sample_is_computed_alone_on_the_cpu() -> None:
+    """The synthesizer's output for a sample is bit for bit the same in any batch and with any
+    number of torch threads: on the CPU every image runs alone (oneDNN's low bits depend on the
+    batch shape: batched, the same sample differs by ~1e-8, enough to move a rounded pixel)."""
+    _, e, g = tiny_nets()
+    x = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    z = torch.randn(5, 32, generator=torch.Generator().manual_seed(2))
+    synth = Synthesizer(e, g)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = torch.cat([synth(x[i : i + 1], z[i : i + 1]) for i in range(5)])
+        torch.set_num_threads(2)
+        assert torch.equal(synth(x, z), alone) and torch.equal(synth(x[2:4], z[2:4]), alone[2:4])
+    finally:
+        torch.set_num_threads(n)
 
 
 def test_strength_zero_is_exactly_the_hq(tmp_path: Path, bank_path: Path, inputs: Path) -> None:
@@ -235,7 +185,7 @@ def _seam_ratio(y: torch.Tensor, tile: int, overlap: int) -> float:
 
 def test_tiling_has_no_seams() -> None:
     _, e, g = tiny_nets()
-    synth = Synthesizer(e, g, device="cpu")
+    synth = Synthesizer(e, g)
     z = torch.randn(32, generator=torch.Generator().manual_seed(0))
     const = torch.full((3, 128, 128), 0.2)
     whole = synthesize_image(synth, const, z, tile=512)
@@ -332,20 +282,59 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path: Path, bank_path:
     synthesize(srcs, tmp_path / "full", cfg)
     producer, fp = bank_producer(cfg)
 
-    def dies_after_two(todo, c, presets):
-        for i, res in enumerate(producer(todo, c, presets)):
-            if i == 2:
-                raise KeyboardInterrupt  # killed while the third input is being written
-            yield res
+    class DiesAfterTwo:  # killed while the third input is being written
+        def worker_setup(self, c, presets):
+            return producer.worker_setup(c, presets)
+
+        def runtime(self):
+            return producer.runtime()
+
+        def results(self, todo, c, pool):
+            n = 0
+            for chunk in producer.results(todo, c, pool):
+                for done in chunk.inputs:
+                    if n == 2:
+                        raise KeyboardInterrupt
+                    n += 1
+                    yield type(chunk)([done], {})
 
     with pytest.raises(KeyboardInterrupt):
-        synthesize(srcs, tmp_path / "run", cfg, producer=dies_after_two, fingerprint_extra=fp)
+        synthesize(srcs, tmp_path / "run", cfg, producer=DiesAfterTwo(), fingerprint_extra=fp)
     assert len(list((tmp_path / "run").glob("*.tar"))) == 2  # shards of the first two inputs are done
     res = synthesize(srcs, tmp_path / "run", cfg, resume=True)
     assert res.resumed_from_input == 2 and res.samples == 8
     keys = [s["__key__"] for s in iter_samples(str(tmp_path / "run"))]
     assert len(keys) == len(set(keys)) == 8
     assert shard_hashes(tmp_path / "run") == shard_hashes(tmp_path / "full")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="Linux: SIGKILL and /proc")
+def test_sigkill_mid_run_then_resume_with_two_workers(tmp_path: Path, bank_path: Path) -> None:
+    """kill -9 of the CLI in the middle of a learned run with 2 workers, then --resume: no sample
+    lost or duplicated, and the shards are the bytes of an uninterrupted run."""
+    hq = tmp_path / "hq"
+    for i in range(6):
+        shrunk_examples(hq / f"d{i}", ("astronaut", "brick", "chelsea", "coffee"), 64)
+    head = ["synthesize", "--bank", str(bank_path), str(hq)]
+    opts = ["--crop", "32", "--scale", "4", "--tile", "32", "--workers", "2", "--batch", "4",
+            "--shard-count", "8", "--device", "cpu", "--seed", "3", "--quiet"]  # fmt: skip
+    full, out = tmp_path / "full", tmp_path / "out"
+    assert CliRunner().invoke(app, [*head, str(full), *opts]).exit_code == 0
+    code = "import sys; from redegkit.cli import main; sys.argv = ['redeg', *sys.argv[1:]]; main()"
+    p = subprocess.Popen([sys.executable, "-c", code, *head, str(out), *opts])
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.tar.json"))) < 2 and p.poll() is None:
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)  # mid-run: some shards done, one being written
+    p.wait()
+    assert 2 <= len(list(out.glob("*.tar.json"))) < len(list(full.glob("*.tar"))), "not cut in the middle"
+    r = CliRunner().invoke(app, [*head, str(out), *opts, "--resume"])
+    assert r.exit_code == 0, r.output
+    keys = [s["__key__"] for s in iter_samples(str(out))]
+    want = [s["__key__"] for s in iter_samples(str(full))]
+    assert keys == want and len(set(keys)) == len(keys) == 96
+    assert shard_hashes(out) == shard_hashes(full)
+    assert not list(out.glob(".*.tmp"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -446,14 +435,20 @@ def test_cli_bake_from_a_fit_run_and_model_override(tmp_path: Path, bank_path: P
 
 def test_choice_modes_draw_as_documented() -> None:
     from redegkit.synth.learned import ChoiceTable, draw_plan
+    from redegkit.synth.learned.plan import Calibration
 
     labels = np.array([0] * 9 + [1])
     table = ChoiceTable(10, labels, np.array([0.0] * 9 + [1.0]))
     keys = [f"k{i}" for i in range(400)]
 
+    none = Calibration(None)
+
+    def plan(cfg: SynthConfig, key: str):
+        return draw_plan(cfg, table, none, key, 1)
+
     def picks(**kw) -> list[int]:
         cfg = SynthConfig(bank="x", noise_prob=0, **kw)
-        return [draw_plan(cfg, table, k)["indices"][0] for k in keys]
+        return [plan(cfg, k).indices[0] for k in keys]
 
     uniform = picks()
     assert 20 <= uniform.count(9) <= 70  # ~ 400 / 10
@@ -461,16 +456,16 @@ def test_choice_modes_draw_as_documented() -> None:
     assert 160 <= cluster.count(9) <= 240
     assert set(picks(choice="weighted")) == {9}
     assert set(picks(index=[4])) == {4}
-    mixed = [draw_plan(SynthConfig(bank="x", mix=True, index=[2, 7]), table, k) for k in keys[:20]]
-    assert all(p["indices"] == [2, 7] and abs(sum(p["mix_weights"]) - 1) < 1e-5 for p in mixed)
-    assert len({p["mix_weights"][1] for p in mixed}) == 20  # a fresh weight per sample
-    assert draw_plan(SynthConfig(bank="x"), table, "k1") == draw_plan(SynthConfig(bank="x"), table, "k1")
+    mixed = [plan(SynthConfig(bank="x", mix=True, index=[2, 7]), k) for k in keys[:20]]
+    assert all(p.indices == [2, 7] and abs(sum(p.mix_weights) - 1) < 1e-5 for p in mixed)
+    assert len({p.mix_weights[1] for p in mixed}) == 20  # a fresh weight per sample
+    assert plan(SynthConfig(bank="x"), "k1") == plan(SynthConfig(bank="x"), "k1")
 
 
 def test_vectorised_calibration_and_finalize_equal_each_sample_alone():
     # the batch functions run each step once for the samples it applies to; a sample's result must
     # not depend on the batch it is in (mixed posts, strengths, correlation radii, sigmas, kernels)
-    from redegkit.bank.apply import apply_calibration
+    from redegkit.bank.operators import apply_calibration
 
     g = torch.Generator().manual_seed(3)
     n, h, w = 6, 24, 32
@@ -545,69 +540,42 @@ def test_vectorised_calibration_and_finalize_equal_each_sample_alone():
         assert torch.equal(lq[i], alone[0]), i
 
 
-def test_spliced_sample_json_is_exactly_json_dumps() -> None:
-    """A sample's JSON is written with the calibration's lists serialised once per mix and spliced
-    in (learned.sample_json): the bytes must be json.dumps(meta, sort_keys=True)'s, whatever the
-    mix, strength, JPEG and the strings around it (also one that spells the placeholder)."""
-    from redegkit.synth.learned import _HOLE, Calibration, ChoiceTable, draw_plan, sample_json
+def test_plan_json_records_every_draw_and_the_rounded_calibration() -> None:
+    """A sample's ``method`` is its plan, whole: the draws, the bank's calibration mixed with the
+    plan's weights and rounded (7 digits), the JPEG of the dominant embedding moved towards 100 by
+    the strength, and the noise seeds as decimal strings (64-bit values do not fit JSON's int64)."""
+    from redegkit.synth.learned import ChoiceTable, draw_plan
+    from redegkit.synth.learned.plan import Calibration
 
     g = torch.Generator().manual_seed(5)
     n = 6
-    cal = Calibration(
-        {
-            "filter": torch.randn(n, 2, 5, 5, generator=g) / 7,
-            "color": torch.randn(n, 3, 4, generator=g),
-            "noise_cov": torch.rand(n, 3, 3, generator=g) * 1e-3,
-            "noise_corr": torch.rand(n, generator=g),
-            "jpeg": torch.tensor([0, 70, 0, 95, 40, 0]),
-        }
-    )
-    table = ChoiceTable(n, None, None)
-    odd = 'a "\\u0000post" \\u0000post \\ "quoted" \u00e9\u4e2d'
+    raw = {
+        "filter": torch.randn(n, 2, 5, 5, generator=g) / 7,
+        "color": torch.randn(n, 3, 4, generator=g),
+        "noise_cov": torch.rand(n, 3, 3, generator=g) * 1e-3,
+        "noise_corr": torch.rand(n, generator=g),
+        "jpeg": torch.tensor([0, 70, 0, 95, 40, 0]),
+    }
+    cal, table = Calibration(raw), ChoiceTable(n, None, None)
+    cfg = SynthConfig(bank="x", mix=True, strength=0.9, strength_min=0.2, noise_prob=0.5)
     seen = set()
-    for mix in (False, True):
-        cfg = SynthConfig(bank="x", mix=mix, strength=0.9, strength_min=0.2 if mix else None, noise_prob=0.5)
-        for i in range(60):
-            key = f"{odd}_{i}"
-            plan = draw_plan(cfg, table, key)
-            post = cal.post_of(plan, cfg, key)
-            meta = {
-                "key": key,
-                "source": odd,
-                "method": {"kind": "bank", **plan, "post": post},
-                "z": [0.5, 1e-9],
-            }
-            want = json.dumps(meta, sort_keys=True).encode("utf-8")
-            got = sample_json(
-                {**meta, "method": {**meta["method"], "post": _HOLE + "post"}}, cal.post_json(plan, post)
-            )
-            assert got == want
-            seen.add((len(plan["indices"]), post["jpeg"] > 0))
-    assert seen == {(1, False), (1, True), (2, False), (2, True)}  # every branch met
-    # no calibration: strength alone, or nothing
-    plain = Calibration(None)
-    cfg = SynthConfig(bank="x", strength=0.5)
-    plan = draw_plan(cfg, table, "k")
-    post = plain.post_of(plan, cfg, "k")
-    assert plain.post_json(plan, post) == json.dumps(post, sort_keys=True) == '{"strength": 0.5}'
-    assert sample_json({"a": 1}, None) == b'{"a": 1}'
-    from redegkit.synth.learned import _scalar_json
-
-    for v in (
-        0.1,
-        1e-9,
-        1.0,
-        -0.0,
-        3,
-        2**64,
-        True,
-        False,
-        None,
-        "123",
-        "",
-        'a"b',
-        "é",
-        float("nan"),
-        float("inf"),
-    ):
-        assert _scalar_json(v) == json.dumps(v), v
+    for i in range(60):
+        plan = draw_plan(cfg, table, cal, f"k{i}", 3)
+        m = json.loads(json.dumps(plan.method({"bank": "b.pt"}), sort_keys=True))
+        (a, b), (wa, wb) = m["indices"], m["mix_weights"]
+        assert (
+            m["kind"] == "bank"
+            and m["bank"] == "b.pt"
+            and m["tiles"] == 3
+            and isinstance(m["noise_seed"], str)
+        )
+        want = (raw["filter"][a].double() * wa + raw["filter"][b].double() * wb).numpy()
+        assert np.array_equal(np.asarray(m["post"]["filter"]), np.round(want, 7))
+        q = int(raw["jpeg"][a if wa >= wb else b])
+        assert m["post"]["jpeg"] == (0 if q == 0 else round(100 - m["strength"] * (100 - q)))
+        assert int(m["post"]["noise_seed"]) >= 0 and 0.2 <= m["strength"] <= 0.9
+        seen.add(m["post"]["jpeg"] > 0)
+    assert seen == {False, True}
+    plain = draw_plan(SynthConfig(bank="x", strength=0.5), table, Calibration(None), "k", 1)
+    assert plain.method({})["post"] == {"strength": 0.5}  # no calibration: the strength alone
+    assert "post" not in draw_plan(SynthConfig(bank="x"), table, Calibration(None), "k", 1).method({})

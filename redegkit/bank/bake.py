@@ -14,7 +14,7 @@ from pydantic import Field
 from torch import nn
 
 from ..config import StrictModel
-from ..io.images import ImageDecodeError, decode_image, to_tensor
+from ..io.images import ImageDecodeError, decode_image
 from ..io.pairs import FacePair, list_face_pairs
 from ..rng import sample_rng
 from ..run import RunContext
@@ -65,7 +65,7 @@ def load_bake_networks(
             "give exactly one of a fitted model (--model) or an official weights folder (--from-official)"
         )
     if model is not None:
-        from ..fit.loop import load_fitted
+        from ..models.checkpoints import load_fitted
 
         nets = load_fitted(model)
         return {k: nets[k] for k in ("degnet", "encoder", "generator")}, {"model": str(model)}
@@ -114,6 +114,11 @@ def _face_region(hq: np.ndarray, lq: np.ndarray, cfg: BakeConfig, size: int):
     return hq, lq, [left, t, r - left, b - t], round(f, 5)
 
 
+def _u8(img: np.ndarray) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> uint8 [..., 3, H, W] (the run context converts it on the device)."""
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(img, -1, -3)))
+
+
 @torch.no_grad()
 def _calibrate(
     records: list[dict[str, Any]],
@@ -122,14 +127,15 @@ def _calibrate(
     generator: nn.Module,
     cfg: BakeConfig,
     size: int,
-    dev: torch.device,
+    ctx: RunContext,
 ) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
     """Per record: the generator's output for the record's embedding on its pair's centre region
     (at most ``calib_size``, a multiple of the encoder's), measured against the real LQ
     (:func:`redegkit.bank.calibrate.calibrate_pair`). Pairs are read again (one at a time, so
     memory does not grow with the bank); records of one pair (``--each``) share the pair's mean
     embedding's calibration."""
-    encoder, generator = encoder.eval().to(dev), generator.eval().to(dev)
+    encoder, generator = encoder.eval(), generator.eval()
+    ctx.place(encoder, generator)
     mult = int(encoder.multiple)
     items: list[dict[str, Any]] = []
     diags: list[dict[str, Any]] = []
@@ -147,7 +153,8 @@ def _calibrate(
             y, x = (hq.shape[0] - side) // 2, (hq.shape[1] - side) // 2
             hq, lq = hq[y : y + side, x : x + side], lq[y : y + side, x : x + side]
             z = torch.stack([embs[j] for j in members[pk]]).mean(0)
-            g = generator(z[None].to(dev), encoder(to_tensor(hq)[None].to(dev))).float()[0]
+            with ctx.autocast():
+                g = generator(z[None].to(ctx.device), encoder(ctx.to_device(_u8(hq)[None]))).float()[0]
             cal = calibrate_pair(
                 hq,
                 lq,
@@ -187,8 +194,9 @@ def bake(
         pairs, failures = list_pairs(pairs)
     # this rank's device; embeddings stay fp32 (bake runs no autocast) and cuDNN keeps its
     # deterministic kernel choice, so a bank is reproducible
-    dev = RunContext.from_env(cfg.device, "fp32", cudnn_benchmark=False).device
-    degnet = degnet.eval().to(dev)
+    ctx = RunContext.from_env(cfg.device, "fp32", cudnn_benchmark=False)
+    degnet = degnet.eval()
+    ctx.place(degnet)
     size = int(degnet.hparams["size"])
     embs, idents, records = [], [], []
     todo: list[tuple[np.ndarray, np.ndarray]] = []
@@ -196,9 +204,10 @@ def bake(
     per_slot: dict[int, list[torch.Tensor]] = {}
 
     def run() -> None:
-        x = torch.stack([to_tensor(np.stack(p)) for p in todo]).to(dev)  # [n, 2, 3, S, S]
-        z = degnet(torch.cat([x[:, 0], x[:, 1]], 1)).float().cpu()
-        zi = degnet(torch.cat([x[:, 0], x[:, 0]], 1)).float().cpu()
+        x = ctx.to_device(torch.stack([_u8(np.stack(p)) for p in todo]))  # [n, 2, 3, S, S] in [-1, 1]
+        with ctx.autocast():
+            z = degnet(torch.cat([x[:, 0], x[:, 1]], 1)).float().cpu()
+            zi = degnet(torch.cat([x[:, 0], x[:, 0]], 1)).float().cpu()
         for (slot, _), zz in zip(owners, z, strict=True):
             per_slot.setdefault(slot, []).append(zz)
         idents.append(zi)
@@ -257,7 +266,7 @@ def bake(
     embs = [torch.stack(per_slot[i]).mean(0) for i in range(len(records))]
     calibration = None
     if cfg.calibrate:
-        calibration, cal_diag = _calibrate(records, embs, encoder, generator, cfg, size, dev)
+        calibration, cal_diag = _calibrate(records, embs, encoder, generator, cfg, size, ctx)
         for r, d in zip(records, cal_diag, strict=True):
             r["calibration"] = d
     bake_meta = {

@@ -19,11 +19,11 @@ pair's embedding, and stores per embedding:
   synthesis takes the output's low frequencies from the HQ through it, its detail from the filters;
 - ``noise_cov`` [3, 3]: the channel covariance (on the [-1, 1] scale) of the noise the generator's
   output lacks, sized so that the no-reference noise level of output + noise equals the real LQ's
-  (:func:`redegkit.eval.stats.noise_level`); zero when the LQ is no noisier than the generator;
+  (:func:`redegkit.metrics.stats.noise_level`); zero when the LQ is no noisier than the generator;
 - ``noise_corr``: the Gaussian radius (pixels) that makes white noise as spatially correlated as
   the residual (0: white);
 - ``jpeg``: a JPEG quality whose 8x8 blockiness matches the real LQ's
-  (:func:`redegkit.eval.stats.blockiness`), or 0 when the LQ shows no more blocking than the
+  (:func:`redegkit.metrics.stats.blockiness`), or 0 when the LQ shows no more blocking than the
   generator's output.
 
 ``synthesize --bank`` applies them after the generator (colour, then noise, then JPEG), so the
@@ -43,8 +43,8 @@ import numpy as np
 import torch
 
 from ..degrade.ops import jpeg
-from ..eval.stats import blockiness, noise_level
-from .apply import COLOR_SIGMA, hash_normal, shape_noise
+from ..metrics.stats import blockiness, noise_level
+from .operators import apply_filters, color_map, hash_normal, lowpass, recolor, shape_noise
 
 CALIBRATION_KEYS = ("filter", "color", "noise_cov", "noise_corr", "jpeg")
 FILTER_RADIUS = 3  # 7x7 filters
@@ -106,15 +106,13 @@ def fit_filters(hq: np.ndarray, gen: np.ndarray, lq: np.ndarray, radius: int = F
     return sol.reshape(2, k, k).astype(np.float32)
 
 
-def apply_filter_np(x: np.ndarray, kern: np.ndarray) -> np.ndarray:
-    r = kern.shape[0] // 2
-    pad = np.pad(x.astype(np.float32), ((r, r), (r, r), (0, 0)), mode="reflect")
-    h, w = x.shape[:2]
-    out = np.zeros_like(x, dtype=np.float32)
-    for dy in range(kern.shape[0]):
-        for dx in range(kern.shape[1]):
-            out += kern[dy, dx] * pad[dy : dy + h, dx : dx + w]
-    return out
+def _t(x: np.ndarray) -> torch.Tensor:
+    """HxWx3 float -> [1, 3, H, W] float32 (the operators' layout)."""
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(2, 0, 1)[None]
+
+
+def _hwc(t: torch.Tensor) -> np.ndarray:
+    return t[0].permute(1, 2, 0).numpy()
 
 
 def fit_color(gen: np.ndarray, lq: np.ndarray) -> np.ndarray:
@@ -127,15 +125,6 @@ def fit_color(gen: np.ndarray, lq: np.ndarray) -> np.ndarray:
     m0 = np.concatenate([np.eye(3), np.zeros((1, 3))], 0)  # [4, 3]
     m = np.linalg.solve(a.T @ a + lam * np.eye(4), a.T @ y + lam * m0)
     return m.T.astype(np.float32)
-
-
-def apply_color_np(x: np.ndarray, m: np.ndarray) -> np.ndarray:
-    return x @ m[:, :3].T + m[:, 3]
-
-
-def lowpass_np(x: np.ndarray) -> np.ndarray:
-    """The colour band: a Gaussian of radius COLOR_SIGMA (reflect borders, as the synthesis side)."""
-    return cv2.GaussianBlur(x.astype(np.float32), (0, 0), COLOR_SIGMA, borderType=cv2.BORDER_REFLECT_101)
 
 
 def _highpass(x: np.ndarray) -> np.ndarray:
@@ -199,19 +188,20 @@ def calibrate_pair(hq: np.ndarray, lq: np.ndarray, gen: np.ndarray, *, seed: int
     lqf = lq.astype(np.float32) / 127.5 - 1.0
     hqf = hq.astype(np.float32) / 127.5 - 1.0
     kern = fit_filters(hqf, gen, lqf)
-    gf = apply_filter_np(hqf, kern[0]) + apply_filter_np(gen, kern[1])
+    # the calibration is applied with synthesis's own operators (redegkit.bank.operators)
+    gf = _hwc(apply_filters(_t(hqf), _t(gen), torch.from_numpy(kern)[None]))
     # Colour lives in the low frequencies, and those come from the HQ through the pair's colour
     # map: a small generator's own low frequencies drift in hue. The map is kept only where it
     # explains something: with the LQ's colours within COLOR_MIN_RMS of the HQ's, or a map that
     # lowers the low-pass error by less than COLOR_MIN_GAIN, it would be fitting compression or
     # noise residue, and would tint images of other palettes for nothing.
-    lp_hq, lp_lq = lowpass_np(hqf), lowpass_np(lqf)
+    lp_hq, lp_lq = _hwc(lowpass(_t(hqf))), _hwc(lowpass(_t(lqf)))
     m = fit_color(lp_hq, lp_lq)
     err_id = float(((lp_lq - lp_hq) ** 2).mean())
-    err_m = float(((lp_lq - apply_color_np(lp_hq, m)) ** 2).mean())
+    err_m = float(((lp_lq - _hwc(color_map(_t(lp_hq), torch.from_numpy(m)[None]))) ** 2).mean())
     if err_id < (COLOR_MIN_RMS / 127.5) ** 2 or err_m > (1 - COLOR_MIN_GAIN) * err_id:
         m = np.concatenate([np.eye(3), np.zeros((3, 1))], 1).astype(np.float32)
-    g1 = gf - lowpass_np(gf) + apply_color_np(lp_hq, m)
+    g1 = _hwc(recolor(_t(gf), _t(hqf), torch.from_numpy(m)[None]))
     sig_lq = noise_level(lq)
     sig_g = noise_level(_to_u8(g1))
     cov = np.zeros((3, 3), np.float32)

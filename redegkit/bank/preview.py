@@ -52,7 +52,7 @@ def render_preview(
     if s < 1.0:
         image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     enc, gen = build_synthesizer(bank)
-    synth = Synthesizer(enc, gen, device=RunContext.from_env(device).device, compile=False)
+    synth = Synthesizer(enc, gen, ctx=RunContext.from_env(device), compile=False)
     hq = to_tensor(image)
     tiles = [label(fit_tile(image, tile), "HQ input")]
     for text, z in [("identity (strength 0)", bank.identity), *preview_embeddings(bank, n, centres)]:

@@ -9,7 +9,7 @@ import typer
 
 from ..config import recipe_presets, resolve_config
 from ..console import console, err_console, log, progress
-from ..io.sink_process import ShardWriterError
+from ..io.shards import ShardWriterError
 from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output, warn
 
 
@@ -250,7 +250,7 @@ def synthesize_cmd(
         except bank_errors as e:
             raise UserError(str(e)) from None
         except ShardWriterError as e:  # a full disk, a folder gone read-only: not a bug, no traceback
-            log.debug("%s", e.detail)
+            log.debug("shard writer error", exc_info=e.__cause__)
             err_console.print(
                 f"[bold red]error:[/] {e}; the finished shards are kept: fix it and re-run with --resume",
                 markup=True,

@@ -38,7 +38,7 @@ from ..config import StrictModel
 from ..io.atomic import atomic_write_json
 from ..io.images import ImageDecodeError, decode_image, write_image
 from ..io.sources import Source, list_sources
-from . import stats as S
+from ..metrics import stats as S
 
 __all__ = [
     "MATCH_STATS",

@@ -14,7 +14,7 @@ The benchmark, step by step (every step deterministic for a seed):
    ``OUT/candidates``): the bank (and the bank without its calibration), every built-in preset,
    any ``--preset`` given, and the identity (the HQ itself).
 5. **scores** per candidate and scale: paired PSNR/SSIM (Y) to the truth, and the distance of the
-   degradation statistics (:func:`redegkit.eval.stats.stats_distance`: colour, sharpness, noise,
+   degradation statistics (:func:`redegkit.metrics.stats.stats_distance`: colour, sharpness, noise,
    blockiness, HF power, each in "visible difference" units, and their mean).
 
 ``report.json`` holds everything; ``sheet.png`` shows HQ | D(HQ) | bank | best preset.
@@ -40,8 +40,8 @@ from ..io.atomic import atomic_write_json, atomic_write_jsonl
 from ..io.images import decode_image, u8_to_unit, write_image
 from ..io.sources import Source
 from ..metrics import psnr, ssim
+from ..metrics.stats import PAIRED_KEYS, paired_stats, stats_distance
 from ..rng import sample_rng
-from .stats import PAIRED_KEYS, paired_stats, stats_distance
 
 BUILTIN_CANDIDATES = ("realesrgan", "bsrgan", "bsrgan-x2", "redeg-matched")
 NOISE_OPS = ("gaussian_noise", "poisson_noise")

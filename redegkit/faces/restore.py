@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io.images import from_tensor, to_tensor
+from ..io.images import from_tensor
 from ..models.checkpoints import CheckpointError, StateDict, load_raw, load_state_strict, unwrap_state_dict
 from ..run import RunContext, pick_device
 from .align import FACE_SIZE
@@ -113,8 +113,11 @@ class GFPGANRestorer:
         model = build_gfpgan(**hp)
         load_state_strict(model, sd, str(self.path))
         self.hparams = hp
-        self.device = torch.device(pick_device(device))
-        self.model = model.to(self.device).eval()
+        # fp32 (no autocast: the restored faces are the fit's targets); channels_last on CUDA
+        self.ctx = RunContext.local(pick_device(device), "fp32")
+        self.device = self.ctx.device
+        self.model = model.eval()
+        self.ctx.place(self.model)
         self.batch_size = int(batch_size) if batch_size > 0 else (8 if self.device.type == "cuda" else 2)
         self.sha256 = sha256_file(self.path)
         known = [w.name for w in KNOWN.values() if w.sha256 == self.sha256]
@@ -136,8 +139,10 @@ class GFPGANRestorer:
             )
         out: list[np.ndarray] = []
         for i in range(0, len(arr), self.batch_size):
-            x = to_tensor(arr[i : i + self.batch_size]).to(self.device)  # [-1, 1], NCHW, RGB
-            y = self.model(x, return_rgb=False, randomize_noise=False)[0]
+            x8 = torch.from_numpy(np.ascontiguousarray(arr[i : i + self.batch_size].transpose(0, 3, 1, 2)))
+            x = self.ctx.to_device(x8)  # uint8 -> [-1, 1] on the device, NCHW, RGB
+            with self.ctx.autocast():
+                y = self.model(x, return_rgb=False, randomize_noise=False)[0]
             out.extend(list(from_tensor(y)))
         return out
 

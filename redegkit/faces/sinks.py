@@ -95,13 +95,13 @@ class FolderSink:
 
 class ShardPairSink:
     """Writes pairs as WebDataset samples ``KEY.lq.png``, ``KEY.hq.png``, ``KEY.json`` through
-    :class:`redegkit.io.shards.ShardSink` (reproducible tars, done markers, resume by input index).
+    :class:`redegkit.io.shards.ShardWriter` (reproducible tars, done markers, resume by input index).
     Photos without pairs are listed in the shard markers' ``failures``."""
 
     kind = "shards"
 
     def __init__(self, out_dir: str | Path, *, resume: bool, max_count: int = 1000) -> None:
-        from ..io.shards import ShardSink, find_resume_point
+        from ..io.shards import ShardWriter, find_resume_point
 
         self.out = Path(out_dir)
         if not resume and self.out.is_dir() and any(self.out.glob("*.tar")):
@@ -109,7 +109,7 @@ class ShardPairSink:
         rp = find_resume_point(self.out, prefix="pairs") if resume else None
         self.start = rp.next_input if rp else 0
         self.pairs_before = sum(int(m["count"]) for m in rp.done) if rp else 0
-        self.sink = ShardSink(
+        self.sink = ShardWriter(
             self.out,
             prefix="pairs",
             max_count=max_count,
@@ -122,7 +122,7 @@ class ShardPairSink:
         return index < self.start
 
     def add_pair(self, record: dict[str, Any], lq: np.ndarray, hq: np.ndarray) -> None:
-        self.sink.add(
+        self.sink.add_sample(
             record["key"],
             {
                 "lq.png": encode_image(lq),

@@ -17,12 +17,12 @@ from typing import Any
 __all__ = ["FitConfig", "FitModel", "FitResult", "Fitter", "fit_degradation", "load_fitted"]
 
 _WHERE = {
-    "FitConfig": "config",
-    "FitModel": "step",
-    "FitResult": "loop",
-    "Fitter": "loop",
-    "fit_degradation": "loop",
-    "load_fitted": "loop",
+    "FitConfig": ".config",
+    "FitModel": ".step",
+    "FitResult": ".loop",
+    "Fitter": ".loop",
+    "fit_degradation": ".loop",
+    "load_fitted": "redegkit.models.checkpoints",  # checkpoint loading lives with the models
 }
 
 
@@ -30,5 +30,5 @@ def __getattr__(name: str) -> Any:
     if name in _WHERE:
         import importlib
 
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

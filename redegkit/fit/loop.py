@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from .. import __version__
 from ..console import log, progress
@@ -28,14 +27,13 @@ from ..io.images import from_tensor, to_tensor, write_image
 from ..io.preview import grid_of_columns as preview_grid
 from ..io.sources import Source, list_sources
 from ..metrics import psnr
-from ..models.checkpoints import FORMAT, build, load_raw, load_state_strict
+from ..models.checkpoints import FIT_KIND as KIND
+from ..models.checkpoints import load_raw
 from ..rng import sample_rng
 from ..run import RunContext, rng_state, set_rng_state
 from .config import FitConfig
 from .data import build_dataset, list_face_pairs, load_validation, make_loader, split_pairs
-from .step import NET_NAMES, FitModel, load_official
-
-KIND = "redegkit.fit-degradation"
+from .step import FitModel, load_official
 
 
 @dataclass
@@ -377,21 +375,3 @@ def fit_degradation(
         if fitter is not None:
             fitter.metrics.close()
             fitter.ctx.leave()  # the process group, if this run created it
-
-
-def load_fitted(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, nn.Module]:
-    """The four networks of a fit-degradation checkpoint (e.g. ``runs/NAME/last.pt``), in eval mode.
-
-    Keys: ``degnet``, ``encoder``, ``generator``, ``discriminator``; each module is rebuilt from
-    the stored arch and hparams and loaded strictly.
-    """
-    state = load_raw(path, map_location)
-    if state.get("format") != FORMAT or state.get("kind") != KIND:
-        raise ValueError(f"{path}: not a fit-degradation checkpoint (use redegkit.models.load_checkpoint)")
-    nets = {}
-    for name in NET_NAMES:
-        entry = state["nets"][name]
-        net = build(entry["arch"], entry["hparams"])
-        load_state_strict(net, entry["state_dict"], f"{path} [{name}]")
-        nets[name] = net.eval()
-    return nets

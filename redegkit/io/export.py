@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import re
 import shutil
@@ -44,8 +43,8 @@ from typing import Any, Literal, TextIO
 from .. import __version__
 from .atomic import atomic_write_text
 from .images import IMAGE_EXTS, ImageDecodeError, decode_image, encode_image
-from .pool import windowed_map, worker_signals
-from .shards import MARKER_SUFFIX, SHARD_FORMAT, ShardSink, iter_samples, list_shards, own_shards
+from .pool import WorkerPool
+from .shards import MARKER_SUFFIX, SHARD_FORMAT, ShardWriter, iter_samples, list_shards, own_shards
 
 Format = Literal["folders", "lmdb", "parquet"]
 FORMATS: tuple[str, ...] = ("folders", "lmdb", "parquet")
@@ -86,19 +85,17 @@ def shard_urls(specs: Iterable[str], stdin: TextIO | None = None) -> list[str]:
     return urls
 
 
+def _apply(fn: Callable[[Any], Any], _state: object, item: Any) -> Any:
+    return fn(item)
+
+
 def ordered_map(
     fn: Callable[[Any], Any], items: Iterable[Any], workers: int, window: int = 64
 ) -> Iterator[Any]:
-    """``map(fn, items)`` in order on ``workers`` processes, with at most ``window`` tasks in
-    flight, so that memory stays bounded whatever the number of items (Pool.imap would read the
-    whole iterable ahead)."""
-    if workers <= 1:
-        for it in items:
-            yield fn(it)
-        return
-    ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=worker_signals) as pool:
-        yield from windowed_map(pool, fn, items, window)
+    """``map(fn, items)`` in order on the run's :class:`~redegkit.io.pool.WorkerPool` of
+    ``workers`` processes (inline for one), at most ``window`` items in flight."""
+    with WorkerPool(workers) as pool:
+        yield from pool.map_ordered(functools.partial(_apply, fn), items, window)
 
 
 def _guarded(fn: Callable[[Any], Any], where: Callable[[Any], str]) -> Callable[[Any], Any]:
@@ -757,7 +754,7 @@ def pack_folders(
                 f"{hq_dir}: cannot tell the scale from the first pairs (unreadable, or HQ is not an "
                 "integer multiple of LQ); pass --scale"
             )
-    sink = ShardSink(out, prefix=prefix, max_count=shard_max_count, max_bytes=shard_max_bytes)
+    sink = ShardWriter(out, prefix=prefix, max_count=shard_max_count, max_bytes=shard_max_bytes)
     samples = 0
     jobs = ((i, pair, scale or 1, png_level) for i, pair in enumerate(pairs))
     try:
@@ -766,7 +763,7 @@ def pack_folders(
                 failures.append(res)
                 sink.end_input(index + 1, failures=[res])
             else:
-                sink.add(*res)
+                sink.add_sample(*res)
                 samples += 1
                 sink.end_input(index + 1)
             if progress is not None:

@@ -1,22 +1,48 @@
-"""Ordered parallel map with a bounded window (shared by export and the learned producer)."""
+"""The one process pool of every parallel stage (synthesis, export, pack).
+
+:class:`WorkerPool` is :class:`concurrent.futures.ProcessPoolExecutor` with three things added:
+
+- **worker state**: a ``setup`` callable runs once per worker (and once in the main process when
+  the pool runs inline); every task is ``fn(state, arg)``, so what a stage needs (a preset, the
+  bank's calibration) is built once per process, never pickled per task;
+- **worker hygiene**: workers ignore Ctrl-C (the main process handles it), die with the main
+  process on Linux, and run one intra-op thread (OpenCV, and torch once it is imported): the pool
+  is the parallelism;
+- **an ordered map over a bounded window** (:meth:`WorkerPool.map_ordered`): results in input
+  order with at most ``window`` items in flight, so memory stays bounded whatever the input count
+  (``Executor.map`` submits everything at once).
+
+``workers <= 1`` runs every task inline in the calling process, with the same state and the same
+results: no pool, no pickling. The inline path never changes the calling process's thread
+settings (a worker's one-thread setting once leaked into the main process that way and changed the
+low bits of the CPU convolutions).
+
+Tensors returned by tasks travel through shared memory (torch registers its reductions with
+multiprocessing's pickler), so a stage that returns one large ``torch.Tensor`` moves its bytes
+without copying them through a pipe.
+"""
 
 from __future__ import annotations
 
-import functools
-import itertools
+import multiprocessing as mp
 import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_STATE: Any = None  # this worker's state (what ``setup`` returned)
 
 
 def worker_signals() -> None:
-    """Call first in every pool worker. Ctrl-C is the main process's to handle (it aborts the shard
-    in progress; a worker killed by it while holding a queue lock would hang the pool's shutdown).
-    On Linux the worker also dies with the main process: a main process killed outright (SIGKILL,
-    the OOM killer) would otherwise leave its forked workers blocked on the task queue forever,
-    since they hold that queue's write end themselves."""
+    """Call first in every pool worker. Ctrl-C is the main process's to handle (a worker killed by
+    it while holding a queue lock would hang the pool's shutdown). On Linux the worker also dies
+    with the main process: a main process killed outright (SIGKILL, the OOM killer) would
+    otherwise leave its forked workers blocked on the task queue forever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
@@ -28,109 +54,101 @@ def worker_signals() -> None:
             pass
 
 
-def windowed_map(
-    pool: Any,
-    fn: Callable[[Any], Any],
-    items: Iterable[Any],
-    window: int | Callable[[], int],
-    chunk: int | Callable[[], int] = 1,
-) -> Iterator[Any]:
-    """``map(fn, items)`` on a multiprocessing ``pool``, results in input order, with at most
-    ``window`` items in flight: memory stays bounded whatever the number of items (``Pool.imap``
-    would queue the whole iterable at once). ``chunk`` > 1 sends that many items per task (one
-    message each way instead of one per item; the pool's per-task cost is paid once). Either may
-    be a callable, asked again before every submission (a caller that learns how heavy its items
-    are can adapt both)."""
+def limit_threads(n: int) -> None:
+    """``n`` intra-op threads for OpenCV, and for torch when this process has imported it (a
+    forked worker must not enter its parent's OpenMP pool, which does not survive a fork)."""
+    import cv2
 
-    def now(v: int | Callable[[], int]) -> int:
-        return max(1, int(v() if callable(v) else v))
-
-    pending: deque = deque()  # (handle, number of items)
-    in_flight = 0
-    it = iter(items)
-    run = functools.partial(_map_chunk, fn)
-    while True:
-        part = list(itertools.islice(it, now(chunk)))
-        if not part:
-            break
-        pending.append((pool.apply_async(run, (part,)), len(part)))
-        in_flight += len(part)
-        while pending and in_flight >= now(window):
-            handle, n = pending.popleft()
-            in_flight -= n
-            yield from handle.get()
-    while pending:
-        yield from pending.popleft()[0].get()
+    cv2.setNumThreads(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
 
 
-def _map_chunk(fn: Callable[[Any], Any], part: list[Any]) -> list[Any]:
-    return [fn(it) for it in part]
+def _init_worker(threads: int, setup: Callable[[], Any] | None) -> None:
+    global _STATE
+    worker_signals()
+    limit_threads(threads)
+    _STATE = setup() if setup is not None else None
 
 
-class ProcessPool:
-    """A process pool with the ``apply_async(fn, args) -> handle.ready()/.get()`` interface of
-    ``multiprocessing.Pool``, on :class:`concurrent.futures.ProcessPoolExecutor`.
+def _call(fn: Callable[[Any, Any], Any], arg: Any) -> Any:
+    return fn(_STATE, arg)
 
-    Why not ``multiprocessing.Pool``: its worker-handler thread waits on the result pipe without
-    reading it, so while a large result (an image crop plus its PNG) is being received it wakes
-    up again and again; measured on the learned path that spin cost the main process about 1 ms
-    of CPU per sample. The executor has one management thread that reads the results itself.
-    """
 
-    def __init__(
-        self,
-        workers: int,
-        *,
-        initializer: Callable[..., None] | None = None,
-        initargs: tuple = (),
-        context: Any = None,
-    ) -> None:
-        from concurrent.futures import ProcessPoolExecutor
+def _ready(_: object) -> None:
+    return None
 
+
+def _start_method() -> str:
+    # fork where the platform has it: workers inherit what the main process loaded (the bank, the
+    # preset tables) instead of importing and unpickling it again
+    return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+
+
+class WorkerPool:
+    """``workers`` processes running ``fn(state, arg)`` tasks (inline when ``workers <= 1``).
+
+    Start the pool before the process touches CUDA: forked workers must not inherit a CUDA
+    context (the workers are started in the constructor)."""
+
+    def __init__(self, workers: int, setup: Callable[[], Any] | None = None, *, threads: int = 1) -> None:
+        self.workers = max(1, int(workers))
+        self._ex: ProcessPoolExecutor | None = None
+        self._state: Any = None
+        if self.workers == 1:
+            self._state = setup() if setup is not None else None
+            return
+        ctx = mp.get_context(_start_method())
         self._ex = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=initializer, initargs=initargs
+            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, setup)
         )
-        # Start the workers now (a fork context starts them all at the first task), before the
-        # caller initialises CUDA: a forked child must not inherit a CUDA context.
-        self._ex.submit(int).result()
-        self._procs = list((getattr(self._ex, "_processes", None) or {}).values())
+        # start every worker now (a fork context launches them all at the first submission)
+        self._ex.submit(_ready, None).result()
 
-    def pids(self) -> list[int]:
-        """The worker processes' ids, in a fixed order (started at construction)."""
-        return [p.pid for p in self._procs]
+    @property
+    def inline(self) -> bool:
+        return self._ex is None
 
-    def apply_async(self, fn: Callable[..., Any], args: tuple = ()) -> _Handle:
-        return _Handle(self._ex.submit(fn, *args))
+    @property
+    def state(self) -> Any:
+        """The state of inline tasks (``None`` for a process pool: each worker has its own)."""
+        return self._state
 
-    def _processes(self) -> list[Any]:
-        live = getattr(self._ex, "_processes", None) or {}  # None once the executor shut down
-        return [*self._procs, *(p for p in live.values() if p not in self._procs)]
+    def submit(self, fn: Callable[[Any, T], R], arg: T) -> Future[R]:
+        """Run ``fn(state, arg)`` in a worker (inline: now) -> its future."""
+        if self._ex is not None:
+            return self._ex.submit(_call, fn, arg)
+        fut: Future[R] = Future()
+        try:
+            fut.set_result(fn(self._state, arg))
+        except BaseException as e:  # as a worker's exception would: raised by .result()
+            if not isinstance(e, Exception):
+                raise
+            fut.set_exception(e)
+        return fut
 
-    def terminate(self) -> None:
-        """Stop now: pending tasks are cancelled and the worker processes killed (then joined)."""
-        procs = self._processes()  # before shutdown forgets them
-        self._ex.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join()
-        self._procs = []
+    def map_ordered(self, fn: Callable[[Any, T], R], items: Iterable[T], window: int) -> Iterator[R]:
+        """``fn(state, item)`` for every item, results in input order, at most ``window`` items in
+        flight (submitted and not yet yielded)."""
+        pending: deque[Future[R]] = deque()
+        window = max(1, int(window))
+        for item in items:
+            pending.append(self.submit(fn, item))
+            while len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
-    def join(self) -> None:
-        """Wait for the submitted tasks and the workers to finish (after :meth:`terminate`: no-op)."""
-        procs = self._processes()
-        self._ex.shutdown(wait=True)
-        for p in procs:
-            p.join()
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the workers to finish and exit; with ``cancel``, queued tasks are dropped first
+        (the running ones finish: a task is short). Idempotent."""
+        if self._ex is not None:
+            self._ex.shutdown(wait=True, cancel_futures=cancel)
+            self._ex = None
 
+    def __enter__(self) -> WorkerPool:
+        return self
 
-class _Handle:
-    def __init__(self, fut: Any) -> None:
-        self._fut = fut
-
-    def ready(self) -> bool:
-        return self._fut.done()
-
-    def get(self) -> Any:
-        return self._fut.result()
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.close(cancel=exc_type is not None)

@@ -179,3 +179,28 @@ def load_checkpoint(
     module = build(name, hp)
     load_state_strict(module, sd, str(path))
     return module.eval()
+
+
+FIT_KIND = "redegkit.fit-degradation"  # the ``kind`` of a fit-degradation checkpoint (runs/NAME/last.pt)
+FIT_NETS = ("degnet", "encoder", "generator", "discriminator")
+
+
+def load_fitted(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, nn.Module]:
+    """The four networks of a fit-degradation checkpoint (e.g. ``runs/NAME/last.pt``), in eval mode.
+
+    Keys: ``degnet``, ``encoder``, ``generator``, ``discriminator``; each module is rebuilt from
+    the stored arch and hparams and loaded strictly. Raises :class:`CheckpointError` for another
+    kind of file.
+    """
+    state = load_raw(path, map_location)
+    if state.get("format") != FORMAT or state.get("kind") != FIT_KIND:
+        raise CheckpointError(
+            f"{path}: not a fit-degradation checkpoint (use redegkit.models.load_checkpoint)"
+        )
+    nets = {}
+    for name in FIT_NETS:
+        entry = state["nets"][name]
+        net = build(entry["arch"], entry["hparams"])
+        load_state_strict(net, entry["state_dict"], f"{path} [{name}]")
+        nets[name] = net.eval()
+    return nets

@@ -51,13 +51,13 @@ class TrainResult:
 
 
 def validate(
-    g_eval: torch.nn.Module, val_set, cfg: TrainSRConfig, device: torch.device, out: Path, step: int
+    g_eval: torch.nn.Module, val_set, cfg: TrainSRConfig, ctx: RunContext, out: Path, step: int
 ) -> dict[str, float]:
     """Upscale the held-out images with ``g_eval``; Y-PSNR/SSIM (border = scale) and a preview grid."""
     scale = cfg.model.scale
     psnrs, ssims, rows = [], [], []
     for _name, lq, hq in val_set:
-        sr = upscale_image(g_eval, lq, device=device, tile=cfg.val_tile, amp=cfg.amp)
+        sr = upscale_image(g_eval, lq, tile=cfg.val_tile, ctx=ctx)
         if hq is not None:
             psnrs.append(psnr(sr, hq, border=scale))
             if min(hq.shape[:2]) - 2 * scale >= 11:
@@ -230,7 +230,7 @@ def _train(
             if on_step is not None:
                 on_step(1, **last_losses, samples_s=last_rate)
             if val_set is not None and (step % cfg.val_every == 0 or step == cfg.steps):
-                last_val = validate(ema if ema is not None else g.eval(), val_set, cfg, device, out, step)
+                last_val = validate(ema if ema is not None else g.eval(), val_set, cfg, ctx, out, step)
                 g.train()
                 mlog.write({"step": step, **last_val})
             if step % cfg.ckpt_every == 0 or step == cfg.steps:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..io.atomic import atomic_write_bytes
-from ..io.images import ImageDecodeError, decode_image, encode_image, from_tensor, to_tensor
+from ..io.images import ImageDecodeError, decode_image, encode_image, from_tensor
 from ..io.sources import list_sources
 from ..io.tiles import ceil_to, pad_reflect, run_tiled
 from ..models.checkpoints import CheckpointError, load_raw, load_state_strict, unwrap_state_dict
@@ -127,24 +127,24 @@ def upscale_tensor(
     overlap: int = 32,
     batch: int = 4,
     amp: bool = True,
+    ctx: RunContext | None = None,
 ) -> torch.Tensor:
     """Upscale one image. ``x``: 1x3xHxW float in [-1, 1] on the model's device.
 
     Returns 1x3x(sH)x(sW) float32 in [-1, 1] (clamped). ``tile`` (input pixels, rounded up to a
-    multiple of 8) bounds memory; ``batch`` tiles run per forward pass.
+    multiple of 8) bounds memory; ``batch`` tiles run per forward pass. Precision and memory layout
+    come from ``ctx`` (default: bf16 autocast and channels_last on CUDA when ``amp``, fp32 on the
+    CPU).
     """
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"upscale_tensor: expected 1x3xHxW, got {tuple(x.shape)}")
-    dev = x.device
-    use_amp = amp and dev.type == "cuda"
+    ctx = ctx if ctx is not None else RunContext.local(x.device, "bf16" if amp else "fp32")
     h, w = x.shape[-2:]
     xp = pad_reflect(x, (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE)
 
     def run(inp: torch.Tensor) -> torch.Tensor:
-        if dev.type == "cuda":
-            inp = inp.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            return model(inp).float()
+        with ctx.autocast():
+            return model(inp.contiguous(memory_format=ctx.memory_format)).float()
 
     if tile is not None:
         tile = ceil_to(tile, PAD_MULTIPLE)
@@ -157,15 +157,21 @@ def upscale_image(
     model: RRDBNet,
     img: np.ndarray,
     *,
-    device: torch.device,
+    device: torch.device | None = None,
     tile: int | None = None,
     overlap: int = 32,
     batch: int = 4,
     amp: bool = True,
+    ctx: RunContext | None = None,
 ) -> np.ndarray:
-    """RGB uint8 HxWx3 -> RGB uint8 (sH)x(sW)x3."""
-    x = to_tensor(img)[None].to(device)
-    y = upscale_tensor(model, x, scale=model.scale, tile=tile, overlap=overlap, batch=batch, amp=amp)
+    """RGB uint8 HxWx3 -> RGB uint8 (sH)x(sW)x3, on ``ctx``'s device (default: ``device``, bf16
+    autocast on CUDA when ``amp``)."""
+    if ctx is None:
+        ctx = RunContext.local(device if device is not None else "cpu", "bf16" if amp else "fp32")
+    x = ctx.to_device(
+        torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
+    )  # uint8 -> [-1, 1]
+    y = upscale_tensor(model, x, scale=model.scale, tile=tile, overlap=overlap, batch=batch, ctx=ctx)
     return from_tensor(y[0])
 
 
@@ -222,10 +228,10 @@ def upscale_files(
 
     cfg = cfg or UpscaleConfig()
     t0 = time.perf_counter()
-    device = RunContext.from_env(cfg.device, "bf16" if cfg.amp else "fp32").device
-    model = load_sr_model(model_path, cfg.input_range).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    ctx = RunContext.from_env(cfg.device, "bf16" if cfg.amp else "fp32")
+    device = ctx.device
+    model = load_sr_model(model_path, cfg.input_range)
+    ctx.place(model)
     sources = list_sources(inputs, stdin=stdin)
     rep = UpscaleReport(scale=model.scale, input_range=model.input_range, device=str(device))
     out = Path(out_dir)
@@ -233,15 +239,7 @@ def upscale_files(
         try:
             rgb = decode_image(src.path, alpha="drop")
             alpha = _read_alpha(src.path) if cfg.alpha == "upscale" else None
-            sr = upscale_image(
-                model,
-                rgb,
-                device=device,
-                tile=cfg.tile,
-                overlap=cfg.tile_overlap,
-                batch=cfg.batch,
-                amp=cfg.amp,
-            )
+            sr = upscale_image(model, rgb, tile=cfg.tile, overlap=cfg.tile_overlap, batch=cfg.batch, ctx=ctx)
             if alpha is not None and alpha.shape[:2] == rgb.shape[:2]:
                 alpha = cv2.resize(alpha, (sr.shape[1], sr.shape[0]), interpolation=cv2.INTER_CUBIC)
             else:

@@ -1,8 +1,8 @@
 """`synthesize`: the entry point that picks the producer for a config and runs the shared core.
 
-A preset run uses :func:`redegkit.synth.classical.classical_results`; a bank run
-(``cfg.bank``) loads the bank and uses :mod:`redegkit.synth.learned`, imported only then because it
-imports torch (a classical run starts without it).
+A preset run uses :class:`redegkit.synth.classical.ClassicalProducer`; a bank run (``cfg.bank``)
+loads the bank and uses :mod:`redegkit.synth.learned`, imported only then because it imports
+torch (a classical run starts without it).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..io.sources import Source
-from .classical import classical_results
-from .core import Producer, SynthConfig, SynthResult, run_synthesis
+from .classical import ClassicalProducer
+from .config import SynthConfig
+from .core import Producer, SynthResult, run_synthesis
 
 
 def choose_producer(cfg: SynthConfig, *, force: bool = False) -> tuple[Producer, dict[str, Any]]:
@@ -23,7 +24,7 @@ def choose_producer(cfg: SynthConfig, *, force: bool = False) -> tuple[Producer,
         from .learned import bank_producer  # torch and the networks: only for the learned path
 
         return bank_producer(cfg, force=force)
-    return classical_results, {}
+    return ClassicalProducer(), {}
 
 
 def synthesize(
@@ -44,9 +45,8 @@ def synthesize(
     """Run synthesis over ``sources`` into ``out_dir`` (see :mod:`redegkit.synth.core` for the
     guarantees: deterministic, resumable, one report).
 
-    ``producer`` turns the work list into :class:`~redegkit.synth.core.ImageResult` s, in input
-    order; by default it is chosen from ``cfg`` (:func:`choose_producer`): the classical presets
-    on CPU worker processes, or the bank's learned producer when ``cfg.bank`` is set.
+    ``producer`` defaults to the one ``cfg`` asks for (:func:`choose_producer`): the classical
+    presets on CPU worker processes, or the bank's learned producer when ``cfg.bank`` is set.
 
     Raises FileExistsError if ``out_dir`` already has shards and neither ``resume`` nor
     ``overwrite`` is set, or if ``resume`` finds a run with other options (unless ``force``).

@@ -1,32 +1,29 @@
 """The classical producer of `synthesize`: HQ crops -> LQ through a preset of :mod:`redegkit.degrade`.
 
-One input image per task on ``cfg.workers`` CPU processes (forked), results in input order; each
-sample's parameters are drawn from ``sample_rng(seed, key)``. Needs numpy and OpenCV only: this
-path never imports torch.
+One input image per task on the run's worker pool, results in input order; each sample's
+parameters are drawn from ``sample_rng(seed, key)`` and its bytes (PNGs, JSON, tar members) are
+made in the worker, so the main process only appends them to the shard. Needs numpy and OpenCV
+only: this path never imports torch.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
+import functools
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..io.images import encode_image
-from ..io.sources import Source
+from ..io.pool import WorkerPool
+from ..io.shards import sample_members
 from ..rng import sample_rng
-from .core import (
-    INPUT_ERRORS,
-    ImageResult,
-    SynthConfig,
-    cut_crops,
-    failure_record,
-    ignore_sigint,
-    sample_fields,
-)
+from .config import SynthConfig
+from .core import chunked
+from .crops import INPUT_ERRORS, cut_crops, failure_record, sample_json
+from .messages import EncodedChunk, InputDone, WorkItem
 
 
 class PresetDegrader:
@@ -47,69 +44,79 @@ class PresetDegrader:
         return lq, {"kind": "preset", "preset": self.name, "params": params.to_json()}
 
 
-def encode_sample(hq: np.ndarray, lq: np.ndarray, meta: dict[str, Any], png_level: int) -> dict[str, bytes]:
-    """The shard fields of one sample: ``hq.png``, ``lq.png``, ``json``."""
-    return sample_fields(
-        encode_image(hq, "png", png_level=png_level), encode_image(lq, "png", png_level=png_level), meta
-    )
+def encode_sample(
+    key: str, hq: np.ndarray, lq: np.ndarray, meta: dict[str, Any], level: int
+) -> tuple[bytes, int]:
+    """One sample's tar members (``hq.png``, ``json``, ``lq.png``) -> (bytes, payload bytes)."""
+    fields = {
+        "hq.png": encode_image(hq, "png", png_level=level),
+        "lq.png": encode_image(lq, "png", png_level=level),
+        "json": sample_json(meta),
+    }
+    return sample_members(key, fields)
 
 
-def process_image(index: int, src: Source, cfg: SynthConfig, degrader: Callable) -> ImageResult:
-    """Classical path for one input: crops -> degrader -> encoded samples (or a failure record)."""
+@dataclass
+class ClassicalState:
+    """What a worker holds: the run's config and its preset."""
+
+    cfg: SynthConfig
+    degrader: PresetDegrader
+
+    @classmethod
+    def build(cls, cfg_json: str, user_presets: dict[str, Any] | None) -> ClassicalState:
+        cfg = SynthConfig.model_validate_json(cfg_json)
+        return cls(cfg, PresetDegrader(cfg.preset or "realesrgan", user_presets, cfg.scale))
+
+
+def process_input(state: ClassicalState, item: WorkItem, timings: dict[str, float]) -> InputDone:
+    """Crops -> preset -> encoded samples (or a failure record) for one input."""
+    cfg, src = state.cfg, item.source
     crops = cut_crops(src, cfg)
-    t = crops.timings
+    for k, v in crops.timings.items():
+        timings[k] = timings.get(k, 0.0) + v
     if not crops.patches:
-        return ImageResult(index, [], crops.failure, crops.skipped, t)
-    samples = []
+        return InputDone(item.index, failure=crops.failure, skipped=crops.skipped)
+    keys, parts, payload = [], [], 0
     for key, hq, meta in crops.patches:
-        t2 = time.perf_counter()
+        t0 = time.perf_counter()
         try:
-            lq, method = degrader(hq, sample_rng(cfg.seed, key))
+            lq, method = state.degrader(hq, sample_rng(cfg.seed, key))
         except INPUT_ERRORS as e:  # this image cannot be degraded so: record it, keep going
             reason = f"degradation failed on {key}: {type(e).__name__}: {e}"
-            return ImageResult(index, [], failure_record(src, reason, "failed"), None, t)
+            return InputDone(item.index, failure=failure_record(src, reason, "failed"))
         if lq.shape[0] * cfg.scale != hq.shape[0] or lq.shape[1] * cfg.scale != hq.shape[1]:
             raise RuntimeError(
                 f"{src.path}: degrader returned {lq.shape} for HQ {hq.shape} at scale {cfg.scale}"
             )
-        t3 = time.perf_counter()
+        t1 = time.perf_counter()
         meta = {**meta, "lq_size": [lq.shape[1], lq.shape[0]], "method": method}
-        samples.append((key, encode_sample(hq, lq, meta, cfg.png_level)))
-        t["degrade"] += t3 - t2
-        t["encode"] += time.perf_counter() - t3
-    return ImageResult(index, samples, None, None, t)
+        members, n = encode_sample(key, hq, lq, meta, cfg.png_level)
+        keys.append(key)
+        parts.append(members)
+        payload += n
+        timings["degrade"] += t1 - t0
+        timings["encode"] += time.perf_counter() - t1
+    return InputDone(item.index, keys, b"".join(parts), payload)
 
 
-# ------------------------------------------------------------------------------------------------
-# Worker processes
-
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(cfg_json: str, user_presets: dict[str, Any] | None, in_pool: bool = False) -> None:
-    if in_pool:
-        ignore_sigint()
-    cfg = SynthConfig.model_validate_json(cfg_json)
-    _WORKER["cfg"] = cfg
-    _WORKER["degrader"] = PresetDegrader(cfg.preset or "realesrgan", user_presets, cfg.scale)
+def classical_chunk(state: ClassicalState, chunk: list[WorkItem]) -> EncodedChunk:
+    """The task of one worker: consecutive inputs -> their encoded samples."""
+    timings: dict[str, float] = {}
+    return EncodedChunk([process_input(state, item, timings) for item in chunk], timings)
 
 
-def _worker_task(args: tuple[int, Source]) -> ImageResult:
-    index, src = args
-    return process_image(index, src, _WORKER["cfg"], _WORKER["degrader"])
+class ClassicalProducer:
+    """The producer of a preset run (see :class:`redegkit.synth.core.Producer`)."""
 
+    def worker_setup(self, cfg: SynthConfig, user_presets: dict[str, Any] | None) -> Callable[[], Any]:
+        # fail here, once, on an unknown preset (not in every worker's initializer)
+        PresetDegrader(cfg.preset or "realesrgan", user_presets, cfg.scale)
+        return functools.partial(ClassicalState.build, cfg.model_dump_json(), user_presets)
 
-def classical_results(
-    todo: list[tuple[int, Source]], cfg: SynthConfig, user_presets: dict[str, Any] | None
-) -> Iterator[ImageResult]:
-    """The producer: one image per task on ``cfg.workers`` processes, results in input order."""
-    if cfg.workers <= 1 or len(todo) <= 1:
-        _init_worker(cfg.model_dump_json(), user_presets)
-        for item in todo:
-            yield _worker_task(item)
-        return
-    ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context("spawn")
-    with ctx.Pool(
-        cfg.workers, initializer=_init_worker, initargs=(cfg.model_dump_json(), user_presets, True)
-    ) as pool:
-        yield from pool.imap(_worker_task, todo, chunksize=1)
+    def results(self, todo: list[WorkItem], cfg: SynthConfig, pool: WorkerPool) -> Iterator[EncodedChunk]:
+        # one input per task: an image's crops and degradations are milliseconds to seconds
+        yield from pool.map_ordered(classical_chunk, chunked(todo, 1), window=4 * pool.workers)
+
+    def runtime(self) -> dict[str, Any]:
+        return {"device": "cpu"}

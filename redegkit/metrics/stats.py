@@ -4,7 +4,7 @@ Every function takes RGB ``uint8`` HxWx3 numpy images (the project's edge format
 plain floats, so results go straight into JSON. "Luma" here is full-range BT.601,
 ``Y = 0.299 R + 0.587 G + 0.114 B`` on the 0-255 scale (float64), so a noise level or a contrast
 is in grey levels of the image itself. (PSNR/SSIM, :func:`psnr` and :func:`ssim`, are
-:mod:`redegkit.metrics`'s, on its studio-range Y, re-exported here.)
+:mod:`redegkit.metrics.quality`'s, on its studio-range Y, re-exported here.)
 
 No-reference statistics (one image): :func:`noise_level`, :func:`blockiness`, :func:`sharpness`,
 :func:`hf_power`, :func:`spectral_slope`, :func:`colour`, :func:`saturation`, :func:`contrast`.
@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..metrics import psnr, ssim  # re-exported: the package's PSNR/SSIM (Y, no border by default)
+from .quality import psnr, ssim  # re-exported: the package's PSNR/SSIM (Y, no border by default)
 
 __all__ = [
     "PAIRED_KEYS",

@@ -1,7 +1,7 @@
 """Image quality metrics: PSNR and SSIM of RGB uint8 images (numpy/OpenCV only).
 
 One home for the stages that score images: ``train-sr`` validation, ``fit-degradation``
-validation, and ``eval`` (:mod:`redegkit.eval.stats`, hence bake's calibration). It sits at the
+validation, and ``eval`` (:mod:`redegkit.metrics.stats`, hence bake's calibration). It sits at the
 package top, beside :mod:`redegkit.rng` and :mod:`redegkit.run`, rather than in ``sr/``:
 PSNR is not an SR-stage concept, and under ``sr/`` the fit and eval stages would depend on the
 SR stage's package for a numpy function.

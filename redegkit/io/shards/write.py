@@ -1,0 +1,270 @@
+"""Writing WebDataset shards: tar members made anywhere, one writer in input order, markers last.
+
+A sample becomes bytes in two steps that may run in different processes:
+
+1. :func:`sample_members` (in a worker): its fields as tar members, exactly as the standard
+   library's :mod:`tarfile` writes them in stream mode (``"w|"``, PAX format, the layout of
+   WebDataset's ``TarWriter``): a header, the data, zero padding to 512 bytes. Fixed mtime, mode
+   and owner, members in sorted field order: the same sample gives the same bytes;
+2. :class:`ShardWriter` (in the main process): appends the members of consecutive inputs to the
+   current shard, rolls to a new one at an input boundary once ``max_count`` samples or
+   ``max_bytes`` payload bytes are reached, and hands each finished shard to :func:`finish_shard`
+   (the post-shard step: a worker may run it), which hashes it, fsyncs it, renames it from its
+   temporary name and writes its done marker LAST.
+
+Layout of an output folder::
+
+    out/shard-000000.tar        samples KEY.hq.png, KEY.json, KEY.lq.png (keys have no dots)
+    out/shard-000000.tar.json   the done marker: count, bytes, sha256, keys, the input range
+                                [start, end) it covers, and the failures among those inputs
+    out/report.json             the run report (written at the end of every run)
+
+This module imports neither torch nor WebDataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_text
+
+MARKER_SUFFIX = ".json"
+TAR_MTIME = 0.0
+TAR_MODE = 0o444
+TAR_OWNER = "redegkit"  # user and group name of every member
+# Version of the per-sample JSON (``shard_format`` in it and in the done marker). 1 (no field):
+# 64-bit seeds as JSON integers, which may exceed int64. 2: seeds are decimal strings and every
+# JSON integer fits int64, so Arrow / Parquet / Hugging Face ``datasets`` read the shards.
+# Readers accept both (:func:`redegkit.rng.seed_from_json`); a resumed format-1 run keeps its
+# format-1 shards and writes new ones in format 2.
+SHARD_FORMAT = 2
+
+Bytes = bytes | bytearray | memoryview
+
+
+def shard_name(prefix: str, index: int, rank: int = 0, world: int = 1) -> str:
+    """``shard-000012.tar`` on one process; ``shard-r003-000012.tar`` for rank 3 of several."""
+    if world > 1:
+        return f"{prefix}-r{rank:03d}-{index:06d}.tar"
+    return f"{prefix}-{index:06d}.tar"
+
+
+def check_key(key: str) -> None:
+    """A sample key is non-empty, without dots (they separate the fields) or slashes."""
+    if "." in key or "/" in key or not key:
+        raise ValueError(f"invalid sample key {key!r}: keys must be non-empty, without dots or slashes")
+
+
+def tar_member(name: str, data: Bytes) -> bytes:
+    """One tar member (header, data, zero padding to a 512-byte block) as :mod:`tarfile` writes
+    it into a PAX-format stream with our fixed mtime, mode and owner."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = memoryview(data).nbytes, TAR_MTIME, TAR_MODE
+    info.uname = info.gname = TAR_OWNER
+    pad = -info.size % tarfile.BLOCKSIZE
+    return b"".join((info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"), data, bytes(pad)))
+
+
+def tar_end(size: int) -> bytes:
+    """What closes a tar stream of ``size`` bytes: two zero blocks, then zeros up to a whole
+    record (20 blocks), as :mod:`tarfile` pads it."""
+    end = 2 * tarfile.BLOCKSIZE
+    return bytes(end + (-(size + end) % tarfile.RECORDSIZE))
+
+
+def sample_members(key: str, fields: dict[str, Bytes]) -> tuple[bytes, int]:
+    """The tar members of one sample (fields in sorted order; names starting with ``_`` such as
+    ``__key__`` are metadata and not stored) -> (the bytes, the payload bytes: the fields' sizes,
+    what ``max_bytes`` counts)."""
+    check_key(key)
+    parts, payload = [], 0
+    for name in sorted(fields):
+        if name.startswith("_"):
+            continue
+        data = fields[name]
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ValueError(f"field {name!r} of {key!r} is {type(data).__name__}, not bytes")
+        parts.append(tar_member(f"{key}.{name}", data))
+        payload += memoryview(data).nbytes
+    return b"".join(parts), payload
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """A shard whose bytes are all written (under ``tmp``): what :func:`finish_shard` completes."""
+
+    tmp: str
+    final: str
+    meta: dict[str, Any]  # the marker without ``sha256`` and ``bytes``
+
+
+def finish_shard(job: ShardJob) -> dict[str, Any]:
+    """The post-shard step: hash and fsync the written tar, rename it to its final name, then
+    write its done marker (last: a tar without a marker is redone by ``--resume``) -> the marker."""
+    h, size = hashlib.sha256(), 0
+    with open(job.tmp, "rb+") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+        os.fsync(f.fileno())
+    os.replace(job.tmp, job.final)
+    meta = {**job.meta, "bytes": size, "sha256": h.hexdigest()}
+    final = Path(job.final)
+    atomic_write_text(final.with_name(final.name + MARKER_SUFFIX), json.dumps(meta, indent=1, sort_keys=True))
+    return meta
+
+
+def _finish_task(_state: object, job: ShardJob) -> dict[str, Any]:
+    return finish_shard(job)
+
+
+class ShardWriterError(RuntimeError):
+    """Writing a shard failed (a full disk, a lost mount): finished shards are kept."""
+
+
+@dataclass
+class _Open:
+    tmp: Path
+    file: Any
+    size: int = 0
+    keys: list[str] = field(default_factory=list)
+    payload: int = 0
+
+
+class ShardWriter:
+    """Rolling shards from tar members, in input order (see the module doc).
+
+    ``submit``: where the post-shard step runs (``submit(fn, job) -> Future``, e.g.
+    :meth:`redegkit.io.pool.WorkerPool.submit`); by default in this process. Usage::
+
+        w = ShardWriter(out, max_count=1000, start_shard=rp.next_shard, start_input=rp.next_input)
+        for each input i, in order:
+            w.add(keys, members, payload)        # its samples' members (may be none)
+            w.end_input(i + 1, failures=[...])   # may close the shard
+        w.close()                                # the last shard; waits for the post-shard steps
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        prefix: str = "shard",
+        max_count: int = 1000,
+        max_bytes: int = 1 << 30,
+        rank: int = 0,
+        world: int = 1,
+        start_shard: int = 0,
+        start_input: int = 0,
+        extra_meta: dict[str, Any] | None = None,
+        submit: Callable[[Callable[[Any, ShardJob], dict[str, Any]], ShardJob], Future] | None = None,
+    ) -> None:
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.prefix, self.rank, self.world = prefix, rank, world
+        self.max_count, self.max_bytes = max(1, int(max_count)), max(1, int(max_bytes))
+        self.index, self.input_start, self.next_input = start_shard, start_input, start_input
+        self.extra_meta = extra_meta or {}
+        self._submit = submit
+        self._open: _Open | None = None
+        self._failures: list[dict[str, Any]] = []
+        self._jobs: list[Future | dict[str, Any]] = []
+        self.written: list[dict[str, Any]] = []  # the finished shards' markers, in order (after close)
+
+    @property
+    def current_name(self) -> str:
+        return shard_name(self.prefix, self.index, self.rank, self.world)
+
+    def add(self, keys: list[str], members: Bytes, payload: int) -> None:
+        """Append the tar members of ``keys`` (consecutive samples of the current input)."""
+        if not keys:
+            return
+        try:
+            if self._open is None:
+                final = self.out / self.current_name
+                tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+                self._open = _Open(tmp, open(tmp, "wb"))
+            o = self._open
+            o.file.write(members)
+        except OSError as e:
+            raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
+        o.size += memoryview(members).nbytes
+        o.keys.extend(keys)
+        o.payload += payload
+
+    def add_sample(self, key: str, fields: dict[str, Bytes]) -> None:
+        """Serialise one sample here and append it (small writers: pack, tests)."""
+        members, payload = sample_members(key, fields)
+        self.add([key], members, payload)
+
+    def end_input(self, next_input: int, failures: Iterable[dict[str, Any]] = ()) -> None:
+        """Inputs before ``next_input`` are finished; close the shard if it is full."""
+        self._failures.extend(failures)
+        self.next_input = next_input
+        o = self._open
+        if o is not None and (len(o.keys) >= self.max_count or o.payload >= self.max_bytes):
+            self._finish()
+
+    def _finish(self) -> None:
+        o = self._open
+        if o is None:
+            return
+        try:
+            o.file.write(tar_end(o.size))
+            o.file.close()
+        except OSError as e:
+            raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
+        meta = {
+            "shard": self.current_name,
+            "count": len(o.keys),
+            "inputs": [self.input_start, self.next_input],
+            "keys": o.keys,
+            "failures": self._failures,
+            "shard_format": SHARD_FORMAT,
+            **self.extra_meta,
+        }
+        job = ShardJob(str(o.tmp), str(self.out / self.current_name), meta)
+        self._jobs.append(self._submit(_finish_task, job) if self._submit is not None else finish_shard(job))
+        self.index += 1
+        self.input_start = self.next_input
+        self._open, self._failures = None, []
+
+    def close(self) -> list[dict[str, Any]]:
+        """Close the last (partial) shard and wait for every post-shard step -> the markers of
+        this writer's shards, in order. Failures of trailing inputs without samples stay in
+        :attr:`pending_failures` (for the run report)."""
+        self._finish()
+        try:
+            self.written = [j.result() if isinstance(j, Future) else j for j in self._jobs]
+        except OSError as e:
+            raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
+        return self.written
+
+    @property
+    def pending_failures(self) -> list[dict[str, Any]]:
+        return list(self._failures) if self._open is None else []
+
+    def abort(self) -> None:
+        """Drop the shard in progress (e.g. on an exception); finished shards stay."""
+        for j in self._jobs:  # shards already handed to the post-shard step are kept: let it finish
+            if isinstance(j, Future):
+                try:
+                    j.result()
+                except Exception:  # reported by the error that aborts the run; resume redoes it
+                    pass
+        o, self._open = self._open, None
+        if o is None:
+            return
+        try:
+            o.file.close()  # flushes: on a full disk that fails again
+        except OSError:
+            pass
+        finally:
+            o.tmp.unlink(missing_ok=True)

@@ -1,0 +1,215 @@
+"""The learned producer: the source, device and sink stages wired together, in input order.
+
+::
+
+    pool workers   source  read, decode, crop; plan + JSON per sample; hybrid samples' presets
+                           -> SourceChunk (crops in one shared-memory pack)
+    main process   device  batches (fixed by the sample sequence) -> synthesizer, calibration,
+                           post steps, noise, downsampling -> uint8 LQ (copied to the host while
+                           the next batch runs, on CUDA)
+    pool workers   sink    a chunk whose LQs are all there -> PNGs -> tar members (EncodedChunk)
+    main process   core    appends the members to the shard (redegkit.synth.core)
+
+The pool is the run's one :class:`~redegkit.io.pool.WorkerPool`, started before the device is
+touched. Nothing here draws randomness: every sample's plan comes from its key in the source stage.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ...bank import Bank, cluster_bank
+from ...bank.apply import Synthesizer
+from ...io.pool import WorkerPool
+from ...run import RunContext
+from ..config import SynthConfig
+from ..core import chunked
+from ..messages import EncodedChunk, WorkItem
+from .device import DeviceItem, DeviceStage, Landed
+from .pixels import ImagePack
+from .plan import Calibration, ChoiceTable, parse_mix_preset
+from .post import STEPS, PostStep
+from .sink import LqRef, SinkInput, SinkJob, encode_chunk
+from .source import SourceChunk, SourceState, _plan_tiles, read_chunk
+
+TARGET_SAMPLES_PER_TASK = 32  # a source task's size: about this many samples (a task costs ~0.3 ms)
+MAX_INPUTS_PER_TASK = 8
+
+
+@dataclass
+class _Open:
+    """A source chunk on its way: where each sample's LQ is, once it is known."""
+
+    chunk: SourceChunk
+    lq: list[LqRef | None]
+    missing: int  # learned samples whose LQ has not landed
+    packs: list[ImagePack] = field(default_factory=list)  # packs[0]: the chunk's hybrid LQs
+    failed: dict[int, str] = field(default_factory=dict)  # input position -> why the device failed it
+    future: Future[EncodedChunk] | None = None
+
+    def add_pack(self, pack: ImagePack) -> int:
+        for i, p in enumerate(self.packs):
+            if p is pack:
+                return i
+        self.packs.append(pack)
+        return len(self.packs) - 1
+
+
+class _Chunker:
+    """Inputs per source task, adapted to the samples an input brings (grouping only: the output
+    never depends on it)."""
+
+    def __init__(self) -> None:
+        self.inputs, self.samples = 0, 0
+
+    def size(self) -> int:
+        per = max(self.samples / self.inputs, 0.25) if self.inputs else 4.0
+        return min(MAX_INPUTS_PER_TASK, max(1, round(TARGET_SAMPLES_PER_TASK / per)))
+
+    def observe(self, chunk: SourceChunk) -> None:
+        self.inputs += len(chunk.inputs)
+        self.samples += sum(len(i.samples) for i in chunk.inputs)
+
+
+class LearnedProducer:
+    """The producer of a bank run (see :class:`redegkit.synth.core.Producer` and the module doc)."""
+
+    def __init__(self, bank: Bank, encoder: torch.nn.Module, generator: torch.nn.Module,
+                 provenance: dict[str, Any], steps: tuple[PostStep, ...] = STEPS) -> None:  # fmt: skip
+        self.bank, self.encoder, self.generator, self.provenance = bank, encoder, generator, provenance
+        self.steps = steps
+        self.synth: Synthesizer | None = None  # built on first use, kept for later runs
+        self.ctx: RunContext | None = None
+        self.calibration = Calibration(bank.calibration)
+
+    def table(self, cfg: SynthConfig) -> ChoiceTable:
+        labels = cluster_bank(self.bank).labels if cfg.choice == "cluster" else None
+        w = self.bank.weights.double().numpy()
+        return ChoiceTable(len(self.bank), labels, w / w.sum() if cfg.choice == "weighted" else None)
+
+    def worker_setup(self, cfg: SynthConfig, user_presets: dict[str, Any] | None) -> Callable[[], Any]:
+        name, _ = parse_mix_preset(cfg.mix_preset)
+        if name:  # fail here, once, not in every worker
+            from ...degrade import get_preset
+
+            get_preset(name, user_presets=user_presets)
+        return functools.partial(
+            SourceState.build, cfg.model_dump_json(), user_presets, self.table(cfg), self.calibration,
+            self.provenance, int(self.encoder.multiple), self.steps,
+        )  # fmt: skip
+
+    def runtime(self) -> dict[str, Any]:
+        """Where the synthesizer ran, and whether torch.compile was used or failed (report.json)."""
+        s, ctx = self.synth, self.ctx
+        if s is None or ctx is None:
+            return {}
+        return {"device": str(s.device), "local_rank": ctx.local_rank, "precision": ctx.precision,
+                "compiled": s.compiled is not None, "compile_error": s.compile_error,
+                "torch_threads": torch.get_num_threads()}  # fmt: skip
+
+    def _synthesizer(self, cfg: SynthConfig) -> Synthesizer:
+        if self.synth is None:
+            # under torchrun each rank takes its own GPU (cuda:LOCAL_RANK, made current), not GPU 0
+            self.ctx = RunContext.from_env(cfg.device, cfg.precision)
+            self.synth = Synthesizer(self.encoder, self.generator, ctx=self.ctx, compile=cfg.compile,
+                                     static_batch=cfg.batch)  # fmt: skip
+        return self.synth
+
+    def results(self, todo: list[WorkItem], cfg: SynthConfig, pool: WorkerPool) -> Iterator[EncodedChunk]:
+        synth = self._synthesizer(cfg)
+        assert self.ctx is not None
+        stage = DeviceStage(synth, self.ctx, embeddings=self.bank.embeddings.float().numpy(),
+                            calibration=self.calibration, scale=cfg.scale, batch=cfg.batch, steps=self.steps)  # fmt: skip
+        opened: deque[_Open] = deque()
+        chunker = _Chunker()
+        limit = 2 * pool.workers + 4  # finished chunks waiting to be written, at most
+        source = pool.map_ordered(read_chunk, chunked(todo, chunker.size), window=2 * pool.workers + 1)
+        for sc in source:
+            chunker.observe(sc)
+            op = _Open(sc, [None] * len(sc.hq), 0, [sc.ready])
+            opened.append(op)
+            for item in _device_items(op, cfg, int(self.encoder.multiple)):
+                _landed(stage.add(item))
+            self._submit_ready(opened, pool, cfg)
+            yield from _finished(opened, block_above=limit)
+        _landed(stage.flush())
+        self._submit_ready(opened, pool, cfg)
+        yield from _finished(opened, block_above=0)
+
+    def _submit_ready(self, opened: deque[_Open], pool: WorkerPool, cfg: SynthConfig) -> None:
+        for op in opened:
+            if op.future is None and op.missing == 0:
+                op.future = pool.submit(encode_chunk, _sink_job(op, cfg))
+
+
+def _device_items(op: _Open, cfg: SynthConfig, multiple: int) -> Iterator[DeviceItem]:
+    p = 0
+    for ip, inp in enumerate(op.chunk.inputs):
+        for s in inp.samples:
+            if s.spec is not None:
+                hq = op.chunk.hq.view(p)
+                tiles = _plan_tiles(hq.shape[0], hq.shape[1], cfg.tile, cfg.tile_overlap, multiple)
+                op.missing += 1
+                yield DeviceItem(hq, s.spec, tiles, (op, p, ip))
+            p += 1
+
+
+def _landed(batches: list[Landed]) -> None:
+    """Record where each landed sample's LQ is (or that the device failed its input)."""
+    for b in batches:
+        for item in b.items if b.error else ():
+            op, p, ip = item.owner
+            op.failed.setdefault(ip, f"synthesis failed on {op.chunk.inputs[ip].samples[0].key}: {b.error}")
+            op.missing -= 1
+        for g in b.groups:
+            pack = ImagePack.of_batch(g.lq)
+            for k, r in enumerate(g.rows):
+                op, p, _ = b.items[r].owner
+                op.lq[p] = LqRef(op.add_pack(pack), k, b.items[r].spec if g.host else None)
+                op.missing -= 1
+
+
+def _sink_job(op: _Open, cfg: SynthConfig) -> SinkJob:
+    inputs, hq_rows, lq = [], [], []
+    p, ready = 0, 0
+    for ip, inp in enumerate(op.chunk.inputs):
+        if ip in op.failed:
+            fail = {"path": inp.path, "reason": op.failed[ip], "kind": "failed"}
+            inputs.append(SinkInput(inp.index, failure=fail))
+        else:
+            inputs.append(SinkInput(inp.index, [s.key for s in inp.samples], [s.json for s in inp.samples],
+                                    inp.failure, inp.skipped))  # fmt: skip
+        for s in inp.samples:
+            if s.spec is None:
+                ref: LqRef | None = LqRef(0, ready)
+                ready += 1
+            else:
+                ref = op.lq[p]
+            if ip not in op.failed:
+                assert ref is not None
+                hq_rows.append(p)
+                lq.append(ref)
+            p += 1
+    return SinkJob(inputs, op.chunk.hq, hq_rows, lq, op.packs, cfg.png_level, cfg.scale)
+
+
+def _finished(opened: deque[_Open], block_above: int) -> Iterator[EncodedChunk]:
+    """The head chunks whose sink task is done, in order; while more than ``block_above`` chunks
+    are open, wait for the head's (never for a head still waiting on the device)."""
+    while opened and opened[0].future is not None:
+        head = opened[0]
+        assert head.future is not None
+        if not head.future.done() and len(opened) <= block_above:
+            return
+        done = head.future.result()
+        opened.popleft()
+        for k, v in head.chunk.timings.items():
+            done.timings[k] = done.timings.get(k, 0.0) + v
+        yield done
