@@ -43,15 +43,15 @@ run() {  # name, seconds, command...
   2>&1 | tee -a "$OUT/summary.txt"
 if [ -n "$TINY" ]; then  # CPU smoke test: the same steps on tiny networks
   run sync_check 60 "$PY" benchmarks/sync_check.py
-  run synth_learned 150 "$PY" benchmarks/synth_learned.py --tiny --images 8 --warm-images 2 --workers 2 --skip d \
+  run synth_learned 150 "$PY" benchmarks/synth_learned.py --tiny --images 8 --warm-images 2 --workers 2 \
     --json-out "$OUT/synth_learned.json"
   run fit_step 100 "$PY" benchmarks/fit_step.py --tiny --json
   run train_sr_step 100 "$PY" benchmarks/train_sr_step.py --tiny
 else
-  # (d), the host path, is CPU-measurable and measured elsewhere; on this machine it would cost
-  # about 2 minutes of device time, so it is left out here.
+  # the host path (benchmarks/synth_host.py) is CPU-measurable and measured elsewhere; on this
+  # machine it would cost minutes of device time, so it is left out here.
   run sync_check 60 "$PY" benchmarks/sync_check.py
-  run synth_learned 180 "$PY" benchmarks/synth_learned.py --images 256 --warm-images 16 --workers 16 --skip d \
+  run synth_learned 180 "$PY" benchmarks/synth_learned.py --images 256 --warm-images 16 --workers 16 \
     --json-out "$OUT/synth_learned.json"
   run fit_step 110 "$PY" benchmarks/fit_step.py --json
   run train_sr_step 130 "$PY" benchmarks/train_sr_step.py --compile

@@ -48,7 +48,7 @@ SECTIONS: dict[str, str] = {
     "fit": "redegkit.fit.config:FitConfig",
     "train_sr": "redegkit.sr.config:TrainSRConfig",
     "upscale": "redegkit.sr.config:UpscaleConfig",
-    "bake": "redegkit.bank:BakeConfig",
+    "bake": "redegkit.bank.config:BakeConfig",
     "eval_match": "redegkit.eval.match:MatchConfig",
     "eval_transfer": "redegkit.eval.transfer:TransferConfig",
 }

@@ -75,3 +75,33 @@ def test_readme_cli_reference_is_current():
         timeout=300,
     )
     assert r.returncode == 0, f"run `python tools/gen_cli_reference.py`: {r.stdout}{r.stderr}"
+
+
+def test_option_defaults_are_read_from_the_config_models():
+    """Every option that sets a config field shows that field's default, read from its model (so
+    a changed default cannot leave a stale help text), and no help text types a default by hand."""
+    import re
+
+    from redegkit.cli.app import CONFIG_OPTIONS, show_default
+
+    assert len(CONFIG_OPTIONS) >= 25
+    helps: dict[str, list[str]] = {}
+    cmd = typer.main.get_command(app)
+    stack = [cmd]
+    while stack:
+        c = stack.pop()
+        stack += list(getattr(c, "commands", {}).values())
+        for p in c.params:
+            for name in p.opts:
+                helps.setdefault(name, []).append(getattr(p, "help", "") or "")
+    for model, field, opt in CONFIG_OPTIONS:
+        default = model.model_fields[field].default
+        shown = [re.search(r"\[default: ([^\]]*)\]$", h) for h in helps[opt]]
+        values = {m.group(1) for m in shown if m}
+        assert values, (opt, helps[opt])
+        if default is not None:
+            assert show_default(default) in values, (model.__name__, field, opt, values)
+    # a hand-typed "[default: ...]" in a command's source would drift from the model
+    for src in (ROOT / "redegkit" / "cli").glob("*.py"):
+        typed = [ln for ln in src.read_text().splitlines() if "\\[default:" in ln and "{default}" not in ln]
+        assert not typed, (src.name, typed)

@@ -52,6 +52,37 @@ def _root(
     """redegkit command line."""
 
 
+# Options that set a config field -------------------------------------------------------------
+# (model, field, option name) of every option made by config_option: the docs test checks that
+# each --help shows the model's default
+CONFIG_OPTIONS: list[tuple[type, str, str]] = []
+
+
+def show_default(value: Any) -> str:
+    """A config default as --help shows it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int) and value >= 1 << 20 and value & (value - 1) == 0:
+        return f"{value >> 30} GiB" if value >= 1 << 30 else f"{value >> 20} MiB"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+def config_option(model: type, field: str, *names: str, help: str | None = None, none: str | None = None,
+                  **kw: Any) -> Any:  # fmt: skip
+    """A Typer option that overrides ``model.field``: its help is ``help`` (default: the field's
+    description) followed by the field's default, read from the model, so a default is written
+    once. ``none``: how a default of None reads (e.g. "crop" for a stride that follows the crop)."""
+    info = model.model_fields[field]  # type: ignore[attr-defined]
+    if help is None:
+        help = (info.description or field)[0].upper() + (info.description or field)[1:]
+    text = help if help.endswith(".") else help + "."
+    default = none if info.default is None and none is not None else show_default(info.default)
+    CONFIG_OPTIONS.append((model, field, names[0]))
+    return typer.Option(*names, help=f"{text} \\[default: {default}]", show_default=False, **kw)
+
+
 # Shared option types -------------------------------------------------------------------------
 RecipeOpt = Annotated[
     Path | None,

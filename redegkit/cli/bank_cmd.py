@@ -8,9 +8,20 @@ from typing import Annotated
 
 import typer
 
+from ..bank.config import BakeConfig
 from ..config import resolve_config
 from ..console import console, progress
-from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output
+from .app import (
+    JsonOpt,
+    QuietOpt,
+    RecipeOpt,
+    UserError,
+    app,
+    config_option,
+    finish,
+    handle_errors,
+    setup_output,
+)
 
 bank_app = typer.Typer(
     help="Inspect and curate degradation banks (emb.pt made by redeg bake).", no_args_is_help=True
@@ -57,16 +68,16 @@ def bake_cmd(
         ),
     ] = None,
     crops: Annotated[
-        int | None, typer.Option("--crops", help="Random crops per pair. \\[default: 4]")
+        int | None, config_option(BakeConfig, "crops", "--crops", help="Random crops per pair")
     ] = None,
     each: Annotated[
         bool, typer.Option("--each", help="One embedding per crop instead of their mean.")
     ] = False,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed of the crop positions. \\[default: 0]")
+        int | None, config_option(BakeConfig, "seed", "--seed", help="Seed of the crop positions")
     ] = None,
     device: Annotated[
-        str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N. \\[default: auto]")
+        str | None, config_option(BakeConfig, "device", "--device", help="auto, cpu, cuda, cuda:N")
     ] = None,
     no_calibrate: Annotated[
         bool,

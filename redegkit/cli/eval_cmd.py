@@ -11,7 +11,19 @@ import typer
 
 from ..config import recipe_presets, resolve_config
 from ..console import console, progress
-from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output
+from ..eval.match import MatchConfig
+from ..eval.transfer import TransferConfig
+from .app import (
+    JsonOpt,
+    QuietOpt,
+    RecipeOpt,
+    UserError,
+    app,
+    config_option,
+    finish,
+    handle_errors,
+    setup_output,
+)
 
 eval_app = typer.Typer(
     help="Measure degradation fidelity: which degradation source matches real photos (match), and how "
@@ -24,7 +36,7 @@ app.add_typer(eval_app, name="eval")
 # Shared options of the eval commands ---------------------------------------------------------
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", "-o", help="Folder for report.json and the figures. \\[default: eval-<command>]"),
+    typer.Option("--out", "-o", help="Folder for report.json and the figures (default: eval-<command>)."),
 ]
 HqOpt = Annotated[
     list[str] | None,
@@ -36,33 +48,45 @@ HqOpt = Annotated[
 ]
 MaxSideOpt = Annotated[
     int | None,
-    typer.Option(
+    config_option(
+        MatchConfig,
+        "max_side",
         "--max-side",
-        help="Statistics on a centre crop of at most N pixels per side (a crop, not a resize). "
-        "\\[default: 256]",
+        help="Statistics on a centre crop of at most N pixels per side (a crop, not a resize)",
     ),
 ]
 MaxImagesOpt = Annotated[
     int | None,
-    typer.Option(
+    config_option(
+        MatchConfig,
+        "max_images",
         "--max-images",
-        help="At most N images per set (evenly spaced; shard folders: the first N). \\[default: 64]",
+        help="At most N images per set (evenly spaced; shard folders: the first N)",
     ),
 ]
 ScaleOpt = Annotated[
     int | None,
-    typer.Option(
-        "--scale", "-s", help="SR scale of synthesized candidates (hq = scale x lq). \\[default: 4]"
+    config_option(
+        MatchConfig, "scale", "--scale", "-s", help="SR scale of synthesized candidates (hq = scale x lq)"
     ),
 ]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Synthesis seed. \\[default: 0]")]
+SeedOpt = Annotated[int | None, config_option(MatchConfig, "seed", "--seed", help="Synthesis seed")]
 WorkersOpt = Annotated[
     int | None,
-    typer.Option("--workers", "-j", help="CPU worker processes for preset synthesis. \\[default: 1]"),
+    config_option(
+        MatchConfig, "workers", "--workers", "-j", help="CPU worker processes for preset synthesis"
+    ),
 ]
 DeviceOpt = Annotated[
     str | None,
-    typer.Option("--device", help="Bank synthesis device: auto, cpu, cuda, cuda:N. \\[default: auto]"),
+    config_option(MatchConfig, "device", "--device", help="Bank synthesis device: auto, cpu, cuda, cuda:N"),
+]
+TScaleOpt = Annotated[
+    int | None, config_option(TransferConfig, "scale", "--scale", "-s", help="The SR scale scored besides x1")
+]
+TSeedOpt = Annotated[
+    int | None,
+    config_option(TransferConfig, "seed", "--seed", help="Seed of views, degradations, crops and synthesis"),
 ]
 
 
@@ -139,7 +163,7 @@ def match_cmd(
     workers: WorkersOpt = None,
     device: DeviceOpt = None,
     bins: Annotated[
-        int | None, typer.Option("--bins", help="Histogram bins per statistic. \\[default: 30]")
+        int | None, config_option(MatchConfig, "bins", "--bins", help="Histogram bins per statistic")
     ] = None,
     recipe: RecipeOpt = None,
     quiet: QuietOpt = False,
@@ -343,14 +367,15 @@ def transfer_cmd(
         ),
     ] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Fit steps (overrides the recipe).")] = None,
-    scale: ScaleOpt = None,
+    scale: TScaleOpt = None,
     crop: Annotated[
-        int | None, typer.Option("--crop", help="Evaluation crop side (multiple of 64). \\[default: 128]")
+        int | None,
+        config_option(TransferConfig, "crop", "--crop", help="Evaluation crop side (multiple of 64)"),
     ] = None,
     views: Annotated[
-        int | None, typer.Option("--views", help="Augmented views per face image. \\[default: 12]")
+        int | None, config_option(TransferConfig, "views", "--views", help="Augmented views per face image")
     ] = None,
-    seed: SeedOpt = None,
+    seed: TSeedOpt = None,
     out: OutOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fit in OUT/fit.")] = False,
     recipe: RecipeOpt = None,

@@ -77,7 +77,7 @@ def export_cmd(
     import sys
 
     from ..console import progress
-    from ..io.export import ExportError, ExportOptions, _expected_count, export_shards, shard_urls
+    from ..io.export import ExportError, ExportOptions, expected_count, export_shards, shard_urls
 
     setup_output(quiet, json_out)
     opts = ExportOptions(
@@ -93,7 +93,7 @@ def export_cmd(
     try:
         opts.check()
         urls = shard_urls(shards, stdin=sys.stdin)
-        with progress(f"export {fmt}", total=_expected_count(urls), unit="sample") as advance:
+        with progress(f"export {fmt}", total=expected_count(urls), unit="sample") as advance:
             res = export_shards(urls, out, opts, progress=advance)
     except ExportError as e:
         raise UserError(str(e)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,22 @@ import typer
 from ..config import recipe_presets, resolve_config
 from ..console import console, err_console, log, progress
 from ..io.shards import ShardWriterError
-from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output, warn
+from ..synth.config import SynthConfig
+from ..synth.core import SynthResult
+from .app import (
+    JsonOpt,
+    QuietOpt,
+    RecipeOpt,
+    UserError,
+    app,
+    config_option,
+    finish,
+    handle_errors,
+    setup_output,
+    warn,
+)
+
+C = functools.partial(config_option, SynthConfig)
 
 
 def _indices(text: str | None) -> list[int] | None:
@@ -54,28 +70,24 @@ def synthesize_cmd(
             help="Classical preset: realesrgan, bsrgan, redeg-matched, or a \\[presets.NAME] of the recipe.",
         ),
     ] = None,
-    scale: Annotated[
-        int | None, typer.Option("--scale", "-s", help="SR scale 1-4 (hq = scale x lq). \\[default: 4]")
-    ] = None,
-    crop: Annotated[int | None, typer.Option("--crop", help="HQ patch size. \\[default: 512]")] = None,
-    stride: Annotated[int | None, typer.Option("--stride", help="Patch stride. \\[default: crop]")] = None,
+    scale: Annotated[int | None, C("scale", "--scale", "-s", help="SR scale 1-4 (hq = scale x lq)")] = None,
+    crop: Annotated[int | None, C("crop", "--crop", help="HQ patch size")] = None,
+    stride: Annotated[int | None, C("stride", "--stride", help="Patch stride", none="crop")] = None,
     whole: Annotated[bool, typer.Option("--whole", help="Whole images instead of patches.")] = False,
     max_patches: Annotated[
         int | None, typer.Option("--max-patches", help="At most N patches per image.")
     ] = None,
     small: Annotated[
         str | None,
-        typer.Option("--small", help="Images smaller than the crop: skip or pad. \\[default: skip]"),
+        C("small", "--small", help="Images smaller than the crop: skip or pad"),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Global seed. \\[default: 0]")] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", "-j", help="CPU worker processes. \\[default: 1]")
-    ] = None,
+    seed: Annotated[int | None, C("seed", "--seed", help="Global seed")] = None,
+    workers: Annotated[int | None, C("workers", "--workers", "-j", help="CPU worker processes")] = None,
     shard_count: Annotated[
-        int | None, typer.Option("--shard-count", help="Max samples per shard. \\[default: 1000]")
+        int | None, C("shard_max_count", "--shard-count", help="Max samples per shard")
     ] = None,
     shard_bytes: Annotated[
-        int | None, typer.Option("--shard-bytes", help="Max bytes per shard. \\[default: 1 GiB]")
+        int | None, C("shard_max_bytes", "--shard-bytes", help="Max bytes per shard")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in OUT.")] = False,
     overwrite: Annotated[
@@ -100,9 +112,7 @@ def synthesize_cmd(
     ] = None,
     choice: Annotated[
         str | None,
-        typer.Option(
-            "--choice", help="Embedding per sample: uniform, cluster, weighted, index. \\[default: uniform]"
-        ),
+        C("choice", "--choice", help="Embedding per sample: uniform, cluster, weighted, index"),
     ] = None,
     index: Annotated[
         str | None,
@@ -113,10 +123,7 @@ def synthesize_cmd(
     ] = False,
     strength: Annotated[
         float | None,
-        typer.Option(
-            "--strength",
-            help="0..1: lq = hq + strength * (degraded - hq); 0 = exactly the HQ. \\[default: 1]",
-        ),
+        C("strength", "--strength", help="0..1: lq = hq + strength * (degraded - hq); 0 = exactly the HQ"),
     ] = None,
     strength_min: Annotated[
         float | None, typer.Option("--strength-min", help="Draw the strength in \\[strength-min, strength].")
@@ -130,20 +137,19 @@ def synthesize_cmd(
     ] = False,
     noise: Annotated[
         float | None,
-        typer.Option(
-            "--noise", help="Share of samples with Gaussian noise before downsampling. \\[default: 0.4]"
-        ),
+        C("noise_prob", "--noise", help="Share of samples with Gaussian noise before downsampling"),
     ] = None,
     noise_max: Annotated[
         float | None,
-        typer.Option("--noise-max", help="Largest noise std on the [-1, 1] scale. \\[default: 0.2]"),
+        C("noise_max", "--noise-max", help="Largest noise std on the [-1, 1] scale"),
     ] = None,
     down: Annotated[
         str | None,
-        typer.Option(
+        C(
+            "down",
             "--down",
             help="Downsampling interpolations, comma list of bilinear,bicubic (as the reference: no "
-            "antialiasing), bilinear-aa,bicubic-aa (antialiased), area. \\[default: bilinear,bicubic]",
+            "antialiasing), bilinear-aa,bicubic-aa (antialiased), area",
         ),
     ] = None,
     mix_preset: Annotated[
@@ -154,23 +160,26 @@ def synthesize_cmd(
         ),
     ] = None,
     batch: Annotated[
-        int | None, typer.Option("--batch", help="Tiles per synthesizer forward. \\[default: 16]")
+        int | None,
+        C(
+            "batch",
+            "--batch",
+            help="Tiles per synthesizer forward (CUDA; the CPU computes every sample alone)",
+        ),
     ] = None,
-    device: Annotated[
-        str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N. \\[default: auto]")
-    ] = None,
+    device: Annotated[str | None, C("device", "--device", help="auto, cpu, cuda, cuda:N")] = None,
     precision: Annotated[
-        str | None, typer.Option("--precision", help="CUDA precision: bf16 or fp32. \\[default: bf16]")
+        str | None, C("precision", "--precision", help="CUDA precision: bf16 or fp32")
     ] = None,
     no_compile: Annotated[
         bool, typer.Option("--no-compile", help="Do not torch.compile the synthesizer on CUDA.")
     ] = False,
     tile: Annotated[
         int | None,
-        typer.Option("--tile", help="Largest synthesizer input; larger crops are tiled. \\[default: 512]"),
+        C("tile", "--tile", help="Largest synthesizer input; larger crops are tiled"),
     ] = None,
     tile_overlap: Annotated[
-        int | None, typer.Option("--tile-overlap", help="Tile overlap, blended. \\[default: 64]")
+        int | None, C("tile_overlap", "--tile-overlap", help="Tile overlap, blended")
     ] = None,
     recipe: RecipeOpt = None,
     quiet: QuietOpt = False,
@@ -186,7 +195,6 @@ def synthesize_cmd(
     """
     setup_output(quiet, json_out)
     from ..io.sources import list_sources
-    from ..synth import synthesize
 
     overrides = {
         "preset": preset,
@@ -228,50 +236,8 @@ def synthesize_cmd(
         raise UserError(f"no input images found in {' '.join(inputs)}")
     if cfg.bank and preset:
         raise UserError("--bank and --preset exclude each other (hybrid runs: --mix-preset NAME:SHARE)")
-    bank_errors: tuple[type[Exception], ...] = ()
-    if cfg.bank:  # the learned path's errors; their modules import torch, which a preset run never needs
-        from ..bank import BankError
-        from ..models.checkpoints import CheckpointError
-
-        bank_errors = (BankError, CheckpointError)
-
-    with progress("synthesize", total=len(sources), unit="img") as advance:
-        try:
-            res = synthesize(
-                sources,
-                out,
-                cfg,
-                user_presets=recipe_presets(recipe),
-                resume=resume,
-                overwrite=overwrite,
-                force=force,
-                progress=advance,
-            )
-        except bank_errors as e:
-            raise UserError(str(e)) from None
-        except ShardWriterError as e:  # a full disk, a folder gone read-only: not a bug, no traceback
-            log.debug("shard writer error", exc_info=e.__cause__)
-            err_console.print(
-                f"[bold red]error:[/] {e}; the finished shards are kept: fix it and re-run with --resume",
-                markup=True,
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
-    summary = {
-        "out": str(res.out),
-        "inputs": res.inputs,
-        "samples": res.samples,
-        "shards": len(res.shards),
-        "skipped": len(res.skipped),
-        "failed": len(res.failures),
-        "resumed_from_input": res.resumed_from_input,
-        "samples_this_run": res.samples_this_run,
-        "pairs_per_s": round(res.samples_this_run / res.timings["wall"], 2)
-        if res.timings.get("wall")
-        else None,
-        "report": str(res.report_path),
-    }
+    res = _run(sources, out, cfg, recipe_presets(recipe), resume=resume, overwrite=overwrite, force=force)
+    summary = _summary(res)
     if not json_out and res.shards:
         first = res.out / res.shards[0]
         console.print(f"[green]shards:[/] {res.out}/{res.shards[0]} … ({len(res.shards)} total)")
@@ -289,3 +255,45 @@ def synthesize_cmd(
         why += [f"{len(res.failures)} failed (listed above)"] if res.failures else []
         error = f"nothing was written to {res.out}: " + ("; ".join(why) or "no input gave a sample")
     finish(summary, json_out=json_out, failures=res.failures, title="synthesize", error=error)
+
+
+def _run(sources: list, out: Path, cfg: SynthConfig, presets: dict, **flags: bool) -> SynthResult:
+    """The run, with its expected failures turned into one-line errors (no traceback)."""
+    from ..synth import synthesize
+
+    bank_errors: tuple[type[Exception], ...] = ()
+    if cfg.bank:  # the learned path's errors; their modules import torch, which a preset run never needs
+        from ..bank import BankError
+        from ..models.checkpoints import CheckpointError
+
+        bank_errors = (BankError, CheckpointError)
+    with progress("synthesize", total=len(sources), unit="img") as advance:
+        try:
+            return synthesize(sources, out, cfg, user_presets=presets, progress=advance, **flags)
+        except bank_errors as e:
+            raise UserError(str(e)) from None
+        except ShardWriterError as e:  # a full disk, a folder gone read-only: not a bug, no traceback
+            log.debug("shard writer error", exc_info=e.__cause__)
+            err_console.print(
+                f"[bold red]error:[/] {e}; the finished shards are kept: fix it and re-run with --resume",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+
+def _summary(res: SynthResult) -> dict:
+    wall = res.timings.get("wall")
+    return {
+        "out": str(res.out),
+        "inputs": res.inputs,
+        "samples": res.samples,
+        "shards": len(res.shards),
+        "skipped": len(res.skipped),
+        "failed": len(res.failures),
+        "resumed_from_input": res.resumed_from_input,
+        "samples_this_run": res.samples_this_run,
+        "pairs_per_s": round(res.samples_this_run / wall, 2) if wall else None,
+        "report": str(res.report_path),
+    }

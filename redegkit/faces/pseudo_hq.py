@@ -336,15 +336,7 @@ def run_pseudo_hq(
         "out": str(out),
         "format": sink.kind,
         "inputs": len(sources),
-        "photos_processed": counts["photos"],
-        "photos_skipped_done": counts["skipped_done"],
-        "pairs_written": counts["pairs"],
-        "pairs_total": sink.pairs_before + counts["pairs"],
-        "photos_ok": counts["ok"],
-        "photos_no_face": counts["no_face"],
-        "photos_all_rejected": counts["all_rejected"],
-        "photos_error": counts["error"],
-        "rejected_faces": counts["rejected_faces"],
+        **_counts(counts, sink.pairs_before),
         "rejections_by_reason": dict(sorted(reasons.items())),
         "detector": detector.describe(),
         "detector_note": note,
@@ -356,3 +348,18 @@ def run_pseudo_hq(
     }
     atomic_write_json(out / "report.json", report, sort_keys=True)
     return report
+
+
+def _counts(counts: Counter[str], pairs_before: int) -> dict[str, int]:
+    """The report's counters of photos and pairs."""
+    return {
+        "photos_processed": counts["photos"],
+        "photos_skipped_done": counts["skipped_done"],
+        "pairs_written": counts["pairs"],
+        "pairs_total": pairs_before + counts["pairs"],
+        "photos_ok": counts["ok"],
+        "photos_no_face": counts["no_face"],
+        "photos_all_rejected": counts["all_rejected"],
+        "photos_error": counts["error"],
+        "rejected_faces": counts["rejected_faces"],
+    }

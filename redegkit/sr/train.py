@@ -108,168 +108,167 @@ def _train(
     on_step: ProgressFn | None,
     t_start: float,
 ) -> TrainResult:
-    dist, device, cuda = ctx, ctx.device, ctx.cuda
-    ctx.seed_torch()  # network init (seed + rank); data randomness is seeded apart
-
-    g = build_generator(cfg).to(device)
-    d = build_discriminator(cfg).to(device)
-    ema = make_ema(g) if cfg.optim.ema_decay > 0 else None
-    percep = None
-    if cfg.loss.perceptual > 0 or cfg.loss.style > 0:
-        from ..models.perceptual import PerceptualLoss
-
-        percep = PerceptualLoss(
-            cfg.loss.perceptual_layers,
-            cfg.loss.perceptual,
-            cfg.loss.style,
-            "l1",
-            weights_path=cfg.loss.vgg_weights,
-        ).to(device)
-    ctx.place(g, d, ema, percep)
-    o = cfg.optim
-    opt_g = make_adam(g.parameters(), o.lr_g, o.betas, device)
-    opt_d = make_adam(d.parameters(), o.lr_d, o.betas, device)
-    sch_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, o.milestones, o.gamma) if o.milestones else None
-    sch_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, o.milestones, o.gamma) if o.milestones else None
-    nets = {"g": g, "d": d, **({"g_ema": ema} if ema is not None else {})}
-    opts = {"opt_g": opt_g, "opt_d": opt_d, "sched_g": sch_g, "sched_d": sch_d}
-
-    stream = TrainStream(
-        shards,
-        cfg.data,
-        scale=cfg.model.scale,
-        batch=cfg.batch,
-        seed=cfg.seed,
-        rank=dist.rank,
-        world=dist.world,
-        pin_memory=cuda,
-    )
-    step = 0
+    t = _Trainer(cfg, shards, out, ctx, on_step)
     if resume:
-        state = load_state(out, nets, opts)
-        step = int(state["step"])
-        saved_data = state.get("data", {})
-        stream.corrupt_before = int(saved_data.get("corrupt", 0))
-        now = {"batch": cfg.batch, "world": dist.world, "num_workers": stream.num_workers}
-        if any(saved_data.get(k) not in (None, v) for k, v in now.items()):
+        t.resume()
+    t.run()
+    seconds = time.perf_counter() - t_start
+    return TrainResult(
+        out=str(out),
+        step=t.step,
+        start_step=t.start_step,
+        seconds=seconds,
+        samples_per_s=(t.step - t.start_step) * cfg.batch * ctx.world / max(seconds, 1e-9),
+        corrupt_samples=t.stream.corrupt,
+        last_losses=t.last_losses,
+        last_val=t.last_val,
+        checkpoint=t.ckpt_path,
+    )
+
+
+class _Trainer:
+    """One train-sr run: the networks, optimisers and data stream, and the loop in short steps."""
+
+    def __init__(
+        self, cfg: TrainSRConfig, shards: str | Path | list[str], out: Path, ctx: RunContext,
+        on_step: ProgressFn | None,
+    ) -> None:  # fmt: skip
+        self.cfg, self.out, self.ctx, self.on_step = cfg, out, ctx, on_step
+        ctx.seed_torch()  # network init (seed + rank); data randomness is seeded apart
+        self.g, self.d = build_generator(cfg), build_discriminator(cfg)
+        self.ema = make_ema(self.g) if cfg.optim.ema_decay > 0 else None
+        self.percep = _perceptual(cfg)
+        ctx.place(self.g, self.d, self.ema, self.percep)
+        o, dev = cfg.optim, ctx.device
+        self.opt_g = make_adam(self.g.parameters(), o.lr_g, o.betas, dev)
+        self.opt_d = make_adam(self.d.parameters(), o.lr_d, o.betas, dev)
+        sch = torch.optim.lr_scheduler.MultiStepLR
+        self.sch_g = sch(self.opt_g, o.milestones, o.gamma) if o.milestones else None
+        self.sch_d = sch(self.opt_d, o.milestones, o.gamma) if o.milestones else None
+        self.nets = {"g": self.g, "d": self.d, **({"g_ema": self.ema} if self.ema is not None else {})}
+        self.opts = {"opt_g": self.opt_g, "opt_d": self.opt_d, "sched_g": self.sch_g, "sched_d": self.sch_d}
+        self.stream = TrainStream(shards, cfg.data, scale=cfg.model.scale, batch=cfg.batch, seed=cfg.seed,
+                                  rank=ctx.rank, world=ctx.world, pin_memory=ctx.cuda)  # fmt: skip
+        g_run, d_run, d_frozen = wrap_for_training(self.g, self.d, cfg, ctx)
+        self.step_fn = GANStep(cfg, g=self.g, d=self.d, ema=self.ema, percep=self.percep, opt_g=self.opt_g,
+                               opt_d=self.opt_d, ctx=ctx, g_run=g_run, d_run=d_run, d_frozen=d_frozen)  # fmt: skip
+        self.val_set = (
+            load_val_set(cfg.val, cfg.data, cfg.model.scale, cfg.val_max_images)
+            if cfg.val and ctx.main
+            else None
+        )
+        self.step = self.start_step = 0
+        self.last_losses: dict[str, float] = {}
+        self.last_val: dict[str, float] = {}
+        self.last_rate, self.ckpt_path = 0.0, ""
+
+    def resume(self) -> None:
+        state = load_state(self.out, self.nets, self.opts)
+        self.step = self.start_step = int(state["step"])
+        saved = state.get("data", {})
+        self.stream.corrupt_before = int(saved.get("corrupt", 0))
+        now = {"batch": self.cfg.batch, "world": self.ctx.world, "num_workers": self.stream.num_workers}
+        if any(saved.get(k) not in (None, v) for k, v in now.items()):
             log.warning(
                 "resuming with a different batch/world/workers (%s, was %s): the data order "
                 "will not match an uninterrupted run",
                 now,
-                saved_data,
+                saved,
             )
-    start_step = step
 
-    g_run, d_run, d_frozen = wrap_for_training(g, d, cfg, ctx)
-    step_fn = GANStep(
-        cfg,
-        g=g,
-        d=d,
-        ema=ema,
-        percep=percep,
-        opt_g=opt_g,
-        opt_d=opt_d,
-        ctx=ctx,
-        g_run=g_run,
-        d_run=d_run,
-        d_frozen=d_frozen,
-    )
+    def extra(self) -> dict[str, Any]:
+        s = self.stream
+        return {"data": {"corrupt": s.corrupt, "batch": self.cfg.batch, "world": self.ctx.world,
+                         "num_workers": s.num_workers}}  # fmt: skip
 
-    val_set = (
-        load_val_set(cfg.val, cfg.data, cfg.model.scale, cfg.val_max_images)
-        if cfg.val and dist.main
-        else None
-    )
-    mlog = ctx.folder(out).metrics()  # JSONL + TensorBoard (when installed), rank 0 only
-    mlog.keep_until(step)  # resuming: drop what was logged after the checkpoint (rank 0's writer)
-    sums: dict[str, torch.Tensor] = {}
-    n_sum, t_log, last_losses, last_val, last_rate = 0, time.perf_counter(), {}, {}, 0.0
-    ckpt_path = ""
-    if on_step is not None and step:
-        on_step(step)
+    def run(self) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        self.mlog = ctx.folder(self.out).metrics()  # JSONL + TensorBoard (when installed), rank 0 only
+        self.mlog.keep_until(self.step)  # resuming: drop what was logged after the checkpoint
+        self.sums: dict[str, torch.Tensor] = {}
+        self.n_sum, self.t_log = 0, time.perf_counter()
+        if self.on_step is not None and self.step:
+            self.on_step(self.step)
+        batches = self.stream.batches(self.step)
+        try:
+            while self.step < cfg.steps:
+                self.train_step(*next(batches))
+                self.after_step()
+        except BaseException as err:  # Ctrl-C, or any failure: keep the last finished step for --resume
+            self.save_after(err)
+            raise
+        finally:
+            self.mlog.close()
+            batches.close()
 
-    def extra() -> dict[str, Any]:
-        return {
-            "data": {
-                "corrupt": stream.corrupt,
-                "batch": cfg.batch,
-                "world": dist.world,
-                "num_workers": stream.num_workers,
-            }
-        }
+    def train_step(self, lq: torch.Tensor, hq: torch.Tensor) -> None:
+        self.gan_phase = self.step >= self.cfg.pretrain_steps and self.cfg.loss.gan > 0
+        losses = self.step_fn(self.step_fn.to_device(lq), self.step_fn.to_device(hq), self.gan_phase)
+        for sch in (self.sch_g, self.sch_d):
+            if sch is not None:
+                sch.step()
+        self.step += 1
+        for k, v in losses.items():
+            self.sums[k] = self.sums[k] + v.detach() if k in self.sums else v.detach().clone()
+        self.n_sum += 1
 
-    batches = stream.batches(step)
-    try:
-        while step < cfg.steps:
-            lq, hq = next(batches)
-            gan_phase = step >= cfg.pretrain_steps and cfg.loss.gan > 0
-            losses = step_fn(step_fn.to_device(lq), step_fn.to_device(hq), gan_phase)
-            for sch in (sch_g, sch_d):
-                if sch is not None:
-                    sch.step()
-            step += 1
+    def after_step(self) -> None:
+        """Log, report progress, validate and checkpoint, each at its own period."""
+        cfg, step = self.cfg, self.step
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            now = time.perf_counter()
+            self.last_losses = {k: float(v) / self.n_sum for k, v in self.sums.items()}  # the only host sync
+            self.last_rate = self.n_sum * cfg.batch * self.ctx.world / max(now - self.t_log, 1e-9)
+            self.mlog.write({"step": step, "phase": "gan" if self.gan_phase else "net", **self.last_losses,
+                             "samples_per_s": self.last_rate, "lr_g": self.opt_g.param_groups[0]["lr"],
+                             "corrupt_samples": self.stream.corrupt})  # fmt: skip
+            self.sums, self.n_sum, self.t_log = {}, 0, now
+        if self.on_step is not None:
+            self.on_step(1, **self.last_losses, samples_s=self.last_rate)
+        if self.val_set is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+            g_eval = self.ema if self.ema is not None else self.g.eval()
+            self.last_val = validate(g_eval, self.val_set, cfg, self.ctx, self.out, step)
+            self.g.train()
+            self.mlog.write({"step": step, **self.last_val})
+        if (step % cfg.ckpt_every == 0 or step == cfg.steps) and self.ctx.main:
+            path = save_state(
+                self.out, step, cfg, self.nets, self.opts, self.extra(), step % cfg.ckpt_every == 0
+            )
+            self.ckpt_path = str(path)
 
-            for k, v in losses.items():
-                sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
-            n_sum += 1
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                now = time.perf_counter()
-                last_losses = {k: float(v) / n_sum for k, v in sums.items()}  # the only host sync
-                last_rate = n_sum * cfg.batch * dist.world / max(now - t_log, 1e-9)
-                mlog.write(
-                    {
-                        "step": step,
-                        "phase": "gan" if gan_phase else "net",
-                        **last_losses,
-                        "samples_per_s": last_rate,
-                        "lr_g": opt_g.param_groups[0]["lr"],
-                        "corrupt_samples": stream.corrupt,
-                    }
-                )
-                sums, n_sum, t_log = {}, 0, now
-            if on_step is not None:
-                on_step(1, **last_losses, samples_s=last_rate)
-            if val_set is not None and (step % cfg.val_every == 0 or step == cfg.steps):
-                last_val = validate(ema if ema is not None else g.eval(), val_set, cfg, ctx, out, step)
-                g.train()
-                mlog.write({"step": step, **last_val})
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                if dist.main:
-                    ckpt_path = str(
-                        save_state(out, step, cfg, nets, opts, extra(), step % cfg.ckpt_every == 0)
-                    )
-    except BaseException as err:  # Ctrl-C, or any failure: keep the last finished step for --resume
-        if dist.main and step > start_step:
-            try:
-                saved = save_state(out, step, cfg, nets, opts, extra(), numbered=False)
-            except Exception as save_err:
-                log.error("could not save the training state after the error: %s", save_err)
-            else:
-                if isinstance(err, KeyboardInterrupt):
-                    log.warning("interrupted at step %d; state saved, continue with --resume", step)
-                else:
-                    log.error(
-                        "train-sr stopped after step %d: %s: %s. %s holds step %d; fix the cause and "
-                        "continue with --resume",
-                        step,
-                        type(err).__name__,
-                        err,
-                        saved,
-                        step,
-                    )
-        raise
-    finally:
-        mlog.close()
-        batches.close()
-    seconds = time.perf_counter() - t_start
-    return TrainResult(
-        out=str(out),
-        step=step,
-        start_step=start_step,
-        seconds=seconds,
-        samples_per_s=(step - start_step) * cfg.batch * dist.world / max(seconds, 1e-9),
-        corrupt_samples=stream.corrupt,
-        last_losses=last_losses,
-        last_val=last_val,
-        checkpoint=ckpt_path,
+    def save_after(self, err: BaseException) -> None:
+        """After a failure or Ctrl-C: save the last finished step (rank 0), and say so."""
+        step = self.step
+        if not self.ctx.main or step <= self.start_step:
+            return
+        try:
+            saved = save_state(self.out, step, self.cfg, self.nets, self.opts, self.extra(), numbered=False)
+        except Exception as save_err:
+            log.error("could not save the training state after the error: %s", save_err)
+            return
+        if isinstance(err, KeyboardInterrupt):
+            log.warning("interrupted at step %d; state saved, continue with --resume", step)
+        else:
+            log.error(
+                "train-sr stopped after step %d: %s: %s. %s holds step %d; fix the cause and "
+                "continue with --resume",
+                step,
+                type(err).__name__,
+                err,
+                saved,
+                step,
+            )
+
+
+def _perceptual(cfg: TrainSRConfig) -> torch.nn.Module | None:
+    if cfg.loss.perceptual <= 0 and cfg.loss.style <= 0:
+        return None
+    from ..models.perceptual import PerceptualLoss
+
+    return PerceptualLoss(
+        cfg.loss.perceptual_layers,
+        cfg.loss.perceptual,
+        cfg.loss.style,
+        "l1",
+        weights_path=cfg.loss.vgg_weights,
     )

@@ -32,7 +32,7 @@ from ...run import RunContext
 from ..config import SynthConfig
 from ..core import chunked
 from ..messages import EncodedChunk, WorkItem
-from .device import DeviceItem, DeviceStage, Landed
+from .device import DeviceItem, DeviceStage, Landed, LqGroup, degrade_batch
 from .pixels import ImagePack
 from .plan import Calibration, ChoiceTable, parse_mix_preset
 from .post import STEPS, PostStep
@@ -82,9 +82,12 @@ class LearnedProducer:
     """The producer of a bank run (see :class:`redegkit.synth.core.Producer` and the module doc)."""
 
     def __init__(self, bank: Bank, encoder: torch.nn.Module, generator: torch.nn.Module,
-                 provenance: dict[str, Any], steps: tuple[PostStep, ...] = STEPS) -> None:  # fmt: skip
+                 provenance: dict[str, Any], steps: tuple[PostStep, ...] = STEPS,
+                 degrade: Callable[..., list[LqGroup]] = degrade_batch) -> None:  # fmt: skip
+        """``steps``: the post steps (:mod:`.post`); ``degrade``: the device stage's function
+        (:func:`~.device.degrade_batch`; the host-path benchmark passes a stand-in)."""
         self.bank, self.encoder, self.generator, self.provenance = bank, encoder, generator, provenance
-        self.steps = steps
+        self.steps, self.degrade = steps, degrade
         self.synth: Synthesizer | None = None  # built on first use, kept for later runs
         self.ctx: RunContext | None = None
         self.calibration = Calibration(bank.calibration)
@@ -126,7 +129,8 @@ class LearnedProducer:
         synth = self._synthesizer(cfg)
         assert self.ctx is not None
         stage = DeviceStage(synth, self.ctx, embeddings=self.bank.embeddings.float().numpy(),
-                            calibration=self.calibration, scale=cfg.scale, batch=cfg.batch, steps=self.steps)  # fmt: skip
+                            calibration=self.calibration, scale=cfg.scale, batch=cfg.batch, steps=self.steps,
+                            degrade=self.degrade)  # fmt: skip
         opened: deque[_Open] = deque()
         chunker = _Chunker()
         limit = 2 * pool.workers + 4  # finished chunks waiting to be written, at most

@@ -10,41 +10,15 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
-from ..config import StrictModel
 from ..io.images import ImageDecodeError, decode_image
 from ..io.pairs import FacePair, list_face_pairs
 from ..rng import sample_rng
 from ..run import RunContext
 from .calibrate import calibrate_pair, stack_calibrations
+from .config import BakeConfig
 from .store import Bank, BankError, check_bank, module_sha256, pack_module
-
-
-class BakeConfig(StrictModel):
-    """Configuration of `redeg bake` (recipe table ``[bake]``)."""
-
-    crops: int = Field(4, ge=1, description="random DegNet-size crops per face pair (seeded by the pair key)")
-    each: bool = Field(False, description="store one embedding per crop instead of the crops' mean")
-    seed: int = Field(0, description="seed of the crop positions")
-    face_box: tuple[int, int, int, int] | None = Field(
-        (60, 500, 60, 450),
-        description="(top, bottom, left, right) of the padding-free face in a face_ref "
-        "aligned face (the spec's rows 60:500, cols 60:450); null = the whole image",
-    )
-    face_ref: int = Field(512, ge=16, description="aligned face size that face_box refers to")
-    batch: int = Field(32, ge=1, description="crops per DegNet forward")
-    device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:N")
-    calibrate: bool = Field(
-        True,
-        description="measure each pair's colour, noise and JPEG residual against the "
-        "generator's own output and store it with the embedding (see redegkit.bank.calibrate)",
-    )
-    calib_size: int = Field(
-        256, ge=16, description="largest side of the centre region a pair is calibrated on"
-    )
-
 
 PairRef = FacePair  # a face pair on disk and its pseudo-hq record
 
@@ -198,72 +172,30 @@ def bake(
     degnet = degnet.eval()
     ctx.place(degnet)
     size = int(degnet.hparams["size"])
-    embs, idents, records = [], [], []
-    todo: list[tuple[np.ndarray, np.ndarray]] = []
-    owners: list[tuple[int, int]] = []  # (record slot, crop) per pending crop
-    per_slot: dict[int, list[torch.Tensor]] = {}
-
-    def run() -> None:
-        x = ctx.to_device(torch.stack([_u8(np.stack(p)) for p in todo]))  # [n, 2, 3, S, S] in [-1, 1]
-        with ctx.autocast():
-            z = degnet(torch.cat([x[:, 0], x[:, 1]], 1)).float().cpu()
-            zi = degnet(torch.cat([x[:, 0], x[:, 0]], 1)).float().cpu()
-        for (slot, _), zz in zip(owners, z, strict=True):
-            per_slot.setdefault(slot, []).append(zz)
-        idents.append(zi)
-        todo.clear()
-        owners.clear()
-
+    embedder = _Embedder(degnet, ctx, cfg.batch)
+    records: list[dict[str, Any]] = []
     for pair in pairs:
-        try:
-            hq, lq = decode_image(pair.hq), decode_image(pair.lq)
-            if hq.shape != lq.shape:
-                raise ImageDecodeError(
-                    pair.lq, f"LQ {lq.shape[1]}x{lq.shape[0]} differs from HQ {hq.shape[1]}x{hq.shape[0]}"
-                )
-        except (ImageDecodeError, OSError) as e:
-            failures.append(
-                {"path": str(getattr(e, "path", pair.hq)), "reason": str(getattr(e, "reason", e))}
-            )
+        read = _read_pair(pair)
+        if isinstance(read, dict):
+            failures.append(read)
             if progress:
                 progress(1)
             continue
-        hq, lq, region, resize = _face_region(hq, lq, cfg, size)
+        hq, lq, region, resize = _face_region(*read, cfg, size)
         rng = sample_rng(cfg.seed, pair.key, "bake")
         boxes = []
         for c in range(cfg.crops):
             y, x = int(rng.integers(0, hq.shape[0] - size + 1)), int(rng.integers(0, hq.shape[1] - size + 1))
             boxes.append([x, y, size, size])
-            slot = len(records) + (c if cfg.each else 0)
-            todo.append((hq[y : y + size, x : x + size], lq[y : y + size, x : x + size]))
-            owners.append((slot, c))
-            if len(todo) >= cfg.batch:
-                run()
-        src = pair.record.get("source", {})
-        base = {
-            "pair": pair.key,
-            "hq": str(pair.hq),
-            "lq": str(pair.lq),
-            "source": src.get("rel") if isinstance(src, dict) else src,
-            "source_path": src.get("path") if isinstance(src, dict) else src,
-            "face_box_photo": pair.record.get("box"),
-            "scale": pair.record.get("scale"),
-            "region": region,
-            "region_resize": resize,
-        }
-        if cfg.each:
-            records += [
-                {**base, "key": f"{pair.key}_c{c:02d}", "crop_boxes": [b]} for c, b in enumerate(boxes)
-            ]
-        else:
-            records.append({**base, "key": pair.key, "crop_boxes": boxes})
+            embedder.add(len(records) + (c if cfg.each else 0), hq[y : y + size, x : x + size],
+                         lq[y : y + size, x : x + size])  # fmt: skip
+        records += _records_of(pair, boxes, region, resize, cfg.each)
         if progress:
             progress(1)
-    if todo:
-        run()
+    embedder.run()
     if not records:
         raise BankError(f"no face pair could be baked ({len(failures)} failed)")
-    embs = [torch.stack(per_slot[i]).mean(0) for i in range(len(records))]
+    embs = [torch.stack(embedder.per_slot[i]).mean(0) for i in range(len(records))]
     calibration = None
     if cfg.calibrate:
         calibration, cal_diag = _calibrate(records, embs, encoder, generator, cfg, size, ctx)
@@ -276,13 +208,13 @@ def bake(
             "failed": len(failures),
             "degnet": {"arch": degnet.arch, "hparams": degnet.hparams},
         },
-        "identity_spread": round(float(torch.cat(idents).std(0).mean()), 6),
+        "identity_spread": round(float(torch.cat(embedder.idents).std(0).mean()), 6),
         **(meta or {}),
     }
     bank = Bank(
         embeddings=torch.stack(embs).float().contiguous(),
         records=records,
-        identity=torch.cat(idents).mean(0).float(),
+        identity=torch.cat(embedder.idents).mean(0).float(),
         degnet_sha256=module_sha256(degnet.cpu()),
         synthesizer={"encoder": pack_module(encoder), "generator": pack_module(generator)},
         meta=bake_meta,
@@ -290,3 +222,70 @@ def bake(
     )
     check_bank(bank, "baked bank")
     return BakeResult(bank, len(pairs) - len(failures), failures)
+
+
+class _Embedder:
+    """DegNet over (HQ, LQ) crop pairs, ``batch`` crops per forward: each record slot's crop
+    embeddings (``per_slot``) and the identity embeddings DegNet(hq, hq) (``idents``)."""
+
+    def __init__(self, degnet: nn.Module, ctx: RunContext, batch: int) -> None:
+        self.degnet, self.ctx, self.batch = degnet, ctx, batch
+        self.todo: list[tuple[np.ndarray, np.ndarray]] = []
+        self.slots: list[int] = []
+        self.per_slot: dict[int, list[torch.Tensor]] = {}
+        self.idents: list[torch.Tensor] = []
+
+    def add(self, slot: int, hq: np.ndarray, lq: np.ndarray) -> None:
+        self.todo.append((hq, lq))
+        self.slots.append(slot)
+        if len(self.todo) >= self.batch:
+            self.run()
+
+    def run(self) -> None:
+        if not self.todo:
+            return
+        x = self.ctx.to_device(
+            torch.stack([_u8(np.stack(p)) for p in self.todo])
+        )  # [n, 2, 3, S, S] in [-1, 1]
+        with torch.no_grad(), self.ctx.autocast():
+            z = self.degnet(torch.cat([x[:, 0], x[:, 1]], 1)).float().cpu()
+            zi = self.degnet(torch.cat([x[:, 0], x[:, 0]], 1)).float().cpu()
+        for slot, zz in zip(self.slots, z, strict=True):
+            self.per_slot.setdefault(slot, []).append(zz)
+        self.idents.append(zi)
+        self.todo.clear()
+        self.slots.clear()
+
+
+def _read_pair(pair: PairRef) -> tuple[np.ndarray, np.ndarray] | dict[str, str]:
+    """The pair's HQ and LQ, or the failure record of a pair that cannot be used."""
+    try:
+        hq, lq = decode_image(pair.hq), decode_image(pair.lq)
+        if hq.shape != lq.shape:
+            raise ImageDecodeError(
+                pair.lq, f"LQ {lq.shape[1]}x{lq.shape[0]} differs from HQ {hq.shape[1]}x{hq.shape[0]}"
+            )
+    except (ImageDecodeError, OSError) as e:
+        return {"path": str(getattr(e, "path", pair.hq)), "reason": str(getattr(e, "reason", e))}
+    return hq, lq
+
+
+def _records_of(
+    pair: PairRef, boxes: list[list[int]], region: Any, resize: Any, each: bool
+) -> list[dict[str, Any]]:
+    """A pair's provenance record(s): one, or one per crop (``each``)."""
+    src = pair.record.get("source", {})
+    base = {
+        "pair": pair.key,
+        "hq": str(pair.hq),
+        "lq": str(pair.lq),
+        "source": src.get("rel") if isinstance(src, dict) else src,
+        "source_path": src.get("path") if isinstance(src, dict) else src,
+        "face_box_photo": pair.record.get("box"),
+        "scale": pair.record.get("scale"),
+        "region": region,
+        "region_resize": resize,
+    }
+    if each:
+        return [{**base, "key": f"{pair.key}_c{c:02d}", "crop_boxes": [b]} for c, b in enumerate(boxes)]
+    return [{**base, "key": pair.key, "crop_boxes": boxes}]
