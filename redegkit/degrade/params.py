@@ -8,8 +8,9 @@ One ``*Params`` model per op: every number that the op needs, noise seeds includ
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -23,11 +24,13 @@ KernelName = Literal[KERNEL_TYPES]  # type: ignore[valid-type]
 RefName = Literal["current", "input", "output"]
 
 
-class _Params(StrictModel):
+class OpParamsBase(StrictModel):
+    """What every op's params share: the label of the preset step that produced the op."""
+
     label: str | None = Field(None, description="Label of the preset step that produced this op.")
 
 
-class BlurParams(_Params):
+class BlurParams(OpParamsBase):
     op: Literal["blur"] = "blur"
     kernel: KernelName
     size: int = Field(description="Odd kernel size (pixels).")
@@ -51,7 +54,7 @@ class BlurParams(_Params):
         )
 
 
-class ResizeParams(_Params):
+class ResizeParams(OpParamsBase):
     op: Literal["resize"] = "resize"
     ref: RefName = Field(
         description="Size the factor applies to: current image, pipeline input, or final output."
@@ -62,12 +65,12 @@ class ResizeParams(_Params):
     quirk: bool = Field(False, description="interp was forced to bilinear (ReDegNet reference quirk).")
 
 
-class NearestDownParams(_Params):
+class NearestDownParams(OpParamsBase):
     op: Literal["nearest_down"] = "nearest_down"
     factor: int = Field(ge=1)
 
 
-class GaussianNoiseParams(_Params):
+class GaussianNoiseParams(OpParamsBase):
     op: Literal["gaussian_noise"] = "gaussian_noise"
     sigma: float = Field(ge=0, description="Standard deviation on the 0-255 scale.")
     gray: bool = False
@@ -80,7 +83,7 @@ class GaussianNoiseParams(_Params):
     )
 
 
-class PoissonNoiseParams(_Params):
+class PoissonNoiseParams(OpParamsBase):
     op: Literal["poisson_noise"] = "poisson_noise"
     scale: float = Field(ge=0)
     gray: bool = False
@@ -91,12 +94,12 @@ class PoissonNoiseParams(_Params):
     )
 
 
-class JpegParams(_Params):
+class JpegParams(OpParamsBase):
     op: Literal["jpeg"] = "jpeg"
     quality: int = Field(ge=1, le=100)
 
 
-class ColorParams(_Params):
+class ColorParams(OpParamsBase):
     op: Literal["color"] = "color"
     gain: tuple[float, float, float] = (1.0, 1.0, 1.0)
     offset: tuple[float, float, float] = Field(
@@ -106,7 +109,7 @@ class ColorParams(_Params):
     contrast: float = Field(1.0, ge=0)
 
 
-class SharpenParams(_Params):
+class SharpenParams(OpParamsBase):
     op: Literal["sharpen"] = "sharpen"
     amount: float = Field(ge=0, description="Unsharp-mask strength (0: none).")
     sigma: float = Field(gt=0, description="Gaussian radius of the mask, pixels.")
@@ -189,7 +192,7 @@ def apply_sharpen(x: np.ndarray, p: SharpenParams) -> np.ndarray:
     return ops.sharpen(x, p.amount, p.sigma)
 
 
-def apply_op(x: np.ndarray, p: _Params, ctx: ApplyContext | None = None) -> np.ndarray:
+def apply_op(x: np.ndarray, p: OpParamsBase, ctx: ApplyContext | None = None) -> np.ndarray:
     """Apply one sampled op to an RGB uint8/float32 image (same dtype out)."""
     if isinstance(p, ResizeParams):
         return apply_resize(x, p, ctx)
@@ -201,7 +204,7 @@ def apply_op(x: np.ndarray, p: _Params, ctx: ApplyContext | None = None) -> np.n
     return fn(x, p)
 
 
-_APPLY = {
+_APPLY: dict[type, Callable[[np.ndarray, Any], np.ndarray]] = {
     BlurParams: apply_blur,
     GaussianNoiseParams: apply_gaussian_noise,
     PoissonNoiseParams: apply_poisson_noise,

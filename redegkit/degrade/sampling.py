@@ -9,9 +9,11 @@ of randomness, so the same seed gives the same params.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, get_args
 
 import numpy as np
+from pydantic import BaseModel
 
 from ..rng import child_seed
 from . import params as P
@@ -29,6 +31,8 @@ from .spec import (
     SharpenSpec,
     ShuffleSpec,
 )
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
 
 
 def draw(rng: np.random.Generator, r: tuple[tuple[float, float], ...]) -> float:
@@ -54,34 +58,41 @@ def _pick_name(rng: np.random.Generator, choice: tuple[tuple[str, float], ...]) 
     return choice[pick(rng, [w for _, w in choice])][0]
 
 
-def _as_spec(cls: type, spec: Any) -> Any:
+def _as_spec(cls: type[SpecT], spec: SpecT | dict[str, Any]) -> SpecT:
     """Accept a spec model or its dict form (``{"sigma": [1, 5], ...}``; ``op`` may be left out)."""
     if isinstance(spec, cls):
         return spec
-    return cls.model_validate({"op": cls.model_fields["op"].annotation.__args__[0], **spec})
+    if not isinstance(spec, dict):
+        raise TypeError(f"expected a {cls.__name__} or a dict, got {type(spec).__name__}")
+    op = get_args(cls.model_fields["op"].annotation)[0]  # the Literal's one value
+    return cls.model_validate({"op": op, **spec})
 
 
 def sample_blur(rng: np.random.Generator, spec: BlurSpec | dict) -> P.BlurParams:
     """Kernel type as given; odd size, widths (or variances), angle, beta or cutoff drawn."""
-    spec = _as_spec(BlurSpec, spec)
-    lo, hi = spec.size
-    sizes = [s for s in range(lo, hi + 1) if s % 2]
+    s = _as_spec(BlurSpec, spec)
+    lo, hi = s.size
+    sizes = [n for n in range(lo, hi + 1) if n % 2]
     size = sizes[int(rng.integers(len(sizes)))]
-    kw: dict[str, Any] = {"kernel": spec.kernel, "size": size}
-    if spec.kernel == "sinc":
-        kw["cutoff"] = draw(rng, spec.cutoff)
+    kw: dict[str, Any] = {"kernel": s.kernel, "size": size}
+    if s.cutoff is not None and s.kernel == "sinc":  # (the spec requires cutoff for sinc)
+        kw["cutoff"] = draw(rng, s.cutoff)
         return P.BlurParams(**kw)
+    sigma, variance = s.sigma, s.variance
 
     def width() -> float:
-        return draw(rng, spec.sigma) if spec.sigma is not None else math.sqrt(draw(rng, spec.variance))
+        if sigma is not None:
+            return draw(rng, sigma)
+        assert variance is not None  # the spec requires one of the two
+        return math.sqrt(draw(rng, variance))
 
     sx = width()
-    aniso = spec.kernel.endswith("aniso")
-    kw.update(sigma_x=sx, sigma_y=width() if aniso else sx, offset=spec.offset)
+    aniso = s.kernel.endswith("aniso")
+    kw.update(sigma_x=sx, sigma_y=width() if aniso else sx, offset=s.offset)
     if aniso:
-        kw["angle"] = draw(rng, spec.angle)
-    if spec.kernel.startswith(("generalized", "plateau")):
-        kw["beta"] = draw(rng, spec.beta)
+        kw["angle"] = draw(rng, s.angle)
+    if s.kernel.startswith(("generalized", "plateau")):
+        kw["beta"] = draw(rng, s.beta)
     return P.BlurParams(**kw)
 
 
@@ -89,74 +100,74 @@ def sample_resize(
     rng: np.random.Generator, spec: ResizeSpec | dict, interp_quirk: bool = False
 ) -> P.ResizeParams:
     """Factor = factor / divide (each drawn); interpolation drawn (bilinear if the quirk applies)."""
-    spec = _as_spec(ResizeSpec, spec)
-    factor = draw(rng, spec.factor) / draw(rng, spec.divide)
-    interp = _pick_name(rng, spec.interp)
-    forced = interp_quirk and spec.quirk
+    s = _as_spec(ResizeSpec, spec)
+    factor = draw(rng, s.factor) / draw(rng, s.divide)
+    interp = _pick_name(rng, s.interp)
+    forced = interp_quirk and s.quirk
     return P.ResizeParams(
-        ref=spec.ref,
+        ref=s.ref,
         factor=factor,
         interp="bilinear" if forced else interp,
-        realign=spec.realign,
+        realign=s.realign,
         quirk=forced,
     )
 
 
 def sample_nearest_down(rng: np.random.Generator, spec: NearestDownSpec | dict) -> P.NearestDownParams:
     """One integer factor from the list."""
-    spec = _as_spec(NearestDownSpec, spec)
-    fs = spec.factor if isinstance(spec.factor, list) else [spec.factor]
+    s = _as_spec(NearestDownSpec, spec)
+    fs = s.factor if isinstance(s.factor, list) else [s.factor]
     return P.NearestDownParams(factor=fs[int(rng.integers(len(fs)))])
 
 
 def sample_gaussian_noise(rng: np.random.Generator, spec: GaussianNoiseSpec | dict) -> P.GaussianNoiseParams:
     """Sigma, gray-or-colour (or a random channel covariance), and the noise seed."""
-    spec = _as_spec(GaussianNoiseSpec, spec)
-    sigma = draw(rng, spec.sigma)
+    s = _as_spec(GaussianNoiseSpec, spec)
+    sigma = draw(rng, s.sigma)
     cov = None
     gray = False
-    if spec.correlated:
+    if s.correlated:
         # sigma^2 * |U^T D U| with a random orthonormal U and D = diag of 3 uniforms (BSRGAN's mixed noise)
         d = np.diag(rng.random(3))
         u, _ = np.linalg.qr(rng.random((3, 3)))
         cov = (sigma**2 * np.abs(u.T @ d @ u)).tolist()
     else:
-        gray = bool(spec.gray_p > 0 and rng.random() < spec.gray_p)
+        gray = bool(s.gray_p > 0 and rng.random() < s.gray_p)
     return P.GaussianNoiseParams(sigma=sigma, gray=gray, cov=cov, seed=child_seed(rng))
 
 
 def sample_poisson_noise(rng: np.random.Generator, spec: PoissonNoiseSpec | dict) -> P.PoissonNoiseParams:
     """Scale, gray-or-colour, and the noise seed."""
-    spec = _as_spec(PoissonNoiseSpec, spec)
-    scale = draw(rng, spec.scale)
-    gray = bool(spec.gray_p > 0 and rng.random() < spec.gray_p)
+    s = _as_spec(PoissonNoiseSpec, spec)
+    scale = draw(rng, s.scale)
+    gray = bool(s.gray_p > 0 and rng.random() < s.gray_p)
     return P.PoissonNoiseParams(scale=scale, gray=gray, seed=child_seed(rng))
 
 
 def sample_jpeg(rng: np.random.Generator, spec: JpegSpec | dict) -> P.JpegParams:
     """An integer quality in the inclusive range."""
-    spec = _as_spec(JpegSpec, spec)
-    lo, hi = spec.quality
+    s = _as_spec(JpegSpec, spec)
+    lo, hi = s.quality
     return P.JpegParams(quality=int(rng.integers(lo, hi + 1)))
 
 
 def sample_color(rng: np.random.Generator, spec: ColorSpec | dict) -> P.ColorParams:
     """Per-channel gains (gain_r/g/b when given, else gain drawn per channel), offsets (grey levels
     -> [0, 1] scale), saturation and contrast."""
-    spec = _as_spec(ColorSpec, spec)
-    gains = tuple(draw(rng, getattr(spec, f"gain_{c}") or spec.gain) for c in "rgb")
-    offsets = tuple(draw(rng, getattr(spec, f"offset_{c}")) / 255.0 for c in "rgb")
+    s = _as_spec(ColorSpec, spec)
+    gains = tuple(draw(rng, getattr(s, f"gain_{c}") or s.gain) for c in "rgb")
+    offsets = tuple(draw(rng, getattr(s, f"offset_{c}")) / 255.0 for c in "rgb")
     return P.ColorParams(
-        gain=gains, offset=offsets, saturation=draw(rng, spec.saturation), contrast=draw(rng, spec.contrast)
+        gain=gains, offset=offsets, saturation=draw(rng, s.saturation), contrast=draw(rng, s.contrast)
     )
 
 
 def sample_sharpen(rng: np.random.Generator, spec: SharpenSpec | dict) -> P.SharpenParams:
-    spec = _as_spec(SharpenSpec, spec)
-    return P.SharpenParams(amount=draw(rng, spec.amount), sigma=draw(rng, spec.sigma))
+    s = _as_spec(SharpenSpec, spec)
+    return P.SharpenParams(amount=draw(rng, s.amount), sigma=draw(rng, s.sigma))
 
 
-_SAMPLERS = {
+_SAMPLERS: dict[type, Callable[[np.random.Generator, Any], P.OpParamsBase]] = {
     BlurSpec: sample_blur,
     NearestDownSpec: sample_nearest_down,
     GaussianNoiseSpec: sample_gaussian_noise,
@@ -181,6 +192,7 @@ def _sample_units(step: Any, rng: np.random.Generator, preset: Preset, label: st
         return _sample_units(step.choices[i], rng, preset, label)
     if isinstance(step, ShuffleSpec):
         return [_shuffle(step, rng, preset, label)]
+    op: P.OpParamsBase
     if isinstance(step, ResizeSpec):
         op = sample_resize(rng, step, preset.interp_quirk)
     else:

@@ -147,7 +147,9 @@ class BlurSpec(_Step):
         else:
             if (self.sigma is None) == (self.variance is None):
                 raise ValueError(f"a {self.kernel} kernel needs exactly one of 'sigma' or 'variance'")
-            _bounds("sigma" if self.sigma else "variance", self.sigma or self.variance, 0.0)
+            width = self.sigma if self.sigma is not None else self.variance
+            assert width is not None  # one of the two is set (checked just above)
+            _bounds("sigma" if self.sigma is not None else "variance", width, 0.0)
             _bounds("beta", self.beta, 1e-3)
         return self
 
