@@ -170,8 +170,9 @@ def encode_clip(
     c = _check_settings(codec, pix_fmt, matrix, preset)
     if (quality is None) == (bpp is None):
         raise ValueError("give exactly one of quality (crf / qscale) or bpp (bit rate)")
-    if quality is not None and not (0 if c.quality == "crf" else 1) <= quality <= c.quality_max:
-        raise ValueError(f"{codec} {c.quality} must be in [0, {c.quality_max}], got {quality}")
+    lo = 0 if c.quality == "crf" else 1
+    if quality is not None and not lo <= quality <= c.quality_max:
+        raise ValueError(f"{codec} {c.quality} must be in [{lo}, {c.quality_max}], got {quality}")
     if not 1 <= len(clip) <= MAX_FRAMES:
         raise ValueError(f"a clip has 1 to {MAX_FRAMES} frames, got {len(clip)}")
     av = _av()
