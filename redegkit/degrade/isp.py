@@ -27,7 +27,6 @@ from .ops import _same_dtype, check_image, noise_field, to_float
 BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 DEMOSAIC = ("bilinear", "edge_aware")
 GAMMA = 2.2
-_EPS = 1e-8  # keeps x ** (1/2.2) finite and differentiable at 0, as in the paper
 # OpenCV names a Bayer pattern by the 2x2 block that starts at its second row and column
 _CV_DEMOSAIC = {
     ("RGGB", "bilinear"): cv2.COLOR_BayerBG2RGB,
@@ -63,7 +62,7 @@ def unprocess(
     v = np.asarray(x, np.float64)
     if tone_curve:
         v = inverse_smoothstep(v)
-    v = np.maximum(v, _EPS) ** GAMMA
+    v = np.maximum(v, 0.0) ** GAMMA  # (the paper's epsilon only serves gradients, which we do not take)
     v = v @ np.linalg.inv(np.asarray(ccm, np.float64)).T
     return v / _gains(r_gain, b_gain, rgb_gain)
 
@@ -81,7 +80,7 @@ def process(
     blue white-balance gains (1, 1: the exact inverse of :func:`unprocess`)."""
     v = np.asarray(cam, np.float64) * _gains(r_gain * wb_error[0], b_gain * wb_error[1], rgb_gain)
     v = np.clip(v @ np.asarray(ccm, np.float64).T, 0.0, 1.0)
-    v = np.maximum(v, _EPS) ** (1.0 / GAMMA)
+    v = v ** (1.0 / GAMMA)  # v >= 0 after the clip
     return smoothstep(v) if tone_curve else v
 
 
