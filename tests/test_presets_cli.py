@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from redegkit.cli import app
 from redegkit.degrade import Degradation, apply_degradation, list_presets
-from redegkit.degrade.sheet import contact_sheet, summarize_op
+from redegkit.degrade.summary import summarize_op
+from redegkit.eval.sheet import contact_sheet
 from redegkit.io.images import decode_image
 
 from .conftest import EXAMPLES, gradient_rgb
@@ -24,14 +25,13 @@ def test_contact_sheet_tiles_are_the_input_and_each_draw() -> None:
     img = gradient_rgb(64, 48, seed=4)
     sheet, draws = contact_sheet(img, "web", 4, seed=3, scale=4, columns=3)
     assert len(draws) == 4 and all(d.preset == "web" for d in draws)
-    assert sheet.dtype == np.uint8 and sheet.shape[1] == 3 * (48 + 8)  # 3 columns of 48 + 2 * 4 px
-    rows = 2
-    assert sheet.shape[0] % rows == 0
-    cell_h = sheet.shape[0] // rows
+    # io.preview.grid: 4-px gaps around and between the cells; a cell is the tile over its caption
+    assert sheet.dtype == np.uint8 and sheet.shape[1] == 3 * 48 + 4 * 4
+    cell_h = (sheet.shape[0] - 3 * 4) // 2  # two rows of cells
     assert np.array_equal(sheet[4 : 4 + 64, 4 : 4 + 48], img)  # the first tile is the input
     for i, d in enumerate(draws):
         k = i + 1
-        y0, x0 = (k // 3) * cell_h + 4, (k % 3) * 56 + 4
+        y0, x0 = 4 + (k // 3) * (cell_h + 4), 4 + (k % 3) * (48 + 4)
         lq = apply_degradation(img, d, scale=4)
         want = cv2.resize(lq, (48, 64), interpolation=cv2.INTER_NEAREST)
         assert np.array_equal(sheet[y0 : y0 + 64, x0 : x0 + 48], want)
@@ -75,7 +75,7 @@ def test_cli_presets_show_writes_the_sheet(tmp_path: Path) -> None:
     d = Degradation.from_json(doc["params"][0])
     assert any(op.op == "video" for op in d.ops) or d.preset == "video"
     sheet = decode_image(out)
-    assert sheet.shape[1] == 3 * (96 + 8) and f"{sheet.shape[1]}x{sheet.shape[0]}" == doc["sheet"]
+    assert sheet.shape[1] == 3 * 96 + 4 * 4 and f"{sheet.shape[1]}x{sheet.shape[0]}" == doc["sheet"]
     first = out.read_bytes()
     r = runner.invoke(app, [*args, "-n", "4", "--crop", "96", "--scale", "2"])
     assert r.exit_code == 0 and out.read_bytes() == first  # the same seed, the same sheet

@@ -68,7 +68,7 @@ def show(
     Example: redeg presets show video --image photo.jpg -o video.png -n 6
     """
     from ..degrade.ops import ImageTooSmallError
-    from ..degrade.sheet import preset_sheet
+    from ..eval.sheet import preset_sheet
     from ..io.images import ImageDecodeError
 
     try:
