@@ -173,7 +173,9 @@ def synth_rates(images: int, workers: int, repeat: int) -> None:
                 rates[name].append(res.samples / (time.perf_counter() - t))
                 shutil.rmtree(out)
     med = {p: statistics.median(v) for p, v in rates.items()}
-    print(f"\n(c) synthesize --workers {workers}, {images} inputs of 1024² -> {4 * images} crops of 512² at x4")
+    print(
+        f"\n(c) synthesize --workers {workers}, {images} inputs of 1024² -> {4 * images} crops of 512² at x4"
+    )
     print(f"    whole runs (pool start included), median of {repeat}, interleaved")
     print(f"    {'preset':<16} {'samples/s':>10} {'x realesrgan':>13} {'runs':>30}")
     for p in presets:

@@ -169,12 +169,12 @@ needs_ffmpeg = pytest.mark.skipif(
     FFMPEG is None, reason="the ffmpeg command line is not installed (Debian: apt-get install ffmpeg)"
 )
 SHIFTS = [(-1.0, -2.0), (-0.5, -1.0), (0.0, 0.0), (0.5, 1.0), (1.0, 2.0)]
-_EXT = {"h264": "h264", "hevc": "hevc", "vp9": "ivf", "mpeg2": "m2v", "mpeg4": "m4v"}
+_EXT = {"h264": "h264", "hevc": "hevc", "vp9": "ivf", "av1": "ivf", "mpeg2": "m2v", "mpeg4": "m4v"}
 
 
-def _ivf(packets: list[bytes], w: int, h: int) -> bytes:
-    """A minimal IVF file (32-byte header, 12-byte frame headers) around VP9 packets."""
-    head = b"DKIF" + struct.pack("<HH4sHHIIII", 0, 32, b"VP90", w, h, 25, 1, len(packets), 0)
+def _ivf(packets: list[bytes], w: int, h: int, fourcc: bytes) -> bytes:
+    """A minimal IVF file (32-byte header, 12-byte frame headers) around VP9 or AV1 packets."""
+    head = b"DKIF" + struct.pack("<HH4sHHIIII", 0, 32, fourcc, w, h, 25, 1, len(packets), 0)
     return head + b"".join(struct.pack("<IQ", len(p), i) + p for i, p in enumerate(packets))
 
 
@@ -242,6 +242,13 @@ CLI_SETTINGS = [  # codec, rate value, pixel format, our preset -> the same sett
             "0",
         ],
     ),
+    (
+        "av1",
+        40.0,
+        "yuv420p",
+        "faster",
+        ["-c:v", "libsvtav1", "-preset", "9", "-crf", "40", "-svtav1-params", "lp=1:aq-mode=2"],
+    ),
     ("mpeg2", 6.0, "yuv422p", None, ["-c:v", "mpeg2video", "-qmin", "6", "-qmax", "6", "-bf", "2"]),
     ("mpeg4", 6.0, "yuv420p", None, ["-c:v", "mpeg4", "-qmin", "6", "-qmax", "6", "-bf", "2"]),
 ]
@@ -260,7 +267,8 @@ def test_video_codecs_against_the_ffmpeg_command_line(
     assert len(ours) == len(clip)
     # 1. decoding is normative: ffmpeg's CLI decodes our bitstream to exactly our planes
     ours_file = tmp_path / f"ours.{_EXT[codec]}"
-    ours_file.write_bytes(_ivf(packets, w, h) if codec == "vp9" else b"".join(packets))
+    fourcc = {"vp9": b"VP90", "av1": b"AV01"}.get(codec)
+    ours_file.write_bytes(_ivf(packets, w, h, fourcc) if fourcc else b"".join(packets))
     for a, b in zip(ours, _ffmpeg_decode(ours_file, w, h, pix_fmt, len(clip)), strict=True):
         assert all(np.array_equal(pa, pb) for pa, pb in zip(a, b, strict=True))
     # 2. the ffmpeg CLI, with the same frames and settings, codes the middle frame as well as we do
@@ -279,8 +287,8 @@ def test_video_codecs_against_the_ffmpeg_command_line(
     a = ops.to_uint8(V.planes_to_rgb(ours[mid], pix_fmt, "bt709"))
     b = ops.to_uint8(V.planes_to_rgb(theirs[mid], pix_fmt, "bt709"))
     p_ours, p_cli = psnr(ref, a, y=False), psnr(ref, b, y=False)
-    # other library versions (Debian's x265 3.5 / libvpx 1.12 against the wheel's) code a little
-    # differently; h264, mpeg2 and mpeg4 have given identical pixels here
+    # other library versions (Debian's x265 3.5 / libvpx 1.12 / SVT-AV1 1.4 against the wheel's) code
+    # a little differently; h264, mpeg2 and mpeg4 have given identical pixels here
     assert abs(p_ours - p_cli) < 0.5 and psnr(a, b, y=False) > 30, (p_ours, p_cli)
     assert 0.6 < sum(map(len, packets)) / cli_file.stat().st_size < 1.6
 
@@ -326,9 +334,27 @@ def test_video_rate_controls_and_bad_settings() -> None:
         V.video(img, "mpeg4", quality=0.0)
 
 
+def test_video_chroma_delay_gives_each_frame_earlier_chroma() -> None:
+    x = ops.to_float(_photo(64, 80))
+    plain = V.build_clip(x, SHIFTS, "yuv420p", "bt709")
+    late = V.build_clip(x, SHIFTS, "yuv420p", "bt709", chroma_delay=2)
+    for k, (y, cb, cr) in enumerate(late):
+        src = plain[max(k - 2, 0)]
+        assert np.array_equal(y, plain[k][0]) and np.array_equal(cb, src[1]) and np.array_equal(cr, src[2])
+    img = _photo(64, 80)
+    a = V.video(img, "h264", quality=18.0, shifts=SHIFTS)
+    b = V.video(img, "h264", quality=18.0, shifts=SHIFTS, chroma_delay=1)
+    luma = lambda im: im.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)  # noqa: E731
+    assert np.abs(luma(a) - luma(b)).mean() < 1.5  # luma as before, colour displaced
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 1.0
+    with pytest.raises(ValueError, match="chroma_delay"):
+        V.video(img, "h264", quality=20.0, shifts=SHIFTS, chroma_delay=3)
+
+
 def test_video_library_versions_name_the_encoders() -> None:
     assert "x264 - core" in V.library_version("h264")
     assert "x265" in V.library_version("hevc")
+    assert "libsvtav1" in V.library_version("av1")
     for codec in V.CODECS:
         assert "libavcodec" in V.library_version(codec) and "PyAV" in V.library_version(codec)
 

@@ -67,10 +67,11 @@ def test_preset_structure_web_and_video() -> None:
     assert abs(sum(any(o.label == "reupload" for o in d.ops) for d in web) / 200 - 0.25) < 0.08
     video = [sample_degradation(get_preset("video"), sample_rng(5, "v", i)) for i in range(200)]
     codecs = Counter(o.codec for d in video for o in d.ops if o.op == "video")
-    assert set(codecs) == {"h264", "hevc", "vp9", "mpeg2", "mpeg4"} and codecs["h264"] > codecs["vp9"]
+    assert set(codecs) == {"h264", "hevc", "vp9", "av1", "mpeg2", "mpeg4"} and codecs["h264"] > codecs["vp9"]
     clips = [o for d in video for o in d.ops if o.op == "video"]
     assert all(len(o.shifts) == 5 and o.shifts[2] == (0.0, 0.0) for o in clips)
-    assert all(o.pix_fmt == "yuv420p" for o in clips if o.codec == "mpeg4")
+    assert all(o.pix_fmt == "yuv420p" for o in clips if o.codec in ("mpeg4", "av1"))
+    assert 0.03 < sum(o.chroma_delay > 0 for o in clips) / 200 < 0.2
     assert 0.15 < sum(o.bpp is not None for o in clips) / 200 < 0.35
 
 

@@ -52,7 +52,7 @@ CASES: dict[str, tuple[dict, object]] = {
     ),
     "video": (
         {
-            "codec": ["h264", "mpeg4", "vp9"],
+            "codec": ["h264", "mpeg4", "vp9", "av1"],
             "pix_fmt": ["yuv420p", "yuv422p"],
             "rate": {"quality": 2, "bitrate": 1},
             "crf": [22, 30],
@@ -63,18 +63,23 @@ CASES: dict[str, tuple[dict, object]] = {
             "frames": [3, 7],
             "motion": [0, 1],
             "jitter": [0, 0.25],
+            "av1_crf": [35, 45],
+            "chroma_delay_p": 0.5,
+            "chroma_delay": [1, 3],
         },
         lambda p: (
-            p.codec in ("h264", "mpeg4", "vp9")
-            and (p.codec != "mpeg4" or p.pix_fmt == "yuv420p")
+            p.codec in ("h264", "mpeg4", "vp9", "av1")
+            and (p.codec not in ("mpeg4", "av1") or p.pix_fmt == "yuv420p")
             and (
                 (p.bpp is not None and _within(p.bpp, 0.05, 0.1))
                 or (p.codec == "h264" and _within(p.quality, 22, 30))
                 or (p.codec == "vp9" and _within(p.quality, 30, 40))
+                or (p.codec == "av1" and _within(p.quality, 35, 45))
                 or (p.codec == "mpeg4" and 4 <= p.quality <= 9)
             )
             and (p.preset in ("ultrafast", "fast")) == (p.codec != "mpeg4")
             and len(p.shifts) in (3, 5, 7)
+            and 0 <= p.chroma_delay <= min(3, len(p.shifts) // 2)
             and all(_norm(s) <= abs(i - len(p.shifts) // 2) * 1 + 0.25 * 1.5 for i, s in enumerate(p.shifts))
             and "libavcodec" in p.lib
         ),
@@ -222,7 +227,8 @@ def test_op_runs_from_a_toml_preset_and_replays_from_its_record(op: str) -> None
     "step,message",
     [
         ({"op": "webp", "quality": [0, 101]}, "quality"),
-        ({"op": "video", "codec": "av1"}, "unknown video codec 'av1'"),
+        ({"op": "video", "codec": "av2"}, "unknown video codec 'av2'"),
+        ({"op": "video", "codec": "av1", "pix_fmt": "yuv422p"}, "av1 takes none"),
         ({"op": "video", "codec": "mpeg4", "pix_fmt": "yuv422p"}, "mpeg4 takes none"),
         ({"op": "video", "codec": "h264", "frames": [2, 2]}, "odd value"),
         ({"op": "video", "codec": "h264", "crf": [10, 60]}, "crf"),

@@ -98,7 +98,7 @@ JpegSubsampling = Literal["4:4:4", "4:2:2", "4:2:0", "4:4:0", "4:1:1"]
 ChromaMode = Literal["4:4:4", "4:4:0", "4:2:2", "4:2:0", "4:1:1", "4:1:0"]
 Matrix = Literal["bt601", "bt709", "bt2020"]
 Shift = tuple[float, float]
-VideoCodecName = Literal["h264", "hevc", "vp9", "mpeg2", "mpeg4"]
+VideoCodecName = Literal["h264", "hevc", "vp9", "av1", "mpeg2", "mpeg4"]
 SpeedPreset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
 ]
@@ -158,7 +158,7 @@ class VideoParams(OpParamsBase):
     op: Literal["video"] = "video"
     codec: VideoCodecName
     quality: float | None = Field(
-        None, description="crf (h264/hevc 0-51, vp9 0-63) or fixed quantiser (mpeg2/mpeg4 1-31)."
+        None, description="crf (h264/hevc 0-51, vp9/av1 0-63) or fixed quantiser (mpeg2/mpeg4 1-31)."
     )
     bpp: float | None = Field(None, gt=0, description="Bit rate instead, in bits per pixel per frame.")
     preset: SpeedPreset | None = Field(
@@ -170,6 +170,7 @@ class VideoParams(OpParamsBase):
         default_factory=lambda: [(0.0, 0.0)],
         description="(dy, dx) content shift of each frame of the clip; the middle one is the image.",
     )
+    chroma_delay: int = Field(0, ge=0, description="Frames by which chroma lags luma.")
     lib: str = _LIB
 
     @model_validator(mode="after")
@@ -437,6 +438,7 @@ def _apply_video(x: np.ndarray, p: VideoParams) -> np.ndarray:
         pix_fmt=p.pix_fmt,
         matrix=p.matrix,
         shifts=[(float(dy), float(dx)) for dy, dx in p.shifts],
+        chroma_delay=p.chroma_delay,
     )
 
 

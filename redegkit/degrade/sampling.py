@@ -272,11 +272,11 @@ def sample_video(rng: np.random.Generator, spec: VideoSpec | dict) -> P.VideoPar
         bpp = draw(rng, s.bpp)
     elif codec in ("h264", "hevc"):
         quality = draw(rng, s.crf)
-    elif codec == "vp9":
-        quality = float(round(draw(rng, s.vp9_crf)))
+    elif codec in ("vp9", "av1"):
+        quality = float(round(draw(rng, s.vp9_crf if codec == "vp9" else s.av1_crf)))
     else:
         quality = float(_int(rng, s.qscale))
-    preset = _name(rng, s.preset) if codec in ("h264", "hevc", "vp9") else None
+    preset = _name(rng, s.preset) if codec in ("h264", "hevc", "vp9", "av1") else None
     matrix = _name(rng, s.matrix)
     frames = _odd(rng, s.frames)
     speed, direction, shake = draw(rng, s.motion), float(rng.uniform(0.0, 360.0)), draw(rng, s.jitter)
@@ -289,6 +289,7 @@ def sample_video(rng: np.random.Generator, spec: VideoSpec | dict) -> P.VideoPar
             continue
         jy, jx = rng.uniform(-shake, shake, 2) if shake > 0 else (0.0, 0.0)
         shifts.append(((k - mid) * vy + float(jy), (k - mid) * vx + float(jx)))
+    delay = min(_int(rng, s.chroma_delay), mid) if _chance(rng, s.chroma_delay_p) else 0
     return P.VideoParams(
         codec=codec,
         quality=quality,
@@ -297,6 +298,7 @@ def sample_video(rng: np.random.Generator, spec: VideoSpec | dict) -> P.VideoPar
         pix_fmt=pix_fmt,
         matrix=matrix,
         shifts=shifts,
+        chroma_delay=delay,
         lib=video.library_version(codec),
     )
 

@@ -12,11 +12,16 @@ A preset is data (a dict, e.g. a recipe's ``[presets.NAME]`` TOML table)::
 Every step has ``op``, an optional ``p`` (probability it runs, default 1) and an optional
 ``label`` (recorded with the ops it produces). Value fields take a number, a range ``[lo, hi]``
 (uniform), or a list of ranges ``[[lo, hi], ...]`` (pick one range uniformly, then uniform in it).
-Integer fields (``quality``, ``size``) take an int or an inclusive ``[lo, hi]``; ``size`` draws odd
-values only. Choice fields (``interp``) take a name, a list (uniform) or a ``{name = weight}`` table.
+Integer fields (``quality``, ``size``) take an int or an inclusive ``[lo, hi]``; ``size`` and
+``frames`` draw odd values only. Choice fields (``interp``, ``codec``, ``subsampling``, ...) take a
+name, a list (uniform) or a ``{name = weight}`` table. ``*_p`` fields are probabilities.
 
-Ops: ``blur``, ``resize``, ``nearest_down``, ``gaussian_noise``, ``poisson_noise``, ``jpeg``,
-``color`` (cast, fading), ``sharpen`` (unsharp mask, halos).
+Ops: ``blur``, ``resize``, ``nearest_down``, ``gaussian_noise``, ``poisson_noise``, ``jpeg`` (quality,
+chroma subsampling, progressive), ``color`` (cast, fading), ``sharpen`` (unsharp mask, halos);
+compression ``webp``, ``avif``, ``jpeg2000``, ``video`` (h264/hevc/vp9/av1/mpeg2/mpeg4 through PyAV);
+tone and colour ``quantize``, ``dither``, ``halftone``, ``chroma``, ``channel_shift``, ``tone``;
+geometry and signal ``pixelate``, ``interlace``, ``ghosting``, ``motion_blur``, ``speckle_noise``,
+``salt_pepper``; the camera ``camera_isp``. docs/degradations.md describes each.
 Combinators: ``sequence`` (``steps``), ``shuffle`` (``steps`` in random order, ``keep_order``
 lists of step indices that keep their relative order), ``one_of`` (``choices`` with optional
 ``weights``). A ``sequence`` with ``spread = true`` inside a ``shuffle`` contributes its steps as
@@ -345,6 +350,7 @@ class VideoSpec(_Step):
     )
     crf: Range = Field(((20.0, 35.0),), description="h264/hevc crf in [0, 51].")
     vp9_crf: Range = Field(((25.0, 50.0),), description="vp9 crf in [0, 63] (rounded).")
+    av1_crf: Range = Field(((30.0, 50.0),), description="av1 (SVT-AV1) crf in [0, 63] (rounded).")
     qscale: IntRange = Field((3, 12), description="mpeg2/mpeg4 fixed quantiser in [1, 31].")
     bpp: Range = Field(((0.02, 0.2),), description="Bits per pixel per frame when rate = 'bitrate'.")
     preset: Annotated[Choice, _names("speed preset", get_args(P.SpeedPreset))] = Field(
@@ -355,11 +361,14 @@ class VideoSpec(_Step):
     frames: IntRange = Field((5, 5), description="Clip length; odd values in [1, 15] (1: intra only).")
     motion: Range = Field(((0.0, 1.5),), description="Pan speed, pixels per frame (random direction).")
     jitter: Range = Field(((0.0, 0.5),), description="Random shake of each frame, pixels per axis.")
+    chroma_delay_p: Prob = Field(0.0, description="Probability that chroma lags luma (tape, some broadcast).")
+    chroma_delay: IntRange = Field((1, 1), description="By how many frames, then (capped at frames // 2).")
 
     @model_validator(mode="after")
     def _check(self) -> VideoSpec:
         _bounds("crf", self.crf, 0.0, 51.0)
         _bounds("vp9_crf", self.vp9_crf, 0.0, 63.0)
+        _bounds("av1_crf", self.av1_crf, 0.0, 63.0)
         _int_bounds("qscale", self.qscale, 1, 31)
         _bounds("bpp", self.bpp, 1e-4, 64.0)
         _bounds("motion", self.motion, 0.0, 32.0)
@@ -367,6 +376,8 @@ class VideoSpec(_Step):
         lo, hi = self.frames
         if lo < 1 or hi > 15 or not any(n % 2 for n in range(lo, hi + 1)):
             raise ValueError(f"frames {list(self.frames)} must contain an odd value in [1, 15]")
+        if self.chroma_delay[0] < 0 or self.chroma_delay[1] > 7:
+            raise ValueError(f"chroma_delay {list(self.chroma_delay)} must lie in [0, 7]")
         fmts = {n for n, _ in self.pix_fmt}
         for codec, _ in self.codec:
             if not fmts & set(video_codec_pix_fmts(codec)):
@@ -375,8 +386,8 @@ class VideoSpec(_Step):
 
 
 def video_codec_pix_fmts(codec: str) -> tuple[str, ...]:
-    """The pixel formats ``codec`` takes (mpeg4: 4:2:0 only)."""
-    return ("yuv420p",) if codec == "mpeg4" else ("yuv420p", "yuv422p")
+    """The pixel formats ``codec`` takes (mpeg4 and av1: 4:2:0 only)."""
+    return ("yuv420p",) if codec in ("mpeg4", "av1") else ("yuv420p", "yuv422p")
 
 
 # -------------------------------------------------------------------------- tone and colour

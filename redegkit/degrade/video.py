@@ -1,14 +1,17 @@
-"""Video codec artefacts through PyAV (FFmpeg's libraries from its wheel): h264, hevc, vp9, mpeg2, mpeg4.
+"""Video codec artefacts through PyAV (FFmpeg's libraries from its wheel): h264, hevc, vp9, av1, mpeg2,
+mpeg4.
 
 One image becomes the middle frame of a short clip of shifted copies of itself (the motion a
 camera or a pan gives), the clip is encoded with the codec's settings and decoded again, and the
 middle frame is returned. With ``frames > 1`` that frame is coded from its neighbours (P/B
 frames: motion-compensated prediction, skipped blocks, drifting detail), not only intra-coded.
+A chroma delay gives each frame the chroma planes of a frame ``chroma_delay`` frames earlier (colour
+lagging behind moving edges, as on tape and in some broadcast chains).
 
 Colour: RGB -> 8-bit limited-range Y'CbCr with the BT.601 or BT.709 matrix, chroma box-averaged to
 4:2:0 or 4:2:2 (:mod:`.colorspace`); back with bilinear chroma and the same matrix. Frames are
 edge-padded to whole macroblocks (16 pixels; 32 for hevc's CTUs), as encoders pad internally, and
-to at least :data:`MIN_SIDE` pixels, and cropped back.
+to at least 32 pixels (64 for av1), and cropped back.
 
 Determinism: every encoder and decoder runs on one thread with fixed options, so the same
 parameters give the same bitstream on the same library versions (:func:`library_version` names
@@ -17,6 +20,7 @@ them for the op's record).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -38,6 +42,7 @@ class VideoCodec:
     quality: str  # what rate="quality" sets: "crf" or "qscale" (fixed quantiser qmin = qmax = q)
     quality_max: int  # largest crf / qscale value
     align: int = 16  # frames are edge-padded to a multiple of this (the macroblock / CTU size)
+    min_side: int = 32  # ... and to at least this many pixels per side
 
 
 CODECS: dict[str, VideoCodec] = {
@@ -46,6 +51,9 @@ CODECS: dict[str, VideoCodec] = {
     # and corrupts memory on unaligned small frames after encoders of other sizes
     "hevc": VideoCodec("libx265", "hevc", ("yuv420p", "yuv422p"), "crf", 51, align=32),
     "vp9": VideoCodec("libvpx-vp9", "vp9", ("yuv420p", "yuv422p"), "crf", 63),
+    # SVT-AV1 encodes, dav1d decodes (FFmpeg's own AV1 decoder needs hardware); SVT-AV1 turns its
+    # adaptive quantisation off below 64 pixels and then refuses a bit rate
+    "av1": VideoCodec("libsvtav1", "libdav1d", ("yuv420p",), "crf", 63, min_side=64),
     "mpeg2": VideoCodec("mpeg2video", "mpeg2video", ("yuv420p", "yuv422p"), "qscale", 31),
     "mpeg4": VideoCodec("mpeg4", "mpeg4", ("yuv420p",), "qscale", 31),
 }
@@ -64,9 +72,10 @@ SPEED_PRESETS = (
     "veryslow",
 )
 _VP9_CPU_USED = dict(zip(SPEED_PRESETS, (5, 5, 4, 4, 3, 2, 1, 0, 0), strict=True))
+# ... and SVT-AV1 to its presets (13 fastest - 0 slowest)
+_SVT_PRESET = dict(zip(SPEED_PRESETS, (12, 11, 10, 9, 8, 7, 6, 5, 4), strict=True))
 FPS = 25
 MAX_FRAMES = 15
-MIN_SIDE = 32  # smaller frames are edge-padded to this size
 _MPEG_B_FRAMES = 2  # mpeg2video / mpeg4 code I B B P ... as DVD and Xvid encoders do (FFmpeg's default: 0)
 
 
@@ -110,7 +119,9 @@ def _encoder(
     cc.time_base = Fraction(1, FPS)
     cc.framerate = Fraction(FPS, 1)
     cc.thread_count = 1
-    cc.gop_size = frames  # one key frame, at the start: every later frame is predicted
+    # one key frame, at the start: every later frame is predicted (>= 2: SVT-AV1 refuses a bit rate
+    # with a key frame interval of 1; a one-frame clip is intra-coded whatever the interval)
+    cc.gop_size = max(frames, 2)
     from av.video.reformatter import ColorRange, Colorspace
 
     cc.colorspace = Colorspace.ITU709 if matrix == "bt709" else Colorspace.SMPTE170M
@@ -129,6 +140,12 @@ def _encoder(
         opts.update({"deadline": "good", "cpu-used": str(_VP9_CPU_USED[preset or "medium"]), "row-mt": "0"})
         if quality is not None:
             opts.update({"crf": str(int(round(quality))), "b": "0"})
+    elif codec == "av1":
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner per encoder otherwise
+        # one thread; adaptive quantisation on (SVT-AV1 refuses rate control without it)
+        opts.update({"preset": str(_SVT_PRESET[preset or "medium"]), "svtav1-params": "lp=1:aq-mode=2"})
+        if quality is not None:
+            opts["crf"] = str(int(round(quality)))
     else:  # mpeg2 / mpeg4
         cc.max_b_frames = _MPEG_B_FRAMES
         if quality is not None:
@@ -219,6 +236,17 @@ def planes_to_rgb(planes: tuple[np.ndarray, ...], pix_fmt: str, matrix: str) -> 
     return np.clip(rgb, 0.0, 1.0)
 
 
+def build_clip(
+    x: np.ndarray, shifts: list[tuple[float, float]], pix_fmt: str, matrix: str, chroma_delay: int = 0
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The planes of each frame: ``x`` (float32 RGB) moved by each shift, converted; with a chroma
+    delay d, frame k carries the chroma of frame max(k - d, 0)."""
+    planes = [rgb_to_planes(subpixel_shift(x, -dy, -dx), pix_fmt, matrix) for dy, dx in shifts]
+    if chroma_delay == 0:
+        return planes
+    return [(y, *planes[max(k - chroma_delay, 0)][1:]) for k, (y, _, _) in enumerate(planes)]
+
+
 def video(
     img: np.ndarray,
     codec: str,
@@ -229,26 +257,30 @@ def video(
     pix_fmt: str = "yuv420p",
     matrix: str = "bt709",
     shifts: list[tuple[float, float]] | None = None,
+    chroma_delay: int = 0,
 ) -> np.ndarray:
     """Encode ``img`` as the middle frame of a clip and decode it again; same dtype out.
 
     ``shifts``: one ``(dy, dx)`` per frame, the content displacement of that frame in pixels
     (bilinear, edges repeated); the middle entry must be ``(0, 0)``. None: a one-frame clip
-    (intra coding only). ``quality``/``bpp``/``preset``/``pix_fmt``/``matrix``: see :func:`encode_clip`.
+    (intra coding only). ``chroma_delay``: frames by which chroma lags luma (at most the middle
+    frame's index). ``quality``/``bpp``/``preset``/``pix_fmt``/``matrix``: see :func:`encode_clip`.
     """
     check_image(img)
     shifts = list(shifts) if shifts else [(0.0, 0.0)]
     mid = len(shifts) // 2
     if len(shifts) % 2 == 0 or tuple(shifts[mid]) != (0.0, 0.0):
         raise ValueError(f"shifts must be an odd-length list with (0, 0) in the middle, got {shifts}")
+    if not 0 <= chroma_delay <= mid:
+        raise ValueError(f"chroma_delay must be in [0, {mid}] for a clip of {len(shifts)} frames")
     _check_settings(codec, pix_fmt, matrix, preset)
     h, w = img.shape[:2]
-    a = CODECS[codec].align
-    ph, pw = (max(MIN_SIDE, n + -n % a) - n for n in (h, w))
+    a, m = CODECS[codec].align, CODECS[codec].min_side
+    ph, pw = (max(m, n + -n % a) - n for n in (h, w))
     x = to_float(img)
     if ph or pw:
         x = cv2.copyMakeBorder(x, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
-    clip = [rgb_to_planes(subpixel_shift(x, -dy, -dx), pix_fmt, matrix) for dy, dx in shifts]
+    clip = build_clip(x, shifts, pix_fmt, matrix, chroma_delay)
     decoded = decode_clip(encode_clip(clip, codec, pix_fmt, matrix, quality, bpp, preset), codec)
     if len(decoded) != len(clip):  # pragma: no cover - an encoder that drops frames
         raise RuntimeError(f"{codec}: {len(clip)} frames in, {len(decoded)} decoded")
@@ -261,8 +293,8 @@ def _encoder_build(codec: str) -> str:
     """The encoder library's own version where its bitstream names it (x264 / x265 SEI)."""
     if codec not in ("h264", "hevc"):
         return ""
-    y = np.full((MIN_SIDE, MIN_SIDE), 128, np.uint8)
-    c = np.full((MIN_SIDE // 2, MIN_SIDE // 2), 128, np.uint8)
+    y = np.full((32, 32), 128, np.uint8)
+    c = np.full((16, 16), 128, np.uint8)
     data = b"".join(encode_clip([(y, c, c)], codec, quality=30, preset="ultrafast"))
     pattern = rb"x264 - core \d+( r\d+ \w+)?" if codec == "h264" else rb"x265 \(build \d+\) - [\w.+-]+"
     m = re.search(pattern, data)
@@ -270,10 +302,33 @@ def _encoder_build(codec: str) -> str:
 
 
 @cache
+def _bundled_versions() -> dict[str, str]:
+    """Library name -> version from the file names of the libraries bundled in PyAV's wheel
+    (``av.libs/libvpx-<hash>.so.12.0.0``); empty where the wheel bundles none (other platforms)."""
+    from pathlib import Path
+
+    av = _av()
+    found: dict[str, str] = {}
+    for d in Path(av.__file__).parent.parent.glob("av.libs"):
+        for f in d.iterdir():
+            m = re.match(r"(lib[A-Za-z0-9]+)-[0-9a-f]+\.so\.([\d.]+)$", f.name)
+            if m:
+                found[m.group(1)] = m.group(2)
+    return found
+
+
+_BUNDLED = {"vp9": ("libvpx",), "av1": ("libSvtAv1Enc", "libdav1d")}
+
+
+@cache
 def library_version(codec: str) -> str:
-    """PyAV, libavcodec and (for h264/hevc) the x264/x265 build that encode ``codec`` here."""
+    """The encoder (x264 / x265 build from their bitstream; the bundled library files' versions for
+    vp9 and av1), libavcodec and PyAV that code ``codec`` here."""
     av = _av()
     avc = ".".join(map(str, av.library_versions["libavcodec"]))
     enc = CODECS[codec].encoder
     build = _encoder_build(codec)
-    return f"{enc}{' (' + build + ')' if build else ''}; libavcodec {avc}; PyAV {av.__version__}"
+    libs = _bundled_versions()
+    extra = [f"{name} {libs[name]}" for name in _BUNDLED.get(codec, ()) if name in libs]
+    detail = "; ".join([build] if build else extra)
+    return f"{enc}{' (' + detail + ')' if detail else ''}; libavcodec {avc}; PyAV {av.__version__}"
