@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..config import recipe_presets
-from .app import JsonOpt, RecipeOpt, UserError, app, finish, handle_errors
+from .app import JsonOpt, QuietOpt, RecipeOpt, UserError, app, finish, handle_errors, setup_output
 
 presets_app = typer.Typer(
     help="Classical degradation presets: the built-in ones and a recipe's, and a contact sheet of one.",
@@ -58,6 +58,7 @@ def show(
     crop: Annotated[int, typer.Option("--crop", min=8, help="Centre crop of the image, pixels.")] = 256,
     columns: Annotated[int, typer.Option("--columns", min=1, help="Tiles per row.")] = 3,
     recipe: RecipeOpt = None,
+    quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """The same image under N draws of a preset, each tile labelled with its draw's parameters.
@@ -67,6 +68,7 @@ def show(
 
     Example: redeg presets show video --image photo.jpg -o video.png -n 6
     """
+    setup_output(quiet, json_out)
     from ..degrade.ops import ImageTooSmallError
     from ..eval.sheet import preset_sheet
     from ..io.images import ImageDecodeError
