@@ -85,6 +85,8 @@ CODECS = [
     ("hevc crf 30 medium", dict(codec="hevc", quality=30.0, preset="medium")),
     ("vp9 crf 40 medium (cpu-used 2)", dict(codec="vp9", quality=40.0, preset="medium")),
     ("vp9 crf 40 veryfast (cpu-used 4)", dict(codec="vp9", quality=40.0, preset="veryfast")),
+    ("av1 crf 40 medium (SVT preset 7)", dict(codec="av1", quality=40.0, preset="medium")),
+    ("av1 crf 40 faster (SVT preset 9)", dict(codec="av1", quality=40.0, preset="faster")),
     ("mpeg2 q 8", dict(codec="mpeg2", quality=8.0)),
     ("mpeg4 q 8", dict(codec="mpeg4", quality=8.0)),
 ]
