@@ -30,7 +30,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-BUILTINS = ["bsrgan", "bsrgan-x2", "realesrgan", "redeg-matched"]
+BUILTINS = [
+    "bsrgan",
+    "bsrgan-x2",
+    "old-photo",
+    "phone",
+    "realesrgan",
+    "redeg-matched",
+    "scan",
+    "video",
+    "web",
+]
 
 
 def draws(name: str, n: int, user: dict | None = None) -> list[Degradation]:

@@ -95,6 +95,8 @@ def test_wheel_ships_the_recipes_and_they_work_installed(tmp_path):
     names = zipfile.ZipFile(whl).namelist()
     for p in (ROOT / "recipes").glob("*.toml"):
         assert f"redegkit/recipes/{p.name}" in names
+    presets = sorted(p.stem for p in (ROOT / "redegkit" / "presets").glob("*.toml"))
+    assert presets and all(f"redegkit/presets/{n}.toml" in names for n in presets)  # the TOML presets
 
     # a fresh venv; the test environment's packages (torch, typer …) are visible through a .pth
     venv = tmp_path / "venv"
@@ -151,3 +153,7 @@ def test_wheel_ships_the_recipes_and_they_work_installed(tmp_path):
         [str(redeg), "config", "list"], cwd=outside, env=env, capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 0 and set(r.stdout.split()) == set(builtin_recipes())
+    r = subprocess.run(
+        [str(redeg), "presets", "list"], cwd=outside, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0 and set(presets) <= set(r.stdout.split()), r.stderr

@@ -27,6 +27,8 @@ COMMANDS = [
     ["fit-degradation"],
     ["bake"],
     ["synthesize"],
+    ["presets", "list"],
+    ["presets", "show"],
     ["train-sr"],
     ["upscale"],
     ["export"],

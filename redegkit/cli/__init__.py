@@ -9,6 +9,7 @@ from . import pseudo_hq_cmd  # noqa: F401, I001
 from . import fit_cmd  # noqa: F401
 from . import bank_cmd  # noqa: F401  (bake, bank …)
 from . import synth_cmd  # noqa: F401
+from . import presets_cmd  # noqa: F401  (presets list, presets show)
 from . import eval_cmd  # noqa: F401  (eval match …)
 from . import sr_cmd  # noqa: F401  (train-sr, upscale)
 from . import shards_cmd  # noqa: F401

@@ -28,7 +28,8 @@ app.add_typer(config_app, name="config")
 @config_app.command("list")
 @handle_errors
 def list_recipes(json_out: JsonOpt = False) -> None:
-    """The built-in recipes (usable by name: --recipe smoke) with their one-line descriptions."""
+    """The built-in recipes (usable by name: --recipe smoke) with their one-line descriptions, then the
+    built-in degradation presets (--preset NAME; more in `redeg presets list`)."""
     rows = {
         name: {"path": str(p), "description": recipe_description(p)} for name, p in builtin_recipes().items()
     }
@@ -45,7 +46,15 @@ def list_recipes(json_out: JsonOpt = False) -> None:
     for name, r in rows.items():
         t.add_row(name, r["description"])
     console.print(t)
-    typer.echo("\n".join(rows))  # stdout: the names, one a line, for scripts
+    from ..degrade import get_preset, list_presets
+
+    p = Table(title="built-in degradation presets (--preset NAME)", title_justify="left")
+    p.add_column("name")
+    p.add_column("description")
+    for name in list_presets():
+        p.add_row(name, get_preset(name).description)
+    console.print(p)
+    typer.echo("\n".join(rows))  # stdout: the recipe names, one a line, for scripts
 
 
 @config_app.command("schema")

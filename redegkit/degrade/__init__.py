@@ -138,9 +138,7 @@ class Degradation(StrictModel):
 
     @classmethod
     def from_json(cls, d: dict[str, Any] | str) -> Degradation:
-        if isinstance(d, str):
-            d = json.loads(d)
-        d = dict(d)
+        d = dict(json.loads(d) if isinstance(d, str) else d)
         fmt, ver = d.pop("format", FORMAT), d.pop("version", VERSION)
         if fmt != FORMAT or ver != VERSION:
             raise PresetError(f"not a {FORMAT} v{VERSION} record (format={fmt!r}, version={ver!r})")

@@ -12,6 +12,8 @@ noise field.
 
 from __future__ import annotations
 
+from typing import Final
+
 import cv2
 import numpy as np
 
@@ -24,7 +26,8 @@ INTERPOLATIONS: dict[str, int] = {
 }
 _BORDER = cv2.BORDER_REFLECT_101  # "reflect" without repeating the edge pixel (torch's reflect pad)
 _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 luma, RGB order
-NOISE_BITGEN = "sfc64-boxmuller-f32"  # recorded with every noise op: how its field is drawn from the seed
+# recorded with every noise op: how its field is drawn from the seed
+NOISE_BITGEN: Final = "sfc64-boxmuller-f32"
 
 
 class ImageTooSmallError(ValueError):
@@ -145,12 +148,11 @@ def blur(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     k = _trim(kernel)
     terms = _separable_terms(k)
     if terms is None:
-        out = cv2.filter2D(x, -1, k.astype(np.float32), borderType=_BORDER)
-    else:
-        out = None
-        for col, row in terms:
-            part = cv2.sepFilter2D(x, -1, row, col, borderType=_BORDER)
-            out = part if out is None else cv2.add(out, part)
+        return _same_dtype(cv2.filter2D(x, -1, k.astype(np.float32), borderType=_BORDER), img)
+    (col0, row0), rest = terms[0], terms[1:]
+    out = cv2.sepFilter2D(x, -1, row0, col0, borderType=_BORDER)
+    for col, row in rest:
+        out = cv2.add(out, cv2.sepFilter2D(x, -1, row, col, borderType=_BORDER))
     return _same_dtype(out, img)
 
 
@@ -305,17 +307,50 @@ def poisson_noise(
 # ---------------------------------------------------------------------------------------- JPEG
 
 
-def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    """JPEG encode/decode round trip at ``quality`` (1-100) with OpenCV (4:2:0 chroma)."""
+# Chroma subsampling of a JPEG (luma sampling factors H x V; chroma is 1 x 1). Names follow the
+# J:a:b convention; "4:1:1" is the real 4x1 horizontal subsampling (Pillow's "4:1:1" is 4:2:0).
+JPEG_SUBSAMPLING: dict[str, int] = {
+    "4:4:4": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+    "4:2:2": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    "4:2:0": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+    "4:4:0": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440,
+    "4:1:1": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_411,
+}
+
+
+def jpeg_encode(
+    img: np.ndarray, quality: int, subsampling: str = "4:2:0", progressive: bool = False
+) -> bytes:
+    """The JPEG file of ``img`` (libjpeg-turbo through OpenCV: standard tables scaled by ``quality``,
+    islow DCT, no Huffman optimisation; the same bytes as Pillow's encoder for 4:4:4/4:2:2/4:2:0)."""
     check_image(img)
     q = int(quality)
     if not 1 <= q <= 100:
         raise ValueError(f"JPEG quality must be in [1, 100], got {quality}")
-    u8 = to_uint8(img)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(u8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
+    if subsampling not in JPEG_SUBSAMPLING:
+        raise ValueError(f"unknown JPEG subsampling {subsampling!r}; known: {', '.join(JPEG_SUBSAMPLING)}")
+    flags = [cv2.IMWRITE_JPEG_QUALITY, q, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, JPEG_SUBSAMPLING[subsampling]]
+    if progressive:
+        flags += [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(to_uint8(img), cv2.COLOR_RGB2BGR), flags)
     if not ok:  # pragma: no cover - OpenCV only fails on impossible inputs
         raise RuntimeError("cv2.imencode failed for JPEG")
-    out = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return buf.tobytes()
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """An encoded image (any format OpenCV reads) -> RGB uint8 ``HxWx3``."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:  # pragma: no cover - only for bytes that no encoder of ours wrote
+        raise RuntimeError("cv2.imdecode could not read the encoded image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def jpeg(img: np.ndarray, quality: int, subsampling: str = "4:2:0", progressive: bool = False) -> np.ndarray:
+    """JPEG encode/decode round trip at ``quality`` (1-100), chroma ``subsampling`` (a key of
+    :data:`JPEG_SUBSAMPLING`), baseline or ``progressive``; same dtype out. Progressive coding
+    changes the file, not the pixels (the same quantised coefficients, coded in several scans)."""
+    out = decode_rgb(jpeg_encode(img, quality, subsampling, progressive))
     return out if img.dtype == np.uint8 else to_float(out)
 
 

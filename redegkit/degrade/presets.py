@@ -1,13 +1,25 @@
 """Built-in presets, written in the same preset language a recipe's ``[presets.NAME]`` uses.
 
-They are plain dicts (helper functions only avoid repeating the same table); each is validated
-into a :class:`~redegkit.degrade.spec.Preset` on first use. Ranges are the published ones; every
-simplification against the original implementation is listed in the preset's description.
+The published models (``realesrgan``, ``bsrgan``, ``redeg-matched``) are plain dicts here (helper
+functions only avoid repeating the same table): their ranges are the published ones, and every
+simplification against the original implementation is listed in the preset's description. The
+presets of our own design are TOML files in ``redegkit/presets/`` (``NAME.toml``: ``description``
+and ``steps``, the language of a recipe's ``[presets.NAME]``). Each is validated into a
+:class:`~redegkit.degrade.spec.Preset` on first use.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 _INTERP_ESRGAN = ["area", "bilinear", "bicubic"]  # Real-ESRGAN's F.interpolate modes
 _INTERP_BSRGAN = ["bilinear", "bicubic", "area"]  # BSRGAN's cv2 flags 1, 2, 3
@@ -313,9 +325,23 @@ def _redeg_matched() -> dict[str, Any]:
 
 REDEG_MATCHED: dict[str, Any] = _redeg_matched()
 
+
+def toml_presets(folder: Path = PRESET_DIR) -> dict[str, dict[str, Any]]:
+    """Every ``NAME.toml`` of ``folder`` as NAME -> its table (not validated yet)."""
+    out = {}
+    for path in sorted(folder.glob("*.toml")):
+        with path.open("rb") as f:
+            try:
+                out[path.stem] = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:  # pragma: no cover - the files ship with the package
+                raise RuntimeError(f"{path}: not valid TOML: {e}") from e
+    return out
+
+
 BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
     "realesrgan": REALESRGAN,
     "bsrgan": BSRGAN,
     "bsrgan-x2": BSRGAN_X2,
     "redeg-matched": REDEG_MATCHED,
+    **toml_presets(),
 }
