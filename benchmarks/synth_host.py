@@ -67,13 +67,15 @@ def old_engine(ref: str, workers: int, rounds: int, tmp: Path) -> dict:
 
 
 def _no_device_math(synth, ctx, batch):  # noqa: ANN001 - the degrade_batch signature
-    """The device stage's stand-in: the upload's one host copy (stacking the crops), then LQ zeros."""
+    """The device stage's stand-in: the upload's one host copy (the crops stacked into a reused
+    buffer, as on CUDA), then LQ zeros."""
     import numpy as np
     import torch
 
     from redegkit.synth.learned.device import LqGroup
 
-    np.stack(batch.hq)
+    buf = batch.staging.take((len(batch.hq), *batch.hq[0].shape))  # the reused (pinned, on CUDA) buffer
+    np.stack(batch.hq, out=buf.numpy())
     h, w = batch.hq[0].shape[:2]
     rows = [i for i, s in enumerate(batch.specs) if s.jpeg == 0]
     lq = torch.zeros((len(rows), h // batch.scale, w // batch.scale, 3), dtype=torch.uint8)
@@ -130,6 +132,7 @@ def new_engine(workers: int, rounds: int, tmp: Path) -> dict:
                 identity=torch.zeros(32), degnet_sha256="random", calibration=random_calibration(n),
                 synthesizer={"encoder": pack_module(e), "generator": pack_module(g)}, meta={"note": "random"})  # fmt: skip
     save_bank(tmp / "emb.pt", bank)
+    (tmp / "in").mkdir()
     made = make_inputs(tmp / "in", 132, 512)
     cfg = SynthConfig(bank=str(tmp / "emb.pt"), crop=256, stride=256, scale=4, batch=64, workers=workers,
                       png_level=1, device="cpu", tile=512, seed=0, noise_prob=0.5)  # fmt: skip

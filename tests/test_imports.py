@@ -33,7 +33,7 @@ for name, args in [
         app(args, prog_name="redeg")
     except SystemExit as e:
         codes[name] = e.code
-heavy = sorted(m for m in ("torch", "torchvision", "webdataset", "redegkit.synth.learned", "redegkit.bank")
+heavy = sorted(m for m in ("torch", "torchvision", "webdataset", "redegkit.synth.learned", "redegkit.bank.store")
                if m in sys.modules)
 sys.stderr.write("\nRESULT " + json.dumps({"codes": codes, "heavy": heavy}) + "\n")
 """

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from redegkit.bank.apply import Synthesizer
+from redegkit.cli import app
 from redegkit.degrade.ops import ImageTooSmallError
 from redegkit.io.shards import iter_samples
 from redegkit.io.sources import list_sources
@@ -179,7 +181,6 @@ def test_learned_workers_die_with_a_killed_main_process(tmp_path):
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     if not sys.platform.startswith("linux"):
@@ -224,49 +225,51 @@ def test_learned_workers_die_with_a_killed_main_process(tmp_path):
     assert not alive, f"workers {alive} outlived the killed main process"
 
 
-def _limited_run(tmp_path: Path, args: list[str], limit: int) -> subprocess.CompletedProcess[str]:
-    """``redeg ARGS`` in a process that may write files of at most ``limit`` bytes (RLIMIT_FSIZE): a
-    real write error (EFBIG, as a full disk gives ENOSPC) from the kernel, no stand-in."""
-    code = (
-        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
-        "from redegkit.cli import main; sys.argv = ['redeg', *sys.argv[1:]]; main()"
-    )
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300
-    )
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 900 KiB tmpfs (a real file system that fills up: ENOSPC from the kernel, no stand-in);
+    skipped where this process may not mount one (not root, no tmpfs)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=900k", "tmpfs", str(disk)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip() or r.returncode})")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork") or os.name != "posix", reason="RLIMIT_FSIZE is POSIX")
-def test_a_failing_shard_writer_is_a_clear_error_and_keeps_finished_shards(tmp_path):
-    """The second shard cannot be written (a real EFBIG from the kernel): the CLI says so in one
-    line (exit 1, no traceback), the first shard stays, and --resume finishes the run."""
-    import cv2
-    import numpy as np
-
+def test_a_full_disk_is_a_clear_error_and_keeps_finished_shards(tmp_path, small_disk):
+    """The output disk fills up mid-run: the CLI says so in one line (exit 1, no traceback), the
+    shards finished before stay (with their markers), and once there is room --resume finishes
+    the run with the bytes of an uninterrupted one."""
     bank = make_bank(tmp_path / "bank")
     hq = tmp_path / "hq"
-    hq.mkdir()
-    rng = np.random.default_rng(0)
-    cv2.imwrite(str(hq / "a_small.png"), rng.integers(0, 256, (64, 64, 3), np.uint8))
-    cv2.imwrite(str(hq / "b_large.png"), rng.integers(0, 256, (256, 256, 3), np.uint8))  # ~200 KB of PNG
-    args = ["synthesize", "--bank", str(bank), str(hq), str(tmp_path / "out"), "--whole", "--tile", "64",
-            "--workers", "2", "--shard-count", "1", "--device", "cpu", "--quiet"]  # fmt: skip
-    # the chunk's crops (208,896 bytes of pixels) fit through shared memory (files too, under the
-    # limit); the large image's shard (its PNG, the LQ, the JSON: 215,040 bytes) does not
-    r = _limited_run(tmp_path, args, 212_000)
-    assert r.returncode == 1, r.stdout + r.stderr
-    out = " ".join((r.stdout + r.stderr).split())
-    assert "shard writer failed: OSError: [Errno 27] File too large" in out
-    assert "--resume" in out and "Traceback" not in out
-    assert sorted(p.name for p in (tmp_path / "out").glob("shard-*")) == [
-        "shard-000000.tar",
-        "shard-000000.tar.json",
+    for i in range(4):
+        shrunk_examples(hq / f"d{i}", ("astronaut", "brick", "chelsea", "coffee"), 64)
+    opts = ["--crop", "32", "--workers", "2", "--shard-count", "8", "--device", "cpu", "--quiet"]
+    full = tmp_path / "full"
+    r = CliRunner().invoke(app, ["synthesize", "--bank", str(bank), str(hq), str(full), *opts])
+    assert r.exit_code == 0, r.output
+    # 680 KiB of shards: with the part files they are made from, more than the disk holds (the first
+    # shard always fits: both chunks' parts, under 700 KiB, and its own 90)
+    assert sum(p.stat().st_size for p in full.glob("*.tar")) > 600 << 10
+    out = small_disk / "out"
+    r = CliRunner().invoke(app, ["synthesize", "--bank", str(bank), str(hq), str(out), *opts])
+    assert r.exit_code == 1, r.output
+    said = " ".join(r.output.split())
+    assert "shard writer failed: OSError: [Errno 28] No space left on device" in said
+    assert "--resume" in said and "Traceback" not in said
+    kept = sorted(out.glob("*.tar"))
+    assert kept and all(p.with_name(p.name + ".json").is_file() for p in kept)
+    for p in kept:  # finished shards are whole
+        assert p.read_bytes() == (full / p.name).read_bytes()
+    subprocess.run(["mount", "-o", "remount,size=4m", str(small_disk)], check=True)
+    r = CliRunner().invoke(app, ["synthesize", "--bank", str(bank), str(hq), str(out), *opts, "--resume"])
+    assert r.exit_code == 0, r.output
+    assert [p.read_bytes() for p in sorted(out.glob("*.tar"))] == [
+        p.read_bytes() for p in sorted(full.glob("*.tar"))
     ]
-    r = _limited_run(tmp_path, [*args, "--resume"], 10_000_000)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert sum(1 for _ in iter_samples(str(tmp_path / "out"))) == 2
+    assert not (out / ".redeg-parts").exists() and not list(out.glob(".*.tmp"))
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc")

@@ -289,9 +289,9 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path: Path, bank_path:
         def runtime(self):
             return producer.runtime()
 
-        def results(self, todo, c, pool):
+        def results(self, todo, c, pool, target):
             n = 0
-            for chunk in producer.results(todo, c, pool):
+            for chunk in producer.results(todo, c, pool, target):
                 for done in chunk.inputs:
                     if n == 2:
                         raise KeyboardInterrupt

@@ -171,7 +171,7 @@ def downsample_u8(img: np.ndarray, scale: int, interp: str) -> np.ndarray:
         return img
     import torch
 
-    from ..bank.apply import finalize
+    from ..bank.operators import finalize
 
     t = u8_to_unit(torch.from_numpy(img).permute(2, 0, 1)[None])
     return finalize(t, scale=scale, interps=[interp], sigmas=[0.0], seeds=[0])[0].numpy()

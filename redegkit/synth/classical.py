@@ -23,7 +23,7 @@ from ..rng import sample_rng
 from .config import SynthConfig
 from .core import chunked
 from .crops import INPUT_ERRORS, cut_crops, failure_record, sample_json
-from .messages import EncodedChunk, InputDone, WorkItem
+from .messages import EncodedChunk, InputDone, RunTarget, WorkItem
 
 
 class PresetDegrader:
@@ -114,7 +114,9 @@ class ClassicalProducer:
         PresetDegrader(cfg.preset or "realesrgan", user_presets, cfg.scale)
         return functools.partial(ClassicalState.build, cfg.model_dump_json(), user_presets)
 
-    def results(self, todo: list[WorkItem], cfg: SynthConfig, pool: WorkerPool) -> Iterator[EncodedChunk]:
+    def results(
+        self, todo: list[WorkItem], cfg: SynthConfig, pool: WorkerPool, target: RunTarget
+    ) -> Iterator[EncodedChunk]:
         # one input per task: an image's crops and degradations are milliseconds to seconds
         yield from pool.map_ordered(classical_chunk, chunked(todo, 1), window=4 * pool.workers)
 

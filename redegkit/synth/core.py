@@ -30,7 +30,7 @@ from ..io.shards import ShardWriter, find_resume_point, own_shards, shard_name
 from ..io.sources import Source
 from ..run import RunContext
 from .config import SynthConfig
-from .messages import EncodedChunk, WorkItem, new_timings
+from .messages import EncodedChunk, RunTarget, WorkItem, new_timings
 
 
 class Producer(Protocol):
@@ -40,8 +40,11 @@ class Producer(Protocol):
         """A picklable factory of the state every worker (and an inline run) needs."""
         ...
 
-    def results(self, todo: list[WorkItem], cfg: SynthConfig, pool: WorkerPool) -> Iterator[EncodedChunk]:
-        """The inputs' samples, encoded, in input order."""
+    def results(
+        self, todo: list[WorkItem], cfg: SynthConfig, pool: WorkerPool, target: RunTarget
+    ) -> Iterator[EncodedChunk]:
+        """The inputs' samples, encoded, in input order (their members as bytes, or as part files
+        under ``target`` written by the workers)."""
         ...
 
     def runtime(self) -> dict[str, Any]:
@@ -153,7 +156,8 @@ def run_synthesis(
             start_input=rp.next_input,
             submit=pool.submit,
         )
-        tally = _write_all(producer.results(todo, cfg, pool), writer, progress)
+        target = RunTarget(out, cfg.prefix, rank)
+        tally = _write_all(producer.results(todo, cfg, pool, target), writer, progress)
     elapsed = time.perf_counter() - t_start
     prior = [f for m in rp.done for f in m.get("failures", [])]
     all_shards = [m["shard"] for m in rp.done] + [m["shard"] for m in writer.written]
@@ -209,6 +213,8 @@ def _write_all(
                 tally.skipped += [done.skipped] if done.skipped else []
                 if progress is not None:
                     progress(1, samples=tally.samples, failed=len(tally.failures))
+            for path in {r.path for d in chunk.inputs if isinstance(d.members, tuple) for r in d.members}:
+                writer.seal(path)  # the chunk's part files get no more members
             tally.timings["write"] += time.perf_counter() - tw
             for k, v in chunk.timings.items():
                 tally.timings[k] = tally.timings.get(k, 0.0) + v

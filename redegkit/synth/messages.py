@@ -10,9 +10,24 @@ writer. The learned producer's own messages (plans, crops, device batches, sink 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ..io.shards import PartRef, part_path
 from ..io.sources import Source
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """Where a run writes (what a producer needs whose workers write part files)."""
+
+    out: Path
+    prefix: str
+    rank: int
+
+    def part(self, first_input: int, kind: str) -> str:
+        """The ``kind`` part file of the chunk of inputs that starts at ``first_input``."""
+        return str(part_path(self.out, self.prefix, self.rank, first_input, kind))
 
 
 @dataclass(frozen=True)
@@ -30,7 +45,7 @@ class InputDone:
 
     index: int
     keys: list[str] = field(default_factory=list)
-    members: bytes = b""
+    members: bytes | tuple[PartRef, ...] = b""  # the bytes, or where workers wrote them (in order)
     payload: int = 0  # the samples' field bytes (what a shard's max_bytes counts)
     failure: dict[str, Any] | None = None
     skipped: dict[str, Any] | None = None

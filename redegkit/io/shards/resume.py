@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ...weights import sha256_file
-from .write import MARKER_SUFFIX, shard_name
+from .write import MARKER_SUFFIX, PARTS_DIR, shard_name
 
 
 def _shard_re(prefix: str, rank: int, world: int) -> re.Pattern:
@@ -55,6 +55,9 @@ def find_resume_point(
     pat = _shard_re(prefix, rank, world)
     tmp_pat = re.compile(rf"^\.{re.escape(shard_name(prefix, 0, rank, world)[:-10])}")
     tars: dict[int, Path] = {}
+    for p in sorted((out / PARTS_DIR).glob(f"{prefix}-r{rank:03d}-*.part")):  # a run's leftovers
+        p.unlink(missing_ok=True)
+        rp.removed.append(f"{PARTS_DIR}/{p.name}")
     for p in out.iterdir():
         m = pat.match(p.name)
         if m:

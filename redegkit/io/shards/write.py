@@ -50,6 +50,13 @@ SHARD_FORMAT = 2
 Bytes = bytes | bytearray | memoryview
 
 
+def part_path(out_dir: str | Path, prefix: str, rank: int, first_input: int, kind: str = "") -> Path:
+    """Where a worker writes (``kind``) members of the chunk of inputs starting at ``first_input``."""
+    return (
+        Path(out_dir) / PARTS_DIR / f"{prefix}-r{rank:03d}-{first_input:09d}{'-' + kind if kind else ''}.part"
+    )
+
+
 def shard_name(prefix: str, index: int, rank: int = 0, world: int = 1) -> str:
     """``shard-000012.tar`` on one process; ``shard-r003-000012.tar`` for rank 3 of several."""
     if world > 1:
@@ -98,23 +105,69 @@ def sample_members(key: str, fields: dict[str, Bytes]) -> tuple[bytes, int]:
 
 
 @dataclass(frozen=True)
+class PartRef:
+    """Tar members already written by a worker: ``length`` bytes at ``offset`` of the part file
+    ``path`` (so their bytes never pass through the process that orders the shard)."""
+
+    path: str
+    offset: int
+    length: int
+
+
+PARTS_DIR = ".redeg-parts"  # where workers write part files, inside the output folder
+
+
+@dataclass(frozen=True)
 class ShardJob:
-    """A shard whose bytes are all written (under ``tmp``): what :func:`finish_shard` completes."""
+    """A shard whose contents are complete: written under ``tmp`` (closed, with its end blocks),
+    or to be assembled there from ``parts`` (in order) by :func:`finish_shard`."""
 
     tmp: str
     final: str
     meta: dict[str, Any]  # the marker without ``sha256`` and ``bytes``
+    parts: tuple[PartRef, ...] = ()
+
+
+def _assemble(job: ShardJob, h: Any) -> int:
+    """Write the parts' pieces into ``job.tmp`` in order (then the end blocks), hashing as it
+    goes -> bytes."""
+    size = 0
+    files: dict[str, Any] = {}
+    try:
+        with open(job.tmp, "wb") as out:
+            for ref in job.parts:
+                f = files.get(ref.path) or files.setdefault(ref.path, open(ref.path, "rb"))
+                f.seek(ref.offset)
+                chunk = f.read(ref.length)
+                if len(chunk) != ref.length:
+                    raise OSError(f"{ref.path}: ends before offset {ref.offset + ref.length}")
+                out.write(chunk)
+                h.update(chunk)
+                size += len(chunk)
+            end = tar_end(size)
+            out.write(end)
+            h.update(end)
+            out.flush()
+            os.fsync(out.fileno())
+    finally:
+        for f in files.values():
+            f.close()
+    return size + len(end)
 
 
 def finish_shard(job: ShardJob) -> dict[str, Any]:
-    """The post-shard step: hash and fsync the written tar, rename it to its final name, then
-    write its done marker (last: a tar without a marker is redone by ``--resume``) -> the marker."""
+    """The post-shard step: assemble the parts (or hash the written tar), fsync, rename the tar to
+    its final name, then write its done marker (last: a tar without a marker is redone by
+    ``--resume``) -> the marker."""
     h, size = hashlib.sha256(), 0
-    with open(job.tmp, "rb+") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-        os.fsync(f.fileno())
+    if job.parts:
+        size = _assemble(job, h)
+    else:
+        with open(job.tmp, "rb+") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+            os.fsync(f.fileno())
     os.replace(job.tmp, job.final)
     meta = {**job.meta, "bytes": size, "sha256": h.hexdigest()}
     final = Path(job.final)
@@ -133,10 +186,11 @@ class ShardWriterError(RuntimeError):
 @dataclass
 class _Open:
     tmp: Path
-    file: Any
+    file: Any  # None when the shard is assembled from parts
     size: int = 0
     keys: list[str] = field(default_factory=list)
     payload: int = 0
+    parts: list[PartRef] = field(default_factory=list)
 
 
 class ShardWriter:
@@ -176,26 +230,37 @@ class ShardWriter:
         self._open: _Open | None = None
         self._failures: list[dict[str, Any]] = []
         self._jobs: list[Future | dict[str, Any]] = []
+        self._job_parts: list[set[str]] = []  # per job: the part files it reads (until it is done)
+        self._users: dict[str, int] = {}  # part file -> shard jobs not yet done that read it
+        self._sealed: set[str] = set()  # part files that will get no more members
         self.written: list[dict[str, Any]] = []  # the finished shards' markers, in order (after close)
 
     @property
     def current_name(self) -> str:
         return shard_name(self.prefix, self.index, self.rank, self.world)
 
-    def add(self, keys: list[str], members: Bytes, payload: int) -> None:
-        """Append the tar members of ``keys`` (consecutive samples of the current input)."""
+    def add(self, keys: list[str], members: Bytes | tuple[PartRef, ...], payload: int) -> None:
+        """Append the tar members of ``keys`` (consecutive samples of the current input): their
+        bytes, or :class:`PartRef` s to where workers wrote them, in order (a shard takes one or
+        the other)."""
         if not keys:
             return
+        parts = isinstance(members, tuple)
         try:
             if self._open is None:
                 final = self.out / self.current_name
                 tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-                self._open = _Open(tmp, open(tmp, "wb"))
+                self._open = _Open(tmp, None if parts else open(tmp, "wb"))
             o = self._open
-            o.file.write(members)
+            if isinstance(members, tuple):
+                assert o.file is None, "a shard is written from bytes or from parts, not both"
+                o.parts.extend(members)
+                o.size += sum(r.length for r in members)
+            else:
+                o.file.write(members)
+                o.size += memoryview(members).nbytes  # type: ignore[arg-type]
         except OSError as e:
             raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
-        o.size += memoryview(members).nbytes
         o.keys.extend(keys)
         o.payload += payload
 
@@ -216,11 +281,12 @@ class ShardWriter:
         o = self._open
         if o is None:
             return
-        try:
-            o.file.write(tar_end(o.size))
-            o.file.close()
-        except OSError as e:
-            raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
+        if o.file is not None:
+            try:
+                o.file.write(tar_end(o.size))
+                o.file.close()
+            except OSError as e:
+                raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
         meta = {
             "shard": self.current_name,
             "count": len(o.keys),
@@ -230,11 +296,35 @@ class ShardWriter:
             "shard_format": SHARD_FORMAT,
             **self.extra_meta,
         }
-        job = ShardJob(str(o.tmp), str(self.out / self.current_name), meta)
+        job = ShardJob(str(o.tmp), str(self.out / self.current_name), meta, tuple(o.parts))
+        for ref in o.parts:
+            self._users[ref.path] = self._users.get(ref.path, 0) + 1
         self._jobs.append(self._submit(_finish_task, job) if self._submit is not None else finish_shard(job))
+        self._job_parts.append({r.path for r in o.parts})
         self.index += 1
         self.input_start = self.next_input
         self._open, self._failures = None, []
+        self._reap()
+
+    def seal(self, path: str) -> None:
+        """No more members will come from part file ``path``: delete it once its shards are done."""
+        self._sealed.add(path)
+        self._reap()
+
+    def _reap(self, wait: bool = False) -> None:
+        """Delete the sealed part files that no pending or open shard still needs."""
+        for k, j in enumerate(self._jobs):
+            if self._job_parts[k] and (wait or not isinstance(j, Future) or j.done()):
+                if isinstance(j, Future):
+                    j.exception()  # wait; an error is raised by close()
+                for path in self._job_parts[k]:
+                    self._users[path] -= 1
+                self._job_parts[k] = set()
+        open_parts = {r.path for r in self._open.parts} if self._open is not None else set()
+        for path in [p for p in self._sealed if self._users.get(p, 0) == 0 and p not in open_parts]:
+            Path(path).unlink(missing_ok=True)
+            self._sealed.discard(path)
+            self._users.pop(path, None)
 
     def close(self) -> list[dict[str, Any]]:
         """Close the last (partial) shard and wait for every post-shard step -> the markers of
@@ -245,6 +335,13 @@ class ShardWriter:
             self.written = [j.result() if isinstance(j, Future) else j for j in self._jobs]
         except OSError as e:
             raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
+        self._reap(wait=True)
+        for path in list(self._users):  # every shard is done: no part file is needed any more
+            Path(path).unlink(missing_ok=True)
+        self._users.clear()
+        parts = self.out / PARTS_DIR
+        if parts.is_dir() and not any(parts.iterdir()):
+            parts.rmdir()
         return self.written
 
     @property
@@ -260,7 +357,7 @@ class ShardWriter:
                 except Exception:  # reported by the error that aborts the run; resume redoes it
                     pass
         o, self._open = self._open, None
-        if o is None:
+        if o is None or o.file is None:
             return
         try:
             o.file.close()  # flushes: on a full disk that fails again

@@ -51,10 +51,11 @@ class DeviceBatch:
     scale: int
     tile_batch: int  # tiles per forward of a tiled image
     steps: tuple[PostStep, ...] = ()  # the run's post steps (each sample's parameters: specs[i].steps)
+    staging: Staging | None = None  # reused pinned upload buffers (CUDA)
 
     def one(self, i: int) -> DeviceBatch:
         return DeviceBatch([self.hq[i]], self.z[i : i + 1], [self.posts[i]], [self.specs[i]], self.tiles,
-                           self.scale, self.tile_batch, self.steps)  # fmt: skip
+                           self.scale, self.tile_batch, self.steps, self.staging)  # fmt: skip
 
 
 @dataclass
@@ -67,13 +68,35 @@ class LqGroup:
     host: bool
 
 
-def upload(ctx: RunContext, crops: list[np.ndarray]) -> torch.Tensor:
-    """uint8 crops [h, w, 3] -> float [N, 3, h, w] in [-1, 1] on the device (one pinned upload of
-    the uint8 bytes on CUDA, converted there)."""
-    x8 = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)
-    if ctx.cuda:
-        x8 = x8.pin_memory()
-    return ctx.to_device(x8).contiguous()
+class Staging:
+    """Reused host buffers for the uploads: on CUDA pinned memory (the one host copy of a batch's
+    crops, then a DMA), a ring of ``depth`` per shape so a buffer is not overwritten while the
+    copy from it may still run (``depth`` > the batches in flight)."""
+
+    def __init__(self, pinned: bool, depth: int = IN_FLIGHT + 2) -> None:
+        self.pinned, self.depth = pinned, depth
+        self.rings: dict[tuple[int, ...], list[torch.Tensor]] = {}
+        self.next: dict[tuple[int, ...], int] = {}
+
+    def take(self, shape: tuple[int, ...]) -> torch.Tensor:
+        ring = self.rings.setdefault(shape, [])
+        k = self.next.get(shape, 0)
+        if len(ring) <= k:
+            ring.append(torch.empty(shape, dtype=torch.uint8, pin_memory=self.pinned))
+        self.next[shape] = (k + 1) % self.depth
+        return ring[k]
+
+
+def upload(ctx: RunContext, crops: list[np.ndarray], staging: Staging | None = None) -> torch.Tensor:
+    """uint8 crops [h, w, 3] -> float [N, 3, h, w] in [-1, 1] on the device: on CUDA one copy of
+    the crops into a reused pinned buffer, one DMA of the uint8 bytes, converted there."""
+    if not ctx.cuda:
+        x8 = torch.from_numpy(crops[0][None] if len(crops) == 1 else np.stack(crops))
+        return ctx.to_device(x8.permute(0, 3, 1, 2)).contiguous()
+    staging = staging or Staging(pinned=True)
+    buf = staging.take((len(crops), *crops[0].shape))
+    np.stack(crops, out=buf.numpy())
+    return ctx.to_device(buf.permute(0, 3, 1, 2)).contiguous()
 
 
 def _synthesize(synth: Synthesizer, batch: DeviceBatch, hq: torch.Tensor) -> torch.Tensor:
@@ -94,7 +117,7 @@ def degrade_batch(synth: Synthesizer, ctx: RunContext, batch: DeviceBatch) -> li
     n = len(batch.hq)
     if n > 1 and not ctx.cuda:
         return [LqGroup([i], g.lq, g.host) for i in range(n) for g in degrade_batch(synth, ctx, batch.one(i))]
-    hq = upload(ctx, batch.hq)
+    hq = upload(ctx, batch.hq, batch.staging)
     y = _synthesize(synth, batch, hq)
     if any(p is not None for p in batch.posts):
         y = apply_calibration(y, hq, batch.posts)
@@ -134,6 +157,7 @@ class DeviceStage:
                  degrade: Callable[..., list[LqGroup]] = degrade_batch) -> None:  # fmt: skip
         self.synth, self.ctx, self.embeddings, self.calibration = synth, ctx, embeddings, calibration
         self.steps = steps
+        self.staging = Staging(pinned=ctx.cuda)
         self.scale, self.batch, self.degrade = scale, max(1, batch), degrade
         self.pending: list[DeviceItem] = []
         self.inflight: deque[tuple[list[DeviceItem], list[LqGroup], Any]] = deque()
@@ -178,7 +202,7 @@ class DeviceStage:
         batch = DeviceBatch(
             [it.hq for it in items], np.stack([self.z_of(it.spec) for it in items]).astype(np.float32, copy=False),
             [self.post_of(it.spec) for it in items], [it.spec for it in items], items[0].tiles, self.scale,
-            self.batch, self.steps,
+            self.batch, self.steps, self.staging,
         )  # fmt: skip
         try:
             groups = self.degrade(self.synth, self.ctx, batch)

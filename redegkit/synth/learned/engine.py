@@ -28,16 +28,17 @@ import torch
 from ...bank import Bank, cluster_bank
 from ...bank.apply import Synthesizer
 from ...io.pool import WorkerPool
+from ...io.shards import PartRef
 from ...run import RunContext
 from ..config import SynthConfig
 from ..core import chunked
-from ..messages import EncodedChunk, WorkItem
+from ..messages import EncodedChunk, InputDone, RunTarget, WorkItem
 from .device import DeviceItem, DeviceStage, Landed, LqGroup, degrade_batch
 from .pixels import ImagePack
 from .plan import Calibration, ChoiceTable, parse_mix_preset
 from .post import STEPS, PostStep
-from .sink import LqRef, SinkInput, SinkJob, encode_chunk
-from .source import SourceChunk, SourceState, _plan_tiles, read_chunk
+from .sink import LqRef, SinkDone, SinkJob, encode_lqs
+from .source import SourceChunk, SourceState, SourceTask, _plan_tiles, read_chunk
 
 TARGET_SAMPLES_PER_TASK = 32  # a source task's size: about this many samples (a task costs ~0.3 ms)
 MAX_INPUTS_PER_TASK = 8
@@ -45,14 +46,15 @@ MAX_INPUTS_PER_TASK = 8
 
 @dataclass
 class _Open:
-    """A source chunk on its way: where each sample's LQ is, once it is known."""
+    """A source chunk on its way: where each learned sample's LQ is, once it is known (index:
+    the sample's position among the chunk's learned samples)."""
 
     chunk: SourceChunk
     lq: list[LqRef | None]
-    missing: int  # learned samples whose LQ has not landed
-    packs: list[ImagePack] = field(default_factory=list)  # packs[0]: the chunk's hybrid LQs
+    missing: int = 0  # learned samples whose LQ has not landed
+    packs: list[ImagePack] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)  # input position -> why the device failed it
-    future: Future[EncodedChunk] | None = None
+    future: Future[SinkDone] | None = None
 
     def add_pack(self, pack: ImagePack) -> int:
         for i, p in enumerate(self.packs):
@@ -125,7 +127,9 @@ class LearnedProducer:
                                      static_batch=cfg.batch)  # fmt: skip
         return self.synth
 
-    def results(self, todo: list[WorkItem], cfg: SynthConfig, pool: WorkerPool) -> Iterator[EncodedChunk]:
+    def results(
+        self, todo: list[WorkItem], cfg: SynthConfig, pool: WorkerPool, target: RunTarget
+    ) -> Iterator[EncodedChunk]:
         synth = self._synthesizer(cfg)
         assert self.ctx is not None
         stage = DeviceStage(synth, self.ctx, embeddings=self.bank.embeddings.float().numpy(),
@@ -134,74 +138,95 @@ class LearnedProducer:
         opened: deque[_Open] = deque()
         chunker = _Chunker()
         limit = 2 * pool.workers + 4  # finished chunks waiting to be written, at most
-        source = pool.map_ordered(read_chunk, chunked(todo, chunker.size), window=2 * pool.workers + 1)
-        for sc in source:
+        tasks = (SourceTask(c, target.part(c[0].index, "src")) for c in chunked(todo, chunker.size))
+        for sc in pool.map_ordered(read_chunk, tasks, window=2 * pool.workers + 1):
             chunker.observe(sc)
-            op = _Open(sc, [None] * len(sc.hq), 0, [sc.ready])
+            op = _Open(sc, [None] * len(sc.hq))
             opened.append(op)
             for item in _device_items(op, cfg, int(self.encoder.multiple)):
                 _landed(stage.add(item))
-            self._submit_ready(opened, pool, cfg)
+            self._submit_ready(opened, pool, cfg, target)
             yield from _finished(opened, block_above=limit)
         _landed(stage.flush())
-        self._submit_ready(opened, pool, cfg)
+        self._submit_ready(opened, pool, cfg, target)
         yield from _finished(opened, block_above=0)
 
-    def _submit_ready(self, opened: deque[_Open], pool: WorkerPool, cfg: SynthConfig) -> None:
+    def _submit_ready(
+        self, opened: deque[_Open], pool: WorkerPool, cfg: SynthConfig, target: RunTarget
+    ) -> None:
         for op in opened:
             if op.future is None and op.missing == 0:
-                op.future = pool.submit(encode_chunk, _sink_job(op, cfg))
+                job = _sink_job(op, cfg, target.part(op.chunk.inputs[0].index, "lq"))
+                op.future = pool.submit(encode_lqs, job)
 
 
 def _device_items(op: _Open, cfg: SynthConfig, multiple: int) -> Iterator[DeviceItem]:
-    p = 0
+    n = 0
     for ip, inp in enumerate(op.chunk.inputs):
         for s in inp.samples:
             if s.spec is not None:
-                hq = op.chunk.hq.view(p)
+                hq = op.chunk.hq.view(n)
                 tiles = _plan_tiles(hq.shape[0], hq.shape[1], cfg.tile, cfg.tile_overlap, multiple)
                 op.missing += 1
-                yield DeviceItem(hq, s.spec, tiles, (op, p, ip))
-            p += 1
+                yield DeviceItem(hq, s.spec, tiles, (op, n, ip))
+                n += 1
 
 
 def _landed(batches: list[Landed]) -> None:
     """Record where each landed sample's LQ is (or that the device failed its input)."""
     for b in batches:
         for item in b.items if b.error else ():
-            op, p, ip = item.owner
+            op, n, ip = item.owner
             op.failed.setdefault(ip, f"synthesis failed on {op.chunk.inputs[ip].samples[0].key}: {b.error}")
             op.missing -= 1
         for g in b.groups:
             pack = ImagePack.of_batch(g.lq)
             for k, r in enumerate(g.rows):
-                op, p, _ = b.items[r].owner
-                op.lq[p] = LqRef(op.add_pack(pack), k, b.items[r].spec if g.host else None)
+                op, n, _ = b.items[r].owner
+                op.lq[n] = LqRef(op.add_pack(pack), k, b.items[r].spec if g.host else None)
                 op.missing -= 1
 
 
-def _sink_job(op: _Open, cfg: SynthConfig) -> SinkJob:
-    inputs, hq_rows, lq = [], [], []
-    p, ready = 0, 0
+def _sink_job(op: _Open, cfg: SynthConfig, part: str) -> SinkJob:
+    """The chunk's learned samples whose inputs the device did not fail, in order."""
+    keys, lq, n = [], [], 0
     for ip, inp in enumerate(op.chunk.inputs):
-        if ip in op.failed:
-            fail = {"path": inp.path, "reason": op.failed[ip], "kind": "failed"}
-            inputs.append(SinkInput(inp.index, failure=fail))
-        else:
-            inputs.append(SinkInput(inp.index, [s.key for s in inp.samples], [s.json for s in inp.samples],
-                                    inp.failure, inp.skipped))  # fmt: skip
         for s in inp.samples:
             if s.spec is None:
-                ref: LqRef | None = LqRef(0, ready)
-                ready += 1
-            else:
-                ref = op.lq[p]
+                continue
             if ip not in op.failed:
+                ref = op.lq[n]
                 assert ref is not None
-                hq_rows.append(p)
+                keys.append(s.key)
                 lq.append(ref)
-            p += 1
-    return SinkJob(inputs, op.chunk.hq, hq_rows, lq, op.packs, cfg.png_level, cfg.scale)
+            n += 1
+    return SinkJob(keys, lq, op.packs, cfg.png_level, cfg.scale, part)
+
+
+def _encoded(op: _Open, done: SinkDone) -> EncodedChunk:
+    """The chunk's inputs for the shard writer: per sample its source members (``hq.png``,
+    ``json``; a hybrid sample's ``lq.png`` too), then its ``lq.png`` from the sink."""
+    lq = iter(zip(done.members, done.payloads, strict=True))
+    out = []
+    for ip, inp in enumerate(op.chunk.inputs):
+        if ip in op.failed:
+            out.append(
+                InputDone(inp.index, failure={"path": inp.path, "reason": op.failed[ip], "kind": "failed"})
+            )
+            continue
+        pieces: list[PartRef] = []
+        payload = 0
+        for s in inp.samples:
+            pieces.append(s.members)
+            payload += s.payload
+            if s.spec is not None:
+                ref, n = next(lq)
+                pieces.append(ref)
+                payload += n
+        keys = [s.key for s in inp.samples]
+        out.append(InputDone(inp.index, keys, tuple(pieces), payload, inp.failure, inp.skipped))
+    timings = {**op.chunk.timings, "encode": op.chunk.timings.get("encode", 0.0) + done.seconds}
+    return EncodedChunk(out, timings)
 
 
 def _finished(opened: deque[_Open], block_above: int) -> Iterator[EncodedChunk]:
@@ -214,6 +239,4 @@ def _finished(opened: deque[_Open], block_above: int) -> Iterator[EncodedChunk]:
             return
         done = head.future.result()
         opened.popleft()
-        for k, v in head.chunk.timings.items():
-            done.timings[k] = done.timings.get(k, 0.0) + v
-        yield done
+        yield _encoded(head, done)

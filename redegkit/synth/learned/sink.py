@@ -1,23 +1,22 @@
-"""The sink stage of the learned path (runs in the pool's workers): a chunk's samples -> PNGs -> tar
-members, for the shard writer.
+"""The sink stage of the learned path (runs in the pool's workers): LQs -> ``lq.png`` tar members.
 
-A :class:`SinkJob` is one source chunk whose learned samples all have their LQ: the chunk's HQ
-pack, the packs holding its LQs (device batches, and the hybrid samples' own), and per sample
-where its LQ is. A calibrated-JPEG sample arrives at the HQ resolution and is finished here first
-(:func:`redegkit.bank.operators.finish_on_host`). The result is an
-:class:`~redegkit.synth.messages.EncodedChunk`; the main process only appends it.
+A :class:`SinkJob` holds a source chunk's learned samples once the device has made all their LQs:
+per sample its key and where its LQ is (image ``row`` of ``packs[pack]``). A calibrated-JPEG
+sample arrives at the HQ resolution and is finished here first
+(:func:`redegkit.bank.operators.finish_on_host`). The ``lq.png`` members go to the chunk's sink
+part file; what comes back is where each went. The shard writer's post-shard step puts a sample's
+source members (``hq.png``, ``json``) and its sink member in order.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
 from ...bank.operators import finish_on_host
 from ...io.images import encode_image
-from ...io.shards import sample_members
-from ..messages import EncodedChunk, InputDone
+from ...io.shards import PartRef, ShardWriterError, tar_member
 from .pixels import ImagePack
 from .plan import DeviceSpec
 
@@ -33,48 +32,47 @@ class LqRef:
 
 
 @dataclass
-class SinkInput:
-    index: int
-    keys: list[str] = field(default_factory=list)
-    jsons: list[bytes] = field(default_factory=list)
-    failure: dict[str, Any] | None = None
-    skipped: dict[str, Any] | None = None
-
-
-@dataclass
 class SinkJob:
-    """One chunk's samples, in order: ``hq_rows[k]`` is sample k's row in ``hq``, ``lq[k]`` its LQ."""
-
-    inputs: list[SinkInput]
-    hq: ImagePack
-    hq_rows: list[int]
+    keys: list[str]
     lq: list[LqRef]
     packs: list[ImagePack]
     png_level: int
     scale: int
+    part: str  # the part file the members go to
 
 
-def encode_chunk(_state: object, job: SinkJob) -> EncodedChunk:
-    """The task: PNG-encode a chunk's HQ crops and LQs and serialise every sample's tar members."""
+@dataclass
+class SinkDone:
+    """Per sample of the job: where its ``lq.png`` member is, and its PNG's bytes (payload)."""
+
+    members: list[PartRef]
+    payloads: list[int]
+    seconds: float
+
+
+def encode_lqs(_state: object, job: SinkJob) -> SinkDone:
+    """The task: finish (calibrated JPEG) and PNG-encode a chunk's LQs into its sink part file."""
+    try:
+        return _encode_lqs(job)
+    except OSError as e:  # writing the part file: a full disk, a lost mount
+        raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
+
+
+def _encode_lqs(job: SinkJob) -> SinkDone:
     t0 = time.perf_counter()
-    out, k = [], 0
-    for inp in job.inputs:
-        parts, payload = [], 0
-        for key, js in zip(inp.keys, inp.jsons, strict=True):
-            ref = job.lq[k]
+    Path(job.part).parent.mkdir(parents=True, exist_ok=True)
+    refs, payloads, offset = [], [], 0
+    with open(job.part, "wb") as part:
+        for key, ref in zip(job.keys, job.lq, strict=True):
             lq = job.packs[ref.pack].view(ref.row)
             if ref.finish is not None:
                 f = ref.finish
                 lq = finish_on_host(lq, jpeg=f.jpeg, scale=job.scale, interp=f.downsample, sigma=f.noise_sigma,
                                     seed=f.noise_seed)  # fmt: skip
-            fields = {
-                "hq.png": encode_image(job.hq.view(job.hq_rows[k]), "png", png_level=job.png_level),
-                "lq.png": encode_image(lq, "png", png_level=job.png_level),
-                "json": js,
-            }
-            members, n = sample_members(key, fields)
-            parts.append(members)
-            payload += n
-            k += 1
-        out.append(InputDone(inp.index, list(inp.keys), b"".join(parts), payload, inp.failure, inp.skipped))
-    return EncodedChunk(out, {"encode": time.perf_counter() - t0})
+            png = encode_image(lq, "png", png_level=job.png_level)
+            member = tar_member(f"{key}.lq.png", png)
+            part.write(member)
+            refs.append(PartRef(job.part, offset, len(member)))
+            payloads.append(len(png))
+            offset += len(member)
+    return SinkDone(refs, payloads, time.perf_counter() - t0)

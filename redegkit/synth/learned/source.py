@@ -1,21 +1,28 @@
 """The source stage of the learned path (runs in the pool's workers): read, decode and cut each
-input, draw every sample's plan, write its JSON, and run hybrid samples through their preset.
+input, draw every sample's plan, encode its HQ PNG and write its JSON; hybrid samples go through
+their preset here and are finished whole.
 
-One task is a chunk of consecutive inputs -> one :class:`SourceChunk`: the crops in one
-:class:`~.pixels.ImagePack` (shared memory, not the pipe), the hybrid samples' finished LQs in a
-second one, and per sample its key, JSON and :class:`~.plan.DeviceSpec`.
+One task is a chunk of consecutive inputs -> one :class:`SourceChunk`. The samples' ``hq.png``
+and ``json`` tar members (all three members of a hybrid sample) go to the chunk's source part
+file, never through the main process; what comes back is small: per sample where its members are
+and its :class:`~.plan.DeviceSpec`, and the learned samples' crops in one
+:class:`~.pixels.ImagePack` (shared memory, not the pipe) for the device.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...bank.apply import TilePlan, plan_tiles
+from ...io.images import encode_image
+from ...io.shards import PartRef, ShardWriterError, sample_members
 from ...rng import sample_rng
 from ..classical import PresetDegrader
 from ..config import SynthConfig
@@ -28,11 +35,13 @@ from .post import PostStep, draw_post_steps
 
 @dataclass(frozen=True, slots=True)
 class SourceSample:
-    """One sample as the device stage sees it: ``spec`` None means a hybrid sample, finished by
-    its preset already (its LQ is the next one in the chunk's ``ready`` pack)."""
+    """One sample as the device stage sees it: its ``hq.png`` and ``json`` members are written
+    (``members``, in the chunk's source part file; ``payload``: their bytes); ``spec`` None means a
+    hybrid sample, finished by its preset, whose ``lq.png`` member is written there too."""
 
     key: str
-    json: bytes
+    members: PartRef
+    payload: int
     spec: DeviceSpec | None
 
 
@@ -47,13 +56,20 @@ class SourceInput:
 
 @dataclass
 class SourceChunk:
-    """Consecutive inputs: their samples in order, every sample's HQ crop (``hq``, in the same
-    order) and the hybrid samples' LQs (``ready``, in their order)."""
+    """Consecutive inputs: their samples in order, and the learned samples' HQ crops (``hq``, in
+    the same order) for the device."""
 
     inputs: list[SourceInput]
     hq: ImagePack
-    ready: ImagePack
     timings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class SourceTask:
+    """Consecutive inputs, and the part file their samples' members go to."""
+
+    items: list[WorkItem]
+    part: str
 
 
 @dataclass
@@ -87,18 +103,56 @@ def _plan_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> TileP
     return plan_tiles(h, w, tile, overlap, multiple)
 
 
-def _learned_sample(state: SourceState, key: str, meta: dict[str, Any]) -> SourceSample:
+class _PartWriter:
+    """Appends tar members to a part file -> where each sample's went."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.path, self.file, self.offset = path, open(path, "wb"), 0
+        except OSError as e:
+            raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
+
+    def write(self, key: str, fields: dict[str, bytes]) -> tuple[PartRef, int]:
+        members, payload = sample_members(key, fields)
+        try:
+            self.file.write(members)
+        except OSError as e:
+            raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
+        ref = PartRef(self.path, self.offset, len(members))
+        self.offset += len(members)
+        return ref, payload
+
+
+def _learned_sample(state: SourceState, key: str, crop: np.ndarray, meta: dict[str, Any],
+                    part: _PartWriter) -> SourceSample:  # fmt: skip
     cfg = state.cfg
     bw, bh = meta["hq_size"]
     plan = draw_plan(cfg, state.table, state.calibration, key, len(state.tiles(bh, bw).grid))
     plan = draw_post_steps(state.steps, cfg, key, plan)
     meta["method"] = plan.method(state.provenance)
-    return SourceSample(key, sample_json(meta), device_spec(plan))
+    hq_png = encode_image(crop, "png", png_level=cfg.png_level)
+    ref, payload = part.write(key, {"hq.png": hq_png, "json": sample_json(meta)})
+    return SourceSample(key, ref, payload, device_spec(plan))
 
 
-def read_input(state: SourceState, item: WorkItem, hq: list[np.ndarray], ready: list[np.ndarray],
+def _hybrid_sample(state: SourceState, key: str, crop: np.ndarray, meta: dict[str, Any],
+                   part: _PartWriter) -> SourceSample:  # fmt: skip
+    """A sample through the run's classical preset, written whole (raises INPUT_ERRORS)."""
+    assert state.preset is not None
+    crop = np.ascontiguousarray(crop)
+    lq, method = state.preset(crop, sample_rng(state.cfg.seed, key))
+    meta["method"] = {**method, "hybrid": {"preset": state.preset.name, "share": state.share}}
+    level = state.cfg.png_level
+    fields = {"hq.png": encode_image(crop, "png", png_level=level), "lq.png": encode_image(lq, "png", png_level=level),
+              "json": sample_json(meta)}  # fmt: skip
+    ref, payload = part.write(key, fields)
+    return SourceSample(key, ref, payload, None)
+
+
+def read_input(state: SourceState, item: WorkItem, hq: list[np.ndarray], part: _PartWriter,
                t: dict[str, float]) -> SourceInput:  # fmt: skip
-    """One input: its crops appended to ``hq``, hybrid LQs to ``ready`` (nothing on a failure)."""
+    """One input: its samples' members into ``part``, its learned crops appended to ``hq``."""
     cfg, src = state.cfg, item.source
     crops = cut_crops(src, cfg, contiguous=False)
     for k, v in crops.timings.items():
@@ -107,35 +161,38 @@ def read_input(state: SourceState, item: WorkItem, hq: list[np.ndarray], ready: 
     if not crops.patches:
         return out
     t0 = time.perf_counter()
-    crops_of, lqs = [], []
+    learned = []
     for key, crop, meta in crops.patches:
         meta["lq_size"] = [meta["hq_size"][0] // cfg.scale, meta["hq_size"][1] // cfg.scale]
         if state.preset is None or not hybrid_coin(cfg, key, state.share):
-            out.samples.append(_learned_sample(state, key, meta))
-        else:
-            crop = np.ascontiguousarray(crop)
-            try:
-                lq, method = state.preset(crop, sample_rng(cfg.seed, key))
-            except INPUT_ERRORS as e:  # as in the classical path: an input problem fails the image
-                why = f"degradation failed on {key}: {type(e).__name__}: {e}"
-                return SourceInput(item.index, str(src.path), failure=failure_record(src, why))
-            meta["method"] = {**method, "hybrid": {"preset": state.preset.name, "share": state.share}}
-            out.samples.append(SourceSample(key, sample_json(meta), None))
-            lqs.append(lq)
-        crops_of.append(crop)
-    hq += crops_of
-    ready += lqs
-    t["degrade"] += time.perf_counter() - t0
+            out.samples.append(_learned_sample(state, key, crop, meta, part))
+            learned.append(crop)
+            continue
+        try:
+            out.samples.append(_hybrid_sample(state, key, crop, meta, part))
+        except INPUT_ERRORS as e:  # as in the classical path: an input problem fails the image
+            why = f"degradation failed on {key}: {type(e).__name__}: {e}"
+            return SourceInput(item.index, str(src.path), failure=failure_record(src, why))
+    hq += learned
+    t["encode"] += time.perf_counter() - t0
     return out
 
 
-def read_chunk(state: SourceState, chunk: list[WorkItem]) -> SourceChunk:
-    """The task: consecutive inputs -> a :class:`SourceChunk`."""
+def read_chunk(state: SourceState, task: SourceTask) -> SourceChunk:
+    """The task: consecutive inputs -> a :class:`SourceChunk` (their members in ``task.part``)."""
     t = new_timings()
     hq: list[np.ndarray] = []
-    ready: list[np.ndarray] = []
-    inputs = [read_input(state, item, hq, ready, t) for item in chunk]
+    part = _PartWriter(task.part)
+    try:
+        inputs = [read_input(state, item, hq, part, t) for item in task.items]
+        part.file.close()
+    except OSError as e:  # closing flushes: a full disk shows here
+        raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
+    finally:
+        if not part.file.closed:
+            with contextlib.suppress(OSError):  # already failing: the first error is the one to report
+                part.file.close()
     t0 = time.perf_counter()
-    packs = ImagePack.of(hq), ImagePack.of(ready)
+    pack = ImagePack.of(hq)
     t["read"] += time.perf_counter() - t0
-    return SourceChunk(inputs, packs[0], packs[1], t)
+    return SourceChunk(inputs, pack, t)
