@@ -317,8 +317,11 @@ def test_cli_bake_info_preview_merge_filter(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     from redegkit.io.images import decode_image
 
-    img = decode_image(sheet)  # 5 tiles (HQ, identity, 3 embeddings) of 192 px in one row
-    assert img.shape[1] == 5 * 192 + 6 * 4 and img.shape[0] == 192 + 2 * 4
+    # chelsea (451x300) shrunk to 64x43, enlarged 5x (nearest) to a short side >= 192: 320x215 tiles,
+    # an 18-px caption under each. Row 1: HQ | generator identity reconstruction; then per embedding
+    # (3): generator only | + calibration
+    img = decode_image(sheet)
+    assert img.shape[1] == 2 * 320 + 3 * 4 and img.shape[0] == 4 * (215 + 18) + 5 * 4
 
     merged = tmp_path / "merged.pt"
     r = runner.invoke(
