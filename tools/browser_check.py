@@ -271,7 +271,7 @@ def check_page(
                 raise TimeoutError("chromium did not open its DevTools port")
             time.sleep(0.05)
         port = port_file.read_text().splitlines()[0].strip()
-        targets = []
+        targets: list[dict[str, Any]] = []
         while not targets:
             from urllib.request import urlopen
 

@@ -173,10 +173,10 @@ def scan_folder(folder: Path, n_samples: int = 12) -> ShardScan:
                 sc.scales[str(meta.get("scale", "?"))] += 1
                 sc.versions[str(meta.get("redegkit_version", "?"))] += 1
                 sc.formats[str(meta.get("shard_format", 1))] += 1
-                for k, v in mv.numbers.items():
-                    sc.numbers[mv.name].setdefault(k, []).extend(v)
-                for k, v in mv.categories.items():
-                    sc.categories[mv.name].setdefault(k, Counter()).update(v)
+                for k, nums in mv.numbers.items():
+                    sc.numbers[mv.name].setdefault(k, []).extend(nums)
+                for k, cats in mv.categories.items():
+                    sc.categories[mv.name].setdefault(k, Counter()).update(cats)
                 if index in want and len(sc.shown) < n_samples:
                     sc.shown.append(
                         {
