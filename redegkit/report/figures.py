@@ -63,10 +63,11 @@ def bar_panels(
     fig, axes = _panels(len(values), cols, 3.6, 0.5 + 0.24 * len(labels))
     y = np.arange(len(labels))
     colours = ["#2f5fb3" if lab in highlight else "#9db3d8" for lab in labels]
-    for ax, (name, vals) in zip(axes, values.items(), strict=True):
+    ncol = max(1, min(cols, len(values)))
+    for i, (ax, (name, vals)) in enumerate(zip(axes, values.items(), strict=True)):
         v = np.array([np.nan if x is None else float(x) for x in vals])
         ax.barh(y, np.nan_to_num(v), color=colours)
-        ax.set_yticks(y, labels if ax is axes[0] or cols == 1 else [""] * len(labels))
+        ax.set_yticks(y, labels if i % ncol == 0 else [""] * len(labels))  # names on each row's first
         ax.invert_yaxis()
         _style(ax, name)
         ax.grid(True, axis="x", alpha=0.3)
