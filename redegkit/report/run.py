@@ -103,7 +103,16 @@ def run_report(folder: str | Path, *, n_previews: int = 2) -> Page:
         summary.append(("runtime", rep["runtime"]))
     if rep.get("failures"):
         summary.append(("failures", len(rep["failures"])))
-    parts: list[Any] = [kv(summary) if summary else note("(no report.json yet: the run may still be going)")]
+    files = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    summary.append(("files", ", ".join(files)))
+    parts: list[Any] = [kv(summary)]
+    if not rep:
+        parts.append(
+            note(
+                "No report.json here: fit-degradation writes it when a run ends (so this one has not "
+                "finished, or was stopped); train-sr does not write one."
+            )
+        )
     if bad:
         parts.append(note(f"{bad} line(s) of metrics.jsonl were not JSON records and were skipped."))
     parts.append(details("configuration (config.json)", pre_json(cfg)) if cfg else "")
