@@ -16,20 +16,23 @@ python "$here/make_demo_pairs.py" "$out/pairs"
 echo "== 2. fit the degradation (smoke recipe: tiny networks; 300 steps, about a minute on a CPU)"
 redeg fit-degradation --pairs "$out/pairs" --natural "$here" --recipe "$recipes/smoke.toml" \
     --out "$out/fit" --steps "${FIT_STEPS:-300}"
+redeg report "$out/fit" -o "$out/fit.html"                 # curves and previews, in a browser
 
 echo "== 3. bake the bank"
 redeg bake --model "$out/fit/last.pt" --pairs "$out/pairs" -o "$out/emb.pt"
-redeg bank info "$out/emb.pt"
+redeg bank info "$out/emb.pt" --html "$out/bank.html" --image "$here/chelsea.png"
 redeg bank preview "$out/emb.pt" --image "$here/chelsea.png" -o "$out/bank_preview.png" --n 4 --size 128
 
 echo "== 4. synthesize learned pairs (30% through realesrgan, hybrid)"
 redeg synthesize --bank "$out/emb.pt" --mix-preset realesrgan:0.3 --crop 128 --scale 4 \
     --overwrite "$here" "$out/shards"
-redeg shards info "$out/shards"
+redeg shards info "$out/shards" --html "$out/shards.html"
 
 echo "== 5. train a tiny F2N-ESRGAN on the shards, then upscale"
 redeg train-sr --shards "$out/shards" --recipe "$recipes/smoke.toml" --out "$out/sr"
+redeg report "$out/sr" -o "$out/sr.html"
 redeg upscale "$here/chelsea.png" "$out/restored" --model "$out/sr/net_g_ema.pt" --tile 128
 
 echo
 echo "done: bank $out/emb.pt, shards $out/shards, SR model $out/sr, restored image in $out/restored"
+echo "reports: $out/fit.html $out/bank.html $out/shards.html $out/sr.html"

@@ -8,7 +8,7 @@ out="${1:-out/quickstart}"
 
 redeg synthesize --preset realesrgan --crop 256 --scale 4 --seed 0 --workers 2 \
     --overwrite "$here" "$out/realesrgan"
-redeg shards info "$out/realesrgan"
+redeg shards info "$out/realesrgan" --html "$out/realesrgan.html"   # counts, parameters, samples
 redeg shards preview "$out/realesrgan" -o "$out/realesrgan_sheet.png" --n 6
 # for other trainers: paired folders (+ a dataset.yml to paste), and back into shards
 redeg export "$out/realesrgan" "$out/realesrgan_folders" --format folders --overwrite --quiet
@@ -35,3 +35,13 @@ print(f"read back {n} pairs with paired_dataset: lq {tuple(lq.shape)}, hq {tuple
 PY
 
 bash "$here/full_pipeline.sh" "$out/pipeline"
+
+cat <<MSG
+
+Reports to open in a browser (each one self-contained HTML file):
+  $out/realesrgan.html          classical shards: counts, size histograms, parameters, samples
+  $out/pipeline/fit.html        the fit: loss and validation curves, previews
+  $out/pipeline/bank.html       the bank: clusters (PCA), a preview per cluster centre, provenance
+  $out/pipeline/shards.html     the learned shards
+  $out/pipeline/sr.html         the SR training run
+MSG

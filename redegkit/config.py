@@ -21,7 +21,7 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -143,13 +143,35 @@ def _format_validation(err: ValidationError, where: str) -> str:
     return "\n".join(lines)
 
 
+M = TypeVar("M", bound=StrictModel)
+
+
+@overload
+def resolve_config(
+    section: str,
+    recipe: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    model: None = None,
+) -> StrictModel: ...
+
+
+@overload
+def resolve_config(
+    section: str,
+    recipe: str | Path | None,
+    overrides: dict[str, Any] | None,
+    model: type[M],
+) -> M: ...
+
+
 def resolve_config(
     section: str,
     recipe: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     model: type[StrictModel] | None = None,
 ) -> StrictModel:
-    """Defaults ← recipe table ``[section]`` ← overrides, validated into the stage model."""
+    """Defaults ← recipe table ``[section]`` ← overrides, validated into the stage model, or into
+    ``model`` when given (pass the section's own class to get a result of that type)."""
     model = model or section_model(section)
     data: dict[str, Any] = {}
     where = "defaults"

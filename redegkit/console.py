@@ -58,7 +58,7 @@ class RateColumn(TextColumn):
         super().__init__("")
         self.unit = unit
 
-    def render(self, task):  # type: ignore[override]
+    def render(self, task):
         speed = task.finished_speed or task.speed
         from rich.text import Text
 
@@ -90,10 +90,10 @@ def progress(description: str, total: int | None, unit: str = "it") -> Iterator[
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total, info="")
 
-        def advance(n: int = 1, **fields: object) -> None:
+        def advance(advance: int = 1, **fields: object) -> None:
             info = "  ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
             )
-            bar.update(task, advance=n, info=info)
+            bar.update(task, advance=advance, info=info)
 
         yield advance

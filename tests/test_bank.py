@@ -317,8 +317,11 @@ def test_cli_bake_info_preview_merge_filter(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     from redegkit.io.images import decode_image
 
-    img = decode_image(sheet)  # 5 tiles (HQ, identity, 3 embeddings) of 192 px in one row
-    assert img.shape[1] == 5 * 192 + 6 * 4 and img.shape[0] == 192 + 2 * 4
+    # chelsea (451x300) shrunk to 64x43, enlarged 5x (nearest) to a short side >= 192: 320x215 tiles,
+    # an 18-px caption under each. Row 1: HQ | generator identity reconstruction; then per embedding
+    # (3): generator only | + calibration
+    img = decode_image(sheet)
+    assert img.shape[1] == 2 * 320 + 3 * 4 and img.shape[0] == 4 * (215 + 18) + 5 * 4
 
     merged = tmp_path / "merged.pt"
     r = runner.invoke(
@@ -338,3 +341,55 @@ def test_cli_bake_info_preview_merge_filter(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "not a readable bank" in r.output
     r = runner.invoke(app, ["bake", "--from-official", str(tmp_path), "--pairs", str(pairs), "-o", str(emb)])
     assert r.exit_code == 2 and "net_deg_init" in r.output  # the missing official file is named
+
+
+def test_preview_tiles_say_what_they_show(bank_path: Path) -> None:
+    """bank preview: the identity tile is the generator's reconstruction (not the HQ); each
+    embedding's "+ calibration" tile is its generator output through the bank's calibration: equal
+    to it under an identity calibration, blocky under a JPEG q10 one; without calibration there is
+    no such tile; a cluster centre borrows its nearest member's calibration."""
+    from dataclasses import replace
+
+    from redegkit.bank.calibrate import identity_calibration
+    from redegkit.bank.cluster import cluster_bank
+    from redegkit.bank.preview import PreviewRenderer, preview_entries, render_preview
+    from redegkit.eval.stats import blockiness
+    from redegkit.io.images import decode_image
+
+    bank = load_bank(bank_path)
+    img = decode_image("examples/chelsea.png")
+    r = PreviewRenderer(bank, img, device="cpu", size=64)
+    assert max(r.image.shape[:2]) == 64 and not np.array_equal(r.identity(), r.image)
+    entries = preview_entries(bank, 3, centres=False)  # evenly spaced through the 4 embeddings
+    assert [e.calibration_index for e in entries] == [0, 2, 3] and entries[0].label.startswith("#0 ")
+
+    flat = replace(bank, calibration=identity_calibration(len(bank)))
+    raw, cal = PreviewRenderer(flat, img, device="cpu", size=64).entry(preview_entries(flat, 1, False)[0])
+    assert cal is not None and np.array_equal(raw, cal)
+    # an identity colour map takes the low frequencies from the HQ (the tiny generator's output is
+    # nearly flat grey), then JPEG q10 adds 8x8 blocks
+    colour = identity_calibration(len(bank))
+    colour["color"][:, :, :3] = torch.eye(3)
+    r = PreviewRenderer(replace(bank, calibration=colour), img, device="cpu", size=64)
+    raw, cal = r.entry(entries[0])
+    assert cal is not None
+    err = [float(np.abs(x.astype(float) - r.image).mean()) for x in (raw, cal)]
+    assert err[1] < err[0] - 10, err
+    colour["jpeg"][:] = 10
+    _, blocky = PreviewRenderer(replace(bank, calibration=colour), img, device="cpu", size=64).entry(
+        entries[0]
+    )
+    assert blocky is not None and blockiness(blocky) > blockiness(cal) + 0.05
+
+    bare = replace(bank, calibration=None)
+    assert all(e.calibration_index is None for e in preview_entries(bare, 3, False))
+    sheet = render_preview(bare, img, n=3, size=64, device="cpu")
+    assert sheet.shape[1] == 2 * 320 + 3 * 4  # rows of one tile (and HQ | identity on top): 2 columns
+    with_cal = render_preview(bank, img, n=3, size=64, device="cpu")
+    assert with_cal.shape == sheet.shape  # the same 2 columns; every row full now
+
+    cl = cluster_bank(bank)
+    for c, e in enumerate(preview_entries(bank, 0, centres=True)):
+        members = np.flatnonzero(cl.labels == c)
+        d = np.linalg.norm(bank.embeddings.numpy()[members] - cl.centres[c], axis=1)
+        assert e.calibration_index == int(members[np.argmin(d)]) and e.label.startswith(f"cluster {c} (n=")

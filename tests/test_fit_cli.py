@@ -51,6 +51,13 @@ def test_cli_smoke_run_then_resume(tmp_path):
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps[-1] == 6 and sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
 
+    # the run folder's HTML report: curves and the latest previews (>= 192-px tiles, not enlarged again)
+    r = runner.invoke(app, ["report", str(run), "-o", str(tmp_path / "fit.html"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["kind"] == "run"
+    html = (tmp_path / "fit.html").read_text()
+    assert "Training losses" in html and "step 6 (step_0000006.png, 788x" in html and "enlarged" not in html
+
 
 def test_cli_reports_a_corrupt_pair_with_exit_1(tmp_path):
     pairs = make_face_pairs(tmp_path / "pairs")

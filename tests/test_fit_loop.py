@@ -7,6 +7,7 @@ import logging
 import math
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -119,7 +120,10 @@ def test_validation_writes_metrics_preview_and_checkpoints(tmp_path, pairs_dir):
     assert res.val == {k: v for k, v in val[-1].items() if k not in ("split", "step")}
     grid = cv2.imread(str(run / "previews" / "step_0000004.png"))
     n = min(smoke().preview_rows, res.n_val_pairs)
-    assert grid.shape == (n * 64 + (n + 1) * 4, 4 * 64 + 5 * 4, 3)
+    # 64-px crops enlarged 3x (nearest) to 192 px; an 18-px caption bar under the first row
+    assert grid.shape == (n * 192 + 18 + (n + 1) * 4, 4 * 192 + 5 * 4, 3)
+    tile = grid[4 + 18 + 4 + 192 : 4 + 18 + 4 + 2 * 192, 4:196] if n > 1 else grid[4:196, 4:196]
+    assert np.array_equal(tile[::3, ::3].repeat(3, 0).repeat(3, 1), tile)  # nearest: 3x3 blocks
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_0000002.pt", "step_0000004.pt"]
     report = json.loads((run / "report.json").read_text())
     assert report["steps"] == 4 and report["failures"] == []

@@ -1,5 +1,6 @@
 """The classical path starts without torch: `redeg --help`, `synthesize --help`, a preset run and
-`shards info` must not import torch or webdataset (about 3 s of imports before the first image)."""
+`shards info` (with its HTML report too) must not import torch or webdataset (about 3 s of imports
+before the first image)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ for name, args in [
         ["synthesize", inp, out, "--preset", "realesrgan", "--crop", "32", "--workers", "1", "-q", "--json"],
     ),
     ("shards-info", ["shards", "info", out, "--json"]),
+    ("shards-report", ["shards", "info", out, "--html", out + "/report.html", "--json"]),
 ]:
     try:
         app(args, prog_name="redeg")
@@ -52,10 +54,15 @@ def test_classical_path_imports_neither_torch_nor_webdataset(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stderr.rsplit("RESULT ", 1)[1])
-    assert result["codes"] == {"help": 0, "synthesize-help": 0, "synthesize": 0, "shards-info": 0}, r.stderr[
-        -3000:
-    ]
+    assert result["codes"] == {
+        "help": 0,
+        "synthesize-help": 0,
+        "synthesize": 0,
+        "shards-info": 0,
+        "shards-report": 0,
+    }, r.stderr[-3000:]
     assert result["heavy"] == [], f"the classical path imported {result['heavy']}"
     # and the run did write its pairs, which shards info read back
     info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["html"].endswith("report.html")
     assert info["samples"] == 8 and info["methods_in_first_shard"] == {"realesrgan": 8}

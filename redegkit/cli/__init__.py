@@ -14,6 +14,7 @@ from . import eval_cmd  # noqa: F401  (eval match …)
 from . import sr_cmd  # noqa: F401  (train-sr, upscale)
 from . import shards_cmd  # noqa: F401
 from . import export_cmd  # noqa: F401  (export, export-model, shards pack)
+from . import report_cmd  # noqa: F401
 from . import weights_cmd  # noqa: F401
 from . import config_cmd  # noqa: F401
 from .app import app

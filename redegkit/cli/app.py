@@ -172,6 +172,27 @@ def finish(
     raise typer.Exit(EXIT_PARTIAL if failures or error else EXIT_OK)
 
 
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--html",
+        help="Also write a browsable report: one self-contained HTML file (tables, charts, images; "
+        "no network). The same as redeg report on the output.",
+    ),
+]
+
+
+def html_report(target: str | Path, html: Path, kind: str | None = None, **options: Any) -> str:
+    """Write the HTML report of ``target`` (see :mod:`redegkit.report`) and return its path;
+    a target a report cannot be made of is the user's error (exit 2)."""
+    from ..report import ReportError, write_report
+
+    try:
+        return str(write_report(target, html, kind, **options).path)
+    except ReportError as e:
+        raise UserError(str(e)) from None
+
+
 def warn(msg: str) -> None:
     """One warning line on stderr (hidden by --quiet)."""
     console.print(f"[yellow]warning:[/] {msg}", markup=True, highlight=False, soft_wrap=True)

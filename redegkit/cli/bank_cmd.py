@@ -12,6 +12,7 @@ from ..bank.config import BakeConfig
 from ..config import resolve_config
 from ..console import console, progress
 from .app import (
+    HtmlOpt,
     JsonOpt,
     QuietOpt,
     RecipeOpt,
@@ -20,6 +21,7 @@ from .app import (
     config_option,
     finish,
     handle_errors,
+    html_report,
     setup_output,
 )
 
@@ -96,7 +98,7 @@ def bake_cmd(
     Example: redeg bake --model runs/smoke/last.pt --pairs pairs/ -o emb.pt
     """
     setup_output(quiet, json_out)
-    from ..bank import bake, list_pairs, load_bake_networks, save_bank
+    from ..bank import BakeConfig, bake, list_pairs, load_bake_networks, save_bank
 
     cfg = resolve_config(
         "bake",
@@ -108,6 +110,7 @@ def bake_cmd(
             "device": device,
             "calibrate": False if no_calibrate else None,
         },
+        BakeConfig,
     )
     nets, prov = load_bake_networks(model, from_official)
     refs, failures = list_pairs(pairs)
@@ -140,14 +143,32 @@ def bake_cmd(
 @bank_errors
 def info_cmd(
     bank: Annotated[Path, typer.Argument(help="Bank file (emb.pt).", show_default=False)],
+    html: HtmlOpt = None,
+    image: Annotated[
+        Path | None,
+        typer.Option(
+            "--image",
+            "-i",
+            help="With --html: the HQ image the cluster previews degrade (default: a test chart).",
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option("--device", help="With --html: where the previews run (auto, cpu, cuda, cuda:N).")
+    ] = "cpu",
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Counts, embedding statistics and clusters (how many distinct degradations) of a bank."""
+    """Counts, embedding statistics and clusters (how many distinct degradations) of a bank.
+
+    --html adds a browsable report: the clusters as a 2-D projection (PCA), k and silhouette, a
+    preview per cluster centre, and the embeddings per source photo.
+    """
     setup_output(quiet, json_out)
     from ..bank import bank_info, load_bank
 
     info = bank_info(load_bank(bank))
+    if html is not None:
+        info["html"] = html_report(bank, html, "bank", image=image, device=device)
     if json_out:
         finish(info, json_out=True, title="bank info")
     nn_d, cl = info.get("nearest_neighbour", {}), info["clusters"]
@@ -171,6 +192,8 @@ def info_cmd(
         "sha256": info["sha256"],
         "licence": info["licence"] or "-",
     }
+    if html is not None:
+        summary["html"] = info["html"]
     finish(summary, json_out=False, title="bank info")
 
 
@@ -237,6 +260,7 @@ def merge_cmd(
         if len(ws) != len(loaded) or min(ws) < 0:
             raise UserError(f"--weights needs {len(loaded)} non-negative numbers, got {weights!r}")
         for b, w in zip(loaded, ws, strict=True):
+            assert b.weights is not None  # Bank.__post_init__ sets it
             b.weights = b.weights * w
     merged = merge_banks(loaded, force=force)
     save_bank(output, merged)

@@ -14,6 +14,7 @@ from ..console import console, progress
 from ..eval.match import MatchConfig
 from ..eval.transfer import TransferConfig
 from .app import (
+    HtmlOpt,
     JsonOpt,
     QuietOpt,
     RecipeOpt,
@@ -22,6 +23,7 @@ from .app import (
     config_option,
     finish,
     handle_errors,
+    html_report,
     setup_output,
 )
 
@@ -165,6 +167,7 @@ def match_cmd(
     bins: Annotated[
         int | None, config_option(MatchConfig, "bins", "--bins", help="Histogram bins per statistic")
     ] = None,
+    html: HtmlOpt = None,
     recipe: RecipeOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -180,13 +183,14 @@ def match_cmd(
     per statistic), so 1.0 = one typical real-to-real difference; overall = the mean of the
     seven (the cast's three channels count as one). Lower is better.
 
-    Writes OUT/report.json and OUT/hist_STAT.png (real vs every candidate). preset:/bank:
+    Writes OUT/report.json and OUT/hist_STAT.png (real vs every candidate); --html adds a
+    browsable report. preset:/bank:
     candidates use the recipe's \\[synthesize] table for everything but crop, scale and seed.
 
     Example: redeg eval match photos/ -c preset:realesrgan -c bank:emb.pt -c shards/ --hq hq/
     """
     setup_output(quiet, json_out)
-    from ..eval.match import MatchError, match, parse_candidate
+    from ..eval.match import MatchConfig, MatchError, match, parse_candidate
     from ..io.sources import list_sources
 
     cfg = resolve_config(
@@ -201,6 +205,7 @@ def match_cmd(
             "device": device,
             "bins": bins,
         },
+        MatchConfig,
     )
     if not candidate:
         raise UserError("give at least one --candidate (a shard folder, preset:NAME or bank:PATH.pt)")
@@ -242,6 +247,8 @@ def match_cmd(
         "report": str(res.report_path),
         "histograms": str(out),
     }
+    if html is not None:
+        summary["html"] = html_report(out, html, "match")
     if json_out:
         summary["ranking"] = rows
         summary["spread"] = res.spreads
@@ -378,6 +385,7 @@ def transfer_cmd(
     seed: TSeedOpt = None,
     out: OutOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fit in OUT/fit.")] = False,
+    html: HtmlOpt = None,
     recipe: RecipeOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -395,7 +403,8 @@ def transfer_cmd(
     the HQ, / 0.25), noise (Immerkaer noise std on the flattest half, / 2
     grey levels), blockiness (8x8 boundary contrast, phase-invariant,
     / 0.05), hf (log10 share of spectral power above half Nyquist relative to
-    the HQ, / 0.25). Writes OUT/report.json and OUT/sheet.png.
+    the HQ, / 0.25). Writes OUT/report.json and OUT/sheet.png (and, with
+    --html, a browsable report with zoomed crops).
 
     Example: redeg eval transfer examples/brick.png examples/coffee.png
     -f examples/astronaut.png -f examples/camera.png -d jpeg-only
@@ -403,14 +412,14 @@ def transfer_cmd(
     """
     setup_output(quiet, json_out)
     from ..config import ConfigError
-    from ..eval.transfer import eval_transfer
+    from ..eval.transfer import TransferConfig, eval_transfer
     from ..io.sources import list_sources
 
     user = dict(recipe_presets(recipe))
     if presets_file is not None:
         user.update(recipe_presets(presets_file))
     cfg = resolve_config(
-        "eval_transfer", recipe, {"scale": scale, "crop": crop, "views": views, "seed": seed}
+        "eval_transfer", recipe, {"scale": scale, "crop": crop, "views": views, "seed": seed}, TransferConfig
     )
     fit_cfg = None
     if model is None and bank is None:
@@ -447,12 +456,14 @@ def transfer_cmd(
         raise UserError(str(e)) from None
     if not json_out:
         print_transfer(res.report)
-    summary = {
+    summary: dict[str, Any] = {
         "out": str(res.out),
         "report": str(res.out / "report.json"),
         "sheet": res.report["sheet"],
         "target": res.report["target"],
     }
+    if html is not None:
+        summary["html"] = html_report(res.out, html, "transfer")
     if json_out:
         summary["scores"] = res.report["scores"]
     finish(summary, json_out=json_out, failures=res.failures, title="eval transfer")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonOpt, app, handle_errors
+from .app import HtmlOpt, JsonOpt, app, handle_errors, html_report
 
 shards_app = typer.Typer(
     help="Inspect shard folders: counts, sizes, provenance, contact sheets.", no_args_is_help=True
@@ -19,9 +19,14 @@ app.add_typer(shards_app, name="shards")
 @handle_errors
 def info(
     folder: Annotated[Path, typer.Argument(help="Folder of *.tar shards.", show_default=False)],
+    html: HtmlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Sample count, shards, sizes and a provenance summary."""
+    """Sample count, shards, sizes and a provenance summary.
+
+    --html adds a browsable report: counts, size histograms, the degradation parameters'
+    distributions (from every sample's JSON) and a grid of samples.
+    """
     import json
 
     from ..console import console
@@ -30,6 +35,8 @@ def info(
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
     info = shards_info(folder)
+    if html is not None:
+        info["html"] = html_report(folder, html, "shards")
     if json_out:
         typer.echo(json.dumps(info))
         return
@@ -49,6 +56,8 @@ def info(
             f"[yellow]without done marker (interrupted run? use --resume):[/] {info['incomplete_shards']}"
         )
     console.print(f"methods (first shard): {info['methods_in_first_shard']}")
+    if html is not None:
+        console.print(f"report: {info['html']}")
 
 
 @shards_app.command("preview")

@@ -17,7 +17,8 @@ The benchmark, step by step (every step deterministic for a seed):
    degradation statistics (:func:`redegkit.metrics.stats.stats_distance`: colour, sharpness, noise,
    blockiness, HF power, each in "visible difference" units, and their mean).
 
-``report.json`` holds everything; ``sheet.png`` shows HQ | D(HQ) | bank | best preset.
+``report.json`` holds everything; ``sheet.png`` shows HQ | D(HQ) | bank | best preset; ``truth/``
+holds D(crop) at x1, so ``redeg report OUT`` can show the crops without recomputing anything.
 """
 
 from __future__ import annotations
@@ -411,6 +412,8 @@ def eval_transfer(
     failures += f2
     hqs = {k: decode_image(out / "crops" / f"{k}.png") for k in keys}
     truth = truth_images(hqs, D, cfg)
+    for k, v in truth[1].items():  # D(crop), for the HTML report's grid (redeg report)
+        write_image(out / "truth" / f"{k}.png", v)
     scales = sorted(truth)
     presets = list(dict.fromkeys([*cfg.presets, *(extra_presets or [])]))
     known = set(list_presets(user_presets))
@@ -419,7 +422,7 @@ def eval_transfer(
         raise ValueError(f"unknown preset candidate(s) {unknown}; known: {sorted(known)}")
     report["generator_identity_psnr"] = _identity_psnr(bank_path, hqs)
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    images: dict[str, dict[int, dict[str, np.ndarray]]] = {}
+    images: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for s in scales:
         tst = [paired_stats(hqs[k], truth[s][k]) for k in sorted(truth[s])]
         cands: dict[str, dict[str, np.ndarray]] = {}
@@ -448,6 +451,8 @@ def eval_transfer(
         out / "sheet.png", shown, hqs, truth[1], images["x1"]["bank"], images["x1"][f"preset:{best}"], best
     )
     report["sheet"] = str(out / "sheet.png")
+    report["crops"] = keys
+    report["sheet_crops"] = shown
     report["failures"] = failures
     atomic_write_json(out / "report.json", report, indent=2)
     return TransferResult(out, report, failures)

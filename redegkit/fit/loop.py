@@ -24,7 +24,7 @@ from .. import __version__
 from ..console import log, progress
 from ..io.atomic import atomic_copy
 from ..io.images import from_tensor, to_tensor, write_image
-from ..io.preview import grid_of_columns as preview_grid
+from ..io.preview import caption, grid, zoom, zoom_factor
 from ..io.sources import Source, list_sources
 from ..metrics import psnr
 from ..models.checkpoints import FIT_KIND as KIND
@@ -34,6 +34,9 @@ from ..run import RunContext, rng_state, set_rng_state
 from .config import FitConfig
 from .data import build_dataset, list_face_pairs, load_validation, make_loader, split_pairs
 from .step import FitModel, load_official
+
+PREVIEW_MIN_TILE = 192  # px: previews enlarge (nearest) smaller crops to at least this
+PREVIEW_COLUMNS = ("face HQ", "real LQ", "reconstruction", "embedding on a natural")
 
 
 @dataclass
@@ -254,7 +257,9 @@ class Fitter:
     def validate(self) -> dict[str, float]:
         """Held-out metrics (rank 0): reconstruction L1 (on [-1, 1]) and PSNR (dB, uint8) of
         G(D(hq, real lq), E(hq)) vs the real LQ; L1 between the real and the synthetic embedding;
-        writes ``previews/step_N.png``: HQ | real LQ | reconstruction | the embedding on a natural."""
+        writes ``previews/step_N.png``: HQ | real LQ | reconstruction | the embedding on a natural,
+        one row per held-out pair, enlarged by nearest neighbour to at least PREVIEW_MIN_TILE px (a
+        64-px crop would show no blur or block) and captioned under the first row."""
         b = self.val_batch
         if self.rank != 0 or b is None:
             return {}
@@ -270,8 +275,11 @@ class Fitter:
         self._log({"split": "val", "step": self.step, **metrics})
         k = min(self.cfg.preview_rows, len(b["key"]))
         nat_recon, _ = self.model.reconstruct(b["face_hq"][:k], b["face_lq"][:k], content=b["nat_hq"][:k])
-        grid = preview_grid([from_tensor(b["face_hq"][:k]), lq_u8[:k], recon_u8[:k], from_tensor(nat_recon)])
-        write_image(self.out / "previews" / f"step_{self.step:07d}.png", grid)
+        cols = [from_tensor(b["face_hq"][:k]), lq_u8[:k], recon_u8[:k], from_tensor(nat_recon)]
+        f = zoom_factor(min(cols[0].shape[1:3]), PREVIEW_MIN_TILE)
+        rows = [[zoom(c[i], f) for c in cols] for i in range(k)]
+        rows[0] = [caption(t, text) for t, text in zip(rows[0], PREVIEW_COLUMNS, strict=True)]
+        write_image(self.out / "previews" / f"step_{self.step:07d}.png", grid(rows))
         return metrics
 
     # ------------------------------------------------------------------ checkpoints

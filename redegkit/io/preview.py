@@ -25,6 +25,31 @@ def fit_tile(img: np.ndarray, tile: int, interp: int = cv2.INTER_AREA) -> np.nda
     return canvas
 
 
+def zoom(img: np.ndarray, factor: int) -> np.ndarray:
+    """Enlarge HxWx3 by an integer ``factor`` with nearest neighbour: each pixel becomes a
+    factor x factor block, so blur, noise and 8x8 JPEG blocks stay exactly what they are."""
+    if factor <= 1:
+        return img
+    return np.repeat(np.repeat(img, factor, 0), factor, 1)
+
+
+def zoom_factor(side: int, min_side: int) -> int:
+    """The smallest integer factor that brings ``side`` pixels to at least ``min_side`` (1 if already)."""
+    return max(1, -(-min_side // max(1, side)))
+
+
+def zoom_to(img: np.ndarray, min_side: int) -> np.ndarray:
+    """:func:`zoom` by the smallest integer factor that makes the short side at least ``min_side``."""
+    return zoom(img, zoom_factor(min(img.shape[:2]), min_side))
+
+
+def caption(img: np.ndarray, text: str, height: int = 18) -> np.ndarray:
+    """The image with a black caption bar added below it (the image's pixels stay uncovered)."""
+    bar = np.zeros((height, img.shape[1], 3), np.uint8)
+    cv2.putText(bar, text, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+    return np.concatenate([img, bar], 0)
+
+
 def label(img: np.ndarray, text: str) -> np.ndarray:
     """Draw a caption bar at the bottom of a tile."""
     out = img.copy()
@@ -83,7 +108,7 @@ def sr_preview_grid(
 def shard_contact_sheet(folder: str | Path, output: str | Path, n: int = 8, tile: int = 192) -> Path:
     from .shards import iter_samples
 
-    rows = []
+    rows: list[list[np.ndarray]] = []
     for s in iter_samples(str(folder)):
         if len(rows) >= n:
             break

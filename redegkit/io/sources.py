@@ -10,7 +10,7 @@ import glob as _glob
 import hashlib
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
@@ -50,12 +50,12 @@ def _from_lines(lines: Iterable[str], base: Path | None) -> list[Source]:
     return out
 
 
-def list_images(spec: str | Path | list[str | Path], stdin: TextIO | None = None) -> list[Path]:
+def list_images(spec: str | Path | Sequence[str | Path], stdin: TextIO | None = None) -> list[Path]:
     """Like :func:`list_sources`, paths only."""
     return [s.path for s in list_sources(spec, stdin)]
 
 
-def list_sources(spec: str | Path | list[str | Path], stdin: TextIO | None = None) -> list[Source]:
+def list_sources(spec: str | Path | Sequence[str | Path], stdin: TextIO | None = None) -> list[Source]:
     """Resolve one or more source specs to a list of paths (sorted within each folder or glob).
 
     A folder is searched recursively for image extensions; hidden files and folders are skipped.
@@ -64,7 +64,7 @@ def list_sources(spec: str | Path | list[str | Path], stdin: TextIO | None = Non
     so that a bad file is reported by the decoder rather than silently dropped.
     Duplicates (same resolved path) are kept once, first occurrence wins.
     """
-    specs = spec if isinstance(spec, list) else [spec]
+    specs = [spec] if isinstance(spec, (str, Path)) else list(spec)
     paths: list[Source] = []
     for s in specs:
         s_str = str(s)
