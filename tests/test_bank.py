@@ -353,7 +353,7 @@ def test_preview_tiles_say_what_they_show(bank_path: Path) -> None:
     from redegkit.bank.calibrate import identity_calibration
     from redegkit.bank.cluster import cluster_bank
     from redegkit.bank.preview import PreviewRenderer, preview_entries, render_preview
-    from redegkit.eval.stats import blockiness
+    from redegkit.metrics.stats import blockiness
     from redegkit.io.images import decode_image
 
     bank = load_bank(bank_path)

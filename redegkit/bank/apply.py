@@ -15,6 +15,7 @@ counter-based hash of (sample seed, pixel index), identical on every device and 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -74,21 +75,22 @@ class Synthesizer:
         *,
         ctx: RunContext | None = None,
         compile: bool = True,
-        modconv: str = "fused",
+        modconv: Literal["fused", "grouped"] = "fused",
         static_batch: int | None = None,
         per_sample: bool | None = None,
     ) -> None:
         self.ctx = ctx if ctx is not None else RunContext.local("cpu")
+        assert self.ctx.device is not None, "the synthesizer needs a run context with a device"
+        self.device: torch.device = self.ctx.device
         # default: per sample on the CPU (batch-invariant bytes), batched on CUDA
-        self.per_sample = self.ctx.device.type == "cpu" if per_sample is None else per_sample
-        self.device = self.ctx.device
+        self.per_sample = self.device.type == "cpu" if per_sample is None else per_sample
         cuda = self.ctx.cuda
         # A private copy: inference-only changes (no spectral-norm hooks, modconv form, memory
         # layout) must not leak into the caller's modules.
         self.net = _strip_spectral_norm(copy.deepcopy(_EncodeGenerate(encoder, generator)).eval())
         set_modconv(self.net, modconv)
-        self.multiple = int(encoder.multiple)
-        self.style_dim = int(generator.style_dim)
+        self.multiple = int(encoder.multiple)  # type: ignore[arg-type]  # an int attribute of SynNetEncoder
+        self.style_dim = int(generator.style_dim)  # type: ignore[arg-type]
         self.bf16 = self.ctx.precision == "bf16"
         # channels_last needs the fused form (the grouped one reshapes to per-sample weights).
         self.channels_last = self.ctx.channels_last and modconv == "fused"
@@ -97,12 +99,12 @@ class Synthesizer:
         else:
             self.net.to(self.device)
         self.static_batch = static_batch
-        self.compiled: nn.Module | None = None
+        self.compiled: Callable[..., torch.Tensor] | None = None
         self.compile_error: str | None = None
         if cuda and compile:
             self.compiled = torch.compile(self.net)
 
-    def _run(self, net: nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _run(self, net: Callable[..., torch.Tensor], x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), self.ctx.autocast():
             return net(x, z).float()
 

@@ -25,7 +25,7 @@ PairRef = FacePair  # a face pair on disk and its pseudo-hq record
 
 def list_pairs(spec: str | os.PathLike) -> tuple[list[FacePair], list[dict[str, str]]]:
     """Face pairs to bake (see :func:`redegkit.io.pairs.list_face_pairs`); returns (pairs, failures)."""
-    return list_face_pairs(spec)
+    return list_face_pairs(Path(spec))
 
 
 def load_bake_networks(
@@ -51,6 +51,7 @@ def load_bake_networks(
         "encoder": ("net_synE_init", "redeg_syn_encoder"),
         "generator": ("net_synG_init", "redeg_syn_generator"),
     }
+    assert official is not None
     folder = Path(official)
     missing = [spec(n) for n, _ in files.values() if not (folder / f"{n}.pth").is_file()]
     if missing:
@@ -110,7 +111,7 @@ def _calibrate(
     embedding's calibration."""
     encoder, generator = encoder.eval(), generator.eval()
     ctx.place(encoder, generator)
-    mult = int(encoder.multiple)
+    mult = int(encoder.multiple)  # type: ignore[arg-type]  # an int attribute of SynNetEncoder
     items: list[dict[str, Any]] = []
     diags: list[dict[str, Any]] = []
     done: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -171,7 +172,7 @@ def bake(
     ctx = RunContext.from_env(cfg.device, "fp32", cudnn_benchmark=False)
     degnet = degnet.eval()
     ctx.place(degnet)
-    size = int(degnet.hparams["size"])
+    size = int(degnet.hparams["size"])  # type: ignore[index]  # a dict attribute of our networks
     embedder = _Embedder(degnet, ctx, cfg.batch)
     records: list[dict[str, Any]] = []
     for pair in pairs:

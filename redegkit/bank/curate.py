@@ -42,7 +42,7 @@ def merge_banks(banks: list[Bank], *, force: bool = False) -> Bank:
                 "merging would mix incompatible embeddings (pass --force to keep the first's)"
             )
     n = [len(b) for b in banks]
-    identity = sum(b.identity * k for b, k in zip(banks, n, strict=True)) / max(1, sum(n))
+    identity = torch.stack([b.identity * k for b, k in zip(banks, n, strict=True)]).sum(0) / max(1, sum(n))
     records = [{**r, "bank": str(b.path or f"bank{i}")} for i, b in enumerate(banks) for r in b.records]
     meta = {
         **first.meta,

@@ -13,6 +13,8 @@ device; nothing draws from a global RNG.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -208,7 +210,7 @@ def recolor(y: torch.Tensor, hq: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return y - lowpass(y) + color_map(lowpass(hq), m)
 
 
-def _rows(posts: list[dict | None], keep) -> list[int]:
+def _rows(posts: Sequence[dict[str, Any] | None], keep: Callable[[dict[str, Any]], bool]) -> list[int]:
     return [i for i, p in enumerate(posts) if p is not None and keep(p)]
 
 
@@ -234,9 +236,11 @@ def _nonzero(a) -> bool:
     return a is not None and bool(np.any(np.asarray(a)))
 
 
-def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None]) -> torch.Tensor:
+def apply_calibration(
+    y: torch.Tensor, hq: torch.Tensor, posts: Sequence[dict[str, Any] | None]
+) -> torch.Tensor:
     """Generator outputs [N, 3, H, W] in [-1, 1] and their HQ inputs -> the degraded images before
-    JPEG and downsampling, per sample ``posts[i]`` (None: unchanged):
+    JPEG and downsampling, per sample ``pp[i]`` (None: unchanged):
 
     ``lq = hq + strength * (d - LP(d) + color(LP(hq)) - hq) + strength * noise`` with
     ``d = f0 * hq + f1 * y``, where ``f0, f1`` are the bank's two filters [2, k, k] (shared by the
@@ -251,6 +255,7 @@ def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None
     if all(p is None for p in posts):
         return y
     dev = y.device
+    pp: list[dict[str, Any]] = [p if p is not None else {} for p in posts]  # rows below are not None
     out = y.float().clone()
     hqf = hq.float()
 
@@ -258,34 +263,32 @@ def apply_calibration(y: torch.Tensor, hq: torch.Tensor, posts: list[dict | None
     if rows:
         r = _Rows(rows, out.shape[0], dev)
         k = _host_values(
-            np.stack([np.asarray(posts[i]["filter"], np.float32) for i in rows]), dev
+            np.stack([np.asarray(pp[i]["filter"], np.float32) for i in rows]), dev
         )  # [M, 2, k, k]
         r.put(out, apply_filters(r.get(hqf), r.get(out), k))
 
     rows = _rows(posts, lambda p: _nonzero(p.get("color")))  # all 0: no colour map
     if rows:  # low frequencies from the HQ through the colour map
         r = _Rows(rows, out.shape[0], dev)
-        m = _host_values(
-            np.stack([np.asarray(posts[i]["color"], np.float32) for i in rows]), dev
-        )  # [M, 3, 4]
+        m = _host_values(np.stack([np.asarray(pp[i]["color"], np.float32) for i in rows]), dev)  # [M, 3, 4]
         r.put(out, recolor(r.get(out), r.get(hqf), m))
 
     rows = _rows(posts, lambda p: float(p["strength"]) != 1.0)
     if rows:
         r = _Rows(rows, out.shape[0], dev)
-        s = _host_values([float(posts[i]["strength"]) for i in rows], dev)[:, None, None, None]
+        s = _host_values([float(pp[i]["strength"]) for i in rows], dev)[:, None, None, None]
         h = r.get(hqf)
         r.put(out, h + s * (r.get(out) - h))
 
     noisy = _rows(posts, lambda p: float(p["strength"]) > 0 and _nonzero(p.get("noise_cov")))
     by_corr: dict[float, list[int]] = {}
     for i in noisy:
-        by_corr.setdefault(float(posts[i].get("noise_corr", 0.0)), []).append(i)
+        by_corr.setdefault(float(pp[i].get("noise_corr", 0.0)), []).append(i)
     for corr, rows in by_corr.items():
         r = _Rows(rows, out.shape[0], dev)
-        white = hash_normal([int(posts[i]["noise_seed"]) for i in rows], tuple(out.shape[1:]), dev)
-        cov = _host_values(np.stack([np.asarray(posts[i]["noise_cov"], np.float32) for i in rows]), dev)
-        s = _host_values([float(posts[i]["strength"]) for i in rows], dev)[:, None, None, None]
+        white = hash_normal([int(pp[i]["noise_seed"]) for i in rows], tuple(out.shape[1:]), dev)
+        cov = _host_values(np.stack([np.asarray(pp[i]["noise_cov"], np.float32) for i in rows]), dev)
+        s = _host_values([float(pp[i]["strength"]) for i in rows], dev)[:, None, None, None]
         r.put(out, r.get(out) + s * shape_noise(white, cov, corr))
     return out.clamp_(-1.0, 1.0)
 

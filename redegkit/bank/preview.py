@@ -31,8 +31,8 @@ from ..io.images import from_tensor, to_tensor
 from ..io.preview import caption, grid, zoom_to
 from ..run import RunContext
 from .apply import Synthesizer, synthesize_image
-from .operators import apply_calibration
 from .cluster import cluster_bank
+from .operators import apply_calibration
 from .store import Bank, build_synthesizer
 
 IDENTITY_LABEL = "identity: generator reconstruction"

@@ -56,7 +56,7 @@ class Bank:
     identity: torch.Tensor
     synthesizer: dict[str, dict[str, Any]]
     degnet_sha256: str
-    weights: torch.Tensor | None = None
+    weights: torch.Tensor = None  # type: ignore[assignment]  # None: all ones (set in __post_init__)
     meta: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, torch.Tensor] | None = None  # see redegkit.bank.calibrate
     path: Path | None = None  # set by load_bank
@@ -208,7 +208,7 @@ def load_bank(path: str | os.PathLike) -> Bank:
         identity=obj["identity"],
         synthesizer=obj["synthesizer"],
         degnet_sha256=str(obj["degnet_sha256"]),
-        weights=obj.get("weights"),
+        weights=obj.get("weights"),  # type: ignore[arg-type]  # None: all ones
         meta=dict(obj.get("meta", {})),
         calibration=obj.get("calibration"),
         path=p,

@@ -81,7 +81,7 @@ def export_cmd(
 
     setup_output(quiet, json_out)
     opts = ExportOptions(
-        format=fmt,
+        format=fmt,  # type: ignore[arg-type]  # ExportOptions.check() names a bad format
         hq_dir=hq_dir,
         lq_dir=lq_dir,
         lq_format=lq_format,  # type: ignore[arg-type]

@@ -65,12 +65,15 @@ def fit_degradation_cmd(
         "data.workers": workers,
         "vgg_weights": str(vgg_weights) if vgg_weights is not None else None,
     }
-    cfg = resolve_config("fit", recipe, overrides)
+    from ..fit.config import FitConfig
+
+    cfg = resolve_config("fit", recipe, overrides, FitConfig)
+    naturals: list[str | Path] = list(natural)
     try:
         result = fit_degradation(
             cfg,
             pairs,
-            natural,
+            naturals,
             out,
             val_pairs=val_pairs,
             device=device,

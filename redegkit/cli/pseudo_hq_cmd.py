@@ -56,6 +56,7 @@ def pseudo_hq(
     Example: [bold]redeg pseudo-hq photos/ pairs/[/] then [bold]redeg fit-degradation --pairs pairs/[/]
     """
     setup_output(quiet, json_out)
+    from ..faces.pseudo_hq import PseudoHQConfig
     from ..io.sources import list_sources  # OpenCV: not at import, `redeg --help` needs none
 
     cfg = resolve_config(
@@ -75,6 +76,7 @@ def pseudo_hq(
             "min_sharpness": min_sharpness,
             "format": fmt,
         },
+        PseudoHQConfig,
     )
     sources = list_sources(photos)
     if not sources:

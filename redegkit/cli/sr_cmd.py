@@ -55,9 +55,10 @@ def train_sr_cmd(
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 talks
         quiet, json_out = True, False
     setup_output(quiet, json_out)
-    cfg = resolve_config(
-        "train_sr", recipe, {"init": init, "val": val, "steps": steps, "batch": batch, "device": device}
-    )
+    from ..sr.config import TrainSRConfig
+
+    overrides = {"init": init, "val": val, "steps": steps, "batch": batch, "device": device}
+    cfg = resolve_config("train_sr", recipe, overrides, TrainSRConfig)
     try:
         with progress("train-sr", total=cfg.steps, unit="step") as advance:
             res = train_sr(cfg, shards, out, resume=resume, on_step=advance)
@@ -114,6 +115,8 @@ def upscale_cmd(
     from ..sr.upscale import upscale_files
 
     setup_output(quiet, json_out)
+    from ..sr.config import UpscaleConfig
+
     cfg = resolve_config(
         "upscale",
         recipe,
@@ -126,6 +129,7 @@ def upscale_cmd(
             "input_range": input_range,
             "device": device,
         },
+        UpscaleConfig,
     )
     stdin_lines = None
     if inputs == "-":

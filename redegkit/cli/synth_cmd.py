@@ -226,7 +226,7 @@ def synthesize_cmd(
         "tile": tile,
         "tile_overlap": tile_overlap,
     }
-    cfg = resolve_config("synthesize", recipe, overrides)
+    cfg = resolve_config("synthesize", recipe, overrides, SynthConfig)
     if whole:
         cfg.crop = None
     if resume and overwrite:
@@ -257,7 +257,8 @@ def synthesize_cmd(
     finish(summary, json_out=json_out, failures=res.failures, title="synthesize", error=error)
 
 
-def _run(sources: list, out: Path, cfg: SynthConfig, presets: dict, **flags: bool) -> SynthResult:
+def _run(sources: list, out: Path, cfg: SynthConfig, presets: dict, *, resume: bool, overwrite: bool,
+         force: bool) -> SynthResult:  # fmt: skip
     """The run, with its expected failures turned into one-line errors (no traceback)."""
     from ..synth import synthesize
 
@@ -269,7 +270,8 @@ def _run(sources: list, out: Path, cfg: SynthConfig, presets: dict, **flags: boo
         bank_errors = (BankError, CheckpointError)
     with progress("synthesize", total=len(sources), unit="img") as advance:
         try:
-            return synthesize(sources, out, cfg, user_presets=presets, progress=advance, **flags)
+            return synthesize(sources, out, cfg, user_presets=presets, progress=advance, resume=resume,
+                              overwrite=overwrite, force=force)  # fmt: skip
         except bank_errors as e:
             raise UserError(str(e)) from None
         except ShardWriterError as e:  # a full disk, a folder gone read-only: not a bug, no traceback

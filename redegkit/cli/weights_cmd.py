@@ -40,9 +40,10 @@ DirOpt = Annotated[
 ]
 
 
-def _fmt_size(n: int | None) -> str:
-    if n is None:
+def _fmt_size(size: int | None) -> str:
+    if size is None:
         return "?"
+    n = float(size)
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -162,6 +162,9 @@ def run_synthesis(
     prior = [f for m in rp.done for f in m.get("failures", [])]
     all_shards = [m["shard"] for m in rp.done] + [m["shard"] for m in writer.written]
     total = sum(int(m["count"]) for m in rp.done) + tally.samples
+    failures = [r for r in prior if r.get("kind") == "failed"] + tally.failures
+    skipped = [r for r in prior if r.get("kind") == "skipped"] + tally.skipped
+    timings = {**{k: round(v, 4) for k, v in tally.timings.items()}, "wall": round(elapsed, 4)}
     report = {
         "out": str(out),
         "rank": rank,
@@ -171,9 +174,9 @@ def run_synthesis(
         "samples": total,
         "samples_this_run": tally.samples,
         "shards": all_shards,
-        "failures": [r for r in prior if r.get("kind") == "failed"] + tally.failures,
-        "skipped": [r for r in prior if r.get("kind") == "skipped"] + tally.skipped,
-        "timings_s": {**{k: round(v, 4) for k, v in tally.timings.items()}, "wall": round(elapsed, 4)},
+        "failures": failures,
+        "skipped": skipped,
+        "timings_s": timings,
         "pairs_per_s": round(tally.samples / elapsed, 3) if elapsed > 0 else None,
         "runtime": producer.runtime(),
         "config": cfg.model_dump(mode="json"),
@@ -183,8 +186,7 @@ def run_synthesis(
     report_path = out / ("report.json" if world == 1 else f"report-r{rank:03d}.json")
     atomic_write_json(report_path, report)
     return SynthResult(
-        out, len(mine), total, all_shards, report["failures"], report["skipped"],
-        rp.next_input, report["timings_s"], report_path, tally.samples,
+        out, len(mine), total, all_shards, failures, skipped, rp.next_input, timings, report_path, tally.samples,
     )  # fmt: skip
 
 

@@ -54,8 +54,9 @@ def pad_to(img: np.ndarray, size: int) -> np.ndarray:
     ph, pw = max(0, size - h), max(0, size - w)
     if ph == 0 and pw == 0:
         return img
-    mode = "reflect" if h > 1 and w > 1 and ph < h and pw < w else "edge"
-    return np.pad(img, ((0, ph), (0, pw), (0, 0)), mode=mode)
+    if h > 1 and w > 1 and ph < h and pw < w:
+        return np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="reflect")
+    return np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="edge")
 
 
 # What an input can cause: that input becomes a failure record and the run goes on. Any other

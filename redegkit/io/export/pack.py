@@ -57,7 +57,10 @@ def match_pairs(
             raise ExportError(f"{d}: {what} folder not found")
     hq = {_stem_key(s.rel): s for s in list_sources(str(hq_dir))}
     lq = {_stem_key(s.rel): s for s in list_sources(str(lq_dir))}
-    pairs, failures, used, keys = [], [], set(), {}
+    pairs: list[tuple[str, Path, Path, str, str]] = []
+    failures: list[dict[str, Any]] = []
+    used: set[str] = set()
+    keys: dict[str, str] = {}
     for stem, h in sorted(hq.items()):
         lstem = stem + lq_suffix
         if lstem not in lq:
@@ -196,6 +199,7 @@ def pack_folders(
     }
     report_path = out / "report.json"
     atomic_write_text(report_path, json.dumps(report, indent=1, ensure_ascii=False))
+    shards = [m["shard"] for m in sink.written]
     return PackResult(
-        out, len(pairs), samples, report["shards"], scale, failures, time.perf_counter() - t0, report_path
+        out, len(pairs), samples, shards, scale, failures, time.perf_counter() - t0, report_path
     )

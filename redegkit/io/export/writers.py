@@ -234,7 +234,7 @@ class _ParquetWriter:
         self.root = root
         self.max_rows, self.group_rows, self.group_bytes = max_rows_per_file, row_group_rows, row_group_bytes
         self.files: list[str] = []
-        self._writer = None
+        self._writer: Any = None
         self._rows_in_file = 0
         self._buf: dict[str, list] = {"key": [], "hq": [], "lq": [], "json": []}
         self._buf_bytes = 0

@@ -219,7 +219,8 @@ def shards_info(out_dir: str | Path) -> dict[str, Any]:
     """Summary of a shard folder from its done markers (fast) or by scanning tars without markers."""
     out = Path(out_dir)
     tars = sorted(out.glob("*.tar"))
-    total, nbytes, methods, incomplete = 0, 0, {}, []
+    total, nbytes, incomplete = 0, 0, []
+    methods: dict[str, int] = {}
     per_shard = []
     for t in tars:
         marker = t.with_name(t.name + MARKER_SUFFIX)

@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +87,7 @@ def tar_end(size: int) -> bytes:
     return bytes(end + (-(size + end) % tarfile.RECORDSIZE))
 
 
-def sample_members(key: str, fields: dict[str, Bytes]) -> tuple[bytes, int]:
+def sample_members(key: str, fields: Mapping[str, Bytes]) -> tuple[bytes, int]:
     """The tar members of one sample (fields in sorted order; names starting with ``_`` such as
     ``__key__`` are metadata and not stored) -> (the bytes, the payload bytes: the fields' sizes,
     what ``max_bytes`` counts)."""
@@ -258,13 +258,13 @@ class ShardWriter:
                 o.size += sum(r.length for r in members)
             else:
                 o.file.write(members)
-                o.size += memoryview(members).nbytes  # type: ignore[arg-type]
+                o.size += memoryview(members).nbytes
         except OSError as e:
             raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
         o.keys.extend(keys)
         o.payload += payload
 
-    def add_sample(self, key: str, fields: dict[str, Bytes]) -> None:
+    def add_sample(self, key: str, fields: Mapping[str, Bytes]) -> None:
         """Serialise one sample here and append it (small writers: pack, tests)."""
         members, payload = sample_members(key, fields)
         self.add([key], members, payload)

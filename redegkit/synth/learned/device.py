@@ -185,7 +185,7 @@ class DeviceStage:
         e = self.embeddings
         if len(spec.indices) == 1 and spec.mix_weights[0] == 1.0:
             return e[spec.indices[0]]
-        return sum(e[i] * np.float32(w) for i, w in zip(spec.indices, spec.mix_weights, strict=True))  # type: ignore[return-value]
+        return sum(e[i] * np.float32(w) for i, w in zip(spec.indices, spec.mix_weights, strict=True))
 
     def post_of(self, spec: DeviceSpec) -> dict[str, Any] | None:
         """What :func:`apply_calibration` reads for this sample (None: nothing to do)."""

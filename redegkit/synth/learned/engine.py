@@ -90,6 +90,7 @@ class LearnedProducer:
         (:func:`~.device.degrade_batch`; the host-path benchmark passes a stand-in)."""
         self.bank, self.encoder, self.generator, self.provenance = bank, encoder, generator, provenance
         self.steps, self.degrade = steps, degrade
+        self.multiple = int(encoder.multiple)  # type: ignore[arg-type]  # an int attribute of SynNetEncoder
         self.synth: Synthesizer | None = None  # built on first use, kept for later runs
         self.ctx: RunContext | None = None
         self.calibration = Calibration(bank.calibration)
@@ -107,7 +108,7 @@ class LearnedProducer:
             get_preset(name, user_presets=user_presets)
         return functools.partial(
             SourceState.build, cfg.model_dump_json(), user_presets, self.table(cfg), self.calibration,
-            self.provenance, int(self.encoder.multiple), self.steps,
+            self.provenance, self.multiple, self.steps,
         )  # fmt: skip
 
     def runtime(self) -> dict[str, Any]:
@@ -143,7 +144,7 @@ class LearnedProducer:
             chunker.observe(sc)
             op = _Open(sc, [None] * len(sc.hq))
             opened.append(op)
-            for item in _device_items(op, cfg, int(self.encoder.multiple)):
+            for item in _device_items(op, cfg, self.multiple):
                 _landed(stage.add(item))
             self._submit_ready(opened, pool, cfg, target)
             yield from _finished(opened, block_above=limit)

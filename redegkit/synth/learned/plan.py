@@ -173,7 +173,7 @@ class Calibration:
         cal = self.np
 
         def mix(name: str) -> np.ndarray:
-            return sum(cal[name][i] * w for i, w in zip(idx, wts, strict=True))  # type: ignore[return-value]
+            return sum(cal[name][i] * w for i, w in zip(idx, wts, strict=True))
 
         def rnd(a: np.ndarray) -> Lists:
             return [rnd(x) for x in a] if a.ndim > 1 else [round(float(v), 7) for v in a.tolist()]
