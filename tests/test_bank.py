@@ -353,8 +353,8 @@ def test_preview_tiles_say_what_they_show(bank_path: Path) -> None:
     from redegkit.bank.calibrate import identity_calibration
     from redegkit.bank.cluster import cluster_bank
     from redegkit.bank.preview import PreviewRenderer, preview_entries, render_preview
-    from redegkit.metrics.stats import blockiness
     from redegkit.io.images import decode_image
+    from redegkit.metrics.stats import blockiness
 
     bank = load_bank(bank_path)
     img = decode_image("examples/chelsea.png")

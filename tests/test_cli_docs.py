@@ -81,7 +81,6 @@ def _tool(name: str, *args: str):
     return subprocess.run(
         [sys.executable, str(ROOT / "tools" / name), *args], capture_output=True, text=True, timeout=300
     )
-    assert r.returncode == 0, f"run `python tools/gen_cli_reference.py`: {r.stdout}{r.stderr}"
 
 
 def test_option_defaults_are_read_from_the_config_models():
