@@ -91,6 +91,13 @@ class SynthConfig(StrictModel):
         pattern=r"^[A-Za-z0-9_-]+:(0(\.\d+)?|1(\.0+)?)$",
         description="hybrid: NAME:SHARE of samples through a classical preset",
     )
+    gamma_max: float | None = Field(
+        None,
+        ge=1,
+        le=4,
+        description="post step: a gamma curve per learned sample, the gamma drawn "
+        "log-uniformly in [1/gamma_max, gamma_max]; null = off",
+    )
     batch: int = Field(16, ge=1, description="tiles per synthesizer forward")
     device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:N")
     precision: Literal["bf16", "fp32"] = Field("bf16", description="CUDA compute precision (CPU runs fp32)")

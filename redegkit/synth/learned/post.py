@@ -13,10 +13,12 @@ To add a step: write a class with ``name``, ``draw`` and ``apply`` here and add 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import torch
 
+from ...rng import sample_rng
 from ..config import SynthConfig
 from .plan import CalibrationPost, SamplePlan
 
@@ -29,7 +31,26 @@ class PostStep(Protocol):
     def apply(self, y: torch.Tensor, params: list[Any | None]) -> torch.Tensor: ...
 
 
-STEPS: tuple[PostStep, ...] = ()
+class Gamma:
+    """A gamma curve: ``y' = 2 ((y + 1) / 2) ** g - 1``, ``g`` log-uniform in
+    ``[1 / gamma_max, gamma_max]`` from the sample's own seed (``SynthConfig.gamma_max``)."""
+
+    name = "gamma"
+
+    def draw(self, cfg: SynthConfig, key: str) -> float | None:
+        if not cfg.gamma_max or cfg.gamma_max == 1.0:
+            return None
+        span = math.log(cfg.gamma_max)
+        return round(math.exp(float(sample_rng(cfg.seed, key, "gamma").uniform(-span, span))), 6)
+
+    def apply(self, y: torch.Tensor, params: list[Any | None]) -> torch.Tensor:
+        g = torch.tensor([1.0 if p is None else float(p) for p in params], device=y.device)[
+            :, None, None, None
+        ]
+        return ((y.clamp(-1.0, 1.0) + 1.0) / 2.0).pow(g) * 2.0 - 1.0
+
+
+STEPS: tuple[PostStep, ...] = (Gamma(),)
 
 
 def draw_post_steps(steps: tuple[PostStep, ...], cfg: SynthConfig, key: str, plan: SamplePlan) -> SamplePlan:
