@@ -33,7 +33,9 @@ def over_limits(root: Path = ROOT) -> list[str]:
             found.append(f"{rel}: {len(lines)} lines (limit {MAX_FILE})")
         for node in ast.walk(ast.parse(text, str(path))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                body = node.body[1:] if ast.get_docstring(node) is not None and len(node.body) > 1 else node.body
+                body = (
+                    node.body[1:] if ast.get_docstring(node) is not None and len(node.body) > 1 else node.body
+                )
                 n = (node.end_lineno or node.lineno) - body[0].lineno + 1
                 if n > MAX_FUNCTION and EXCUSE not in lines[node.lineno - 1]:
                     found.append(f"{rel}:{node.lineno}: {node.name}() {n} lines (limit {MAX_FUNCTION})")
