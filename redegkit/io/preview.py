@@ -83,7 +83,7 @@ def sr_preview_grid(
 def shard_contact_sheet(folder: str | Path, output: str | Path, n: int = 8, tile: int = 192) -> Path:
     from .shards import iter_samples
 
-    rows = []
+    rows: list[list[np.ndarray]] = []
     for s in iter_samples(str(folder)):
         if len(rows) >= n:
             break
