@@ -18,11 +18,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 console = Console(stderr=True)
 err_console = Console(stderr=True)  # errors: printed even under --quiet
@@ -48,9 +50,9 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 class ProgressCallback(Protocol):
-    """``cb(advance, **fields)``: called by long-running library code."""
+    """``cb(advance, **fields)``: called by long-running library code (``advance`` positionally)."""
 
-    def __call__(self, advance: int = 1, **fields: object) -> None: ...
+    def __call__(self, advance: int = 1, /, **fields: object) -> None: ...
 
 
 class RateColumn(TextColumn):
@@ -58,10 +60,8 @@ class RateColumn(TextColumn):
         super().__init__("")
         self.unit = unit
 
-    def render(self, task):
+    def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        from rich.text import Text
-
         if speed is None:
             return Text(f"-- {self.unit}/s", style="progress.data.speed")
         return Text(f"{speed:.2f} {self.unit}/s", style="progress.data.speed")
@@ -90,10 +90,10 @@ def progress(description: str, total: int | None, unit: str = "it") -> Iterator[
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total, info="")
 
-        def advance(advance: int = 1, **fields: object) -> None:
+        def advance(n: int = 1, /, **fields: object) -> None:
             info = "  ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
             )
-            bar.update(task, advance=advance, info=info)
+            bar.update(task, advance=n, info=info)
 
         yield advance

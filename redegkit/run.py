@@ -323,7 +323,7 @@ class RunContext:
             return module
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(module, device_ids=[self.device.index] if self.cuda else None)
+        return DistributedDataParallel(module, device_ids=[self._need_device().index] if self.cuda else None)
 
     # ------------------------------------------------------------------ the run folder
     def folder(self, path: str | os.PathLike) -> RunFolder:

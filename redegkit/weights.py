@@ -186,7 +186,7 @@ def spec(name: str) -> WeightSpec:
     raise KeyError(f"unknown weights {name!r}; known: {', '.join(sorted(KNOWN))}")
 
 
-def find(name: str, explicit: str | Path | None = None) -> Path | None:
+def find(name: str, explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The path of a weight file, or None. An explicit path must exist (else FileNotFoundError)."""
     if explicit is not None:
         p = Path(explicit).expanduser()
@@ -201,7 +201,7 @@ def find(name: str, explicit: str | Path | None = None) -> Path | None:
     return None
 
 
-def resolve(name: str, explicit: str | Path | None = None) -> Path:
+def resolve(name: str, explicit: str | os.PathLike[str] | None = None) -> Path:
     """Like :func:`find`, but a missing file raises :class:`WeightsMissingError`."""
     p = find(name, explicit)
     if p is None:

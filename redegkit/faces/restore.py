@@ -113,9 +113,9 @@ class GFPGANRestorer:
         model = build_gfpgan(**hp)
         load_state_strict(model, sd, str(self.path))
         self.hparams = hp
+        self.device = pick_device(device)
         # fp32 (no autocast: the restored faces are the fit's targets); channels_last on CUDA
-        self.ctx = RunContext.local(pick_device(device), "fp32")
-        self.device = self.ctx.device
+        self.ctx = RunContext.local(self.device, "fp32")
         self.model = model.eval()
         self.ctx.place(self.model)
         self.batch_size = int(batch_size) if batch_size > 0 else (8 if self.device.type == "cuda" else 2)

@@ -202,7 +202,8 @@ class FitDataset(Dataset):
         """Crop box, random rescale (short side in [crop, box short side]), crop, flips, synthetic
         variant of the LQ, grayscale. Returns (hq, lq) uint8 crop x crop."""
         cfg, crop = self.cfg, self.crop
-        t, b, left, r = face_box(*hq.shape[:2], cfg)
+        h, w = hq.shape[:2]
+        t, b, left, r = face_box(h, w, cfg)
         hq, lq = hq[t:b, left:r], lq[t:b, left:r]
         short = min(hq.shape[:2])
         target = int(round(rng.uniform(crop, max(crop, short))))
@@ -381,7 +382,8 @@ def load_validation(
         if hq.shape != lq.shape:
             failures.append({"path": str(p.lq), "reason": f"LQ {lq.shape[:2]} and HQ {hq.shape[:2]} differ"})
             continue
-        t, b, left, r = face_box(*hq.shape[:2], cfg)
+        h, w = hq.shape[:2]
+        t, b, left, r = face_box(h, w, cfg)
         prep = [center_crop(resize_short(x[t:b, left:r], crop, cv2.INTER_AREA), crop) for x in (hq, lq)]
         hqs.append(prep[0])
         lqs.append(prep[1])

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..models.checkpoints import CheckpointError, load_checkpoint, load_state_strict
+from ..models.checkpoints import CheckpointError, arch_of, hparams_of, load_checkpoint, load_state_strict
 from ..models.redeg import DegNet, ReDegSNDiscriminator, SynNetEncoder, SynNetGenerator
 from ..rng import sample_rng
 from ..run import RunContext
@@ -73,8 +73,8 @@ def load_official(nets: dict[str, nn.Module], folder: str) -> list[str]:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: official weights not found (--from-official expects {fname})")
         net = nets[name]
-        src = load_checkpoint(path, arch=net.arch)
-        theirs, ours = src.hparams, net.hparams
+        src = load_checkpoint(path, arch=arch_of(net))
+        theirs, ours = hparams_of(src), hparams_of(net)
         diff = {
             k: (theirs[k], ours[k])
             for k in ("size", "style_dim", "width")
@@ -296,8 +296,8 @@ class FitModel:
         """``{"nets": {name: {arch, hparams, state_dict}}, "optims": {name: optimiser state}}`` on CPU."""
         nets = {
             name: {
-                "arch": net.arch,
-                "hparams": dict(net.hparams),
+                "arch": arch_of(net),
+                "hparams": hparams_of(net),
                 "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             }
             for name, net in self.nets.items()

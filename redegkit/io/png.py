@@ -26,9 +26,11 @@ import functools
 import os
 import struct
 import zlib
+from types import ModuleType
 
 import numpy as np
 
+_isal: ModuleType | None  # None when isal is missing (then the stdlib's zlib)
 try:  # ISA-L's deflate: about 4x faster than zlib level 1 on image rows
     from isal import isal_zlib as _isal
 except ImportError:  # pragma: no cover - isal is a dependency; the stdlib keeps the pixels the same
@@ -141,8 +143,8 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes | None:
     h, w, c = img.shape
     head = _head(w, h, _COLOUR_TYPE[c])
     if level == 0:
-        return b"".join((head, *_stored_idat(memoryview(_rows(img, up=False)).cast("B")), _IEND))
-    rows = _rows(img, up=True)
+        return b"".join((head, *_stored_idat(_rows(img, up=False).data.cast("B")), _IEND))
+    rows = _rows(img, up=True).data  # a memoryview: numpy types an array as a buffer from Python 3.12 only
     if _isal is not None:
         data = _isal.compress(rows, level)
     else:  # the tests patch _isal out for this
@@ -223,7 +225,7 @@ def _plain_png(data: bytes) -> tuple[int, int, int, list[memoryview]] | None:
         pos = end
 
 
-def _inflate(stream: bytes, size: int) -> bytes:
+def _inflate(stream: bytes | memoryview, size: int) -> bytes:
     """zlib-decompress ``stream`` (raises on a bad stream or a wrong Adler-32). A 32K-window
     stream goes to ISA-L; a smaller declared window to the stdlib honouring it, as libpng does."""
     if _isal is not None and stream[:1] == b"\x78":

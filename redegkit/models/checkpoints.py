@@ -160,14 +160,14 @@ def load_checkpoint(
             spec = ARCHS.get(arch)
             if spec is None:
                 raise CheckpointError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHS))}")
-            hp = spec.detect(sd)
-            if hp is None:
+            detected = spec.detect(sd)
+            if detected is None:
                 raise CheckpointError(
                     f"{path}: keys do not look like {arch!r}"
                     + (f" (they look like {found[0]!r})" if found else "")
                     + f"; first keys: {', '.join(list(sd)[:5])}"
                 )
-            name = arch
+            name, hp = arch, detected
         elif found is None:
             raise CheckpointError(
                 f"{path}: unknown architecture; known: {', '.join(sorted(ARCHS))}; first keys: "

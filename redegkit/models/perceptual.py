@@ -57,6 +57,9 @@ class VGG19Features(nn.Module):
     ``requires_grad=False`` parameters; gradients still flow to ``x``.
     """
 
+    mean: torch.Tensor  # buffers (ImageNet statistics), registered in __init__
+    std: torch.Tensor
+
     def __init__(
         self,
         layers: Sequence[str] = PERCEPTUAL_LAYERS,

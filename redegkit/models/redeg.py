@@ -196,6 +196,7 @@ class SynNetGenerator(nn.Module):
         # official key) never takes part in the forward. Frozen, so DDP does not wait for its
         # gradient and optimisers skip it.
         for conv in self.convs[1::2]:
+            assert isinstance(conv, StyledConv)  # (a ModuleList holds modules of any type)
             conv.noise.weight.requires_grad_(False)
         warm_spectral_norm(self)
 

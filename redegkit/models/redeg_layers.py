@@ -8,7 +8,7 @@ state-dict keys that the authors' published weights use (see ``redeg.py``).
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +65,10 @@ class FP32SpectralNorm(SpectralNorm):
             super().__call__(module, inputs)
 
 
-def spectral_norm(module: nn.Module, name: str = "weight") -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def spectral_norm(module: ModuleT, name: str = "weight") -> ModuleT:
     """``torch.nn.utils.spectral_norm`` (classic hook and keys) computed in fp32 under autocast."""
     module = _torch_spectral_norm(module, name=name)
     for hook in module._forward_pre_hooks.values():
@@ -161,11 +164,13 @@ class ModulatedConv2d(nn.Module):
         )
 
     # The official layout [1, out, in, k, k] in state dicts; the 4-D parameter in memory.
-    def _save_to_state_dict(self, destination, prefix, keep_vars):  # type: ignore[no-untyped-def]
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
         destination[prefix + "weight"] = destination[prefix + "weight"].unsqueeze(0)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         w = state_dict.get(prefix + "weight")
         if isinstance(w, torch.Tensor) and w.dim() == 5 and w.shape[0] == 1:
             state_dict[prefix + "weight"] = w[0]  # load_state_dict hands each module its own copy of the dict

@@ -13,6 +13,16 @@ from pydantic import Field, model_validator
 from ..config import StrictModel
 
 InputRange = Literal["[-1,1]", "[0,1]"]
+ResizeMode = Literal["bilinear", "bicubic", "bilinear-aa", "bicubic-aa"]
+UsmTarget = Literal["l1", "perceptual", "gan"]
+
+
+def _default_resize_modes() -> list[ResizeMode]:
+    return ["bilinear", "bicubic"]
+
+
+def _default_usm_targets() -> list[UsmTarget]:
+    return ["l1"]
 
 
 class SRModelConfig(StrictModel):
@@ -46,8 +56,8 @@ class SRDataConfig(StrictModel):
     noise_sigma_max: float = Field(
         0.2, ge=0, description="'high' LQ: sigma ~ U{0, 0.01, ..., max} on the [-1,1] scale."
     )
-    resize_modes: list[Literal["bilinear", "bicubic", "bilinear-aa", "bicubic-aa"]] = Field(
-        default_factory=lambda: ["bilinear", "bicubic"],
+    resize_modes: list[ResizeMode] = Field(
+        default_factory=_default_resize_modes,
         min_length=1,
         description="'high' LQ: interpolations to draw from when downscaling by 1/scale; bilinear/bicubic "
         "as the reference (no antialiasing), -aa: antialiased.",
@@ -71,8 +81,8 @@ class SRLossConfig(StrictModel):
     """Loss weights (0 turns a term off)."""
 
     l1: float = Field(1.0, ge=0, description="Pixel L1 weight.")
-    usm_targets: list[Literal["l1", "perceptual", "gan"]] = Field(
-        default_factory=lambda: ["l1"], description="Losses whose HQ target is USM-sharpened."
+    usm_targets: list[UsmTarget] = Field(
+        default_factory=_default_usm_targets, description="Losses whose HQ target is USM-sharpened."
     )
     usm_weight: float = Field(0.5, ge=0, description="Unsharp-mask amount.")
     usm_radius: int = Field(50, ge=1, description="Unsharp-mask blur radius (kernel 2*(r//2)+1).")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import cv2
@@ -209,7 +209,7 @@ class TrainStream:
         """Corrupt samples skipped so far by this rank's readers."""
         return self.corrupt_before + sum(self._corrupt_now.values())
 
-    def batches(self, start: int = 0) -> Iterator[Batch]:
+    def batches(self, start: int = 0) -> Generator[Batch, None, None]:
         """Endless ``(lq, hq)`` CPU batches for steps ``start, start+1, …``."""
         k = self.cfg.segment_steps
         for segment in itertools.count(start // k):

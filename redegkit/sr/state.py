@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from ..console import log
 from ..io.atomic import atomic_copy
-from ..models.checkpoints import CheckpointError, load_checkpoint, load_raw, save_checkpoint
+from ..models.checkpoints import (
+    CheckpointError,
+    arch_of,
+    hparams_of,
+    load_checkpoint,
+    load_raw,
+    save_checkpoint,
+)
 from ..models.discriminators import UNetDiscriminatorSN
 from ..models.rrdb import RRDBNet
 from ..run import rng_state, set_rng_state
@@ -56,7 +63,10 @@ def build_discriminator(cfg: TrainSRConfig) -> UNetDiscriminatorSN:
     return UNetDiscriminatorSN(num_feat=cfg.model.d_num_feat, skip_connection=cfg.model.d_skip_connection)
 
 
-def make_ema(g: nn.Module) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def make_ema(g: ModuleT) -> ModuleT:
     ema = copy.deepcopy(g).eval()
     ema.requires_grad_(False)
     return ema
@@ -65,7 +75,7 @@ def make_ema(g: nn.Module) -> nn.Module:
 @torch.no_grad()
 def update_ema(ema: nn.Module, g: nn.Module, decay: float) -> None:
     """ema = decay * ema + (1 - decay) * g, for every parameter (fused foreach on GPU)."""
-    e = list(ema.parameters())
+    e: list[torch.Tensor] = list(ema.parameters())
     p = [x.detach() for x in g.parameters()]
     torch._foreach_lerp_(e, p, 1.0 - decay)
     for be, bg in zip(ema.buffers(), g.buffers(), strict=True):
@@ -88,8 +98,8 @@ def make_adam(
 
 def _net(m: nn.Module) -> dict[str, Any]:
     return {
-        "arch": m.arch,
-        "hparams": dict(m.hparams),
+        "arch": arch_of(m),
+        "hparams": hparams_of(m),
         "state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()},
     }
 

@@ -7,6 +7,8 @@ forward, so DDP reduces once). Nothing here reads a value back to the host.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,8 +31,13 @@ def wrap_for_training(
     g_run, d_run = ctx.ddp(g), ctx.ddp(d)
     compile_ = cfg.compile
     if compile_:
-        g_run, d_run = torch.compile(g_run), torch.compile(d_run)
-    return g_run, d_run, (torch.compile(d) if compile_ else d)
+        g_run, d_run = _compile(g_run), _compile(d_run)
+    return g_run, d_run, (_compile(d) if compile_ else d)
+
+
+def _compile(m: nn.Module) -> nn.Module:
+    # torch.compile is typed as returning the callable it was given; a module gives an OptimizedModule
+    return cast(nn.Module, torch.compile(m))
 
 
 class GANStep:
@@ -81,7 +88,8 @@ class GANStep:
                 losses["g_gan"] = lc.gan * gan_loss(self.d_frozen(sr), True)
         if not losses:
             raise ValueError("no generator loss is on (l1, perceptual, style and gan are all 0)")
-        total = sum(losses.values())
+        first, *rest = losses.values()
+        total = sum(rest, first)
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
         self.opt_g.step()

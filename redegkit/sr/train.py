@@ -27,6 +27,7 @@ from ..console import log
 from ..io.images import write_image
 from ..io.preview import sr_preview_grid
 from ..metrics import psnr, ssim
+from ..models.rrdb import RRDBNet
 from ..run import RunContext
 from .config import TrainSRConfig
 from .data import TrainStream, load_val_set
@@ -51,11 +52,13 @@ class TrainResult:
 
 
 def validate(
-    g_eval: torch.nn.Module, val_set, cfg: TrainSRConfig, ctx: RunContext, out: Path, step: int
+    g_eval: RRDBNet, val_set, cfg: TrainSRConfig, ctx: RunContext, out: Path, step: int
 ) -> dict[str, float]:
     """Upscale the held-out images with ``g_eval``; Y-PSNR/SSIM (border = scale) and a preview grid."""
     scale = cfg.model.scale
-    psnrs, ssims, rows = [], [], []
+    psnrs: list[float] = []
+    ssims: list[float] = []
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
     for _name, lq, hq in val_set:
         sr = upscale_image(g_eval, lq, tile=cfg.val_tile, ctx=ctx)
         if hq is not None:
@@ -140,6 +143,7 @@ class _Trainer:
         self.percep = _perceptual(cfg)
         ctx.place(self.g, self.d, self.ema, self.percep)
         o, dev = cfg.optim, ctx.device
+        assert dev is not None  # ctx.place raised for a context without a device
         self.opt_g = make_adam(self.g.parameters(), o.lr_g, o.betas, dev)
         self.opt_d = make_adam(self.d.parameters(), o.lr_d, o.betas, dev)
         sch = torch.optim.lr_scheduler.MultiStepLR
