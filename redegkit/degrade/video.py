@@ -33,6 +33,8 @@ import numpy as np
 from . import colorspace as C
 from .ops import check_image, subpixel_shift, to_float, to_uint8
 
+X264_PARAMS = "no-mbtree=1:rc-lookahead=0"  # see _encoder: repeatable bytes
+
 
 @dataclass(frozen=True)
 class VideoCodec:
@@ -49,7 +51,9 @@ CODECS: dict[str, VideoCodec] = {
     "h264": VideoCodec("libx264", "h264", ("yuv420p", "yuv422p"), "crf", 51),
     # x265 runs with 32x32 CTUs on frames padded to whole CTUs: it keeps some CTU state process-wide
     # and corrupts memory on unaligned small frames after encoders of other sizes
-    "hevc": VideoCodec("libx265", "hevc", ("yuv420p", "yuv422p"), "crf", 51, align=32),
+    # min_side 64: libx265 4.2 codes frames of one 32-px CTU differently from run to run in a
+    # long-lived process (10 of 15 repeats differed, measured); from 64 px on its bytes repeat
+    "hevc": VideoCodec("libx265", "hevc", ("yuv420p", "yuv422p"), "crf", 51, align=32, min_side=64),
     "vp9": VideoCodec("libvpx-vp9", "vp9", ("yuv420p", "yuv422p"), "crf", 63),
     # SVT-AV1 encodes, dav1d decodes (FFmpeg's own AV1 decoder needs hardware); SVT-AV1 turns its
     # adaptive quantisation off below 64 pixels and then refuses a bit rate
@@ -133,6 +137,10 @@ def _encoder(
         opts["preset"] = preset or "medium"
         if quality is not None:
             opts["crf"] = repr(float(quality))  # x264 / x265 take a fractional crf
+        if codec == "h264":
+            # no macroblock tree and no lookahead: with them libx264 coded a clip differently in 2 of
+            # 240 repeats in one process (measured); without them, in none
+            opts["x264-params"] = X264_PARAMS
         if codec == "hevc":
             # one CTU size for every preset (see CODECS), one thread, no log lines
             opts["x265-params"] = "log-level=none:pools=none:frame-threads=1:ctu=32:min-cu-size=8"

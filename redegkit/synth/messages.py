@@ -9,6 +9,7 @@ writer. The learned producer's own messages (plans, crops, device batches, sink 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,11 @@ class RunTarget:
     out: Path
     prefix: str
     rank: int
+    run: str = field(default_factory=lambda: f"{os.getpid()}x{os.urandom(3).hex()}")  # this run's
 
     def part(self, first_input: int, kind: str) -> str:
         """The ``kind`` part file of the chunk of inputs that starts at ``first_input``."""
-        return str(part_path(self.out, self.prefix, self.rank, first_input, kind))
+        return str(part_path(self.out, self.prefix, self.rank, first_input, kind, self.run))
 
 
 @dataclass(frozen=True)

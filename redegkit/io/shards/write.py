@@ -50,11 +50,14 @@ SHARD_FORMAT = 2
 Bytes = bytes | bytearray | memoryview
 
 
-def part_path(out_dir: str | Path, prefix: str, rank: int, first_input: int, kind: str = "") -> Path:
-    """Where a worker writes (``kind``) members of the chunk of inputs starting at ``first_input``."""
-    return (
-        Path(out_dir) / PARTS_DIR / f"{prefix}-r{rank:03d}-{first_input:09d}{'-' + kind if kind else ''}.part"
-    )
+def part_path(
+    out_dir: str | Path, prefix: str, rank: int, first_input: int, kind: str = "", run: str = ""
+) -> Path:
+    """Where a worker writes (``kind``) members of the chunk of inputs starting at ``first_input``.
+    ``run`` tells runs apart: a killed run's workers may live a moment longer than it, and must not
+    write into a part file of the run that resumes it."""
+    tail = "".join(f"-{t}" for t in (kind, run) if t)
+    return Path(out_dir) / PARTS_DIR / f"{prefix}-r{rank:03d}-{first_input:09d}{tail}.part"
 
 
 def shard_name(prefix: str, index: int, rank: int = 0, world: int = 1) -> str:
