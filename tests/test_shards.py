@@ -200,3 +200,27 @@ def test_abort_keeps_shards_already_finished(tmp_path):
     sink.abort()  # the third sample's shard was in progress
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-000000.tar", "shard-000000.tar.json"]
     assert find_resume_point(tmp_path).next_input == 2
+
+
+def test_member_headers_are_tarfiles_for_any_name_and_size():
+    # the header comes from a template with a precomputed checksum sum: every name length up to
+    # 100 bytes (and past it: pax records), sizes up to the 11-octal-digit limit and past it
+    import tarfile
+
+    from redegkit.io.shards import TAR_MODE, TAR_MTIME, TAR_OWNER, tar_header
+
+    rng = np.random.default_rng(3)
+    alphabet = np.array(list("abcxyzABC0189_-~"))
+    for n in list(range(1, 103)) + [140]:
+        name = "".join(rng.choice(alphabet, n))
+        for size in (0, 1, 511, 512, 137_000, int(rng.integers(0, 8**11)), 8**11 - 1, 8**11):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = size, TAR_MTIME, TAR_MODE
+            info.uname = info.gname = TAR_OWNER
+            assert tar_header(name, size) == info.tobuf(
+                tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"
+            )
+    info = tarfile.TarInfo("clé.json")  # non-ASCII: tarfile's own path, with pax records
+    info.size, info.mtime, info.mode = 5, TAR_MTIME, TAR_MODE
+    info.uname = info.gname = TAR_OWNER
+    assert tar_header("clé.json", 5) == info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")

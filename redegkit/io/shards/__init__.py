@@ -30,7 +30,9 @@ from .write import (
     sample_members,
     shard_name,
     tar_end,
+    tar_header,
     tar_member,
+    tar_member_parts,
 )
 
 __all__ = [
@@ -61,5 +63,7 @@ __all__ = [
     "shards_info",
     "tar_bytes_to_json",
     "tar_end",
+    "tar_header",
     "tar_member",
+    "tar_member_parts",
 ]

@@ -34,7 +34,7 @@ from ..config import SynthConfig
 from ..core import chunked
 from ..messages import EncodedChunk, InputDone, RunTarget, WorkItem
 from .device import DeviceItem, DeviceStage, Landed, LqGroup, degrade_batch
-from .pixels import ImagePack
+from .pixels import ImagePack, SharedBuffers
 from .plan import Calibration, ChoiceTable, parse_mix_preset
 from .post import STEPS, PostStep
 from .sink import LqRef, SinkDone, SinkJob, encode_lqs
@@ -55,6 +55,7 @@ class _Open:
     packs: list[ImagePack] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)  # input position -> why the device failed it
     future: Future[SinkDone] | None = None
+    buffer: torch.Tensor | None = None  # lent for the crops; back to the pool once they are used
 
     def add_pack(self, pack: ImagePack) -> int:
         for i, p in enumerate(self.packs):
@@ -139,21 +140,26 @@ class LearnedProducer:
         opened: deque[_Open] = deque()
         chunker = _Chunker()
         limit = 2 * pool.workers + 4  # finished chunks waiting to be written, at most
-        tasks = (SourceTask(c, target.part(c[0].index, "src")) for c in chunked(todo, chunker.size))
+        bufs = _Buffers(cfg)
+        tasks = (
+            SourceTask(c, target.part(c[0].index, "src"), bufs.lend(c[0].index))
+            for c in chunked(todo, chunker.size)
+        )
         for sc in pool.map_ordered(read_chunk, tasks, window=2 * pool.workers + 1):
             chunker.observe(sc)
-            op = _Open(sc, [None] * len(sc.hq))
+            op = _Open(sc, [None] * len(sc.hq), buffer=bufs.lent.pop(sc.inputs[0].index))
             opened.append(op)
             for item in _device_items(op, cfg, self.multiple):
-                _landed(stage.add(item))
-            self._submit_ready(opened, pool, cfg, target)
-            yield from _finished(opened, block_above=limit)
-        _landed(stage.flush())
-        self._submit_ready(opened, pool, cfg, target)
-        yield from _finished(opened, block_above=0)
+                bufs.landed(stage.add(item))
+            bufs.landed([] if op.missing else [op])  # no learned sample: its crops buffer is free
+            self._submit_ready(opened, pool, cfg, target, bufs)
+            yield from _finished(opened, limit, bufs)
+        bufs.landed(stage.flush())
+        self._submit_ready(opened, pool, cfg, target, bufs)
+        yield from _finished(opened, 0, bufs)
 
     def _submit_ready(
-        self, opened: deque[_Open], pool: WorkerPool, cfg: SynthConfig, target: RunTarget
+        self, opened: deque[_Open], pool: WorkerPool, cfg: SynthConfig, target: RunTarget, bufs: _Buffers
     ) -> None:
         for op in opened:
             if op.future is None and op.missing == 0:
@@ -173,19 +179,70 @@ def _device_items(op: _Open, cfg: SynthConfig, multiple: int) -> Iterator[Device
                 n += 1
 
 
-def _landed(batches: list[Landed]) -> None:
-    """Record where each landed sample's LQ is (or that the device failed its input)."""
-    for b in batches:
-        for item in b.items if b.error else ():
-            op, n, ip = item.owner
-            op.failed.setdefault(ip, f"synthesis failed on {op.chunk.inputs[ip].samples[0].key}: {b.error}")
-            op.missing -= 1
-        for g in b.groups:
-            pack = ImagePack.of_batch(g.lq)
-            for k, r in enumerate(g.rows):
-                op, n, _ = b.items[r].owner
-                op.lq[n] = LqRef(op.add_pack(pack), k, b.items[r].spec if g.host else None)
+class _Buffers:
+    """The run's recycled shared memory (:class:`~.pixels.SharedBuffers`): a buffer lent to each
+    source task for its crops, back once the chunk's learned samples have all landed; the LQs of a
+    landed batch copied into one, back once every sink task that reads it is done."""
+
+    def __init__(self, cfg: SynthConfig) -> None:
+        side = cfg.crop or cfg.tile
+        self.crop_bytes = int(1.5 * TARGET_SAMPLES_PER_TASK * side * side * 3)  # a chunk's, with room
+        self.crops, self.lqs = SharedBuffers(), SharedBuffers()
+        self.lent: dict[int, torch.Tensor] = {}  # first input of a source task -> its buffer
+        self.readers: dict[int, tuple[torch.Tensor, int]] = {}  # id(LQ pack) -> (buffer, chunks reading it)
+
+    def lend(self, first_input: int) -> torch.Tensor:
+        self.lent[first_input] = buf = self.crops.take(self.crop_bytes)
+        return buf
+
+    def landed(self, batches: list[Landed] | list[_Open]) -> None:
+        """Record where each landed sample's LQ is (or that the device failed its input); give
+        back the crop buffers of chunks whose samples have all landed."""
+        done: dict[int, _Open] = {}
+        for b in batches:
+            if isinstance(b, _Open):
+                done[id(b)] = b
+                continue
+            for item in b.items if b.error else ():
+                op, n, ip = item.owner
+                op.failed.setdefault(
+                    ip, f"synthesis failed on {op.chunk.inputs[ip].samples[0].key}: {b.error}"
+                )
                 op.missing -= 1
+                done[id(op)] = op
+            for g in b.groups:
+                pack = self._lq_pack(g.lq)
+                owners: set[int] = set()
+                for k, r in enumerate(g.rows):
+                    op, n, _ = b.items[r].owner
+                    op.lq[n] = LqRef(op.add_pack(pack), k, b.items[r].spec if g.host else None)
+                    op.missing -= 1
+                    done[id(op)] = op
+                    owners.add(id(op))
+                self.readers[id(pack)] = (self.readers[id(pack)][0], len(owners))  # one sink task each
+        for op in done.values():
+            if op.missing == 0 and op.buffer is not None:
+                self.crops.give(op.buffer)
+                op.buffer = None
+
+    def _lq_pack(self, lq: torch.Tensor) -> ImagePack:
+        buf = self.lqs.take(lq.numel())
+        buf[: lq.numel()].copy_(lq.reshape(-1))
+        n, each = lq.shape[0], lq[0].numel()
+        pack = ImagePack(buf, (tuple(lq.shape[1:]),) * n, tuple(k * each for k in range(n)))
+        self.readers[id(pack)] = (buf, 0)
+        return pack
+
+    def read(self, op: _Open) -> None:
+        """``op``'s sink task is done: its LQ packs lose a reader (free when none is left: every
+        chunk that reads a pack got its rows when the pack was made)."""
+        for p in op.packs:
+            buf, k = self.readers[id(p)]
+            if k > 1:
+                self.readers[id(p)] = (buf, k - 1)
+            else:
+                del self.readers[id(p)]
+                self.lqs.give(buf)
 
 
 def _sink_job(op: _Open, cfg: SynthConfig, part: str) -> SinkJob:
@@ -230,7 +287,7 @@ def _encoded(op: _Open, done: SinkDone) -> EncodedChunk:
     return EncodedChunk(out, timings)
 
 
-def _finished(opened: deque[_Open], block_above: int) -> Iterator[EncodedChunk]:
+def _finished(opened: deque[_Open], block_above: int, bufs: _Buffers) -> Iterator[EncodedChunk]:
     """The head chunks whose sink task is done, in order; while more than ``block_above`` chunks
     are open, wait for the head's (never for a head still waiting on the device)."""
     while opened and opened[0].future is not None:
@@ -240,4 +297,5 @@ def _finished(opened: deque[_Open], block_above: int) -> Iterator[EncodedChunk]:
             return
         done = head.future.result()
         opened.popleft()
+        bufs.read(head)
         yield _encoded(head, done)

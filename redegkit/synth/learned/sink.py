@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ...bank.operators import finish_on_host
 from ...io.images import encode_image
-from ...io.shards import PartRef, ShardWriterError, tar_member
+from ...io.shards import PartRef, ShardWriterError, tar_member_parts
 from .pixels import ImagePack
 from .plan import DeviceSpec
 
@@ -70,9 +70,11 @@ def _encode_lqs(job: SinkJob) -> SinkDone:
                 lq = finish_on_host(lq, jpeg=f.jpeg, scale=job.scale, interp=f.downsample, sigma=f.noise_sigma,
                                     seed=f.noise_seed)  # fmt: skip
             png = encode_image(lq, "png", png_level=job.png_level)
-            member = tar_member(f"{key}.lq.png", png)
-            part.write(member)
-            refs.append(PartRef(job.part, offset, len(member)))
+            size = 0
+            for piece in tar_member_parts(f"{key}.lq.png", png):
+                part.write(piece)
+                size += len(piece)
+            refs.append(PartRef(job.part, offset, size))
             payloads.append(len(png))
-            offset += len(member)
+            offset += size
     return SinkDone(refs, payloads, time.perf_counter() - t0)

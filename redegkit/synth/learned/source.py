@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ...bank.apply import TilePlan, plan_tiles
 from ...io.images import encode_image
-from ...io.shards import PartRef, ShardWriterError, sample_members
+from ...io.shards import PartRef, ShardWriterError, check_key, tar_member_parts
 from ...rng import sample_rng
 from ..classical import PresetDegrader
 from ..config import SynthConfig
@@ -66,10 +67,12 @@ class SourceChunk:
 
 @dataclass(frozen=True)
 class SourceTask:
-    """Consecutive inputs, and the part file their samples' members go to."""
+    """Consecutive inputs, the part file their samples' members go to, and a shared buffer the main
+    process lends for their crops (:class:`~.pixels.SharedBuffers`)."""
 
     items: list[WorkItem]
     part: str
+    buffer: torch.Tensor | None = None
 
 
 @dataclass
@@ -114,14 +117,19 @@ class _PartWriter:
             raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
 
     def write(self, key: str, fields: dict[str, bytes]) -> tuple[PartRef, int]:
-        members, payload = sample_members(key, fields)
+        """The sample's members, fields in sorted order (as :func:`sample_members` makes them),
+        written piece by piece (no joined copy) -> where they are, and their payload bytes."""
+        check_key(key)
+        start, payload = self.offset, 0
         try:
-            self.file.write(members)
+            for name in sorted(fields):
+                for piece in tar_member_parts(f"{key}.{name}", fields[name]):
+                    self.file.write(piece)
+                    self.offset += len(piece)
+                payload += len(fields[name])
         except OSError as e:
             raise ShardWriterError(f"shard writer failed: {type(e).__name__}: {e}") from e
-        ref = PartRef(self.path, self.offset, len(members))
-        self.offset += len(members)
-        return ref, payload
+        return PartRef(self.path, start, self.offset - start), payload
 
 
 def _learned_sample(state: SourceState, key: str, crop: np.ndarray, meta: dict[str, Any],
@@ -193,6 +201,6 @@ def read_chunk(state: SourceState, task: SourceTask) -> SourceChunk:
             with contextlib.suppress(OSError):  # already failing: the first error is the one to report
                 part.file.close()
     t0 = time.perf_counter()
-    pack = ImagePack.of(hq)
+    pack = ImagePack.into(task.buffer, hq)
     t["read"] += time.perf_counter() - t0
     return SourceChunk(inputs, pack, t)
