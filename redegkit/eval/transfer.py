@@ -13,9 +13,10 @@ The benchmark, step by step (every step deterministic for a seed):
 4. **candidates** on the same crops, through the product's own ``synthesize`` (shards in
    ``OUT/candidates``): the bank (and the bank without its calibration), every built-in preset,
    any ``--preset`` given, and the identity (the HQ itself).
-5. **scores** per candidate and scale: paired PSNR/SSIM (Y) to the truth, and the distance of the
-   degradation statistics (:func:`redegkit.metrics.stats.stats_distance`: colour, sharpness, noise,
-   blockiness, HF power, each in "visible difference" units, and their mean).
+5. **scores** (:mod:`.transfer_scores`) per candidate and scale: paired PSNR/SSIM (Y) to the truth,
+   and the distance of the degradation statistics (:func:`redegkit.metrics.stats.stats_distance`:
+   colour, sharpness, noise, blockiness, HF power, each in "visible difference" units, and their
+   mean).
 
 ``report.json`` holds everything; ``sheet.png`` shows HQ | D(HQ) | bank | best preset; ``truth/``
 holds D(crop) at x1, so ``redeg report OUT`` can show the crops without recomputing anything.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +42,9 @@ from ..degrade.spec import Preset
 from ..io.atomic import atomic_write_json, atomic_write_jsonl
 from ..io.images import decode_image, u8_to_unit, write_image
 from ..io.sources import Source
-from ..metrics import psnr, ssim
-from ..metrics.stats import PAIRED_KEYS, paired_stats, stats_distance
+from ..metrics import psnr
 from ..rng import sample_rng
+from .transfer_scores import ranking, score, score_scale, verdict
 
 BUILTIN_CANDIDATES = ("realesrgan", "bsrgan", "bsrgan-x2", "redeg-matched")
 NOISE_OPS = ("gaussian_noise", "poisson_noise")
@@ -130,6 +132,59 @@ def make_pairs(
         raise ValueError("no face image could be read, so there are no pairs to fit")
     atomic_write_jsonl(out / "pairs.jsonl", records, sort_keys=False)
     return failures
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. fit and bake
+
+
+def _fit(
+    fit_cfg: Any,
+    out: Path,
+    naturals: list[Source],
+    resume: bool,
+    user_presets: dict[str, Any] | None,
+    say: Callable[[str], None],
+    show_progress: bool,
+) -> tuple[Path, dict[str, Any]]:
+    """Fit on ``out/pairs`` into ``out/fit`` (from its last checkpoint with ``resume``, else from
+    scratch). Returns the checkpoint and the report's ``fit`` record."""
+    from ..fit.loop import fit_degradation
+
+    if fit_cfg is None:
+        raise ValueError("give a fit recipe (--recipe with a [fit] table), --model or --bank")
+    run = out / "fit"
+    say(f"fitting ({fit_cfg.steps} steps) into {run}")
+    resuming = resume and (run / "last.pt").is_file()
+    if run.exists() and not resuming:
+        shutil.rmtree(run)
+    res = fit_degradation(
+        fit_cfg,
+        out / "pairs",
+        [str(s.path) for s in naturals],
+        run,
+        resume=resuming,
+        user_presets=user_presets,
+        show_progress=show_progress,
+    )
+    return run / "last.pt", {"run": str(run), "steps": fit_cfg.steps, "seconds": round(res.seconds, 1)}
+
+
+def _bake(pairs: Path, model: str | Path, bake_cfg: Any, path: Path, say: Callable[[str], None]) -> Path:
+    """Bake ``model``'s embeddings of the ``pairs`` folder into a bank file at ``path``."""
+    from ..bank import BakeConfig, bake, load_bake_networks, save_bank
+
+    say("baking the bank")
+    nets, meta = load_bake_networks(model=model)
+    bres = bake(
+        str(pairs),
+        nets["degnet"],
+        nets["encoder"],
+        nets["generator"],
+        bake_cfg or BakeConfig(),
+        meta=meta,
+    )
+    return save_bank(path, bres.bank)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -241,72 +296,49 @@ def synth_candidate(
     return _read_lq(out)
 
 
-# ------------------------------------------------------------------------------------------------
-# 5. scores
+def _preset_candidates(
+    cfg: TransferConfig, extra: list[str] | None, user_presets: dict[str, Any] | None
+) -> list[str]:
+    """The preset candidates, each once: the config's, then ``extra``. Raises ValueError for an
+    unknown one."""
+    presets = list(dict.fromkeys([*cfg.presets, *(extra or [])]))
+    known = set(list_presets(user_presets))
+    unknown = [p for p in presets if p not in known]
+    if unknown:
+        raise ValueError(f"unknown preset candidate(s) {unknown}; known: {sorted(known)}")
+    return presets
 
 
-def score(
+def _candidates(
+    out: Path,
+    s: int,
+    cfg: TransferConfig,
+    bank_path: Path,
+    presets: list[str],
     hqs: dict[str, np.ndarray],
-    cand: dict[str, np.ndarray],
-    truth: dict[str, np.ndarray],
-    truth_stats: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """PSNR/SSIM to the truth, statistics distance, and the noise level ratio, over the crops."""
-    keys = sorted(truth)
-    missing = [k for k in keys if k not in cand]
-    if missing:
-        raise RuntimeError(f"candidate lacks crops {missing[:3]} (synthesis failed on them)")
-    ps = [psnr(cand[k], truth[k]) for k in keys]
-    ss = [ssim(cand[k], truth[k]) for k in keys]
-    cst = [paired_stats(hqs[k], cand[k]) for k in keys]
-    dist = stats_distance(cst, truth_stats)
-    n_c = float(np.mean([s["noise"] for s in cst]))
-    n_t = float(np.mean([s["noise"] for s in truth_stats]))
-    finite = [p for p in ps if math.isfinite(p)]
-    return {
-        "psnr": round(float(np.mean(finite)) if finite else math.inf, 3),
-        "ssim": round(float(np.mean(ss)), 4),
-        "distance": {k: round(v, 4) for k, v in dist.items()},
-        "noise": round(n_c, 3),
-        "noise_truth": round(n_t, 3),
-        "noise_ratio": round(n_c / n_t, 3) if n_t > 0 else None,
-        "stats": {
-            k: (
-                np.mean([s[k] for s in cst], axis=0).round(4).tolist()
-                if k == "color"
-                else round(float(np.mean([s[k] for s in cst])), 4)
-            )
-            for k in PAIRED_KEYS
-        },
-    }
+    user_presets: dict[str, Any] | None,
+    say: Callable[[str], None],
+) -> dict[str, dict[str, np.ndarray]]:
+    """Every candidate's LQ of the crops at x``s``, by name: the bank, the bank without its
+    calibration, each preset (shards under ``out/candidates``), and the identity."""
+    crops, where = out / "crops", out / "candidates"
+    cands: dict[str, dict[str, np.ndarray]] = {}
+    say(f"x{s}: the bank")
+    cands["bank"] = synth_candidate(crops, where / f"bank-x{s}", s, cfg, bank=bank_path)
+    cands["bank (no calibration)"] = synth_candidate(
+        crops, where / f"bank-nocal-x{s}", s, cfg, bank=bank_path, calibration=False
+    )
+    for p in presets:
+        say(f"x{s}: preset {p}")
+        cands[f"preset:{p}"] = synth_candidate(
+            crops, where / f"{p}-x{s}", s, cfg, preset=p, user_presets=user_presets
+        )
+    cands["identity"] = {k: downsample_u8(v, s, cfg.down) for k, v in hqs.items()}
+    return cands
 
 
-def verdict(scores: dict[str, dict[str, Any]], noisy: bool, presets: list[str]) -> dict[str, Any]:
-    """The suite's target for the bank against the best built-in preset (by statistics distance):
-    deterministic D: >= 5 dB PSNR over it, distance <= 0.35x, no statistic worse; random noise:
-    distance <= 0.5x, noise level within 20 %, no statistic worse."""
-    bank = scores["bank"]
-    cands = [p for p in presets if f"preset:{p}" in scores]
-    best = min(cands, key=lambda p: scores[f"preset:{p}"]["distance"]["overall"])
-    b = scores[f"preset:{best}"]
-    ratio = bank["distance"]["overall"] / max(b["distance"]["overall"], 1e-9)
-    worse = [k for k in PAIRED_KEYS if bank["distance"][k] > b["distance"][k] + 1e-9]
-    checks: dict[str, Any] = {"best_preset": best, "distance_ratio": round(ratio, 3), "worse_stats": worse}
-    if noisy:
-        nr = bank["noise_ratio"]
-        checks.update(
-            noise_ratio=nr,
-            target_ratio=0.5,
-            passed=bool(ratio <= 0.5 and not worse and nr is not None and abs(nr - 1) <= 0.2),
-        )
-    else:
-        gain = bank["psnr"] - b["psnr"]
-        checks.update(
-            psnr_gain_db=round(gain, 3),
-            target_ratio=0.35,
-            passed=bool(ratio <= 0.35 and not worse and gain >= 5.0),
-        )
-    return checks
+# ------------------------------------------------------------------------------------------------
+# 5. scores (:mod:`.transfer_scores`), and the contact sheet
 
 
 def _contact_sheet(path: Path, keys: list[str], hqs, truth, bank, best, best_name: str) -> None:
@@ -319,6 +351,22 @@ def _contact_sheet(path: Path, keys: list[str], hqs, truth, bank, best, best_nam
             row = [label(im, t) for im, t in zip(row, ["HQ", "truth D(HQ)", "bank", best_name], strict=True)]
         rows.append(row)
     write_image(path, grid(rows))
+
+
+def _sheet(
+    path: Path,
+    keys: list[str],
+    cfg: TransferConfig,
+    hqs: dict[str, np.ndarray],
+    truth: dict[str, np.ndarray],
+    cands: dict[str, dict[str, np.ndarray]],
+    best: str,
+) -> list[str]:
+    """Write the x1 contact sheet (HQ | D(HQ) | bank | the best preset); returns the crops it shows."""
+    # one crop per natural image first (keys are in image order), so the sheet shows several images
+    shown = list(dict.fromkeys(keys[:: cfg.crops_per_image] + keys))[: cfg.sheet_rows]
+    _contact_sheet(path, shown, hqs, truth, cands["bank"], cands[f"preset:{best}"], best)
+    return shown
 
 
 # ------------------------------------------------------------------------------------------------
@@ -372,39 +420,10 @@ def eval_transfer(
         say("making the known-degradation face pairs")
         failures += make_pairs(faces, D, out / "pairs", cfg)
         if model is None:
-            from ..fit.loop import fit_degradation
-
-            if fit_cfg is None:
-                raise ValueError("give a fit recipe (--recipe with a [fit] table), --model or --bank")
-            run = out / "fit"
-            say(f"fitting ({fit_cfg.steps} steps) into {run}")
-            resuming = resume and (run / "last.pt").is_file()
-            if run.exists() and not resuming:
-                shutil.rmtree(run)
-            res = fit_degradation(
-                fit_cfg,
-                out / "pairs",
-                [str(s.path) for s in (fit_naturals or faces)],
-                run,
-                resume=resuming,
-                user_presets=user_presets,
-                show_progress=log is not None,
+            model, report["fit"] = _fit(
+                fit_cfg, out, fit_naturals or faces, resume, user_presets, say, log is not None
             )
-            model = run / "last.pt"
-            report["fit"] = {"run": str(run), "steps": fit_cfg.steps, "seconds": round(res.seconds, 1)}
-        from ..bank import BakeConfig, bake, load_bake_networks, save_bank
-
-        say("baking the bank")
-        nets, meta = load_bake_networks(model=model)
-        bres = bake(
-            str(out / "pairs"),
-            nets["degnet"],
-            nets["encoder"],
-            nets["generator"],
-            bake_cfg or BakeConfig(),
-            meta=meta,
-        )
-        bank_path = save_bank(out / "emb.pt", bres.bank)
+        bank_path = _bake(out / "pairs", model, bake_cfg, out / "emb.pt", say)
         report["bank"] = str(bank_path)
         report["model"] = str(model)
     say("cutting the evaluation crops")
@@ -414,42 +433,18 @@ def eval_transfer(
     truth = truth_images(hqs, D, cfg)
     for k, v in truth[1].items():  # D(crop), for the HTML report's grid (redeg report)
         write_image(out / "truth" / f"{k}.png", v)
-    scales = sorted(truth)
-    presets = list(dict.fromkeys([*cfg.presets, *(extra_presets or [])]))
-    known = set(list_presets(user_presets))
-    unknown = [p for p in presets if p not in known]
-    if unknown:
-        raise ValueError(f"unknown preset candidate(s) {unknown}; known: {sorted(known)}")
+    presets = _preset_candidates(cfg, extra_presets, user_presets)
     report["generator_identity_psnr"] = _identity_psnr(bank_path, hqs)
     results: dict[str, dict[str, dict[str, Any]]] = {}
     images: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    for s in scales:
-        tst = [paired_stats(hqs[k], truth[s][k]) for k in sorted(truth[s])]
-        cands: dict[str, dict[str, np.ndarray]] = {}
-        say(f"x{s}: the bank")
-        cands["bank"] = synth_candidate(
-            out / "crops", out / "candidates" / f"bank-x{s}", s, cfg, bank=bank_path
-        )
-        cands["bank (no calibration)"] = synth_candidate(
-            out / "crops", out / "candidates" / f"bank-nocal-x{s}", s, cfg, bank=bank_path, calibration=False
-        )
-        for p in presets:
-            say(f"x{s}: preset {p}")
-            cands[f"preset:{p}"] = synth_candidate(
-                out / "crops", out / "candidates" / f"{p}-x{s}", s, cfg, preset=p, user_presets=user_presets
-            )
-        cands["identity"] = {k: downsample_u8(v, s, cfg.down) for k, v in hqs.items()}
-        results[f"x{s}"] = {name: score(hqs, c, truth[s], tst) for name, c in cands.items()}
-        images[f"x{s}"] = cands
+    for s in sorted(truth):
+        images[f"x{s}"] = _candidates(out, s, cfg, bank_path, presets, hqs, user_presets, say)
+        results[f"x{s}"] = score_scale(hqs, images[f"x{s}"], truth[s])
     builtin = [p for p in presets if p in BUILTIN_CANDIDATES] or presets
     report["scores"] = results
     report["target"] = {sc: verdict(r, noisy, builtin) for sc, r in results.items()}
     best = report["target"]["x1"]["best_preset"]
-    # one crop per natural image first (keys are in image order), so the sheet shows several images
-    shown = list(dict.fromkeys(keys[:: cfg.crops_per_image] + keys))[: cfg.sheet_rows]
-    _contact_sheet(
-        out / "sheet.png", shown, hqs, truth[1], images["x1"]["bank"], images["x1"][f"preset:{best}"], best
-    )
+    shown = _sheet(out / "sheet.png", keys, cfg, hqs, truth[1], images["x1"], best)
     report["sheet"] = str(out / "sheet.png")
     report["crops"] = keys
     report["sheet_crops"] = shown
@@ -475,11 +470,6 @@ def _identity_psnr(bank_path: Path, hqs: dict[str, np.ndarray]) -> float:
             vals.append(psnr(from_tensor(y), v))
     finite = [p for p in vals if math.isfinite(p)]
     return round(float(np.mean(finite)), 3) if finite else math.inf
-
-
-def ranking(report: dict[str, Any], scale: str = "x1") -> list[tuple[str, dict[str, Any]]]:
-    """Candidates of one scale, best (smallest statistics distance) first."""
-    return sorted(report["scores"][scale].items(), key=lambda kv: kv[1]["distance"]["overall"])
 
 
 __all__ = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -14,6 +14,10 @@ import numpy as np
 from . import figures as F
 from .page import Html, Page, details, figs, figure, fmt, img_array, img_bytes, kv, note, pre_json, table, tag
 from .pictures import zoom_to
+
+if TYPE_CHECKING:
+    from ..bank.cluster import Clustering
+    from ..bank.store import Bank
 
 PREVIEW_MIN_SIDE = 192
 
@@ -73,8 +77,6 @@ def bank_report(
     """The page for a bank file. The previews degrade ``image`` (a path or RGB uint8; shrunk to
     ``size`` on its long side), or a synthetic test chart when None."""
     from ..bank import bank_info, cluster_bank, load_bank
-    from ..bank.preview import PreviewRenderer, preview_entries
-    from ..io.images import decode_image
 
     bank = load_bank(path)
     info = bank_info(bank)
@@ -91,13 +93,21 @@ def bank_report(
         page.subtitle.append(
             f"Licence: {info['licence']} (the bank carries these weights; data made with it too)"
         )
+    page.add("Summary", *_summary(bank, info))
+    page.add("Clusters", *_clusters(bank, cl, info))
+    page.add("Cluster centres", *_centres(bank, image, size, device))
+    page.add("Provenance", *_provenance(bank, cl))
+    return page
+
+
+def _summary(bank: Bank, info: dict[str, Any]) -> list[Html | str]:
+    """Counts, norms, nearest neighbours, calibration, licence and hashes; the settings folded."""
     nn_d = info.get("nearest_neighbour") or {}
     cal = info.get("calibration")
-    page.add(
-        "Summary",
+    return [
         kv(
             [
-                ("embeddings", f"{n:,} x {bank.dim}-d"),
+                ("embeddings", f"{len(bank):,} x {bank.dim}-d"),
                 ("face pairs / source photos", f"{info['pairs']} / {info['source_photos']}"),
                 ("norm", "{mean} ± {std} (min {min}, max {max})".format(**info["norm"])),
                 ("distance to identity", "{mean} ± {std}".format(**info["distance_to_identity"])),
@@ -117,8 +127,11 @@ def bank_report(
         details("synthesizer", pre_json(info["synthesizer"])),
         details("calibration statistics", pre_json(cal)) if cal else "",
         details("bake settings", pre_json(info.get("bake"))) if info.get("bake") else "",
-    )
+    ]
 
+
+def _clusters(bank: Bank, cl: Clustering, info: dict[str, Any]) -> list[Html]:
+    """k, the silhouette and the sizes; the PCA scatter and the silhouette curve."""
     emb = bank.embeddings.double().numpy()
     mean, axes, ratio = pca_2d(emb)
     xy = (emb - mean) @ axes.T
@@ -128,7 +141,7 @@ def bank_report(
         xy,
         cl.labels,
         cxy,
-        title=f"{n:,} embeddings, k = {cl.k}",
+        title=f"{len(bank):,} embeddings, k = {cl.k}",
         axis_labels=(f"PC 1 ({ratio[0]:.0%} of the variance)", f"PC 2 ({ratio[1]:.0%})"),
     )
     items = [
@@ -147,8 +160,7 @@ def bank_report(
             )
         )
     chosen = cl.silhouettes.get(cl.k)
-    page.add(
-        "Clusters",
+    return [
         kv(
             [
                 ("k", cl.k),
@@ -158,7 +170,19 @@ def bank_report(
             ]
         ),
         figs(*items),
-    )
+    ]
+
+
+def _cell(img: np.ndarray, alt: str, text: str | Html) -> Html:
+    """A grid cell: the image enlarged by nearest neighbour, its caption below."""
+    return tag("td", img_array(zoom_to(img, PREVIEW_MIN_SIDE), alt, pixelated=True), tag("div", text))
+
+
+def _centres(bank: Bank, image: str | Path | np.ndarray | None, size: int, device: str) -> list[Html]:
+    """Each cluster centre applied to the HQ image (generator only, and calibrated), beside the HQ
+    and the generator's identity reconstruction."""
+    from ..bank.preview import PreviewRenderer, preview_entries
+    from ..io.images import decode_image
 
     if image is None:
         hq, what = (
@@ -170,15 +194,11 @@ def bank_report(
     else:
         hq, what = decode_image(image), str(image)
     r = PreviewRenderer(bank, hq, device=device, size=size)
-
-    def cell(img: np.ndarray, alt: str, text: str | Html) -> Html:
-        return tag("td", img_array(zoom_to(img, PREVIEW_MIN_SIDE), alt, pixelated=True), tag("div", text))
-
     grid_rows = [
         tag(
             "tr",
-            cell(r.image, "HQ", "HQ input"),
-            cell(
+            _cell(r.image, "HQ", "HQ input"),
+            _cell(
                 r.identity(),
                 "identity reconstruction",
                 "generator identity reconstruction G(identity, E(HQ)); not --strength 0, which is the HQ",
@@ -187,10 +207,10 @@ def bank_report(
     ]
     for e in preview_entries(bank, 0, centres=True):
         raw, calibrated = r.entry(e)
-        cells = [cell(raw, f"{e.label} generator only", f"{e.label}: the centre, generator only")]
+        cells = [_cell(raw, f"{e.label} generator only", f"{e.label}: the centre, generator only")]
         if calibrated is not None:
             cells.append(
-                cell(
+                _cell(
                     calibrated,
                     f"{e.label} calibrated",
                     f"{e.label}: + the calibration of its nearest member #{e.calibration_index} "
@@ -198,23 +218,24 @@ def bank_report(
                 )
             )
         grid_rows.append(tag("tr", *cells))
-    page.add(
-        "Cluster centres",
+    return [
         note(
             f"Each cluster centre applied to {what}, at the HQ resolution (before the SR downsampling), "
             "enlarged by nearest neighbour."
         ),
         tag("table", tag("tbody", *grid_rows), cls="grid"),
-    )
+    ]
 
+
+def _provenance(bank: Bank, cl: Clustering) -> list[Html | str]:
+    """Embeddings per source photo, and per cluster: the bars and the table of the 200 largest."""
     sources = Counter(_source(r) for r in bank.records)
     by_cluster: dict[str, Counter] = {}
     for rec, lab in zip(bank.records, cl.labels.tolist(), strict=True):
         by_cluster.setdefault(_source(rec), Counter())[int(lab)] += 1
     rows = [[s, c, *(by_cluster[s].get(j, 0) for j in range(cl.k))] for s, c in sources.most_common(200)]
     bars = F.count_bars(dict(sources), title="embeddings per source photo")
-    page.add(
-        "Provenance",
+    return [
         note(
             "Embeddings per source photo (the photo a face pair was cut from), and how they fall into the "
             "clusters: a cluster made of one photo's faces is that photo's degradation."
@@ -226,8 +247,7 @@ def bank_report(
             numeric=range(1, 2 + cl.k),
         ),
         note(f"(the 200 largest of {len(sources)} sources)") if len(sources) > 200 else "",
-    )
-    return page
+    ]
 
 
 __all__ = ["bank_report", "pca_2d", "synthetic_chart"]

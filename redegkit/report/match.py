@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import figures as F
-from .page import Page, ReportError, details, figure, fmt, img_bytes, kv, note, pre_json, table
+from .page import Html, Page, ReportError, details, figure, fmt, img_bytes, kv, note, pre_json, table
 from .shardfiles import read_json
 
 # statistic -> what it measures (units), as eval match computes it
@@ -44,6 +44,25 @@ def match_report(folder: str | Path, *, bins: int | None = None) -> Page:
         ],
         source=str(folder),
     )
+    ok = [c for c in cands if c.get("distances")]
+    page.add("Ranking", *_ranking(cands, ok))
+    page.add("Histograms", *_histograms(rep, ok, bins))
+    page.add("Real photos", *_real_photos(rep, real))
+    failures = rep.get("failures") or []
+    if failures:
+        page.add(
+            "Failures",
+            table(
+                ["set", "path", "reason"],
+                [[f.get("set", "real"), f.get("path", "?"), f.get("reason", "?")] for f in failures[:200]],
+            ),
+        )
+    return page
+
+
+def _ranking(cands: list[dict[str, Any]], ok: list[dict[str, Any]]) -> list[Html]:
+    """The ranked table (a failed candidate: its error), and the distances per statistic of the
+    candidates that have them (``ok``)."""
     rows = []
     for c in cands:
         d = c.get("distances")
@@ -68,8 +87,7 @@ def match_report(folder: str | Path, *, bins: int | None = None) -> Page:
                     *(fmt(d.get(k), 2) for k in COLUMNS),
                 ]
             )
-    ok = [c for c in cands if c.get("distances")]
-    parts: list[Any] = [
+    parts = [
         table(
             ["#", "candidate", "images", "overall", *COLUMNS],
             rows,
@@ -88,8 +106,11 @@ def match_report(folder: str | Path, *, bins: int | None = None) -> Page:
         parts.append(
             figure(img_bytes(*fig, "distances per statistic"), "Distance per statistic (best darker).")
         )
-    page.add("Ranking", *parts)
+    return parts
 
+
+def _histograms(rep: dict[str, Any], ok: list[dict[str, Any]], bins: int | None) -> list[Html]:
+    """Every statistic's histograms from the per-image values: the real photos against each candidate."""
     per = rep["per_image"]
     stats = [s for s in TITLES if any(s in r for r in per.get("real", []))]
     n_bins = bins or int((rep.get("config") or {}).get("bins", 30))
@@ -102,18 +123,20 @@ def match_report(folder: str | Path, *, bins: int | None = None) -> Page:
         for s in stats
     }
     fig = F.histogram_panels(panels, bins=n_bins, cols=3, filled="real", legends=legends)
-    page.add(
-        "Histograms",
+    return [
         note(
             "Each statistic over the real photos (filled grey) and each candidate's LQ images "
             "(outlines), as densities on shared bins. Per image: its centre crop of at most "
             f"{(rep.get('config') or {}).get('max_side', 256)} px."
         ),
         img_bytes(*fig, "histograms of every statistic, real against each candidate"),
-    )
+    ]
+
+
+def _real_photos(rep: dict[str, Any], real: dict[str, Any]) -> list[Html]:
+    """How many real photos were measured, each statistic's quartiles and spread, the settings."""
     spread = real.get("spread") or {}
-    page.add(
-        "Real photos",
+    return [
         kv([("photos given", real.get("inputs")), ("measured", real.get("images"))]),
         table(
             ["statistic", "median", "p25", "p75", "spread (IQR/1.349, floored)"],
@@ -130,14 +153,4 @@ def match_report(folder: str | Path, *, bins: int | None = None) -> Page:
             numeric=(1, 2, 3, 4),
         ),
         details("configuration", pre_json(rep.get("config"))),
-    )
-    failures = rep.get("failures") or []
-    if failures:
-        page.add(
-            "Failures",
-            table(
-                ["set", "path", "reason"],
-                [[f.get("set", "real"), f.get("path", "?"), f.get("reason", "?")] for f in failures[:200]],
-            ),
-        )
-    return page
+    ]

@@ -259,6 +259,24 @@ def shards_report(folder: str | Path, *, samples: int = 12, tile: int = 160) -> 
         [f"{sc.samples:,} samples in {len(sc.per_shard)} shard(s), {nbytes / 1e6:,.1f} MB · {folder}"],
         source=str(folder),
     )
+    page.add("Counts", *_counts(sc, run, nbytes))
+    page.add("Shards", *_shards(sc))
+    page.add("Sizes", *_sizes(sc))
+    page.add("Degradation parameters", *_parameters(sc))
+    how = "evenly spaced through the folder" if not sc.incomplete else "the first ones"
+    page.add(
+        "Samples",
+        note(
+            f"{len(sc.shown)} samples ({how}): HQ | LQ, the LQ enlarged by nearest neighbour to the HQ size."
+        ),
+        figs(*(_sample_figure(s, tile) for s in sc.shown)),
+    )
+    return page
+
+
+def _counts(sc: ShardScan, run: dict[str, Any], nbytes: int) -> list[Html]:
+    """Samples, shards, bytes, methods, scales and versions (and the run's report.json, when there is
+    one); what is incomplete, unreadable, broken or failed."""
     failures = run.get("failures") or []
     counts: list[tuple[str, Any]] = [
         ("samples", f"{sc.samples:,}"),
@@ -278,7 +296,7 @@ def shards_report(folder: str | Path, *, samples: int = 12, tile: int = 160) -> 
             ("skipped inputs", len(run.get("skipped") or [])),
             ("pairs/s", run.get("pairs_per_s", "-")),
         ]
-    parts: list[Any] = [kv(counts)]
+    parts = [kv(counts)]
     if sc.incomplete:
         parts.append(
             note(
@@ -298,20 +316,24 @@ def shards_report(folder: str | Path, *, samples: int = 12, tile: int = 160) -> 
         parts.append(
             details(f"{len(failures)} failed input(s) (from report.json)", table(["path", "reason"], rows))
         )
-    page.add("Counts", *parts)
+    return parts
 
+
+def _shards(sc: ShardScan) -> list[Html | str]:
+    """The per-shard table (folded when long, the first 200 shards)."""
     rows = [
         [s["shard"], fmt(s["samples"]), f"{s['bytes'] / 1e6:.2f}", "yes" if s["done"] else "no"]
         for s in sc.per_shard[:200]
     ]
     shard_table = table(["shard", "samples", "MB", "done marker"], rows, numeric=(1, 2))
     more = note(f"(the first 200 of {len(sc.per_shard)} shards)") if len(sc.per_shard) > 200 else ""
-    page.add(
-        "Shards", shard_table if len(sc.per_shard) <= 20 else details("per-shard table", shard_table), more
-    )
+    return [shard_table if len(sc.per_shard) <= 20 else details("per-shard table", shard_table), more]
 
+
+def _sizes(sc: ShardScan) -> list[Html | str]:
+    """What is the same in every sample as text; histograms of what varies; samples per source."""
     varying, constant = split_constant({k: v for k, v in sc.sizes.items() if v})
-    size_parts: list[Any] = []
+    size_parts: list[Html] = []
     if varying:
         size_fig = F.value_histograms(varying)
         size_parts.append(
@@ -321,15 +343,17 @@ def shards_report(folder: str | Path, *, samples: int = 12, tile: int = 160) -> 
     size_parts.append(
         figure(img_bytes(*src_fig, "samples per source image"), "Samples cut from each source image.")
     )
-    page.add(
-        "Sizes",
+    return [
         note("The same in every sample: " + ", ".join(f"{k} = {fmt(v, 1)}" for k, (v, _) in constant.items()))
         if constant
         else "",
         figs(*size_parts),
-    )
+    ]
 
-    param_parts: list[Any] = [
+
+def _parameters(sc: ShardScan) -> list[Html]:
+    """Per method: histograms of its numbers (constants as text) and bars of its categories."""
+    param_parts = [
         note(
             "From every sample's JSON: each op's numbers by its label (a preset's optional ops appear "
             "only in the samples that drew them; 'ops applied' counts them), or a bank's embedding "
@@ -338,22 +362,7 @@ def shards_report(folder: str | Path, *, samples: int = 12, tile: int = 160) -> 
     ]
     for name, nums in sc.numbers.items():
         param_parts.append(tag("h3", f"{name} ({sc.methods[name]:,} samples)"))
-        varying, constant = split_constant(nums)
-        keys = sorted(varying, key=lambda k: -len(varying[k]))[:MAX_NUMERIC_PANELS]
-        if keys:
-            fig = F.value_histograms({k: varying[k] for k in sorted(keys)})
-            param_parts.append(img_bytes(*fig, f"{name}: parameter distributions"))
-        if len(varying) > len(keys):
-            param_parts.append(
-                note(f"(the {len(keys)} parameters found in the most samples of {len(varying)})")
-            )
-        if constant:
-            param_parts.append(
-                note(
-                    "The same in every sample that has it: "
-                    + ", ".join(f"{k} = {fmt(v, 4)} ({n:,})" for k, (v, n) in sorted(constant.items()))
-                )
-            )
+        param_parts += _method_numbers(name, nums)
         cats = sc.categories.get(name) or {}
         if cats:
             ck = sorted(cats)[:MAX_CATEGORY_PANELS]
@@ -364,14 +373,24 @@ def shards_report(folder: str | Path, *, samples: int = 12, tile: int = 160) -> 
             param_parts.append(tag("h3", f"{name} ({sc.methods[name]:,} samples)"))
             fig = F.category_panels({k: dict(v) for k, v in sorted(sc.categories[name].items())})
             param_parts.append(img_bytes(*fig, f"{name}: categorical parameters"))
-    page.add("Degradation parameters", *param_parts)
+    return param_parts
 
-    how = "evenly spaced through the folder" if not sc.incomplete else "the first ones"
-    page.add(
-        "Samples",
-        note(
-            f"{len(sc.shown)} samples ({how}): HQ | LQ, the LQ enlarged by nearest neighbour to the HQ size."
-        ),
-        figs(*(_sample_figure(s, tile) for s in sc.shown)),
-    )
-    return page
+
+def _method_numbers(name: str, nums: dict[str, list[float]]) -> list[Html]:
+    """One method's numeric parameters: histograms of the most common that vary, the constant ones as text."""
+    parts = []
+    varying, constant = split_constant(nums)
+    keys = sorted(varying, key=lambda k: -len(varying[k]))[:MAX_NUMERIC_PANELS]
+    if keys:
+        fig = F.value_histograms({k: varying[k] for k in sorted(keys)})
+        parts.append(img_bytes(*fig, f"{name}: parameter distributions"))
+    if len(varying) > len(keys):
+        parts.append(note(f"(the {len(keys)} parameters found in the most samples of {len(varying)})"))
+    if constant:
+        parts.append(
+            note(
+                "The same in every sample that has it: "
+                + ", ".join(f"{k} = {fmt(v, 4)} ({n:,})" for k, (v, n) in sorted(constant.items()))
+            )
+        )
+    return parts

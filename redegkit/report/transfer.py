@@ -132,9 +132,35 @@ def transfer_report(folder: str | Path, *, rows: int | None = None) -> Page:
         ],
         source=str(folder),
     )
+    page.add("Summary", *_summary(rep))
+    page.add("Target", *_target(rep, scales))
+    for sc in scales:
+        page.add(f"Ranking at {sc}", *_ranking(rep, sc))
+    keys = grid_keys(folder, rep, rows)
+    if keys and (folder / "crops").is_dir():
+        page.add(
+            "Crops",
+            note(
+                f"Each crop (x1, before any downsampling; enlarged 2x by nearest neighbour when small) and, "
+                f"below it, its most detailed {INSET}x{INSET} window, on the 8x8 grid (so each "
+                f"{8 * INSET_ZOOM}-px cell of the inset is one JPEG block), enlarged {INSET_ZOOM}x by nearest "
+                "neighbour. The same window in every column."
+            ),
+            crop_grid(folder, rep, keys),
+        )
+    failures = rep.get("failures") or []
+    if failures:
+        page.add(
+            "Failures",
+            table(["path", "reason"], [[f.get("path", "?"), f.get("reason", "?")] for f in failures]),
+        )
+    return page
+
+
+def _summary(rep: dict[str, Any]) -> list[Html]:
+    """D, the bank, the fit, the crops and the generator's identity PSNR; D and the settings folded."""
     fit = rep.get("fit") or {}
-    page.add(
-        "Summary",
+    return [
         kv(
             [
                 ("degradation D", rep.get("degradation")),
@@ -157,8 +183,11 @@ def transfer_report(folder: str | Path, *, rows: int | None = None) -> Page:
         ),
         details("D, as a preset", pre_json(rep.get("degradation_spec"))),
         details("configuration", pre_json(rep.get("config"))),
-    )
+    ]
 
+
+def _target(rep: dict[str, Any], scales: list[str]) -> list[Html]:
+    """The target's verdict at each scale: the bank against the best built-in preset."""
     trows = []
     for sc in scales:
         v = rep.get("target", {}).get(sc)
@@ -179,74 +208,52 @@ def transfer_report(folder: str | Path, *, rows: int | None = None) -> Page:
                 verdict_html(bool(v.get("passed"))),
             ]
         )
-    page.add(
-        "Target",
+    return [
         note(
             "The bank against the best built-in preset. Deterministic D: distance <= 0.35x, >= 5 dB PSNR "
             "over it, no statistic worse. D with random noise: distance <= 0.5x, noise level within 20 %, "
             "no statistic worse."
         ),
         table(["scale", "best preset", "distance ratio", "", "worse statistics", "target"], trows),
-    )
+    ]
 
-    for sc in scales:
-        ranked = ranking(rep, sc)
-        names = [n for n, _ in ranked]
-        rows_ = [
-            [
-                i + 1,
-                n,
-                fmt(s["distance"]["overall"], 3),
-                *(fmt(s["distance"][k], 3) for k in STATS),
-                fmt(s["psnr"], 2),
-                fmt(s["ssim"], 3),
-            ]
-            for i, (n, s) in enumerate(ranked)
+
+def _ranking(rep: dict[str, Any], sc: str) -> list[Html]:
+    """The candidates at one scale, ranked: the table, and the per-statistic distance bars."""
+    ranked = ranking(rep, sc)
+    names = [n for n, _ in ranked]
+    rows_ = [
+        [
+            i + 1,
+            n,
+            fmt(s["distance"]["overall"], 3),
+            *(fmt(s["distance"][k], 3) for k in STATS),
+            fmt(s["psnr"], 2),
+            fmt(s["ssim"], 3),
         ]
-        hl = [i for i, n in enumerate(names) if n.startswith("bank")]
-        bars = {
-            "overall (distance)": [s["distance"]["overall"] for _, s in ranked],
-            **{f"{k} (distance)": [s["distance"][k] for _, s in ranked] for k in STATS},
-            "PSNR to D(HQ), dB (higher is closer)": [s["psnr"] for _, s in ranked],
-        }
-        fig = F.bar_panels(names, bars, highlight=[n for n in names if n.startswith("bank")], cols=4)
-        page.add(
-            f"Ranking at {sc}",
-            note(
-                "Distance of each degradation statistic to the truth's, in units of a visible difference "
-                "(0 = the truth's statistics exactly; overall = their mean), then PSNR and SSIM on Y "
-                "against D(HQ). Lower distance is closer."
-            ),
-            table(
-                ["#", "candidate", "overall", *STATS, "PSNR", "SSIM"],
-                rows_,
-                numeric=range(2, 10),
-                highlight=hl,
-            ),
-            figure(
-                img_bytes(*fig, f"per-statistic distances at {sc}"), "Per-statistic distances (bank darker)."
-            ),
-        )
-
-    keys = grid_keys(folder, rep, rows)
-    if keys and (folder / "crops").is_dir():
-        page.add(
-            "Crops",
-            note(
-                f"Each crop (x1, before any downsampling; enlarged 2x by nearest neighbour when small) and, "
-                f"below it, its most detailed {INSET}x{INSET} window, on the 8x8 grid (so each "
-                f"{8 * INSET_ZOOM}-px cell of the inset is one JPEG block), enlarged {INSET_ZOOM}x by nearest "
-                "neighbour. The same window in every column."
-            ),
-            crop_grid(folder, rep, keys),
-        )
-    failures = rep.get("failures") or []
-    if failures:
-        page.add(
-            "Failures",
-            table(["path", "reason"], [[f.get("path", "?"), f.get("reason", "?")] for f in failures]),
-        )
-    return page
+        for i, (n, s) in enumerate(ranked)
+    ]
+    hl = [i for i, n in enumerate(names) if n.startswith("bank")]
+    bars = {
+        "overall (distance)": [s["distance"]["overall"] for _, s in ranked],
+        **{f"{k} (distance)": [s["distance"][k] for _, s in ranked] for k in STATS},
+        "PSNR to D(HQ), dB (higher is closer)": [s["psnr"] for _, s in ranked],
+    }
+    fig = F.bar_panels(names, bars, highlight=[n for n in names if n.startswith("bank")], cols=4)
+    return [
+        note(
+            "Distance of each degradation statistic to the truth's, in units of a visible difference "
+            "(0 = the truth's statistics exactly; overall = their mean), then PSNR and SSIM on Y "
+            "against D(HQ). Lower distance is closer."
+        ),
+        table(
+            ["#", "candidate", "overall", *STATS, "PSNR", "SSIM"],
+            rows_,
+            numeric=range(2, 10),
+            highlight=hl,
+        ),
+        figure(img_bytes(*fig, f"per-statistic distances at {sc}"), "Per-statistic distances (bank darker)."),
+    ]
 
 
 def comparison_figure(folder: str | Path, *, rows: int = 2) -> bytes:
