@@ -380,3 +380,17 @@ def test_bad_presets_give_clear_errors(step: dict, message: str) -> None:
     with pytest.raises(PresetError, match=message) as e:
         get_preset("bad", user)
     assert "presets.bad.steps.1" in str(e.value)
+
+
+def test_every_builtin_preset_round_trips_through_json():
+    """A preset saved as JSON (eval transfer's report keeps its degradation spec) loads back to
+    the same preset: choices are written as [[name, weight], ...]."""
+    import json
+
+    from redegkit.degrade import get_preset, list_presets
+    from redegkit.degrade.spec import Preset
+
+    for name in list_presets():
+        p = get_preset(name)
+        again = Preset.model_validate(json.loads(json.dumps(p.model_dump(mode="json"))))
+        assert again == p, name

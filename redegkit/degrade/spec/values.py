@@ -61,11 +61,14 @@ def _parse_int_range(v: Any) -> tuple[int, int]:
 
 
 def _choice_pairs(v: Any) -> tuple[tuple[str, float], ...]:
-    """name | [names] | {name = weight} -> ((name, weight), ...), weights >= 0 with a positive sum."""
+    """name | [names] | {name = weight} | [[name, weight], ...] (how a validated preset is written
+    as JSON) -> ((name, weight), ...), weights >= 0 with a positive sum."""
     if isinstance(v, tuple) and all(isinstance(c, tuple) for c in v):
         return v
     if isinstance(v, str):
         pairs = [(v, 1.0)]
+    elif isinstance(v, list) and v and all(isinstance(c, (list, tuple)) and len(c) == 2 for c in v):
+        pairs = [(c, _num(w, "weight")) for c, w in v]
     elif isinstance(v, list):
         pairs = [(c, 1.0) for c in v]
     elif isinstance(v, dict):
