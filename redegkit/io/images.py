@@ -18,6 +18,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from . import storage
 from .atomic import atomic_write_bytes
 from .png import MAX_FAST_LEVEL, PNG_SIGNATURE, decode_png_fast, encode_png
 
@@ -160,7 +161,7 @@ def decode_image(
     else:
         path = source
         try:
-            data = Path(source).read_bytes()
+            data = storage.read_bytes(source)
         except IsADirectoryError as e:
             raise ImageDecodeError(path, "is a directory, not an image") from e
         except OSError as e:

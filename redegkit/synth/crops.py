@@ -7,13 +7,13 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
 from ..degrade.ops import ImageTooSmallError
+from ..io import storage
 from ..io.images import ImageDecodeError, decode_image
 from ..io.shards import SHARD_FORMAT
 from ..io.sources import Source
@@ -89,7 +89,7 @@ def cut_crops(src: Source, cfg: SynthConfig, contiguous: bool = True) -> Crops:
     t = {"read": 0.0, "decode": 0.0, "degrade": 0.0, "encode": 0.0}
     t0 = time.perf_counter()
     try:
-        data = Path(src.path).read_bytes()
+        data = storage.read_bytes(src.path)
     except OSError as e:
         return Crops([], failure_record(src, f"cannot read file ({e.strerror or e})", "failed"), None, t)
     t1 = time.perf_counter()
