@@ -190,6 +190,7 @@ def write_bytes(url: str | os.PathLike, data: bytes) -> str:
     fs, path = url_to_fs(str(url))
     with errors(url):
         fs.pipe_file(path, data)
+        fs.invalidate_cache(path)
     return str(url)
 
 
@@ -203,6 +204,7 @@ def put_file(local: str | os.PathLike, url: str) -> None:
     fs, path = url_to_fs(url)
     with errors(url):
         fs.put_file(str(local), path)
+        fs.invalidate_cache(path)
 
 
 def exists(url: str | os.PathLike) -> bool:
@@ -237,6 +239,7 @@ def remove(url: str | os.PathLike) -> None:
     fs, path = url_to_fs(str(url))
     with errors(url), contextlib.suppress(FileNotFoundError):
         fs.rm_file(path)
+        fs.invalidate_cache(path)
 
 
 def list_files(url: str | os.PathLike) -> dict[str, int]:
