@@ -83,7 +83,9 @@ def test_bank_run_on_a_ray_actor_equals_the_local_run(tmp_path, bucket):
     srcs = list_sources(d)
     base = dict(crop=32, scale=4, tile=32, batch=4, device="cpu", seed=3, shard_inputs=2, preset=None)
     local = synthesize(srcs, tmp_path / "local", SynthConfig(bank=str(bank), **base))
-    remote = synthesize(srcs, bucket + "/out", SynthConfig(bank=bucket + "/emb.pt", **base), ray=RayOptions(actors=2))
+    remote = synthesize(
+        srcs, bucket + "/out", SynthConfig(bank=bucket + "/emb.pt", **base), ray=RayOptions(actors=2)
+    )
     assert remote.samples == local.samples > 0 and remote.shards == local.shards
     assert _hashes(bucket + "/out") == _hashes(tmp_path / "local")
 

@@ -18,12 +18,16 @@ def export_cmd(
     shards: Annotated[
         list[str],
         typer.Argument(
-            help="Shards: folders of *.tar, brace patterns, globs, .tar files, or '-' (one a line on stdin).",
+            help="Shards: folders of *.tar, brace patterns, globs, .tar files (each a path or URL), or '-' "
+            "(one a line on stdin).",
             show_default=False,
         ),
     ],
     out: Annotated[
-        Path, typer.Argument(help="Output folder (must be empty, or --overwrite).", show_default=False)
+        str,
+        typer.Argument(
+            help="Output folder, a path or URL (must be empty, or --overwrite).", show_default=False
+        ),
     ],
     fmt: Annotated[
         str,

@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import Field
 
 from ..config import StrictModel
+from ..io import storage
 from ..io.atomic import atomic_write_json
 from ..io.images import ImageDecodeError, decode_image, write_image
 from ..io.sources import Source, list_sources
@@ -247,8 +248,8 @@ def shard_stats(
     """Statistics of the LQ images of a shard folder (the first ``cfg.max_images`` samples)."""
     from ..io.shards import list_shards, scan_tar  # the standard library's tarfile: no torch
 
-    folder = Path(folder)
-    if not folder.is_dir():
+    folder = str(folder) if storage.is_remote(folder) else Path(folder)
+    if not storage.is_dir(folder):
         raise FileNotFoundError(f"{folder}: not a folder of shards")
     if not list_shards(folder):
         raise FileNotFoundError(f"{folder}: holds no *.tar shards")
@@ -276,7 +277,9 @@ def shard_stats(
     return out
 
 
-def _iter_safely(samples: Iterator[dict[str, Any]], out: StatSet, where: Path) -> Iterator[dict[str, Any]]:
+def _iter_safely(
+    samples: Iterator[dict[str, Any]], out: StatSet, where: Path | str
+) -> Iterator[dict[str, Any]]:
     """Stop at a broken tar instead of crashing; what was read stays, the break is recorded."""
     try:
         yield from samples
@@ -306,7 +309,7 @@ def parse_candidate(spec: str) -> Candidate:
         if not rest:
             raise MatchError(f"--candidate {spec!r}: nothing after {kind}:")
         return Candidate(kind, rest, spec)  # type: ignore[arg-type]
-    if sep and len(kind) > 1 and not Path(spec).exists():
+    if sep and len(kind) > 1 and not storage.is_remote(spec) and not Path(spec).exists():
         raise MatchError(
             f"--candidate {spec!r}: unknown kind {kind!r}; use preset:NAME, bank:PATH.pt or a shard folder"
         )
@@ -432,11 +435,11 @@ def match(
     if any(c.needs_hq for c in candidates) and not hq_sources:
         raise MatchError("preset:/bank: candidates synthesize from HQ images: give them with --hq")
     for c in candidates:  # check every candidate before any work
-        if c.kind == "shards" and not Path(c.target).is_dir():
+        if c.kind == "shards" and not storage.is_dir(c.target):
             raise FileNotFoundError(f"--candidate {c.label}: {c.target} is not a folder of shards")
-        if c.kind == "shards" and not any(Path(c.target).glob("*.tar")):
+        if c.kind == "shards" and not any(n.endswith(".tar") for n in storage.list_files(c.target)):
             raise FileNotFoundError(f"--candidate {c.label}: {c.target} holds no *.tar shards")
-        if c.kind == "bank" and not Path(c.target).is_file():
+        if c.kind == "bank" and not storage.exists(c.target):
             raise FileNotFoundError(f"--candidate {c.label}: bank file {c.target} not found")
         if c.kind == "preset":
             from ..degrade import get_preset
