@@ -129,13 +129,11 @@ def synthesize_cmd(
     ] = None,
     ray_actors: Annotated[
         int,
-        typer.Option(
-            "--ray-actors", min=1, help="Learned runs under Ray: actors (each loads the bank once)."
-        ),
+        typer.Option("--ray-actors", help="Learned runs under Ray: actors (each loads the bank once)."),
     ] = 1,
     ray_gpus: Annotated[
         float,
-        typer.Option("--ray-gpus", min=0, help="Learned runs under Ray: GPUs per actor (0 on CPU nodes)."),
+        typer.Option("--ray-gpus", help="Learned runs under Ray: GPUs per actor (0 on CPU nodes)."),
     ] = 0.0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in OUT.")] = False,
     overwrite: Annotated[
@@ -284,6 +282,8 @@ def synthesize_cmd(
         raise UserError("--resume and --overwrite exclude each other")
     if engine not in ("local", "ray"):
         raise UserError(f"--engine is local or ray, got {engine!r}")
+    if ray_actors < 1 or ray_gpus < 0:
+        raise UserError("--ray-actors must be at least 1 and --ray-gpus at least 0")
     sources = (list_sources(inputs) if inputs else []) + (read_manifest(manifest) if manifest else [])
     if not sources:
         raise UserError(

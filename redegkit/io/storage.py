@@ -25,8 +25,9 @@ from typing import Any
 
 from .atomic import atomic_write_bytes
 
-# the extra to install for a protocol whose fsspec implementation is missing
-_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "hf": "hf"}
+# what to install for a protocol whose fsspec implementation is missing
+_EXTRAS = {"s3": "'redegkit[s3]'", "s3a": "'redegkit[s3]'", "gs": "'redegkit[gcs]'", "gcs": "'redegkit[gcs]'",
+           "hf": "huggingface_hub"}  # fmt: skip
 _LOCAL = {"file", "local"}
 _SECRET_KEYS = re.compile(r"(key|secret|token|password|credential|session)", re.I)
 
@@ -121,7 +122,7 @@ def describe_error(url: str, e: BaseException) -> str:
     name = type(e).__name__
     if isinstance(e, ImportError) or "install" in str(e).lower() and proto in _EXTRAS:
         extra = _EXTRAS.get(proto)
-        hint = f"pip install 'redegkit[{extra}]'" if extra else "install its fsspec implementation"
+        hint = f"pip install {extra}" if extra else "install its fsspec implementation"
         return f"{where}: no file system for {proto}:// ({hint})"
     if name in ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError"):
         return f"{where}: no credentials found ({name}); set them in the environment or --storage-options"
