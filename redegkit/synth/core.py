@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from .. import __version__
 from ..io import storage
 from ..io.pool import WorkerPool
-from ..io.shards import MARKER_SUFFIX, ShardWriter, find_resume_point, own_shards, shard_name
+from ..io.shards import MARKER_SUFFIX, ShardWriter, UploadThreads, find_resume_point, own_shards, shard_name
 from ..io.sources import Source
 from ..run import RunContext
 from .config import SynthConfig
@@ -171,7 +171,8 @@ def run_synthesis(
     rp = find_resume_point(out, cfg.prefix, rank, world)
     todo = [WorkItem(i, mine[i]) for i in range(rp.next_input, len(mine))]
     t_start = time.perf_counter()
-    with WorkerPool(cfg.workers, producer.worker_setup(cfg, user_presets)) as pool:
+    with WorkerPool(cfg.workers, producer.worker_setup(cfg, user_presets)) as pool, UploadThreads() as up:
+        # into a URL: uploads in threads of this process (one storage session); else the pool's workers
         writer = ShardWriter(
             out,
             prefix=cfg.prefix,
@@ -181,7 +182,7 @@ def run_synthesis(
             world=world,
             start_shard=rp.next_shard,
             start_input=rp.next_input,
-            submit=pool.submit,
+            submit=up.submit if storage.is_remote(out) else pool.submit,
             shard_inputs=cfg.shard_inputs,
         )
         target = RunTarget(writer.out, cfg.prefix, rank)
