@@ -110,6 +110,12 @@ def redact(text: str) -> str:
     return text
 
 
+def shown(url: str | os.PathLike) -> str:
+    """How a path or URL is written into a report, a record or a sample's JSON: a path as it is, a
+    URL without credentials (:func:`redact`)."""
+    return redact(url) if is_remote(url) else str(url)  # type: ignore[arg-type]  # a str when remote
+
+
 def _options_for(url: str) -> dict[str, Any]:
     proto = protocol(url)
     opts = storage_options()

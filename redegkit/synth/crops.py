@@ -78,7 +78,7 @@ class Crops:
 
 def failure_record(src: Source, reason: str, kind: str = "failed") -> dict[str, Any]:
     """The report's record of an input that failed (``kind="failed"``) or was skipped."""
-    return {"path": str(src.path), "reason": reason, "kind": kind}
+    return {"path": storage.shown(src.path), "reason": reason, "kind": kind}
 
 
 def cut_crops(src: Source, cfg: SynthConfig, contiguous: bool = True) -> Crops:
@@ -112,7 +112,10 @@ def cut_crops(src: Source, cfg: SynthConfig, contiguous: bool = True) -> Crops:
         return Crops([], None, {**failure_record(src, why, "skipped"), "size": [w, h]}, t)
     file_sha = hashlib.sha256(data).hexdigest()
     patches = []
-    src_key, src_path = src.key, str(src.path)  # once per input: both are computed (pathlib, a hash)
+    src_key, src_path = (
+        src.key,
+        storage.shown(src.path),
+    )  # once per input: both are computed (pathlib, a hash)
     for j, (x, y, bw, bh) in enumerate(boxes):
         key = f"{src_key}_{j:04d}"
         meta = {
