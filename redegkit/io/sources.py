@@ -82,7 +82,7 @@ def list_sources(spec: str | Path | Sequence[str | Path], stdin: TextIO | None =
         if s_str == "-":
             paths += _from_lines((stdin or sys.stdin).read().splitlines(), None)
             continue
-        p = Path(s_str).expanduser()
+        p = storage.local_path(s_str)  # a path, or a file:// URL
         if p.is_dir():
             found = [
                 q

@@ -129,7 +129,7 @@ def start_run(
 ) -> RunStart:  # fmt: skip
     """This rank's inputs, the output checked (:func:`_check_out`) and its run file written: the
     part of a run that every engine shares."""
-    out: Path | str = str(out_dir) if storage.is_remote(out_dir) else Path(out_dir)
+    out: Path | str = str(out_dir) if storage.is_remote(out_dir) else storage.local_path(out_dir)
     r0, w0 = dist_rank_world()
     rank = r0 if rank is None else rank
     world = w0 if world is None else world

@@ -22,7 +22,8 @@ Layout of an output folder::
 The output folder may be a URL (:mod:`redegkit.io.storage`, e.g. ``s3://bucket/shards``): the
 writer then assembles each tar in a local scratch folder of its own, and the post-shard step
 uploads it (a multipart upload becomes visible only when complete; object stores have no rename)
-and writes the marker after it. Uploads run in the pool's workers, overlapping the compute.
+and writes the marker after it. The run hands those steps to :class:`UploadThreads`, so uploads
+overlap the compute of the next shards.
 
 With ``shard_inputs`` (a fixed shard plan) shard ``k`` holds exactly the inputs
 ``[k * shard_inputs, (k + 1) * shard_inputs)``, whatever their sample counts and sizes (an
