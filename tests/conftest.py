@@ -110,3 +110,49 @@ def shrunk_examples(folder: Path, names: tuple[str, ...], side: int) -> dict[str
             folder / f"{name}.png", cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
         )
     return out
+
+
+# A real S3 API on loopback (moto's server, as s3fs and datatrove test), with fake credentials -----
+FAKE_KEY, FAKE_SECRET = "AKIAREDEGTESTKEY0001", "redeg-test-secret-Zq8wX1b2"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """The endpoint of a moto S3 server on 127.0.0.1 (a random port), with fake credentials and
+    ``FSSPEC_S3_ENDPOINT_URL`` in the environment for the session (skipped without moto/s3fs).
+    Nothing leaves the machine: the instance-metadata lookup of botocore is switched off."""
+    pytest.importorskip("s3fs")
+    server_mod = pytest.importorskip("moto.server")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    mp = pytest.MonkeyPatch()
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": FAKE_KEY,
+        "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": "/nonexistent/redeg-aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/redeg-aws-credentials",
+        "FSSPEC_S3_ENDPOINT_URL": url,
+    }.items():
+        mp.setenv(k, v)
+    yield url
+    mp.undo()
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint, request):
+    """A new, empty bucket for one test -> ``s3://NAME``."""
+    import re
+
+    import fsspec
+
+    name = "t-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    fs = fsspec.filesystem("s3", endpoint_url=s3_endpoint, skip_instance_cache=True)
+    if fs.exists(name):
+        fs.rm(name, recursive=True)
+    fs.mkdir(name)
+    yield f"s3://{name}"

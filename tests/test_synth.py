@@ -241,3 +241,23 @@ def test_cli_run_that_writes_nothing_exits_1_and_names_the_fix(tmp_path):
     r = runner.invoke(app, ["synthesize", str(photos), str(tmp_path / "out2"), "--crop", "256"])
     assert r.exit_code == 0, r.output
     assert "warning:" in r.output and "1 input(s) skipped" in r.output and "--crop 64" in r.output
+
+
+def test_fixed_shard_plan_holds_n_inputs_per_shard_even_when_empty(tmp_path, small_hq):
+    """--shard-inputs N: shard k = inputs [kN, (k+1)N), whatever their sample counts; a row whose
+    inputs all fail is an empty tar with its marker, so shard k stays a function of row k."""
+    import shutil
+    import tarfile
+
+    hq = tmp_path / "hq"
+    shutil.copytree(small_hq, hq)
+    (hq / "zz1.png").write_bytes(b"not an image")
+    (hq / "zz2.png").write_bytes(b"")
+    srcs = list_sources(hq)
+    res = synthesize(srcs, tmp_path / "out", _cfg(shard_inputs=2, shard_max_count=1))
+    assert len(res.shards) == 3 and len(res.failures) == 2
+    markers = [json.loads((tmp_path / "out" / (n + ".json")).read_text()) for n in res.shards]
+    assert [m["inputs"] for m in markers] == [[0, 2], [2, 4], [4, 6]]
+    assert markers[2]["count"] == 0 and len(markers[2]["failures"]) == 2
+    with tarfile.open(tmp_path / "out" / res.shards[2]) as t:
+        assert t.getmembers() == []

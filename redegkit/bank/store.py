@@ -21,6 +21,7 @@ File layout (a plain dict, loadable with ``torch.load(weights_only=True)``)::
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..io import storage
 from ..models.checkpoints import CheckpointError, build, load_state_strict, torch_save_atomic
 from ..weights import sha256_file
 from .calibrate import CALIBRATION_KEYS, FILTER_RADIUS
@@ -59,7 +61,7 @@ class Bank:
     weights: torch.Tensor = None  # type: ignore[assignment]  # None: all ones (set in __post_init__)
     meta: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, torch.Tensor] | None = None  # see redegkit.bank.calibrate
-    path: Path | None = None  # set by load_bank
+    path: Path | str | None = None  # set by load_bank (a URL stays a string)
     sha256: str | None = None  # of the file, set by load_bank / save_bank
 
     def __post_init__(self) -> None:
@@ -153,8 +155,10 @@ def build_synthesizer(bank: Bank, *, modconv: str | None = None) -> tuple[nn.Mod
 def save_bank(path: str | os.PathLike, bank: Bank) -> Path:
     """Write ``bank`` atomically (temporary file, then rename). Sets ``bank.path``/``sha256``."""
     check_bank(bank, "bank to save")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    remote = storage.is_remote(path)
+    p: Path | str = str(path) if remote else Path(path)
+    if isinstance(p, Path):
+        p.parent.mkdir(parents=True, exist_ok=True)
     obj = {
         "format": FORMAT,
         "version": VERSION,
@@ -169,8 +173,9 @@ def save_bank(path: str | os.PathLike, bank: Bank) -> Path:
     if bank.calibration is not None:
         obj["calibration"] = {k: v.detach().to("cpu").contiguous() for k, v in bank.calibration.items()}
     torch_save_atomic(obj, p)
-    bank.path, bank.sha256 = p, sha256_file(p)
-    return p
+    bank.path = p
+    bank.sha256 = hashlib.sha256(storage.read_bytes(p)).hexdigest() if remote else sha256_file(p)
+    return p  # type: ignore[return-value]  # a URL comes back as the string it was
 
 
 def load_bank(path: str | os.PathLike) -> Bank:
@@ -179,11 +184,12 @@ def load_bank(path: str | os.PathLike) -> Bank:
     Raises FileNotFoundError, or :class:`BankError` for a corrupt or foreign file, a bank from a
     newer redegkit, or an inconsistent one (e.g. the synthesizer's embedding width differs).
     """
-    p = Path(path)
-    if not p.is_file():
+    p: Path | str = str(path) if storage.is_remote(path) else Path(path)
+    if isinstance(p, Path) and not p.is_file():
         raise FileNotFoundError(f"{p}: bank file not found")
+    data = storage.read_bytes(p) if isinstance(p, str) else None  # one read of a remote bank
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        obj = torch.load(io.BytesIO(data) if data is not None else p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, a pickle with code in it, not a torch file …
         raise BankError(f"{p}: not a readable bank file ({type(e).__name__}: {str(e)[:160]})") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
@@ -212,7 +218,7 @@ def load_bank(path: str | os.PathLike) -> Bank:
         meta=dict(obj.get("meta", {})),
         calibration=obj.get("calibration"),
         path=p,
-        sha256=sha256_file(p),
+        sha256=hashlib.sha256(data).hexdigest() if data is not None else sha256_file(p),
     )
     check_bank(bank, str(p))
     return bank

@@ -42,12 +42,36 @@ def _version_cb(value: bool) -> None:
         raise typer.Exit(0)
 
 
+def _storage_cb(value: str | None) -> str | None:
+    if value:
+        from ..io.storage import set_storage_options
+
+        try:
+            set_storage_options(value)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+    return value
+
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage-options",
+        callback=_storage_cb,
+        help="fsspec options for URLs (s3://, gs://, hf://) as JSON, per protocol: "
+        '\'{"s3": {"endpoint_url": "http://…"}}\'. Credentials are better left to the environment '
+        "(AWS_ACCESS_KEY_ID …; FSSPEC_S3_ENDPOINT_URL); none is ever written to a log or report.",
+    ),
+]
+
+
 @app.callback()
 def _root(
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=_version_cb, is_eager=True, help="Print the version and exit."),
     ] = None,
+    storage_options: StorageOpt = None,
 ) -> None:
     """redegkit command line."""
 
@@ -115,12 +139,15 @@ def handle_errors(fn):
     def wrapper(*args, **kwargs):
         from ..config import ConfigError
         from ..io.sources import SourceError
+        from ..io.storage import StorageError, redact
         from ..weights import WeightsMissingError
 
         try:
             return fn(*args, **kwargs)
         except (ConfigError, SourceError, WeightsMissingError, FileNotFoundError, FileExistsError) as e:
             raise fail_usage(str(e)) from None
+        except StorageError as e:  # a bad URL, missing credentials: one line naming the URL
+            raise fail_usage(redact(str(e))) from None
         except UserError as e:
             raise fail_usage(str(e)) from None
         except KeyboardInterrupt:

@@ -30,7 +30,9 @@ bank_app = typer.Typer(
 )
 app.add_typer(bank_app, name="bank")
 
-OutOpt = Annotated[Path, typer.Option("--output", "-o", help="Bank file to write.", show_default=False)]
+OutOpt = Annotated[
+    str, typer.Option("--output", "-o", help="Bank file to write: a path or URL.", show_default=False)
+]
 
 
 def bank_errors(fn):

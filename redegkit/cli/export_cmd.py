@@ -18,12 +18,16 @@ def export_cmd(
     shards: Annotated[
         list[str],
         typer.Argument(
-            help="Shards: folders of *.tar, brace patterns, globs, .tar files, or '-' (one a line on stdin).",
+            help="Shards: folders of *.tar, brace patterns, globs, .tar files (each a path or URL), or '-' "
+            "(one a line on stdin).",
             show_default=False,
         ),
     ],
     out: Annotated[
-        Path, typer.Argument(help="Output folder (must be empty, or --overwrite).", show_default=False)
+        str,
+        typer.Argument(
+            help="Output folder, a path or URL (must be empty, or --overwrite).", show_default=False
+        ),
     ],
     fmt: Annotated[
         str,
@@ -124,12 +128,14 @@ def export_cmd(
 @handle_errors
 def pack_cmd(
     hq_dir: Annotated[
-        Path, typer.Argument(help="Folder of HQ images (searched recursively).", show_default=False)
+        str,
+        typer.Argument(help="Folder of HQ images (searched recursively); a path or URL.", show_default=False),
     ],
     lq_dir: Annotated[
-        Path, typer.Argument(help="Folder of LQ images, same relative names.", show_default=False)
+        str,
+        typer.Argument(help="Folder of LQ images, same relative names; a path or URL.", show_default=False),
     ],
-    out: Annotated[Path, typer.Argument(help="Output folder of shards.", show_default=False)],
+    out: Annotated[str, typer.Argument(help="Output folder of shards: a path or URL.", show_default=False)],
     scale: Annotated[
         int | None,
         typer.Option("--scale", help="SR scale every pair must have (default: read from the first pair)."),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,7 +17,7 @@ app.add_typer(shards_app, name="shards")
 @shards_app.command("info")
 @handle_errors
 def info(
-    folder: Annotated[Path, typer.Argument(help="Folder of *.tar shards.", show_default=False)],
+    folder: Annotated[str, typer.Argument(help="Folder of *.tar shards: a path or URL.", show_default=False)],
     html: HtmlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -30,10 +29,13 @@ def info(
     import json
 
     from ..console import console
+    from ..io import storage
     from ..io.shards import shards_info
 
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
+    if not storage.is_dir(folder):
+        raise FileNotFoundError(f"{storage.redact(folder)}: not a folder")
+    if html is not None and storage.is_remote(folder):
+        raise FileNotFoundError(f"{storage.redact(folder)}: --html reads a local folder (copy it down first)")
     info = shards_info(folder)
     if html is not None:
         info["html"] = html_report(folder, html, "shards")
@@ -42,7 +44,7 @@ def info(
         return
     from rich.table import Table
 
-    t = Table(title=f"shards in {folder}", title_justify="left")
+    t = Table(title=f"shards in {info['folder']}", title_justify="left")
     for c in ("shard", "samples", "MB"):
         t.add_column(c)
     for s in info["per_shard"]:
@@ -63,10 +65,10 @@ def info(
 @shards_app.command("preview")
 @handle_errors
 def preview(
-    folder: Annotated[Path, typer.Argument(help="Folder of *.tar shards.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Contact sheet PNG to write.")] = Path(
-        "sheet.png"
-    ),
+    folder: Annotated[str, typer.Argument(help="Folder of *.tar shards: a path or URL.", show_default=False)],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Contact sheet PNG to write (a path or URL).")
+    ] = ("sheet.png"),
     n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 8,
     size: Annotated[int, typer.Option("--size", help="Tile size in pixels.")] = 192,
 ) -> None:

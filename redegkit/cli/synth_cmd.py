@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,10 +12,14 @@ from ..console import console, err_console, log, progress
 from ..io.shards import ShardWriterError
 from ..synth.config import SynthConfig
 from ..synth.core import SynthResult
+
+if TYPE_CHECKING:
+    from ..synth.ray_engine import RayOptions
 from .app import (
     JsonOpt,
     QuietOpt,
     RecipeOpt,
+    StorageOpt,
     UserError,
     app,
     config_option,
@@ -55,13 +58,25 @@ def _skip_advice(skipped: list[dict], crop: int | None, scale: int) -> str:
 @handle_errors
 def synthesize_cmd(
     inputs: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
-            help="HQ images: folders (recursive), globs, list files (.txt), or - for paths on stdin.",
+            help="HQ images: folders (recursive), globs, list files (.txt), - for paths on stdin, or "
+            "URLs (s3://bucket/hq/ is listed; a glob too).",
             show_default=False,
         ),
-    ],
-    out: Annotated[Path, typer.Argument(help="Output folder for the shards.", show_default=False)],
+    ] = None,
+    out: Annotated[
+        str,
+        typer.Argument(help="Output folder for the shards: a path or a URL (s3://…).", show_default=False),
+    ] = ...,  # type: ignore[assignment]  # Typer: required, after an optional argument
+    manifest: Annotated[
+        str | None,
+        typer.Option(
+            "--manifest",
+            help="Inputs from a manifest (no listing): .txt (URL or URL<TAB>KEY per line), .jsonl "
+            '({"url", "key"}) or .parquet (url, key columns); a path or URL.',
+        ),
+    ] = None,
     preset: Annotated[
         str | None,
         typer.Option(
@@ -89,13 +104,44 @@ def synthesize_cmd(
     shard_bytes: Annotated[
         int | None, C("shard_max_bytes", "--shard-bytes", help="Max bytes per shard")
     ] = None,
+    shard_inputs: Annotated[
+        int | None,
+        C(
+            "shard_inputs",
+            "--shard-inputs",
+            help="Fixed shard plan: N inputs per shard (the Ray engine "
+            "uses it; a local run given the same N makes the same shards)",
+            none="roll by count and bytes",
+        ),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="local (this machine's processes) or ray (shards as Ray tasks/actors)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray cluster to join (auto: the running one); default: RAY_ADDRESS or a new local Ray.",
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int,
+        typer.Option("--ray-actors", help="Learned runs under Ray: actors (each loads the bank once)."),
+    ] = 1,
+    ray_gpus: Annotated[
+        float,
+        typer.Option("--ray-gpus", help="Learned runs under Ray: GPUs per actor (0 on CPU nodes)."),
+    ] = 0.0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in OUT.")] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Delete OUT's shards and start again.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Resume even if options or inputs changed.")] = False,
     bank: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--bank",
             "-b",
@@ -103,7 +149,7 @@ def synthesize_cmd(
         ),
     ] = None,
     model: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--model",
             help="Use this fit checkpoint's encoder/generator instead of the bank's "
@@ -182,6 +228,7 @@ def synthesize_cmd(
         int | None, C("tile_overlap", "--tile-overlap", help="Tile overlap, blended")
     ] = None,
     recipe: RecipeOpt = None,
+    storage_options: StorageOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -194,7 +241,8 @@ def synthesize_cmd(
     Example: find photos -name '*.jpg' | redeg synthesize --preset realesrgan - out/
     """
     setup_output(quiet, json_out)
-    from ..io.sources import list_sources
+    from ..io.sources import list_sources, read_manifest
+    from ..io.storage import redact
 
     overrides = {
         "preset": preset,
@@ -207,8 +255,9 @@ def synthesize_cmd(
         "workers": workers,
         "shard_max_count": shard_count,
         "shard_max_bytes": shard_bytes,
-        "bank": str(bank) if bank else None,
-        "model": str(model) if model else None,
+        "shard_inputs": shard_inputs,
+        "bank": bank,
+        "model": model,
         "choice": choice,
         "index": _indices(index),
         "mix": mix or None,
@@ -231,19 +280,28 @@ def synthesize_cmd(
         cfg.crop = None
     if resume and overwrite:
         raise UserError("--resume and --overwrite exclude each other")
-    sources = list_sources(inputs)
+    if engine not in ("local", "ray"):
+        raise UserError(f"--engine is local or ray, got {engine!r}")
+    if ray_actors < 1 or ray_gpus < 0:
+        raise UserError("--ray-actors must be at least 1 and --ray-gpus at least 0")
+    sources = (list_sources(inputs) if inputs else []) + (read_manifest(manifest) if manifest else [])
     if not sources:
-        raise UserError(f"no input images found in {' '.join(inputs)}")
+        raise UserError(
+            f"no input images found in {' '.join([*(inputs or []), *([manifest] if manifest else [])])}"
+        )
     if cfg.bank and preset:
         raise UserError("--bank and --preset exclude each other (hybrid runs: --mix-preset NAME:SHARE)")
-    res = _run(sources, out, cfg, recipe_presets(recipe), resume=resume, overwrite=overwrite, force=force)
+    ray = _ray_options(engine, address, ray_actors, ray_gpus)
+    res = _run(
+        sources, out, cfg, recipe_presets(recipe), resume=resume, overwrite=overwrite, force=force, ray=ray
+    )
     summary = _summary(res)
     if not json_out and res.shards:
-        first = res.out / res.shards[0]
-        console.print(f"[green]shards:[/] {res.out}/{res.shards[0]} … ({len(res.shards)} total)")
+        where = redact(str(res.out))
+        console.print(f"[green]shards:[/] {where}/{res.shards[0]} … ({len(res.shards)} total)")
         console.print(
-            f"read them: [bold]redeg shards info {res.out}[/]  or in Python: "
-            f"redegkit.io.shards.paired_dataset('{first.parent}', crop=256, scale={cfg.scale})",
+            f"read them: [bold]redeg shards info {where}[/]  or in Python: "
+            f"redegkit.io.shards.paired_dataset('{where}', crop=256, scale={cfg.scale})",
             highlight=False,
         )
     advice = _skip_advice(res.skipped, cfg.crop, cfg.scale) if res.skipped else None
@@ -257,8 +315,20 @@ def synthesize_cmd(
     finish(summary, json_out=json_out, failures=res.failures, title="synthesize", error=error)
 
 
-def _run(sources: list, out: Path, cfg: SynthConfig, presets: dict, *, resume: bool, overwrite: bool,
-         force: bool) -> SynthResult:  # fmt: skip
+def _ray_options(engine: str, address: str | None, actors: int, gpus: float) -> RayOptions | None:
+    if engine != "ray":
+        return None
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise UserError("--engine ray needs Ray: pip install 'redegkit[ray]'") from None
+    from ..synth.ray_engine import RayOptions
+
+    return RayOptions(address, actors, gpus)
+
+
+def _run(sources: list, out: str, cfg: SynthConfig, presets: dict, *, resume: bool, overwrite: bool,
+         force: bool, ray: RayOptions | None) -> SynthResult:  # fmt: skip
     """The run, with its expected failures turned into one-line errors (no traceback)."""
     from ..synth import synthesize
 
@@ -271,7 +341,7 @@ def _run(sources: list, out: Path, cfg: SynthConfig, presets: dict, *, resume: b
     with progress("synthesize", total=len(sources), unit="img") as advance:
         try:
             return synthesize(sources, out, cfg, user_presets=presets, progress=advance, resume=resume,
-                              overwrite=overwrite, force=force)  # fmt: skip
+                              overwrite=overwrite, force=force, ray=ray)  # fmt: skip
         except bank_errors as e:
             raise UserError(str(e)) from None
         except ShardWriterError as e:  # a full disk, a folder gone read-only: not a bug, no traceback

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io import storage
 from ..io.atomic import atomic_write_json
 from ..io.images import ImageDecodeError, decode_image, write_image
 from ..io.sources import Source, list_sources
@@ -217,11 +218,11 @@ def _check_candidates(
     if any(c.needs_hq for c in candidates) and not hq_sources:
         raise MatchError("preset:/bank: candidates synthesize from HQ images: give them with --hq")
     for c in candidates:
-        if c.kind == "shards" and not Path(c.target).is_dir():
+        if c.kind == "shards" and not storage.is_dir(c.target):
             raise FileNotFoundError(f"--candidate {c.label}: {c.target} is not a folder of shards")
-        if c.kind == "shards" and not any(Path(c.target).glob("*.tar")):
+        if c.kind == "shards" and not any(n.endswith(".tar") for n in storage.list_files(c.target)):
             raise FileNotFoundError(f"--candidate {c.label}: {c.target} holds no *.tar shards")
-        if c.kind == "bank" and not Path(c.target).is_file():
+        if c.kind == "bank" and not storage.exists(c.target):
             raise FileNotFoundError(f"--candidate {c.label}: bank file {c.target} not found")
         if c.kind == "preset":
             from ..degrade import get_preset

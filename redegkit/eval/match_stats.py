@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from ..config import StrictModel
+from ..io import storage
 from ..io.images import ImageDecodeError, decode_image
 from ..io.sources import Source
 from ..metrics import stats as S
@@ -225,8 +226,8 @@ def shard_stats(
     """Statistics of the LQ images of a shard folder (the first ``cfg.max_images`` samples)."""
     from ..io.shards import list_shards, scan_tar  # the standard library's tarfile: no torch
 
-    folder = Path(folder)
-    if not folder.is_dir():
+    folder = str(folder) if storage.is_remote(folder) else Path(folder)
+    if not storage.is_dir(folder):
         raise FileNotFoundError(f"{folder}: not a folder of shards")
     if not list_shards(folder):
         raise FileNotFoundError(f"{folder}: holds no *.tar shards")
@@ -254,7 +255,9 @@ def shard_stats(
     return out
 
 
-def _iter_safely(samples: Iterator[dict[str, Any]], out: StatSet, where: Path) -> Iterator[dict[str, Any]]:
+def _iter_safely(
+    samples: Iterator[dict[str, Any]], out: StatSet, where: Path | str
+) -> Iterator[dict[str, Any]]:
     """Stop at a broken tar instead of crashing; what was read stays, the break is recorded."""
     try:
         yield from samples
@@ -284,7 +287,7 @@ def parse_candidate(spec: str) -> Candidate:
         if not rest:
             raise MatchError(f"--candidate {spec!r}: nothing after {kind}:")
         return Candidate(kind, rest, spec)  # type: ignore[arg-type]
-    if sep and len(kind) > 1 and not Path(spec).exists():
+    if sep and len(kind) > 1 and not storage.is_remote(spec) and not Path(spec).exists():
         raise MatchError(
             f"--candidate {spec!r}: unknown kind {kind!r}; use preset:NAME, bank:PATH.pt or a shard folder"
         )

@@ -18,6 +18,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from . import storage
 from .atomic import atomic_write_bytes
 from .png import MAX_FAST_LEVEL, PNG_SIGNATURE, decode_png_fast, encode_png
 
@@ -160,7 +161,7 @@ def decode_image(
     else:
         path = source
         try:
-            data = Path(source).read_bytes()
+            data = storage.read_bytes(source)
         except IsADirectoryError as e:
             raise ImageDecodeError(path, "is a directory, not an image") from e
         except OSError as e:
@@ -244,7 +245,11 @@ def encode_image(img: np.ndarray, fmt: str = "png", quality: int = 95, png_level
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray, quality: int = 95) -> Path:
-    """Write atomically (temp file + rename); the format follows the extension."""
+    """Write atomically (temp file + rename; a URL: one upload); the format follows the extension."""
+    if storage.is_remote(path):
+        suffix = Path(str(path).rsplit("/", 1)[-1]).suffix
+        storage.write_bytes(path, encode_image(img, suffix or ".png", quality=quality))
+        return path  # type: ignore[return-value]  # the URL, as given
     p = Path(path)
     return atomic_write_bytes(p, encode_image(img, p.suffix or ".png", quality=quality))
 

@@ -82,7 +82,7 @@ def list_face_pairs(spec: str | Path) -> tuple[list[FacePair], list[dict[str, st
             if lq is None:
                 failures.append({"path": str(src.path), "reason": "no LQ image with this name in lq/"})
                 continue
-            pairs.append(FacePair(Path(src.rel).with_suffix("").as_posix(), src.path, lq))
+            pairs.append(FacePair(Path(src.rel).with_suffix("").as_posix(), Path(src.path), lq))
     else:
         raise SourceError(f"{p}: expected a folder with hq/ and lq/ (or pairs.jsonl), or a pairs.jsonl file")
     if not pairs:

@@ -1,19 +1,26 @@
-"""Where input images come from: a folder (recursive), a glob, a list file, or ``-`` (stdin).
+"""Where input images come from: a folder (recursive), a glob, a list file, ``-`` (stdin), a URL
+prefix or glob on object storage (``s3://bucket/hq/``), or a manifest (:func:`read_manifest`).
 
 ``find photos -name '*.jpg' | redeg synthesize --preset realesrgan - out/`` works because
 ``-`` reads one path per line from standard input.
+
+A source's ``rel`` (its name relative to the spec that found it) makes its sample keys and seeds,
+so a folder, a prefix listing of the same files and a manifest naming them give the same keys,
+seeds and order (manifest rows in their own order; folders and listings sorted).
 """
 
 from __future__ import annotations
 
 import glob as _glob
 import hashlib
+import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+from . import storage
 from .images import IMAGE_EXTS
 
 
@@ -22,9 +29,10 @@ class SourceError(ValueError):
 
 
 class Source(NamedTuple):
-    """An input file and its name relative to the spec that found it (used for keys)."""
+    """An input file (a local path, or a URL string) and its name relative to the spec that found
+    it (used for keys)."""
 
-    path: Path
+    path: Path | str
     rel: str
 
     @property
@@ -50,7 +58,7 @@ def _from_lines(lines: Iterable[str], base: Path | None) -> list[Source]:
     return out
 
 
-def list_images(spec: str | Path | Sequence[str | Path], stdin: TextIO | None = None) -> list[Path]:
+def list_images(spec: str | Path | Sequence[str | Path], stdin: TextIO | None = None) -> list[Path | str]:
     """Like :func:`list_sources`, paths only."""
     return [s.path for s in list_sources(spec, stdin)]
 
@@ -68,10 +76,13 @@ def list_sources(spec: str | Path | Sequence[str | Path], stdin: TextIO | None =
     paths: list[Source] = []
     for s in specs:
         s_str = str(s)
+        if storage.is_remote(s_str):
+            paths += _remote(s_str)
+            continue
         if s_str == "-":
             paths += _from_lines((stdin or sys.stdin).read().splitlines(), None)
             continue
-        p = Path(s_str).expanduser()
+        p = storage.local_path(s_str)  # a path, or a file:// URL
         if p.is_dir():
             found = [
                 q
@@ -93,9 +104,96 @@ def list_sources(spec: str | Path | Sequence[str | Path], stdin: TextIO | None =
             raise SourceError(f"{s_str}: no such file, folder or glob match")
     seen, unique = set(), []
     for src in paths:
-        r = str(src.path.resolve()) if src.path.exists() else str(src.path)
+        where = src.path
+        r = str(where.resolve()) if isinstance(where, Path) and where.exists() else str(where)
         if r not in seen:
             seen.add(r)
+            unique.append(src)
+    return unique
+
+
+def _is_image(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTS
+
+
+def _remote(spec: str) -> list[Source]:
+    """A URL: a glob, a prefix (listed recursively: one list call per 1,000 keys on S3), a list
+    file or manifest, or one file."""
+    fs, path = storage.url_to_fs(spec)
+    head = spec[: len(spec) - len(path)] if spec.endswith(path) else spec.split("://")[0] + "://"
+    with storage.errors(spec):
+        if _is_glob(path):
+            base = path[: min(path.find(c) for c in "*?[" if c in path)].rsplit("/", 1)[0]
+            found = sorted(p for p in fs.glob(path) if _is_image(p))
+            return [Source(head + p, p[len(base) :].lstrip("/")) for p in found]
+        if fs.isdir(path):
+            root = path.rstrip("/")
+            found = sorted(
+                p for p in fs.find(root) if _is_image(p) and not any(
+                    part.startswith(".") for part in p[len(root) + 1 :].split("/"))
+            )  # fmt: skip
+            return [Source(head + p, p[len(root) + 1 :]) for p in found]
+        if fs.isfile(path):
+            if Path(path).suffix.lower() in MANIFEST_EXTS:
+                return read_manifest(spec)
+            return [Source(spec, storage.basename(spec))]
+    raise SourceError(f"{storage.redact(spec)}: no such file, prefix or glob match")
+
+
+MANIFEST_EXTS = {".txt", ".lst", ".list", ".jsonl", ".ndjson", ".parquet", ".pq"}
+
+
+def _manifest_rows(url: str) -> list[tuple[str, str | None]]:
+    """(entry, key or None) per row of a txt (``ENTRY`` or ``ENTRY<TAB>KEY``), JSONL
+    (``{"url": …, "key": …}``) or Parquet (columns ``url``, optional ``key``) manifest."""
+    suffix = Path(url.split("?")[0]).suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        with storage.open_input(url) as f:
+            table = pq.read_table(f)
+        cols = table.column_names
+        col = "url" if "url" in cols else "path" if "path" in cols else None
+        if col is None:
+            raise SourceError(f"{storage.redact(url)}: a Parquet manifest needs a 'url' column (has {cols})")
+        keys = table.column("key").to_pylist() if "key" in cols else [None] * table.num_rows
+        return list(zip(table.column(col).to_pylist(), keys, strict=True))
+    rows: list[tuple[str, str | None]] = []
+    for n, line in enumerate(storage.read_text(url).splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if suffix in (".jsonl", ".ndjson"):
+            try:
+                rec = json.loads(line)
+                rows.append((str(rec.get("url") or rec["path"]), rec.get("key")))
+            except (ValueError, KeyError, AttributeError):
+                raise SourceError(f'{storage.redact(url)}:{n}: expected {{"url": …, "key": …}}') from None
+        else:
+            entry, _, key = line.partition("\t")
+            rows.append((entry.strip(), key.strip() or None))
+    return rows
+
+
+def read_manifest(url: str | Path) -> list[Source]:
+    """The inputs a manifest lists, in its order (no listing of the store: a manifest of 10 M
+    URLs costs no list call). An entry is a URL or a path (relative ones are relative to the
+    manifest's folder); its ``key``, when given, is the name that its sample keys and seeds derive
+    from, as the path relative to the folder does for a folder listing (default: the entry as
+    written). Duplicate entries are kept once."""
+    url = str(url)
+    base = url.rsplit("/", 1)[0] if "/" in url else "."
+    out = []
+    for entry, key in _manifest_rows(url):
+        absolute = storage.is_remote(entry) or Path(entry).expanduser().is_absolute()
+        where = entry if absolute else storage.join(base, entry)
+        path: Path | str = where if storage.is_remote(where) else storage.local_path(where)
+        out.append(Source(path, key or entry))
+    seen: set[str] = set()
+    unique = []
+    for src in out:
+        if str(src.path) not in seen:
+            seen.add(str(src.path))
             unique.append(src)
     return unique
 

@@ -12,6 +12,7 @@ keys are not theirs. Importing this module imports :mod:`.registry`, hence every
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..io import storage
 from ..io.atomic import atomic_path
 from . import registry  # noqa: F401  (fills ARCHS)
 from .archs import ARCHS, ArchSpec, StateDict, register_arch  # noqa: F401  (the last two: re-exported)
@@ -66,7 +68,14 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any] | nn.Module
 
 def torch_save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     """``torch.save`` into a temporary file in the same folder, then rename: a reader never sees
-    a half-written file, and a crash leaves the previous file intact."""
+    a half-written file, and a crash leaves the previous file intact. A URL (``s3://…``) gets one
+    upload of the whole file (an object appears complete or not at all); the URL comes back as
+    given."""
+    if storage.is_remote(path):
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        storage.write_bytes(path, buf.getvalue())
+        return path  # type: ignore[return-value]  # the URL string, for the caller to report
     p = Path(path)
     with atomic_path(p) as tmp:
         torch.save(obj, tmp)
@@ -74,12 +83,13 @@ def torch_save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def load_raw(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """``torch.load(weights_only=True)`` with errors that name the file."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: checkpoint not found")
+    """``torch.load(weights_only=True)`` with errors that name the file (a path or URL)."""
+    p: Path | str = path if storage.is_remote(path) else Path(path)  # type: ignore[assignment]
+    if not storage.exists(p):
+        raise FileNotFoundError(f"{storage.redact(str(p))}: checkpoint not found")
+    src = io.BytesIO(storage.read_bytes(p)) if isinstance(p, str) else p
     try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
+        obj = torch.load(src, map_location=map_location, weights_only=True)
     except Exception as e:  # corrupt zip, pickle with code, truncated file …
         raise CheckpointError(
             f"{p}: not a readable PyTorch checkpoint ({type(e).__name__}: {str(e)[:200]})"

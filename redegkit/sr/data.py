@@ -31,8 +31,10 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..console import log
+from ..io import storage
 from ..io.images import ImageDecodeError, decode_image, u8_to_unit
 from ..io.shards import ReadStats, list_shards, paired_dataset
+from ..io.shards.read import register_url_schemes
 from ..io.sources import list_sources
 from ..rng import sample_seed
 from .config import SRDataConfig
@@ -47,6 +49,7 @@ class DataError(ValueError):
 def _peek_samples(urls: list[str]) -> Iterator[dict]:
     """Raw samples in shard order, read by this process alone (also under torchrun, where
     WebDataset's default node splitter would refuse to run)."""
+    register_url_schemes(urls)
     for url in urls:
         yield from wds.WebDataset(
             url, shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False
@@ -276,13 +279,16 @@ def load_val_set(
     An unreadable or misaligned image is skipped with a warning that names it (as a corrupt
     shard sample is), so one bad file never stops a training run.
     """
-    p = Path(str(spec))
+    p = str(spec)
     out: list[tuple[str, np.ndarray, np.ndarray | None]] = []
-    if p.is_dir() and (p / "lq").is_dir():
+    folder = "{" not in p and storage.is_dir(p)
+    if folder and storage.is_dir(storage.join(p, "lq")):
         hq_by_stem = {}
-        if (p / "hq").is_dir():
-            hq_by_stem = {Path(s.rel).with_suffix("").as_posix(): s.path for s in list_sources(p / "hq")}
-        for s in list_sources(p / "lq"):
+        if storage.is_dir(storage.join(p, "hq")):
+            hq_by_stem = {
+                Path(s.rel).with_suffix("").as_posix(): s.path for s in list_sources(storage.join(p, "hq"))
+            }
+        for s in list_sources(storage.join(p, "lq")):
             if len(out) >= max_images:
                 break
             stem = Path(s.rel).with_suffix("").as_posix()
@@ -294,7 +300,7 @@ def load_val_set(
                 log.warning("validation image skipped: %s", e)
             except DataError as e:
                 log.warning("validation pair skipped: %s: %s", s.path, e)
-    elif p.is_dir() and not list(p.glob("*.tar")):
+    elif folder and not any(n.endswith(".tar") for n in storage.list_files(p)):
         for s in list_sources(p):
             if len(out) >= max_images:
                 break

@@ -175,7 +175,7 @@ def upscale_image(
     return from_tensor(y[0])
 
 
-def _read_alpha(path: Path) -> np.ndarray | None:
+def _read_alpha(path: Path | str) -> np.ndarray | None:
     """The alpha plane as uint8 HxW, or None (decode_image drops alpha; we read it apart)."""
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4):

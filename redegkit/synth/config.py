@@ -43,6 +43,13 @@ class SynthConfig(StrictModel):
     shard_max_bytes: int = Field(
         1 << 30, ge=1 << 16, description="bytes per shard (at most, rolled likewise)"
     )
+    shard_inputs: int | None = Field(
+        None,
+        ge=1,
+        description="fixed shard plan: shard k holds exactly inputs [k*N, (k+1)*N), so a shard is a "
+        "pure function of its inputs, the config and the seed (shard max count/bytes are then ignored; "
+        "the Ray engine needs it); null = roll shards by count and bytes",
+    )
     prefix: str = Field("shard", pattern=r"^[A-Za-z0-9_-]+$", description="shard file name prefix")
     png_level: int = Field(1, ge=0, le=9, description="PNG compression level of the written images")
     # Learned path (a bank made by `redeg bake`); see redegkit/synth/learned.py.

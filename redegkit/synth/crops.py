@@ -7,13 +7,13 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
 from ..degrade.ops import ImageTooSmallError
+from ..io import storage
 from ..io.images import ImageDecodeError, decode_image
 from ..io.shards import SHARD_FORMAT
 from ..io.sources import Source
@@ -78,7 +78,7 @@ class Crops:
 
 def failure_record(src: Source, reason: str, kind: str = "failed") -> dict[str, Any]:
     """The report's record of an input that failed (``kind="failed"``) or was skipped."""
-    return {"path": str(src.path), "reason": reason, "kind": kind}
+    return {"path": storage.shown(src.path), "reason": reason, "kind": kind}
 
 
 def cut_crops(src: Source, cfg: SynthConfig, contiguous: bool = True) -> Crops:
@@ -89,7 +89,7 @@ def cut_crops(src: Source, cfg: SynthConfig, contiguous: bool = True) -> Crops:
     t = {"read": 0.0, "decode": 0.0, "degrade": 0.0, "encode": 0.0}
     t0 = time.perf_counter()
     try:
-        data = Path(src.path).read_bytes()
+        data = storage.read_bytes(src.path)
     except OSError as e:
         return Crops([], failure_record(src, f"cannot read file ({e.strerror or e})", "failed"), None, t)
     t1 = time.perf_counter()
@@ -112,7 +112,10 @@ def cut_crops(src: Source, cfg: SynthConfig, contiguous: bool = True) -> Crops:
         return Crops([], None, {**failure_record(src, why, "skipped"), "size": [w, h]}, t)
     file_sha = hashlib.sha256(data).hexdigest()
     patches = []
-    src_key, src_path = src.key, str(src.path)  # once per input: both are computed (pathlib, a hash)
+    src_key, src_path = (
+        src.key,
+        storage.shown(src.path),
+    )  # once per input: both are computed (pathlib, a hash)
     for j, (x, y, bw, bh) in enumerate(boxes):
         key = f"{src_key}_{j:04d}"
         meta = {

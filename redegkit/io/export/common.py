@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from .. import storage
 from ..pool import WorkerPool
 from ..shards import list_shards
 
@@ -41,6 +42,11 @@ def shard_urls(specs: Iterable[str], stdin: TextIO | None = None) -> list[str]:
             urls += shard_urls([ln for ln in lines if ln and not ln.startswith("#")])
             continue
         found = list_shards(spec)
+        if storage.is_remote(spec):
+            if not found:
+                raise ExportError(f"{storage.redact(spec)}: no shards there")
+            urls += found
+            continue
         if Path(spec).is_dir() and not found:
             raise ExportError(f"{spec}: folder holds no *.tar shards")
         if not Path(spec).is_dir() and "{" not in spec:

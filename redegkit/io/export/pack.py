@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import __version__
-from ..atomic import atomic_write_text
+from .. import storage
 from ..images import ImageDecodeError, decode_image, encode_image
 from ..shards import MARKER_SUFFIX, SHARD_FORMAT, ShardWriter, own_shards
 from .common import ExportError, _failure, ordered_map
@@ -22,14 +22,14 @@ from .common import ExportError, _failure, ordered_map
 
 @dataclass
 class PackResult:
-    out: Path
+    out: Path | str
     pairs: int
     samples: int
     shards: list[str]
     scale: int | None
     failures: list[dict[str, Any]]
     seconds: float
-    report_path: Path
+    report_path: Path | str
 
 
 def _stem_key(rel: str) -> str:
@@ -46,18 +46,18 @@ def sample_key_for(stem: str) -> str:
 
 
 def match_pairs(
-    hq_dir: Path, lq_dir: Path, lq_suffix: str = ""
-) -> tuple[list[tuple[str, Path, Path, str, str]], list[dict[str, Any]]]:
+    hq_dir: str | Path, lq_dir: str | Path, lq_suffix: str = ""
+) -> tuple[list[tuple[str, Path | str, Path | str, str, str]], list[dict[str, Any]]]:
     """Pairs ``(key, hq_path, lq_path, hq_rel, lq_rel)`` matched by relative stem (LQ stem = HQ stem +
     ``lq_suffix``, e.g. DIV2K's ``x4``), sorted by key, and failure records for files without partner."""
     from ..sources import list_sources
 
     for d, what in ((hq_dir, "HQ"), (lq_dir, "LQ")):
-        if not Path(d).is_dir():
+        if not storage.is_dir(d):
             raise ExportError(f"{d}: {what} folder not found")
     hq = {_stem_key(s.rel): s for s in list_sources(str(hq_dir))}
     lq = {_stem_key(s.rel): s for s in list_sources(str(lq_dir))}
-    pairs: list[tuple[str, Path, Path, str, str]] = []
+    pairs: list[tuple[str, Path | str, Path | str, str, str]] = []
     failures: list[dict[str, Any]] = []
     used: set[str] = set()
     keys: dict[str, str] = {}
@@ -79,7 +79,7 @@ def match_pairs(
     return pairs, failures
 
 
-def _read_scale(hq: Path, lq: Path) -> int | None:
+def _read_scale(hq: Path | str, lq: Path | str) -> int | None:
     try:
         a, b = decode_image(hq), decode_image(lq)
     except ImageDecodeError:
@@ -89,10 +89,10 @@ def _read_scale(hq: Path, lq: Path) -> int | None:
     return a.shape[0] // b.shape[0]
 
 
-def _pack_one(job: tuple[int, tuple[str, Path, Path, str, str], int, int]) -> tuple[int, Any]:
+def _pack_one(job: tuple[int, tuple[str, Path | str, Path | str, str, str], int, int]) -> tuple[int, Any]:
     index, (key, hq_path, lq_path, hq_rel, lq_rel), scale, png_level = job
     try:
-        hq_data, lq_data = Path(hq_path).read_bytes(), Path(lq_path).read_bytes()
+        hq_data, lq_data = storage.read_bytes(hq_path), storage.read_bytes(lq_path)
     except OSError as e:
         return index, _failure(str(e.filename or hq_path), f"cannot read file ({e.strerror or e})")
     try:
@@ -126,7 +126,9 @@ def _pack_one(job: tuple[int, tuple[str, Path, Path, str, str], int, int]) -> tu
     return index, (key, fields)
 
 
-def _pack_one_guarded(job: tuple[int, tuple[str, Path, Path, str, str], int, int]) -> tuple[int, Any]:
+def _pack_one_guarded(
+    job: tuple[int, tuple[str, Path | str, Path | str, str, str], int, int],
+) -> tuple[int, Any]:
     try:
         return _pack_one(job)
     except Exception as e:  # one bad pair must not end the run
@@ -153,14 +155,14 @@ def pack_folders(
     first readable pair; every pair must then be exactly ``scale`` x. ``matched``: the result of
     :func:`match_pairs` for these folders, when the caller already listed them."""
     t0 = time.perf_counter()
-    out = Path(out)
-    pairs, failures = matched if matched is not None else match_pairs(Path(hq_dir), Path(lq_dir), lq_suffix)
+    out = str(out) if storage.is_remote(out) else Path(out)
+    pairs, failures = matched if matched is not None else match_pairs(hq_dir, lq_dir, lq_suffix)
     existing = own_shards(out, prefix)
     if existing and not overwrite:
         raise ExportError(f"{out}: already holds {len(existing)} shard(s); pass --overwrite to replace them")
     for p in existing:
-        p.unlink()
-        p.with_name(p.name + MARKER_SUFFIX).unlink(missing_ok=True)
+        storage.remove(p)
+        storage.remove(p + MARKER_SUFFIX)
     if scale is None:
         scale = next((s for _, h, lq, _, _ in pairs[:16] if (s := _read_scale(h, lq))), None)
         if scale is None and pairs:
@@ -187,9 +189,9 @@ def pack_folders(
         sink.abort()
         raise
     report = {
-        "out": str(out),
-        "hq_dir": str(hq_dir),
-        "lq_dir": str(lq_dir),
+        "out": storage.redact(str(out)),
+        "hq_dir": storage.redact(str(hq_dir)),
+        "lq_dir": storage.redact(str(lq_dir)),
         "pairs": len(pairs),
         "samples": samples,
         "scale": scale,
@@ -197,8 +199,8 @@ def pack_folders(
         "failures": failures,
         "redegkit_version": __version__,
     }
-    report_path = out / "report.json"
-    atomic_write_text(report_path, json.dumps(report, indent=1, ensure_ascii=False))
+    report_path = storage.join(out, "report.json")
+    storage.write_text(report_path, json.dumps(report, indent=1, ensure_ascii=False))
     shards = [m["shard"] for m in sink.written]
     return PackResult(
         out, len(pairs), samples, shards, scale, failures, time.perf_counter() - t0, report_path

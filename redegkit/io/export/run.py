@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ... import __version__
+from .. import storage
 from ..atomic import atomic_write_text
-from ..shards import MARKER_SUFFIX
+from ..shards import MARKER_SUFFIX, scratch_dir
 from .common import (
     DONE_MARKER,
     EXPORT_FORMAT,
@@ -151,9 +152,8 @@ def dataset_yaml(out: Path, opts: ExportOptions, scale: int, gt_size: int, sampl
 def expected_count(urls: list[str]) -> int | None:
     total = 0
     for u in urls:
-        marker = Path(u + MARKER_SUFFIX)
         try:
-            total += int(json.loads(marker.read_text())["count"])
+            total += int(json.loads(storage.read_text(u + MARKER_SUFFIX))["count"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
     return total
@@ -162,14 +162,18 @@ def expected_count(urls: list[str]) -> int | None:
 def export_shards(
     urls: list[str], out: str | Path, opts: ExportOptions, progress: Callable[..., None] | None = None
 ) -> ExportResult:
-    """Export the samples of ``urls`` (shard files, in order) into ``out``; see the module doc."""
+    """Export the samples of ``urls`` (shard files or URLs, in order) into ``out``; see the module
+    doc. ``out`` may be a URL: the export is made in a local scratch folder, then uploaded, its done
+    marker last."""
     opts.check()
+    if storage.is_remote(out):
+        return _export_remote(urls, str(out), opts, progress)
     out = Path(out)
     t0 = time.perf_counter()
     prepare_out(out, opts)
     staging = out / STAGING
     staging.mkdir()
-    total_bytes = sum(Path(u).stat().st_size for u in urls if Path(u).is_file())
+    total_bytes = sum(storage.size(u) for u in urls if storage.is_remote(u) or Path(u).is_file())
     if opts.format == "folders":
         writer: Any = _FolderWriter(staging, opts.hq_dir, opts.lq_dir)
     elif opts.format == "lmdb":
@@ -237,3 +241,42 @@ def export_shards(
     }
     atomic_write_text(out / DONE_MARKER, json.dumps(marker, indent=1, ensure_ascii=False))
     return res
+
+
+def _export_remote(
+    urls: list[str], out: str, opts: ExportOptions, progress: Callable[..., None] | None
+) -> ExportResult:
+    """Export into a scratch folder, upload its files, then the done marker (last, as on disk)."""
+    fs, root = storage.url_to_fs(out)
+    with storage.errors(out):
+        present = [p for p in fs.find(root)] if fs.exists(root) else []
+    if present and not opts.overwrite:
+        raise ExportError(f"{storage.redact(out)}: not empty; pass --overwrite to replace an earlier export")
+    if present:
+        owned = _owned_remote(out)
+        foreign = [p for p in present if p[len(root.rstrip("/")) + 1 :].split("/")[0] not in owned]
+        if foreign:
+            raise ExportError(
+                f"{storage.redact(out)}: holds files that redeg export did not write; choose another OUT"
+            )
+        for p in present:
+            storage.remove(storage.join(out, p[len(root.rstrip("/")) + 1 :]))
+    local = scratch_dir()
+    try:
+        res = export_shards(urls, local, opts, progress)
+        for p in sorted(local.rglob("*")):
+            if p.is_file() and p.name != DONE_MARKER:
+                storage.put_file(p, storage.join(out, p.relative_to(local).as_posix()))
+        storage.put_file(local / DONE_MARKER, storage.join(out, DONE_MARKER))
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+    res.out = out  # type: ignore[assignment]  # the URL, as given
+    return res
+
+
+def _owned_remote(out: str) -> set[str]:
+    try:
+        doc = json.loads(storage.read_text(storage.join(out, DONE_MARKER)))
+    except (OSError, ValueError):
+        return set()
+    return {DONE_MARKER, *(str(f) for f in doc.get("files", []))} if isinstance(doc, dict) else set()

@@ -12,7 +12,7 @@ from .read import (
     shards_info,
     tar_bytes_to_json,
 )
-from .resume import ResumePoint, find_resume_point, own_shards
+from .resume import ResumePoint, clean_leftovers, find_done_shards, find_resume_point, own_shards
 from .write import (
     MARKER_SUFFIX,
     PARTS_DIR,
@@ -24,10 +24,12 @@ from .write import (
     ShardJob,
     ShardWriter,
     ShardWriterError,
+    UploadThreads,
     check_key,
     finish_shard,
     part_path,
     sample_members,
+    scratch_dir,
     shard_name,
     tar_end,
     tar_header,
@@ -48,10 +50,14 @@ __all__ = [
     "ShardJob",
     "ShardWriter",
     "ShardWriterError",
+    "UploadThreads",
     "check_key",
+    "clean_leftovers",
+    "find_done_shards",
     "find_resume_point",
     "finish_shard",
     "part_path",
+    "scratch_dir",
     "iter_samples",
     "list_shards",
     "own_shards",

@@ -17,13 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from .. import storage
 from .write import MARKER_SUFFIX
 
 
 def list_shards(spec: str | Path | list[str]) -> list[str]:
-    """Shard URLs from a folder (every ``*.tar`` in it, sorted), a brace pattern, or a list."""
+    """Shard URLs from a folder (every ``*.tar`` in it, sorted), a brace pattern, or a list; a
+    folder, glob or pattern may be a URL (``s3://bucket/shards/``: one list call)."""
     if isinstance(spec, list):
         return [str(s) for s in spec]
+    if storage.is_remote(spec):
+        return _list_remote(str(spec))
     p = Path(str(spec))
     if p.is_dir():
         return [str(x) for x in sorted(p.glob("*.tar"))]
@@ -38,11 +42,49 @@ def list_shards(spec: str | Path | list[str]) -> list[str]:
     return [str(spec)]
 
 
+def _list_remote(spec: str) -> list[str]:
+    if "{" in spec:
+        import braceexpand
+
+        return list(braceexpand.braceexpand(spec))
+    fs, path = storage.url_to_fs(spec)
+    head = spec[: len(spec) - len(path)] if spec.endswith(path) else spec.split("://")[0] + "://"
+    with storage.errors(spec):
+        if "*" in path or "?" in path:
+            return [head + p for p in sorted(fs.glob(path))]
+        if spec.endswith(".tar"):
+            return [spec]
+    return [storage.join(spec, n) for n in sorted(storage.list_files(spec)) if n.endswith(".tar")]
+
+
+def _gopen_fsspec(url: str, mode: str = "rb", bufsize: int = 8192, **kw: Any) -> Any:
+    """WebDataset's opener for a URL scheme it does not read itself: a streaming fsspec file
+    (8 MiB read-ahead), with the storage options in force."""
+    fs, path = storage.url_to_fs(url)
+    with storage.errors(url):
+        return fs.open(path, "rb", block_size=1 << 23, cache_type="readahead")
+
+
+def register_url_schemes(urls: list[str]) -> None:
+    """Let WebDataset read these URLs through fsspec (``s3://``, ``gs://``, ``memory://`` …): its
+    own openers shell out to ``curl``/``gsutil``, which know neither our options nor fsspec's
+    credentials. Registered once per process; DataLoader workers forked later inherit it."""
+    import importlib
+    from urllib.parse import urlparse
+
+    schemes = importlib.import_module("webdataset.gopen").gopen_schemes  # the module, not its function
+    for url in urls:
+        if storage.is_remote(url):
+            schemes[urlparse(url).scheme] = _gopen_fsspec
+
+
 def iter_samples(urls: str | Path | list[str]) -> Iterator[dict[str, Any]]:
     """Raw samples (dict of field -> bytes, with ``__key__`` and ``__url__``), in shard order."""
     import webdataset as wds  # here, not at the top: it imports torch
 
-    for url in list_shards(urls):
+    shard_urls = list_shards(urls)
+    register_url_schemes(shard_urls)
+    for url in shard_urls:
         # no node/worker splitting: this reads everything, also inside a torchrun process
         ds = wds.WebDataset(
             url, shardshuffle=False, empty_check=False, nodesplitter=None, workersplitter=None
@@ -141,6 +183,7 @@ def paired_dataset(
 
     stats = stats if stats is not None else ReadStats()
     shard_urls = list_shards(urls)
+    register_url_schemes(shard_urls)
     nodesplitter = wds.split_by_node if split_by_node else None
     ds = wds.WebDataset(
         shard_urls,
@@ -189,12 +232,12 @@ def _chw_uint8(img: np.ndarray):
 
 
 def scan_tar(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The samples of one local shard, read with the standard library (no WebDataset, no torch):
-    dicts of field -> bytes with ``__key__`` and ``__url__``, grouped as WebDataset groups them
-    (consecutive regular members sharing the name up to the first dot of the file name; names
+    """The samples of one shard (a path or URL), read with the standard library (no WebDataset, no
+    torch): dicts of field -> bytes with ``__key__`` and ``__url__``, grouped as WebDataset groups
+    them (consecutive regular members sharing the name up to the first dot of the file name; names
     starting and ending with ``__`` are skipped). For quick scans such as :func:`shards_info`."""
     sample: dict[str, Any] | None = None
-    with tarfile.open(path, mode="r|") as tar:
+    with storage.open_input(path) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
         for member in tar:
             if not member.isreg():
                 continue
@@ -216,26 +259,27 @@ def scan_tar(path: str | Path) -> Iterator[dict[str, Any]]:
 
 
 def shards_info(out_dir: str | Path) -> dict[str, Any]:
-    """Summary of a shard folder from its done markers (fast) or by scanning tars without markers."""
-    out = Path(out_dir)
-    tars = sorted(out.glob("*.tar"))
+    """Summary of a shard folder (a path or URL: one list call) from its done markers (fast) or by
+    scanning tars without markers."""
+    files = storage.list_files(out_dir)
+    tars = sorted(n for n in files if n.endswith(".tar"))
     total, nbytes, incomplete = 0, 0, []
     methods: dict[str, int] = {}
     per_shard = []
-    for t in tars:
-        marker = t.with_name(t.name + MARKER_SUFFIX)
-        if marker.is_file():
-            meta = json.loads(marker.read_text())
+    for name in tars:
+        where = storage.join(out_dir, name)
+        if name + MARKER_SUFFIX in files:
+            meta = json.loads(storage.read_text(where + MARKER_SUFFIX))
             n = int(meta["count"])
         else:
-            incomplete.append(t.name)
-            n = sum(1 for _ in scan_tar(t))
+            incomplete.append(name)
+            n = sum(1 for _ in scan_tar(where))
         total += n
-        nbytes += t.stat().st_size
-        per_shard.append({"shard": t.name, "count": n, "bytes": t.stat().st_size})
+        nbytes += files[name]
+        per_shard.append({"shard": name, "count": n, "bytes": files[name]})
     # provenance summary from the sample JSONs of the first shard (cheap)
     if tars:
-        for s in scan_tar(tars[0]):
+        for s in scan_tar(storage.join(out_dir, tars[0])):
             if "json" in s:
                 m = json.loads(s["json"]).get("method", {})
                 name = (
@@ -243,7 +287,7 @@ def shards_info(out_dir: str | Path) -> dict[str, Any]:
                 )  # pack: "external"
                 methods[name] = methods.get(name, 0) + 1
     return {
-        "folder": str(out),
+        "folder": storage.redact(str(out_dir)),
         "shards": len(tars),
         "samples": total,
         "bytes": nbytes,

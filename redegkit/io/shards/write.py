@@ -19,6 +19,17 @@ Layout of an output folder::
                                 [start, end) it covers, and the failures among those inputs
     out/report.json             the run report (written at the end of every run)
 
+The output folder may be a URL (:mod:`redegkit.io.storage`, e.g. ``s3://bucket/shards``): the
+writer then assembles each tar in a local scratch folder of its own, and the post-shard step
+uploads it (a multipart upload becomes visible only when complete; object stores have no rename)
+and writes the marker after it. The run hands those steps to :class:`UploadThreads`, so uploads
+overlap the compute of the next shards.
+
+With ``shard_inputs`` (a fixed shard plan) shard ``k`` holds exactly the inputs
+``[k * shard_inputs, (k + 1) * shard_inputs)``, whatever their sample counts and sizes (an
+empty tar when none of them gave a sample), so a shard is a pure function of its plan row and
+any scheduler (Ray) may make it alone.
+
 This module imports neither torch nor WebDataset.
 """
 
@@ -27,13 +38,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import storage
 from ..atomic import atomic_write_text
 
 MARKER_SUFFIX = ".json"
@@ -165,9 +179,10 @@ class ShardJob:
     final: str
     meta: dict[str, Any]  # the marker without ``sha256`` and ``bytes``
     parts: tuple[PartRef, ...] = ()
+    dest: str | None = None  # a URL to upload the finished tar to (``final`` is then unused)
 
 
-def _assemble(job: ShardJob, h: Any) -> int:
+def _assemble(job: ShardJob, h: Any, sync: bool = True) -> int:
     """Write the parts' pieces into ``job.tmp`` in order (then the end blocks), hashing as it
     goes -> bytes."""
     size = 0
@@ -187,7 +202,8 @@ def _assemble(job: ShardJob, h: Any) -> int:
             out.write(end)
             h.update(end)
             out.flush()
-            os.fsync(out.fileno())
+            if sync:
+                os.fsync(out.fileno())
     finally:
         for f in files.values():
             f.close()
@@ -199,23 +215,61 @@ def finish_shard(job: ShardJob) -> dict[str, Any]:
     its final name, then write its done marker (last: a tar without a marker is redone by
     ``--resume``) -> the marker."""
     h, size = hashlib.sha256(), 0
+    local = job.dest is None  # a local tmp file is only uploaded: no fsync
     if job.parts:
-        size = _assemble(job, h)
+        size = _assemble(job, h, sync=local)
     else:
         with open(job.tmp, "rb+") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
                 size += len(chunk)
-            os.fsync(f.fileno())
-    os.replace(job.tmp, job.final)
+            if local:
+                os.fsync(f.fileno())
     meta = {**job.meta, "bytes": size, "sha256": h.hexdigest()}
+    text = json.dumps(meta, indent=1, sort_keys=True)
+    if job.dest is not None:
+        storage.put_file(job.tmp, job.dest)
+        storage.write_text(job.dest + MARKER_SUFFIX, text)
+        os.unlink(job.tmp)
+        return meta
+    os.replace(job.tmp, job.final)
     final = Path(job.final)
-    atomic_write_text(final.with_name(final.name + MARKER_SUFFIX), json.dumps(meta, indent=1, sort_keys=True))
+    atomic_write_text(final.with_name(final.name + MARKER_SUFFIX), text)
     return meta
+
+
+def scratch_dir() -> Path:
+    """A new local folder to assemble shards in before their upload: under ``REDEG_SCRATCH`` when
+    set (a large local disk), else the system's temporary folder."""
+    root = os.environ.get("REDEG_SCRATCH") or None
+    if root:
+        Path(root).mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="redeg-shards-", dir=root))
 
 
 def _finish_task(_state: object, job: ShardJob) -> dict[str, Any]:
     return finish_shard(job)
+
+
+class UploadThreads:
+    """Where the post-shard steps of a run into a URL go: threads of this process, which share its
+    one storage session. A forked worker would open a session of its own (about 0.4 s of CPU for
+    S3's client), and the upload is waiting on the network, not computing. Use as
+    ``ShardWriter(…, submit=threads.submit)``; a context manager that waits for them at the end."""
+
+    def __init__(self, threads: int = 4) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._ex = ThreadPoolExecutor(threads, thread_name_prefix="redeg-upload")
+
+    def submit(self, fn: Callable[[Any, ShardJob], dict[str, Any]], job: ShardJob) -> Future:
+        return self._ex.submit(fn, None, job)
+
+    def __enter__(self) -> UploadThreads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._ex.shutdown(wait=True)
 
 
 class ShardWriterError(RuntimeError):
@@ -258,11 +312,15 @@ class ShardWriter:
         start_input: int = 0,
         extra_meta: dict[str, Any] | None = None,
         submit: Callable[[Callable[[Any, ShardJob], dict[str, Any]], ShardJob], Future] | None = None,
+        shard_inputs: int | None = None,
     ) -> None:
-        self.out = Path(out_dir)
+        self.dest = str(out_dir) if storage.is_remote(out_dir) else None
+        # a URL: tars (and part files) are assembled in a scratch folder of this writer's
+        self.out = scratch_dir() if self.dest is not None else storage.local_path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.prefix, self.rank, self.world = prefix, rank, world
         self.max_count, self.max_bytes = max(1, int(max_count)), max(1, int(max_bytes))
+        self.shard_inputs = shard_inputs
         self.index, self.input_start, self.next_input = start_shard, start_input, start_input
         self.extra_meta = extra_meta or {}
         self._submit = submit
@@ -313,10 +371,18 @@ class ShardWriter:
         self._failures.extend(failures)
         self.next_input = next_input
         o = self._open
-        if o is not None and (len(o.keys) >= self.max_count or o.payload >= self.max_bytes):
+        if self.shard_inputs is not None:
+            if self.next_input - self.input_start >= self.shard_inputs:
+                self._finish(empty=True)
+        elif o is not None and (len(o.keys) >= self.max_count or o.payload >= self.max_bytes):
             self._finish()
 
-    def _finish(self) -> None:
+    def _finish(self, empty: bool = False) -> None:
+        """Close the open shard; with ``empty`` (a fixed plan's row without samples) write an empty
+        tar when none is open."""
+        if self._open is None and empty:
+            tmp = self.out / f".{self.current_name}.{os.getpid()}.tmp"
+            self._open = _Open(tmp, open(tmp, "wb"))
         o = self._open
         if o is None:
             return
@@ -335,7 +401,8 @@ class ShardWriter:
             "shard_format": SHARD_FORMAT,
             **self.extra_meta,
         }
-        job = ShardJob(str(o.tmp), str(self.out / self.current_name), meta, tuple(o.parts))
+        dest = storage.join(self.dest, self.current_name) if self.dest is not None else None
+        job = ShardJob(str(o.tmp), str(self.out / self.current_name), meta, tuple(o.parts), dest)
         for ref in o.parts:
             self._users[ref.path] = self._users.get(ref.path, 0) + 1
         self._jobs.append(self._submit(_finish_task, job) if self._submit is not None else finish_shard(job))
@@ -369,7 +436,7 @@ class ShardWriter:
         """Close the last (partial) shard and wait for every post-shard step -> the markers of
         this writer's shards, in order. Failures of trailing inputs without samples stay in
         :attr:`pending_failures` (for the run report)."""
-        self._finish()
+        self._finish(empty=self.shard_inputs is not None and self.next_input > self.input_start)
         try:
             self.written = [j.result() if isinstance(j, Future) else j for j in self._jobs]
         except OSError as e:
@@ -381,7 +448,12 @@ class ShardWriter:
         parts = self.out / PARTS_DIR
         if parts.is_dir() and not any(parts.iterdir()):
             parts.rmdir()
+        self._drop_scratch()
         return self.written
+
+    def _drop_scratch(self) -> None:
+        if self.dest is not None:
+            shutil.rmtree(self.out, ignore_errors=True)
 
     @property
     def pending_failures(self) -> list[dict[str, Any]]:
@@ -397,6 +469,7 @@ class ShardWriter:
                     pass
         o, self._open = self._open, None
         if o is None or o.file is None:
+            self._drop_scratch()
             return
         try:
             o.file.close()  # flushes: on a full disk that fails again
@@ -404,3 +477,4 @@ class ShardWriter:
             pass
         finally:
             o.tmp.unlink(missing_ok=True)
+            self._drop_scratch()

@@ -19,10 +19,10 @@ and, on the CPU, ``--batch``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ...bank import BankError, build_synthesizer, load_bank, module_sha256
+from ...io import storage
 from ...models.checkpoints import load_fitted
 from ..config import SynthConfig
 from .engine import LearnedProducer
@@ -47,7 +47,11 @@ def bank_producer(cfg: SynthConfig, *, force: bool = False) -> tuple[LearnedProd
     assert cfg.bank is not None
     bank = load_bank(cfg.bank)
     encoder, generator = build_synthesizer(bank)
-    prov: dict[str, Any] = {"bank": Path(cfg.bank).name, "bank_sha256": bank.sha256, "synthesizer": "bank"}
+    prov: dict[str, Any] = {
+        "bank": storage.basename(cfg.bank),
+        "bank_sha256": bank.sha256,
+        "synthesizer": "bank",
+    }
     if cfg.model:
         nets = load_fitted(cfg.model)
         if module_sha256(nets["degnet"]) != bank.degnet_sha256 and not force:
@@ -60,7 +64,7 @@ def bank_producer(cfg: SynthConfig, *, force: bool = False) -> tuple[LearnedProd
             raise BankError(
                 f"{cfg.model}: generator takes {generator.style_dim}-d embeddings, the bank holds {bank.dim}-d"
             )
-        prov.update(synthesizer=str(cfg.model), synthesizer_sha256=module_sha256(generator))
+        prov.update(synthesizer=storage.shown(cfg.model), synthesizer_sha256=module_sha256(generator))
     n = len(bank)
     if cfg.choice == "index" or cfg.index:
         if not cfg.index or any(not 0 <= i < n for i in cfg.index) or len(cfg.index) > 2:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ...bank.apply import TilePlan, plan_tiles
+from ...io import storage
 from ...io.images import encode_image
 from ...io.shards import PartRef, ShardWriterError, check_key, tar_member_parts
 from ...rng import sample_rng
@@ -165,7 +166,7 @@ def read_input(state: SourceState, item: WorkItem, hq: list[np.ndarray], part: _
     crops = cut_crops(src, cfg, contiguous=False)
     for k, v in crops.timings.items():
         t[k] += v
-    out = SourceInput(item.index, str(src.path), failure=crops.failure, skipped=crops.skipped)
+    out = SourceInput(item.index, storage.shown(src.path), failure=crops.failure, skipped=crops.skipped)
     if not crops.patches:
         return out
     t0 = time.perf_counter()
@@ -180,7 +181,7 @@ def read_input(state: SourceState, item: WorkItem, hq: list[np.ndarray], part: _
             out.samples.append(_hybrid_sample(state, key, crop, meta, part))
         except INPUT_ERRORS as e:  # as in the classical path: an input problem fails the image
             why = f"degradation failed on {key}: {type(e).__name__}: {e}"
-            return SourceInput(item.index, str(src.path), failure=failure_record(src, why))
+            return SourceInput(item.index, storage.shown(src.path), failure=failure_record(src, why))
     hq += learned
     t["encode"] += time.perf_counter() - t0
     return out
