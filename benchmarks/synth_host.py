@@ -10,7 +10,10 @@ shapes (on a GPU that math takes microseconds; on this CPU it would bury the hos
   that commit;
 - new: this checkout's engine, measured the same way here: ``synthesize --bank`` with a
   :class:`~redegkit.synth.learned.LearnedProducer` whose ``degrade`` stand-in makes the LQ
-  zeros (after the one copy the real upload does: stacking the batch's crops).
+  zeros after the host side of the upload as on CUDA. Both engines' CUDA uploads read the crops'
+  shared memory directly once it is page-locked (``cudaHostRegister``; the old engine's stand-in
+  assumed the same); here a stand-in marks each segment pinned. ``--no-pin`` measures the new
+  engine where CUDA refuses that: one copy of each crop into a reused staging buffer.
 
 Per engine, per round: a short and a long run (twice the inputs, hard links of 128 distinct
 512x512 PNGs, 4 crops of 256 each, x4, batch 64, a calibrated bank, PNG level 1); every figure is
@@ -22,6 +25,7 @@ The engines alternate ``--pairs`` times (this box is shared; compare runs next t
 
     python benchmarks/synth_host.py                 # 2 alternations old/new, 2 workers
     python benchmarks/synth_host.py --pairs 3 --json-out host.json
+    python benchmarks/synth_host.py --pairs 1 --no-pin
 """
 
 from __future__ import annotations
@@ -61,25 +65,35 @@ def old_engine(ref: str, workers: int, rounds: int, tmp: Path) -> dict:
         "ops": d["torch_ops_per_sample"],
         "workers_ms": d["worker_cpu_ms_per_sample"],
         "writer_us": d["writer_process_us_per_sample"],
+        "sys_ms": d["children_sys_ms_per_sample"],
         "cores": d["cores_for_4000_pairs_per_s"],
         "cores_range": d["cores_range_over_rounds"],
     }
 
 
 def _no_device_math(synth, ctx, batch):  # noqa: ANN001 - the degrade_batch signature
-    """The device stage's stand-in: the upload's one host copy (the crops stacked into a reused
-    buffer, as on CUDA), then LQ zeros."""
+    """The device stage's stand-in: the host side of the upload as on CUDA (the crops' runs as
+    tensors over their page-locked memory, which the DMA reads; or, with ``--no-pin``, the one copy
+    into a reused staging buffer), then LQ zeros."""
     import numpy as np
     import torch
 
-    from redegkit.synth.learned.device import LqGroup
+    from redegkit.synth.learned.device import LqGroup, contiguous_runs
 
-    buf = batch.staging.take((len(batch.hq), *batch.hq[0].shape))  # the reused (pinned, on CUDA) buffer
-    np.stack(batch.hq, out=buf.numpy())
+    if batch.pinned:
+        [torch.from_numpy(r) for r in contiguous_runs(batch.hq)]
+    else:
+        buf = batch.staging.take((len(batch.hq), *batch.hq[0].shape))  # the reused (pinned, on CUDA) buffer
+        np.stack(batch.hq, out=buf.numpy())
     h, w = batch.hq[0].shape[:2]
     rows = [i for i, s in enumerate(batch.specs) if s.jpeg == 0]
     lq = torch.zeros((len(rows), h // batch.scale, w // batch.scale, 3), dtype=torch.uint8)
     return [LqGroup(rows, lq, False)] if rows else []
+
+
+def _pinned(_array):  # noqa: ANN001
+    """Stands for a successful cudaHostRegister of a crops segment (this box has no GPU)."""
+    return lambda: None
 
 
 def _ops_per_sample() -> float:
@@ -113,7 +127,7 @@ def _ops_per_sample() -> float:
     return len(top) / n
 
 
-def new_engine(workers: int, rounds: int, tmp: Path) -> dict:
+def new_engine(workers: int, rounds: int, tmp: Path, pin: bool = True) -> dict:
     """This checkout's engine, the marginal between a short and a long run, the median round."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import torch
@@ -138,7 +152,7 @@ def new_engine(workers: int, rounds: int, tmp: Path) -> dict:
                       png_level=1, device="cpu", tile=512, seed=0, noise_prob=0.5)  # fmt: skip
     base, fp = bank_producer(cfg)
     producer = LearnedProducer(load_bank(cfg.bank), base.encoder, base.generator, base.provenance,
-                               degrade=_no_device_math)  # fmt: skip
+                               degrade=_no_device_math, pin=_pinned if pin else None)  # fmt: skip
     runs = {}
     for name, k in (("short", 150), ("long", 300)):
         d = tmp / name
@@ -159,13 +173,13 @@ def new_engine(workers: int, rounds: int, tmp: Path) -> dict:
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         shutil.rmtree(tmp / f"out-{name}")
         work = (kids.ru_utime - kids0.ru_utime) + (kids.ru_stime - kids0.ru_stime)
-        return {"samples": r.samples, "main": main, "workers": work}
+        return {"samples": r.samples, "main": main, "workers": work, "sys": kids.ru_stime - kids0.ru_stime}
 
     per = []
     for _ in range(rounds):
         s, lg = measure("short", runs["short"]), measure("long", runs["long"])
         dm = lg["samples"] - s["samples"]
-        per.append({k: (lg[k] - s[k]) / dm for k in ("main", "workers")})
+        per.append({k: (lg[k] - s[k]) / dm for k in ("main", "workers", "sys")})
     per.sort(key=lambda r: r["main"] + r["workers"])
     med = per[len(per) // 2]
     ops = _ops_per_sample()
@@ -175,7 +189,7 @@ def new_engine(workers: int, rounds: int, tmp: Path) -> dict:
         return round(4000 * (r["workers"] + r["main"] + LAUNCH_US * ops * 1e-6), 1)
 
     return {"engine": "new", "main_us": round(main_us, 1), "ops": round(ops, 2), "workers_ms": round(workers_ms, 2),
-            "writer_us": 0.0, "cores": cores(med), "cores_range": [min(map(cores, per)), max(map(cores, per))]}  # fmt: skip
+            "writer_us": 0.0, "sys_ms": round(med["sys"] * 1e3, 2), "cores": cores(med), "cores_range": [min(map(cores, per)), max(map(cores, per))]}  # fmt: skip
 
 
 def main() -> None:
@@ -185,11 +199,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pairs", type=int, default=2, help="old/new alternations")
     ap.add_argument("--only-new", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--no-pin", action="store_true",
+                    help="the new engine as where CUDA cannot page-lock the crops (one staging copy per crop)")  # fmt: skip
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
     if args.only_new:
         with tempfile.TemporaryDirectory() as t:
-            print(json.dumps(new_engine(args.workers, args.rounds, Path(t))))
+            print(json.dumps(new_engine(args.workers, args.rounds, Path(t), pin=not args.no_pin)))
         return
     rows = []
     with tempfile.TemporaryDirectory() as t:
@@ -197,17 +213,19 @@ def main() -> None:
         try:
             for _ in range(args.pairs):
                 rows.append(old_engine(args.old_ref, args.workers, args.rounds, tmp))
-                p = subprocess.run([sys.executable, __file__, "--only-new", "--workers", str(args.workers),
-                                    "--rounds", str(args.rounds)], check=True, capture_output=True, text=True)  # fmt: skip
+                cmd = [sys.executable, __file__, "--only-new", "--workers", str(args.workers), "--rounds",
+                       str(args.rounds), *(["--no-pin"] if args.no_pin else [])]  # fmt: skip
+                p = subprocess.run(cmd, check=True, capture_output=True, text=True)
                 rows.append(json.loads(p.stdout.strip().splitlines()[-1]))
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True)
-    print(f"host path, {args.workers} workers, no device math; {time.strftime('%Y-%m-%d %H:%M')}")
+    how = "staging copy" if args.no_pin else "crops page-locked"
+    print(f"host path, {args.workers} workers, no device math, {how}; {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"{'engine':16s} {'main µs/sample':>15s} {'ops/sample':>10s} {'workers ms/pair':>16s} "
-          f"{'writer µs':>9s} {'cores @4000/s':>14s}  rounds' range")  # fmt: skip
+          f"{'writer µs':>9s} {'sys ms/pair':>11s} {'cores @4000/s':>14s}  rounds' range")  # fmt: skip
     for r in rows:
         print(f"{r['engine']:16s} {r['main_us']:15.1f} {r['ops']:10.2f} {r['workers_ms']:16.2f} "
-              f"{r['writer_us']:9.1f} {r['cores']:14.1f}  {r['cores_range']}")  # fmt: skip
+              f"{r['writer_us']:9.1f} {r['sys_ms']:11.2f} {r['cores']:14.1f}  {r['cores_range']}")  # fmt: skip
     old = [r for r in rows if r["engine"] != "new"]
     new = [r for r in rows if r["engine"] == "new"]
     ratio = statistics.median(n["cores"] / o["cores"] for o, n in zip(old, new, strict=True))

@@ -156,3 +156,18 @@ def bucket(s3_endpoint, request):
         fs.rm(name, recursive=True)
     fs.mkdir(name)
     yield f"s3://{name}"
+
+
+def worker_children(pid: int) -> list[int]:
+    """``pid``'s child processes, but for Python's resource tracker (one per interpreter, started
+    by the first process pool so that its workers share it; it lives until the interpreter exits)."""
+    kids = [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    out = []
+    for c in kids:
+        try:
+            cmd = open(f"/proc/{c}/cmdline", "rb").read()
+        except FileNotFoundError:
+            continue
+        if b"resource_tracker" not in cmd:
+            out.append(c)
+    return out

@@ -21,7 +21,7 @@ from redegkit.io.sources import list_sources
 from redegkit.synth import PresetDegrader, SynthConfig, synthesize
 from redegkit.synth.learned import LearnedProducer
 
-from .conftest import shrunk_examples
+from .conftest import shrunk_examples, worker_children
 from .test_bank import make_bank
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -285,4 +285,4 @@ def test_a_failed_run_stops_its_workers_at_once(tmp_path, bank, monkeypatch):
     with pytest.raises(RuntimeError, match="a bug") as kept:
         synthesize(list_sources([str(hq)]), tmp_path / "out", learned(bank, workers=2))
     pid = os.getpid()
-    assert kept.value is not None and open(f"/proc/{pid}/task/{pid}/children").read().split() == []
+    assert kept.value is not None and worker_children(pid) == []

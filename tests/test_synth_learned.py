@@ -579,3 +579,19 @@ def test_plan_json_records_every_draw_and_the_rounded_calibration() -> None:
     plain = draw_plan(SynthConfig(bank="x", strength=0.5), table, Calibration(None), "k", 1)
     assert plain.method({})["post"] == {"strength": 0.5}  # no calibration: the strength alone
     assert "post" not in draw_plan(SynthConfig(bank="x"), table, Calibration(None), "k", 1).method({})
+
+
+def test_the_method_record_is_the_plans_model_dump(bank_path: Path) -> None:
+    """SamplePlan.method reads the fields without pydantic's serializer (a cost per sample): its
+    record must stay exactly the model_dump of the plan, calibrated post included."""
+    from redegkit.synth.learned.plan import Calibration, ChoiceTable, draw_plan
+
+    bank = load_bank(bank_path)
+    assert bank.calibration is not None
+    cfg = SynthConfig(bank=str(bank_path), mix=True, strength_min=0.3, noise_prob=1.0)
+    plan = draw_plan(cfg, ChoiceTable(len(bank), None, None), Calibration(bank.calibration), "k_0001", 1)
+    assert plan.post is not None and plan.post.calibrated
+    rec = plan.method({"bank": "b.pt"})
+    dumped = plan.model_dump(exclude={"post"})
+    assert rec == {"kind": "bank", "bank": "b.pt", **dumped, "noise_seed": str(plan.noise_seed),
+                   "post": plan.post.model_dump(exclude_none=True)}  # fmt: skip

@@ -8,6 +8,11 @@
 - **worker hygiene**: workers ignore Ctrl-C (the main process handles it), die with the main
   process on Linux, and run one intra-op thread (OpenCV, and torch once it is imported): the pool
   is the parallelism;
+- **no full garbage-collection passes over what was alive at the start**: the objects that exist
+  when the pool starts (torch's modules, the bank, the presets: a few hundred thousand) are
+  frozen out of the collector (:func:`gc.freeze`) in the main process and in every worker while
+  the pool is open. Each full pass over them cost 116 ms, about 100 µs per sample of a learned
+  run's main process (measured, ``benchmarks/RESULTS.md``);
 - **an ordered map over a bounded window** (:meth:`WorkerPool.map_ordered`): results in input
   order with at most ``window`` items in flight, so memory stays bounded whatever the input count
   (``Executor.map`` submits everything at once).
@@ -24,18 +29,21 @@ without copying them through a pipe.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import resource_tracker
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 _STATE: Any = None  # this worker's state (what ``setup`` returned)
+_FROZEN = 0  # open pools of this process (the collector is unfrozen when the last one closes)
 
 
 def worker_signals() -> None:
@@ -70,6 +78,20 @@ def _init_worker(threads: int, setup: Callable[[], Any] | None) -> None:
     worker_signals()
     limit_threads(threads)
     _STATE = setup() if setup is not None else None
+    gc.freeze()  # the worker's state and imports live as long as the worker
+
+
+def _freeze() -> None:
+    global _FROZEN
+    _FROZEN += 1
+    gc.freeze()
+
+
+def _unfreeze() -> None:
+    global _FROZEN
+    _FROZEN = max(0, _FROZEN - 1)
+    if _FROZEN == 0:
+        gc.unfreeze()
 
 
 def _call(fn: Callable[[Any, Any], Any], arg: Any) -> Any:
@@ -96,15 +118,26 @@ class WorkerPool:
         self.workers = max(1, int(workers))
         self._ex: ProcessPoolExecutor | None = None
         self._state: Any = None
+        self._open = True
         if self.workers == 1:
             self._state = setup() if setup is not None else None
+            _freeze()
             return
-        ctx = mp.get_context(_start_method())
-        self._ex = ProcessPoolExecutor(
-            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, setup)
-        )
-        # start every worker now (a fork context launches them all at the first submission)
-        self._ex.submit(_ready, None).result()
+        _freeze()  # before the fork: the workers start with it frozen too
+        try:
+            ctx = mp.get_context(_start_method())
+            # the workers share the main process's resource tracker (started before they fork):
+            # shared memory a worker maps stays the main process's to release, and no worker
+            # starts its own
+            resource_tracker.ensure_running()
+            self._ex = ProcessPoolExecutor(
+                self.workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, setup)
+            )
+            # start every worker now (a fork context launches them all at the first submission)
+            self._ex.submit(_ready, None).result()
+        except BaseException:
+            self.close(cancel=True)
+            raise
 
     @property
     def inline(self) -> bool:
@@ -146,6 +179,9 @@ class WorkerPool:
         if self._ex is not None:
             self._ex.shutdown(wait=True, cancel_futures=cancel)
             self._ex = None
+        if self._open:
+            self._open = False
+            _unfreeze()
 
     def __enter__(self) -> WorkerPool:
         return self

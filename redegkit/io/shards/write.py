@@ -284,6 +284,7 @@ class _Open:
     keys: list[str] = field(default_factory=list)
     payload: int = 0
     parts: list[PartRef] = field(default_factory=list)
+    paths: set[str] = field(default_factory=set)  # the part files ``parts`` read
 
 
 class ShardWriter:
@@ -328,6 +329,7 @@ class ShardWriter:
         self._failures: list[dict[str, Any]] = []
         self._jobs: list[Future | dict[str, Any]] = []
         self._job_parts: list[set[str]] = []  # per job: the part files it reads (until it is done)
+        self._pending: list[int] = []  # the jobs whose part files are still counted as in use
         self._users: dict[str, int] = {}  # part file -> shard jobs not yet done that read it
         self._sealed: set[str] = set()  # part files that will get no more members
         self.written: list[dict[str, Any]] = []  # the finished shards' markers, in order (after close)
@@ -352,6 +354,7 @@ class ShardWriter:
             if isinstance(members, tuple):
                 assert o.file is None, "a shard is written from bytes or from parts, not both"
                 o.parts.extend(members)
+                o.paths.update(r.path for r in members)
                 o.size += sum(r.length for r in members)
             else:
                 o.file.write(members)
@@ -406,7 +409,8 @@ class ShardWriter:
         for ref in o.parts:
             self._users[ref.path] = self._users.get(ref.path, 0) + 1
         self._jobs.append(self._submit(_finish_task, job) if self._submit is not None else finish_shard(job))
-        self._job_parts.append({r.path for r in o.parts})
+        self._job_parts.append(set(o.paths))
+        self._pending.append(len(self._jobs) - 1)
         self.index += 1
         self.input_start = self.next_input
         self._open, self._failures = None, []
@@ -419,14 +423,19 @@ class ShardWriter:
 
     def _reap(self, wait: bool = False) -> None:
         """Delete the sealed part files that no pending or open shard still needs."""
-        for k, j in enumerate(self._jobs):
-            if self._job_parts[k] and (wait or not isinstance(j, Future) or j.done()):
+        still = []
+        for k in self._pending:
+            j = self._jobs[k]
+            if wait or not isinstance(j, Future) or j.done():
                 if isinstance(j, Future):
                     j.exception()  # wait; an error is raised by close()
                 for path in self._job_parts[k]:
                     self._users[path] -= 1
                 self._job_parts[k] = set()
-        open_parts = {r.path for r in self._open.parts} if self._open is not None else set()
+            else:
+                still.append(k)
+        self._pending = still
+        open_parts = self._open.paths if self._open is not None else set()
         for path in [p for p in self._sealed if self._users.get(p, 0) == 0 and p not in open_parts]:
             Path(path).unlink(missing_ok=True)
             self._sealed.discard(path)

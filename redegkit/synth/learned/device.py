@@ -9,6 +9,14 @@
   several tiles is a batch of its own, its tiles run ``batch`` at a time), never on workers or
   timing. On the CPU every sample is computed alone, so its bytes do not depend on the batch at
   all; on CUDA the copy of a batch's results to the host overlaps the next batch's work.
+
+Uploads on CUDA: the crops' shared-memory segments are page-locked when they are made
+(:func:`pin_host`, ``cudaHostRegister``), so the DMA reads the crops where the workers wrote them,
+one copy per contiguous run (:func:`contiguous_runs`). The standard way, one copy of each batch into
+a pinned staging buffer (what a DataLoader's pin-memory thread does), cost the main process 15 µs
+per 256² crop alone and about 40 µs in a run beside its workers, which put the host path past its
+target (``benchmarks/RESULTS.md``); it stays the path where CUDA refuses to page-lock a segment.
+Neither CUDA branch has run on a GPU yet.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ class DeviceItem:
     spec: DeviceSpec
     tiles: TilePlan
     owner: Any  # the engine's token: who receives this sample's LQ
+    pinned: bool = False  # ``hq`` lies in page-locked memory (CUDA reads it without a staging copy)
 
 
 @dataclass
@@ -52,10 +61,11 @@ class DeviceBatch:
     tile_batch: int  # tiles per forward of a tiled image
     steps: tuple[PostStep, ...] = ()  # the run's post steps (each sample's parameters: specs[i].steps)
     staging: Staging | None = None  # reused pinned upload buffers (CUDA)
+    pinned: bool = False  # every crop lies in page-locked memory: uploaded from there directly
 
     def one(self, i: int) -> DeviceBatch:
         return DeviceBatch([self.hq[i]], self.z[i : i + 1], [self.posts[i]], [self.specs[i]], self.tiles,
-                           self.scale, self.tile_batch, self.steps, self.staging)  # fmt: skip
+                           self.scale, self.tile_batch, self.steps, self.staging, self.pinned)  # fmt: skip
 
 
 @dataclass
@@ -87,12 +97,54 @@ class Staging:
         return ring[k]
 
 
-def upload(ctx: RunContext, crops: list[np.ndarray], staging: Staging | None = None) -> torch.Tensor:
-    """uint8 crops [h, w, 3] -> float [N, 3, h, w] in [-1, 1] on the device: on CUDA one copy of
-    the crops into a reused pinned buffer, one DMA of the uint8 bytes, converted there."""
+def pin_host(a: np.ndarray) -> Callable[[], None] | None:
+    """Page-lock ``a``'s memory for DMA (``cudaHostRegister``) -> the undo, or None where CUDA
+    refuses (uploads from it then go through the staging copy)."""
+    cudart = torch.cuda.cudart()
+    ptr = int(a.ctypes.data)
+    if int(cudart.cudaHostRegister(ptr, int(a.nbytes), 0)) != 0:
+        return None
+    return lambda: cudart.cudaHostUnregister(ptr)
+
+
+def contiguous_runs(crops: list[np.ndarray]) -> list[np.ndarray]:
+    """Consecutive crops lying back to back in one buffer, as one array [k, h, w, c] per run (views,
+    no copy): a source chunk's crops sit in its pack in sample order, so a batch is a few runs."""
+    runs, start = [], 0
+    for i in range(1, len(crops) + 1):
+        if i < len(crops) and _follows(crops[i - 1], crops[i]):
+            continue
+        a = crops[start]
+        runs.append(np.lib.stride_tricks.as_strided(a, (i - start, *a.shape), (a.nbytes, *a.strides)))
+        start = i
+    return runs
+
+
+def _follows(a: np.ndarray, b: np.ndarray) -> bool:
+    return (a.shape == b.shape and a.flags.c_contiguous and b.flags.c_contiguous
+            and b.ctypes.data == a.ctypes.data + a.nbytes and _root(a) is _root(b))  # fmt: skip
+
+
+def _root(a: np.ndarray) -> object:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a.base
+
+
+def upload(
+    ctx: RunContext, crops: list[np.ndarray], staging: Staging | None = None, pinned: bool = False
+) -> torch.Tensor:
+    """uint8 crops [h, w, 3] -> float [N, 3, h, w] in [-1, 1] on the device. On CUDA the uint8 bytes
+    go by DMA, converted there: straight from the crops' own memory when it is page-locked
+    (``pinned``: one copy per contiguous run), else after one copy into a reused pinned buffer."""
     if not ctx.cuda:
         x8 = torch.from_numpy(crops[0][None] if len(crops) == 1 else np.stack(crops))
         return ctx.to_device(x8.permute(0, 3, 1, 2)).contiguous()
+    if pinned:
+        runs = [torch.from_numpy(r).to(ctx.device, non_blocking=True) for r in contiguous_runs(crops)]
+        return ctx.to_device(
+            (runs[0] if len(runs) == 1 else torch.cat(runs)).permute(0, 3, 1, 2)
+        ).contiguous()
     staging = staging or Staging(pinned=True)
     buf = staging.take((len(crops), *crops[0].shape))
     np.stack(crops, out=buf.numpy())
@@ -117,7 +169,7 @@ def degrade_batch(synth: Synthesizer, ctx: RunContext, batch: DeviceBatch) -> li
     n = len(batch.hq)
     if n > 1 and not ctx.cuda:
         return [LqGroup([i], g.lq, g.host) for i in range(n) for g in degrade_batch(synth, ctx, batch.one(i))]
-    hq = upload(ctx, batch.hq, batch.staging)
+    hq = upload(ctx, batch.hq, batch.staging, batch.pinned)
     y = _synthesize(synth, batch, hq)
     if any(p is not None for p in batch.posts):
         y = apply_calibration(y, hq, batch.posts)
@@ -202,7 +254,7 @@ class DeviceStage:
         batch = DeviceBatch(
             [it.hq for it in items], np.stack([self.z_of(it.spec) for it in items]).astype(np.float32, copy=False),
             [self.post_of(it.spec) for it in items], [it.spec for it in items], items[0].tiles, self.scale,
-            self.batch, self.steps, self.staging,
+            self.batch, self.steps, self.staging, all(it.pinned for it in items),
         )  # fmt: skip
         try:
             groups = self.degrade(self.synth, self.ctx, batch)

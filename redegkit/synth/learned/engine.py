@@ -33,13 +33,14 @@ from ...run import RunContext
 from ..config import SynthConfig
 from ..core import chunked
 from ..messages import EncodedChunk, InputDone, RunTarget, WorkItem
-from .device import DeviceItem, DeviceStage, Landed, LqGroup, degrade_batch
-from .pixels import ImagePack, SharedBuffers
+from .device import DeviceItem, DeviceStage, Landed, LqGroup, degrade_batch, pin_host
+from .pixels import ImagePack, Segment, SharedBuffers, segment_array
 from .plan import Calibration, ChoiceTable, parse_mix_preset
 from .post import STEPS, PostStep
 from .sink import LqRef, SinkDone, SinkJob, encode_lqs
 from .source import SourceChunk, SourceState, SourceTask, _plan_tiles, read_chunk
 
+Pin = Callable[[Any], Callable[[], None] | None]  # page-locks an array -> the undo (None: could not)
 TARGET_SAMPLES_PER_TASK = 32  # a source task's size: about this many samples (a task costs ~0.3 ms)
 MAX_INPUTS_PER_TASK = 8
 
@@ -55,7 +56,7 @@ class _Open:
     packs: list[ImagePack] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)  # input position -> why the device failed it
     future: Future[SinkDone] | None = None
-    buffer: torch.Tensor | None = None  # lent for the crops; back to the pool once they are used
+    buffer: Segment | None = None  # lent for the crops; back to the pool once they are used
 
     def add_pack(self, pack: ImagePack) -> int:
         for i, p in enumerate(self.packs):
@@ -86,11 +87,13 @@ class LearnedProducer:
 
     def __init__(self, bank: Bank, encoder: torch.nn.Module, generator: torch.nn.Module,
                  provenance: dict[str, Any], steps: tuple[PostStep, ...] = STEPS,
-                 degrade: Callable[..., list[LqGroup]] = degrade_batch) -> None:  # fmt: skip
+                 degrade: Callable[..., list[LqGroup]] = degrade_batch, pin: Pin | None = None) -> None:  # fmt: skip
         """``steps``: the post steps (:mod:`.post`); ``degrade``: the device stage's function
-        (:func:`~.device.degrade_batch`; the host-path benchmark passes a stand-in)."""
+        (:func:`~.device.degrade_batch`); ``pin``: page-locks a crops segment -> its undo (default:
+        :func:`~.device.pin_host` on CUDA, none on the CPU). The host-path benchmark passes
+        stand-ins for both."""
         self.bank, self.encoder, self.generator, self.provenance = bank, encoder, generator, provenance
-        self.steps, self.degrade = steps, degrade
+        self.steps, self.degrade, self.pin = steps, degrade, pin
         self.multiple = int(encoder.multiple)  # type: ignore[arg-type]  # an int attribute of SynNetEncoder
         self.synth: Synthesizer | None = None  # built on first use, kept for later runs
         self.ctx: RunContext | None = None
@@ -140,23 +143,24 @@ class LearnedProducer:
         opened: deque[_Open] = deque()
         chunker = _Chunker()
         limit = 2 * pool.workers + 4  # finished chunks waiting to be written, at most
-        bufs = _Buffers(cfg)
-        tasks = (
-            SourceTask(c, target.part(c[0].index, "src"), bufs.lend(c[0].index))
-            for c in chunked(todo, chunker.size)
-        )
-        for sc in pool.map_ordered(read_chunk, tasks, window=2 * pool.workers + 1):
-            chunker.observe(sc)
-            op = _Open(sc, [None] * len(sc.hq), buffer=bufs.lent.pop(sc.inputs[0].index))
-            opened.append(op)
-            for item in _device_items(op, cfg, self.multiple):
-                bufs.landed(stage.add(item))
-            bufs.landed([] if op.missing else [op])  # no learned sample: its crops buffer is free
+        pin = self.pin if self.pin is not None else (pin_host if self.ctx.cuda else None)
+        with _Buffers(cfg, pin) as bufs:
+            tasks = (
+                SourceTask(c, target.part(c[0].index, "src"), bufs.lend(c[0].index))
+                for c in chunked(todo, chunker.size)
+            )
+            for sc in pool.map_ordered(read_chunk, tasks, window=2 * pool.workers + 1):
+                chunker.observe(sc)
+                op = _Open(sc, [None] * len(sc.hq), buffer=bufs.lent.pop(sc.inputs[0].index))
+                opened.append(op)
+                for item in _device_items(op, cfg, self.multiple, bufs.crops.pinned(sc.hq.data)):
+                    bufs.landed(stage.add(item))
+                bufs.landed([] if op.missing else [op])  # no learned sample: its crops buffer is free
+                self._submit_ready(opened, pool, cfg, target, bufs)
+                yield from _finished(opened, limit, bufs)
+            bufs.landed(stage.flush())
             self._submit_ready(opened, pool, cfg, target, bufs)
-            yield from _finished(opened, limit, bufs)
-        bufs.landed(stage.flush())
-        self._submit_ready(opened, pool, cfg, target, bufs)
-        yield from _finished(opened, 0, bufs)
+            yield from _finished(opened, 0, bufs)
 
     def _submit_ready(
         self, opened: deque[_Open], pool: WorkerPool, cfg: SynthConfig, target: RunTarget, bufs: _Buffers
@@ -167,7 +171,7 @@ class LearnedProducer:
                 op.future = pool.submit(encode_lqs, job)
 
 
-def _device_items(op: _Open, cfg: SynthConfig, multiple: int) -> Iterator[DeviceItem]:
+def _device_items(op: _Open, cfg: SynthConfig, multiple: int, pinned: bool) -> Iterator[DeviceItem]:
     n = 0
     for ip, inp in enumerate(op.chunk.inputs):
         for s in inp.samples:
@@ -175,7 +179,7 @@ def _device_items(op: _Open, cfg: SynthConfig, multiple: int) -> Iterator[Device
                 hq = op.chunk.hq.view(n)
                 tiles = _plan_tiles(hq.shape[0], hq.shape[1], cfg.tile, cfg.tile_overlap, multiple)
                 op.missing += 1
-                yield DeviceItem(hq, s.spec, tiles, (op, n, ip))
+                yield DeviceItem(hq, s.spec, tiles, (op, n, ip), pinned)
                 n += 1
 
 
@@ -184,14 +188,24 @@ class _Buffers:
     source task for its crops, back once the chunk's learned samples have all landed; the LQs of a
     landed batch copied into one, back once every sink task that reads it is done."""
 
-    def __init__(self, cfg: SynthConfig) -> None:
+    def __init__(self, cfg: SynthConfig, pin: Pin | None = None) -> None:
         side = cfg.crop or cfg.tile
         self.crop_bytes = int(1.5 * TARGET_SAMPLES_PER_TASK * side * side * 3)  # a chunk's, with room
-        self.crops, self.lqs = SharedBuffers(), SharedBuffers()
-        self.lent: dict[int, torch.Tensor] = {}  # first input of a source task -> its buffer
-        self.readers: dict[int, tuple[torch.Tensor, int]] = {}  # id(LQ pack) -> (buffer, chunks reading it)
+        self.crops, self.lqs = SharedBuffers(pin=pin), SharedBuffers()
+        self.lent: dict[int, Segment] = {}  # first input of a source task -> its buffer
+        self.readers: dict[int, tuple[Segment, int]] = {}  # id(LQ pack) -> (buffer, chunks reading it)
 
-    def lend(self, first_input: int) -> torch.Tensor:
+    def __enter__(self) -> _Buffers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """The run is over (or failed): every segment's name goes."""
+        if self.crops.unpin and torch.cuda.is_initialized():
+            torch.cuda.synchronize()  # no upload may still read a segment that is unpinned now
+        self.crops.close()
+        self.lqs.close()
+
+    def lend(self, first_input: int) -> Segment:
         self.lent[first_input] = buf = self.crops.take(self.crop_bytes)
         return buf
 
@@ -227,7 +241,7 @@ class _Buffers:
 
     def _lq_pack(self, lq: torch.Tensor) -> ImagePack:
         buf = self.lqs.take(lq.numel())
-        buf[: lq.numel()].copy_(lq.reshape(-1))
+        segment_array(buf)[: lq.numel()] = lq.reshape(-1).numpy()
         n, each = lq.shape[0], lq[0].numel()
         pack = ImagePack(buf, (tuple(lq.shape[1:]),) * n, tuple(k * each for k in range(n)))
         self.readers[id(pack)] = (buf, 0)

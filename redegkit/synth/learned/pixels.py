@@ -1,98 +1,168 @@
-"""Images between processes: many uint8 HxWx3 arrays in one torch tensor, in recycled shared
-memory.
+"""Images between processes: many uint8 HxWx3 arrays in one recycled shared-memory segment.
 
-A worker returns a chunk's crops as one :class:`ImagePack`; torch moves a tensor's bytes through
-shared memory when it is pickled (its multiprocessing reductions: a file descriptor crosses the
-pipe, not the pixels), and a pack passed on again is shared, not copied. One tensor per chunk or
-batch keeps that per-message cost off the per-sample budget.
+A worker returns a chunk's crops as one :class:`ImagePack`: the images sit back to back in a
+:class:`Segment` (the standard library's :mod:`multiprocessing.shared_memory`), and what crosses
+the pipe is the segment's name with the images' shapes and offsets, a few hundred bytes. Each
+process maps a segment once and keeps the mapping (:func:`segment_array`), so a message costs no
+file-descriptor passing, no new mapping and no page faults after the first time.
 
-:class:`SharedBuffers` recycles those tensors. A fresh tensor per message costs a new shared
-segment, its page faults and two copies: 13.3 ms for a chunk of 32 crops of 256² against 1.1 ms
-into a reused buffer (measured, ``benchmarks/RESULTS.md``), so the main process lends each task a
-buffer it already shared, the worker writes into it, and the buffer comes back to the pool when
-its images are used. A pack that does not fit its buffer is made in fresh memory (slower, the same
-bytes).
+:class:`SharedBuffers` recycles the segments. A fresh shared tensor per message cost 13.3 ms for a
+chunk of 32 crops of 256² against 1.1 ms into a reused buffer, and torch's descriptor passing for
+a reused tensor still cost the main process tens of µs per sample (measured,
+``benchmarks/RESULTS.md``): so the main process lends each task a segment it made, the worker
+writes into it, and the segment comes back to the pool when its images are used. A pack that does
+not fit its segment carries its bytes in the message instead (slower, the same bytes).
+
+Workers must share the main process's resource tracker (:class:`~redegkit.io.pool.WorkerPool`
+starts it before forking), so a segment a worker maps stays the main process's to release.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import sys
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from multiprocessing import shared_memory
 
 import numpy as np
-import torch
+
+MAPPED_MAX = 64  # segments another process made, kept mapped here at most (least recently used go)
+
+
+@dataclass(frozen=True)  # no slots: a slotted dataclass unpickles through fields(), 2x slower
+class Segment:
+    """A shared-memory segment as it crosses a pipe: its name and size in bytes."""
+
+    name: str
+    size: int
+
+
+_OWN: dict[str, shared_memory.SharedMemory] = {}  # segments this process made
+_MAPPED: OrderedDict[str, shared_memory.SharedMemory] = OrderedDict()  # others', mapped here
+
+
+def segment_array(seg: Segment) -> np.ndarray:
+    """The segment as a flat uint8 array in this process (mapped on first use, then kept)."""
+    shm = _OWN.get(seg.name) or _MAPPED.get(seg.name)
+    if shm is None:
+        kw = {"track": False} if sys.version_info >= (3, 13) else {}  # 3.11/3.12: the shared tracker
+        shm = shared_memory.SharedMemory(seg.name, **kw)
+        _MAPPED[seg.name] = shm
+        _unmap_beyond(MAPPED_MAX)
+    else:
+        if seg.name in _MAPPED:
+            _MAPPED.move_to_end(seg.name)
+    return np.ndarray((seg.size,), np.uint8, buffer=shm.buf)
+
+
+def _unmap_beyond(n: int) -> None:
+    for name in list(_MAPPED)[: max(0, len(_MAPPED) - n)]:
+        try:
+            _MAPPED[name].close()
+        except BufferError:  # an array still views it: unmapped when that array goes
+            pass
+        del _MAPPED[name]
 
 
 @dataclass(frozen=True)
 class ImagePack:
-    """``data`` (flat uint8) holds ``len(shapes)`` images back to back; image ``i`` starts at
-    ``offsets[i]``."""
+    """``len(shapes)`` images back to back; image ``i`` starts at byte ``offsets[i]`` of ``data``:
+    a shared :class:`Segment`, or the bytes themselves (a flat uint8 array)."""
 
-    data: torch.Tensor
+    data: Segment | np.ndarray
     shapes: tuple[tuple[int, ...], ...]
     offsets: tuple[int, ...]
 
     @classmethod
-    def of(cls, images: Sequence[np.ndarray]) -> ImagePack:
-        """Copy ``images`` (uint8 arrays, any layout) into one pack."""
+    def into(cls, segment: Segment | None, images: Sequence[np.ndarray]) -> ImagePack:
+        """``images`` (uint8, any layout) copied into ``segment`` when they fit, else into a new
+        array that travels with the pack."""
         shapes = tuple(tuple(a.shape) for a in images)
         sizes = [math.prod(s) for s in shapes]
         offsets = tuple(int(v) for v in np.cumsum([0, *sizes[:-1]])) if sizes else ()
-        data = torch.empty(sum(sizes), dtype=torch.uint8)
-        flat = data.numpy()
+        fits = segment is not None and sum(sizes) <= segment.size
+        flat = segment_array(segment) if fits and segment is not None else np.empty(sum(sizes), np.uint8)
         for a, o, n in zip(images, offsets, sizes, strict=True):
             flat[o : o + n].reshape(a.shape)[...] = a
-        return cls(data, shapes, offsets)
-
-    @classmethod
-    def into(cls, buffer: torch.Tensor | None, images: Sequence[np.ndarray]) -> ImagePack:
-        """``images`` copied into ``buffer`` (flat uint8, shared) when they fit, else a new pack."""
-        sizes = [math.prod(a.shape) for a in images]
-        if buffer is None or sum(sizes) > buffer.numel():
-            return cls.of(images)
-        shapes = tuple(tuple(a.shape) for a in images)
-        offsets = tuple(int(v) for v in np.cumsum([0, *sizes[:-1]])) if sizes else ()
-        flat = buffer.numpy()
-        for a, o, n in zip(images, offsets, sizes, strict=True):
-            flat[o : o + n].reshape(a.shape)[...] = a
-        return cls(buffer, shapes, offsets)
-
-    @classmethod
-    def of_batch(cls, batch: torch.Tensor) -> ImagePack:
-        """A uint8 batch [N, ...] (host) as a pack without copying it when it is contiguous."""
-        batch = batch.contiguous()
-        n = batch.shape[0]
-        each = math.prod(batch.shape[1:])
-        return cls(batch.reshape(-1), (tuple(batch.shape[1:]),) * n, tuple(k * each for k in range(n)))
+        return cls(segment if fits and segment is not None else flat, shapes, offsets)
 
     def __len__(self) -> int:
         return len(self.shapes)
 
     def view(self, i: int) -> np.ndarray:
         """Image ``i`` as a numpy view (no copy) of the pack's memory."""
+        flat = segment_array(self.data) if isinstance(self.data, Segment) else self.data
         n = math.prod(self.shapes[i])
-        return self.data.numpy()[self.offsets[i] : self.offsets[i] + n].reshape(self.shapes[i])
+        return flat[self.offsets[i] : self.offsets[i] + n].reshape(self.shapes[i])
 
 
 class SharedBuffers:
-    """A pool of flat uint8 tensors in shared memory, recycled: :meth:`take` one of at least ``n``
-    bytes (a free one, or a new one rounded up to ``quantum``), :meth:`give` it back when nothing
-    reads it any more. At most ``keep`` free buffers are kept (the rest are released)."""
+    """Segments of this process, recycled: :meth:`take` one of at least ``n`` bytes (a free one,
+    or a new one rounded up to ``quantum``), :meth:`give` it back when nothing reads it any more,
+    :meth:`close` them all at the end (their names go; mappings live on while arrays view them).
+    At most ``keep`` free segments are kept (the rest are released).
 
-    def __init__(self, quantum: int = 1 << 20, keep: int = 64) -> None:
-        self.quantum, self.keep = quantum, keep
-        self.free: list[torch.Tensor] = []
-        self.made = 0
+    ``pin``: called on each new segment's array -> the undo, or None when it could not pin it (on
+    CUDA, :func:`~.device.pin_host`: uploads then read the segment itself, without a staging copy)."""
 
-    def take(self, n: int) -> torch.Tensor:
-        for i, b in enumerate(self.free):
-            if b.numel() >= n:
+    def __init__(
+        self,
+        quantum: int = 1 << 20,
+        keep: int = 64,
+        pin: Callable[[np.ndarray], Callable[[], None] | None] | None = None,
+    ) -> None:
+        self.quantum, self.keep, self.pin = quantum, keep, pin
+        self.free: list[Segment] = []
+        self.made: list[Segment] = []
+        self.unpin: dict[str, Callable[[], None]] = {}  # pinned segments -> their undo
+
+    def take(self, n: int) -> Segment:
+        for i, seg in enumerate(self.free):
+            if seg.size >= n:
                 return self.free.pop(i)
-        self.made += 1
         size = max(self.quantum, -(-n // self.quantum) * self.quantum)
-        return torch.empty(size, dtype=torch.uint8).share_memory_()
+        shm = shared_memory.SharedMemory(create=True, size=size)
+        seg = Segment(shm.name, size)
+        _OWN[seg.name] = shm
+        self.made.append(seg)
+        undo = self.pin(segment_array(seg)) if self.pin is not None else None
+        if undo is not None:
+            self.unpin[seg.name] = undo
+        return seg
 
-    def give(self, buffer: torch.Tensor) -> None:
+    def pinned(self, data: Segment | np.ndarray) -> bool:
+        """Whether a pack's memory is one of the pinned segments."""
+        return isinstance(data, Segment) and data.name in self.unpin
+
+    def give(self, seg: Segment) -> None:
         if len(self.free) < self.keep:
-            self.free.append(buffer)
+            self.free.append(seg)
+        else:
+            self.made.remove(seg)
+            self._release(seg)
+
+    def close(self) -> None:
+        for seg in self.made:
+            self._release(seg)
+        self.made, self.free = [], []
+
+    def _release(self, seg: Segment) -> None:
+        undo = self.unpin.pop(seg.name, None)
+        if undo is not None:
+            undo()
+        shm = _OWN.pop(seg.name, None)
+        if shm is None:
+            return
+        try:
+            shm.close()
+        except BufferError:  # an array still views it: unmapped when that array goes
+            pass
+        shm.unlink()
+
+    def __enter__(self) -> SharedBuffers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

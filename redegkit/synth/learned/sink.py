@@ -21,7 +21,7 @@ from .pixels import ImagePack
 from .plan import DeviceSpec
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: a slotted dataclass unpickles through fields(), 2x slower
 class LqRef:
     """Where a sample's LQ is: image ``row`` of ``packs[pack]``; ``finish``: the plan of a sample
     whose JPEG, noise and downsampling are still to do."""

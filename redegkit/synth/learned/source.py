@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ...bank.apply import TilePlan, plan_tiles
 from ...io import storage
@@ -30,12 +29,12 @@ from ..classical import PresetDegrader
 from ..config import SynthConfig
 from ..crops import INPUT_ERRORS, cut_crops, failure_record, sample_json
 from ..messages import WorkItem, new_timings
-from .pixels import ImagePack
+from .pixels import ImagePack, Segment
 from .plan import Calibration, ChoiceTable, DeviceSpec, device_spec, draw_plan, hybrid_coin, parse_mix_preset
 from .post import PostStep, draw_post_steps
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: a slotted dataclass unpickles through fields(), 2x slower
 class SourceSample:
     """One sample as the device stage sees it: its ``hq.png`` and ``json`` members are written
     (``members``, in the chunk's source part file; ``payload``: their bytes); ``spec`` None means a
@@ -68,12 +67,12 @@ class SourceChunk:
 
 @dataclass(frozen=True)
 class SourceTask:
-    """Consecutive inputs, the part file their samples' members go to, and a shared buffer the main
-    process lends for their crops (:class:`~.pixels.SharedBuffers`)."""
+    """Consecutive inputs, the part file their samples' members go to, and a shared segment the
+    main process lends for their crops (:class:`~.pixels.SharedBuffers`)."""
 
     items: list[WorkItem]
     part: str
-    buffer: torch.Tensor | None = None
+    buffer: Segment | None = None
 
 
 @dataclass
