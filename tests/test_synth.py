@@ -72,12 +72,13 @@ def test_presets_write_aligned_pairs_with_provenance(tmp_path, small_hq, preset)
     assert report["samples"] == res.samples and report["shards"] == res.shards
 
 
-def test_byte_identical_with_one_and_two_workers(tmp_path, small_hq):
+def test_byte_identical_with_one_two_and_three_workers(tmp_path, small_hq):
     srcs = list_sources(small_hq)
     synthesize(srcs, tmp_path / "a", _cfg(workers=1))
     synthesize(srcs, tmp_path / "b", _cfg(workers=2))
+    synthesize(srcs, tmp_path / "b3", _cfg(workers=3))
     a, b = _digest(tmp_path / "a"), _digest(tmp_path / "b")
-    assert a and a == b
+    assert a and a == b == _digest(tmp_path / "b3")
     synthesize(srcs, tmp_path / "c", _cfg(seed=4))
     assert _digest(tmp_path / "c") != a
 
