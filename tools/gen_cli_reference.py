@@ -10,7 +10,6 @@ colour, so the page does not depend on the terminal that ran this.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ os.environ["TERMINAL_WIDTH"] = "100"
 os.environ["NO_COLOR"] = "1"
 
 import typer  # noqa: E402
+from pagegen import page_main  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from redegkit.cli import app  # noqa: E402
@@ -62,21 +62,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if the page is stale; write nothing")
-    ap.add_argument("--page", type=Path, default=PAGE, help="the page to write or check")
-    a = ap.parse_args(argv)
-    text = render()
-    if a.check:
-        current = a.page.read_text(encoding="utf-8") if a.page.is_file() else ""
-        if current != text:
-            print(f"{a.page} is stale: run python tools/gen_cli_reference.py", file=sys.stderr)
-            return 1
-        return 0
-    a.page.parent.mkdir(parents=True, exist_ok=True)
-    a.page.write_text(text, encoding="utf-8")
-    print(f"updated {a.page}")
-    return 0
+    return page_main(render, PAGE, __doc__, "tools/gen_cli_reference.py", argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ fields and every op and combinator step with theirs.
 
 from __future__ import annotations
 
-import argparse
 import enum
 import json
 import sys
@@ -20,6 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from pagegen import page_main
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
@@ -146,21 +146,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if the page is stale; write nothing")
-    ap.add_argument("--page", type=Path, default=PAGE, help="the page to write or check")
-    a = ap.parse_args(argv)
-    text = render()
-    if a.check:
-        current = a.page.read_text(encoding="utf-8") if a.page.is_file() else ""
-        if current != text:
-            print(f"{a.page} is stale: run python tools/gen_config_reference.py", file=sys.stderr)
-            return 1
-        return 0
-    a.page.parent.mkdir(parents=True, exist_ok=True)
-    a.page.write_text(text, encoding="utf-8")
-    print(f"updated {a.page}")
-    return 0
+    return page_main(render, PAGE, __doc__, "tools/gen_config_reference.py", argv)
 
 
 if __name__ == "__main__":
