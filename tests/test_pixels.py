@@ -107,3 +107,24 @@ def test_pinned_segments_are_pinned_once_and_unpinned_before_release() -> None:
     assert bufs.take(10) == s1  # recycled: not pinned again
     bufs.close()
     assert [e[0] for e in events] == ["pin", "pin", "unpin", "unpin"] and events[3][1] == events[0][1]
+
+
+def test_a_full_dev_shm_is_one_clear_error_when_the_segment_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tmpfs allocates pages when they are first touched: without the reservation a full /dev/shm
+    (64 MiB in a default container) kills a process with SIGBUS mid-run. The kernel's ENOSPC is
+    what posix_fallocate returns there; the segment's name must not be left behind."""
+    from redegkit.io.shards import ShardWriterError
+    from redegkit.synth.learned.pixels import SharedMemoryFull
+
+    if not hasattr(os, "posix_fallocate"):
+        pytest.skip("no posix_fallocate on this platform")
+    before = set(os.listdir("/dev/shm"))
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with SharedBuffers(quantum=4096) as bufs, pytest.raises(SharedMemoryFull, match="--shm-size") as e:
+        bufs.take(10)
+    assert isinstance(e.value, ShardWriterError)  # the CLI prints it as one line, exit 1
+    assert set(os.listdir("/dev/shm")) == before

@@ -19,7 +19,9 @@ starts it before forking), so a segment a worker maps stays the main process's t
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -27,6 +29,8 @@ from dataclasses import dataclass
 from multiprocessing import shared_memory
 
 import numpy as np
+
+from ...io.shards import ShardWriterError
 
 MAPPED_MAX = 64  # segments another process made, kept mapped here at most (least recently used go)
 
@@ -98,6 +102,31 @@ class ImagePack:
         return flat[self.offsets[i] : self.offsets[i] + n].reshape(self.shapes[i])
 
 
+class SharedMemoryFull(ShardWriterError):
+    """The shared-memory file system (``/dev/shm``) has no room for a segment: a container's
+    default is 64 MiB. Raised when the segment is made, never a bus error later."""
+
+
+def _reserve(shm: shared_memory.SharedMemory, size: int) -> None:
+    """Allocate the segment's pages now (Linux: ``posix_fallocate`` on tmpfs), so a full
+    ``/dev/shm`` fails here with a clear message instead of killing a process when a page is
+    first touched."""
+    fd = getattr(shm, "_fd", -1)
+    if fd < 0 or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.ENOMEM):
+            return  # a file system without fallocate: pages come as they are touched
+        shm.close()
+        shm.unlink()
+        raise SharedMemoryFull(
+            f"shared memory (/dev/shm) has no room for a {size >> 20} MiB segment of crops: give the "
+            "container more (e.g. docker run --shm-size=2g) or lower --workers, --batch or --crop"
+        ) from e
+
+
 class SharedBuffers:
     """Segments of this process, recycled: :meth:`take` one of at least ``n`` bytes (a free one,
     or a new one rounded up to ``quantum``), :meth:`give` it back when nothing reads it any more,
@@ -124,6 +153,7 @@ class SharedBuffers:
                 return self.free.pop(i)
         size = max(self.quantum, -(-n // self.quantum) * self.quantum)
         shm = shared_memory.SharedMemory(create=True, size=size)
+        _reserve(shm, size)
         seg = Segment(shm.name, size)
         _OWN[seg.name] = shm
         self.made.append(seg)
