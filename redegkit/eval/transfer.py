@@ -258,9 +258,11 @@ def _candidates(
     hqs: dict[str, np.ndarray],
     user_presets: dict[str, Any] | None,
     say: Callable[[str], None],
+    failures: list[dict[str, Any]],
 ) -> dict[str, dict[str, np.ndarray]]:
     """Every candidate's LQ of the crops at x``s``, by name: the bank, the bank without its
-    calibration, each preset (shards under ``out/candidates``), and the identity."""
+    calibration, each preset (shards under ``out/candidates``), and the identity. A preset that
+    fails on some crops is left out, with a failure record naming it."""
     crops, where = out / "crops", out / "candidates"
     cands: dict[str, dict[str, np.ndarray]] = {}
     say(f"x{s}: the bank")
@@ -270,9 +272,13 @@ def _candidates(
     )
     for p in presets:
         say(f"x{s}: preset {p}")
-        cands[f"preset:{p}"] = synth_candidate(
-            crops, where / f"{p}-x{s}", s, cfg, preset=p, user_presets=user_presets
-        )
+        lq = synth_candidate(crops, where / f"{p}-x{s}", s, cfg, preset=p, user_presets=user_presets)
+        missing = [k for k in hqs if k not in lq]
+        if missing:
+            why = f"preset {p} at x{s} failed on {len(missing)} of {len(hqs)} crops, so it is not scored"
+            failures.append({"path": str(where / f"{p}-x{s}"), "candidate": f"preset:{p}", "reason": why})
+            continue
+        cands[f"preset:{p}"] = lq
     cands["identity"] = {k: downsample_u8(v, s, cfg.down) for k, v in hqs.items()}
     return cands
 
@@ -378,7 +384,7 @@ def eval_transfer(
     results: dict[str, dict[str, dict[str, Any]]] = {}
     images: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for s in sorted(truth):
-        images[f"x{s}"] = _candidates(out, s, cfg, bank_path, presets, hqs, user_presets, say)
+        images[f"x{s}"] = _candidates(out, s, cfg, bank_path, presets, hqs, user_presets, say, failures)
         results[f"x{s}"] = score_scale(hqs, images[f"x{s}"], truth[s])
     builtin = [p for p in presets if p in BUILTIN_CANDIDATES] or presets
     report["scores"] = results
