@@ -142,3 +142,28 @@ def test_export_model_errors_name_the_file(tmp_path):
     assert r.exit_code == 2 and "missing.pt" in r.output
     r = runner.invoke(app, ["export-model", str(wide), str(tmp_path / "m.onnx")])
     assert r.exit_code == 2 and "m.onnx" in r.output
+
+
+def test_a_residual_generator_adds_its_enlarged_input_and_is_not_exported(tmp_path):
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    for scale in (1, 2, 4):
+        res = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=scale, input_range="[0,1]", residual=True)
+        plain = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=scale, input_range="[0,1]")
+        plain.load_state_dict(res.state_dict())  # the same weights, without the skip
+        x = torch.rand(1, 3, 16, 16) * 2 - 1
+        up = (
+            x
+            if scale == 1
+            else F.interpolate(x, scale_factor=float(scale), mode="bicubic", align_corners=False)
+        )
+        with torch.no_grad():
+            assert torch.allclose(res(x), plain(x) + up, atol=1e-6)
+        src = save_checkpoint(tmp_path / f"res{scale}.pt", res)
+        back = load_sr_model(src)  # the flag travels in the checkpoint's hparams
+        assert back.residual and back.hparams["residual"] is True and "residual" not in plain.hparams
+        with torch.no_grad():
+            assert torch.equal(back(x), res.eval()(x))
+    with pytest.raises(CheckpointError, match="res4.pt: a residual generator .* cannot be exported"):
+        export_model(tmp_path / "res4.pt", tmp_path / "r.pth")

@@ -38,6 +38,11 @@ class SRModelConfig(StrictModel):
         "export-model is exact up to the border); an --init generator keeps its own (the official "
         "F2N-ESRGAN weights: [-1,1]).",
     )
+    residual: bool = Field(
+        False,
+        description="Add the (bicubic-enlarged) input to the output: a fresh network starts near the "
+        "identity (eval-sr's restorer); such a generator cannot be exported (export-model).",
+    )
     d_num_feat: int = Field(64, ge=1, description="U-Net discriminator width.")
     d_skip_connection: bool = True
 
