@@ -54,7 +54,11 @@ def _verdict_lines(sc: str, s: dict[str, Any]) -> list[str]:
         lines.append(
             f"[{colour}]protocol {'can' if p['can_tell'] else 'CANNOT'} tell[/]: oracle vs unrestored "
             f"{_ci({'g': p['oracle_gain'], 'g_ci': p['oracle_gain_ci']}, 'g', 2)} dB"
-            + ("" if p["can_tell"] else " (grow the restorer's steps or size: --sr-recipe)")
+            + (
+                ""
+                if p["can_tell"]
+                else " (grow the restorer: --sr-steps, or a larger network in --sr-recipe)"
+            )
         )
     if "gain" in s:
         lines.append(
