@@ -51,6 +51,7 @@ SECTIONS: dict[str, str] = {
     "bake": "redegkit.bank.config:BakeConfig",
     "eval_match": "redegkit.eval.match:MatchConfig",
     "eval_transfer": "redegkit.eval.transfer:TransferConfig",
+    "eval_downstream": "redegkit.eval.downstream:DownstreamConfig",
 }
 
 

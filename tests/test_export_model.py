@@ -9,12 +9,15 @@ import torch
 from typer.testing import CliRunner
 
 from redegkit.cli import app
+from redegkit.config import resolve_config
 from redegkit.models.checkpoints import CheckpointError, save_checkpoint
 from redegkit.models.rrdb import RRDBNet
 from redegkit.sr.export_model import EXPORT_KEY, export_model
+from redegkit.sr.train import train_sr
 from redegkit.sr.upscale import load_sr_model, upscale_tensor
 
 from .conftest import gradient_rgb
+from .sr_helpers import TINY, write_shard
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 spandrel = pytest.importorskip("spandrel")
@@ -90,6 +93,27 @@ def test_unit_range_weights_are_kept_and_match_everywhere(tmp_path):
     assert torch.allclose(ys, _ours(load_sr_model(src), x), atol=1e-5, rtol=0)
 
 
+def test_a_model_trained_with_the_defaults_exports_exactly_at_the_border(tmp_path):
+    """train-sr's new generators work in [0, 1], so export-model folds nothing: the exported file
+    gives the train-time generator's output in every pixel, the outer ring included (a [-1, 1]
+    generator differs there by up to 1e-2, from the zero padding of conv_first)."""
+    shard = write_shard(tmp_path / "shard-000000.tar", n=4)
+    train_sr(resolve_config("train_sr", None, {**TINY, "steps": 4}), str(shard), tmp_path / "run")
+    trained = load_sr_model(tmp_path / "run" / "net_g_ema.pt")
+    assert trained.input_range == "[0,1]"
+    res = export_model(tmp_path / "run" / "net_g_ema.pt", tmp_path / "out.pth")
+    assert res.source_input_range == "[0,1]"
+    x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(7))
+    want = _ours(trained, x)
+    desc = spandrel.ModelLoader().load_from_file(tmp_path / "out.pth")
+    with torch.no_grad():
+        got = desc.model.eval()(x).clamp(0, 1)
+    ring = torch.ones_like(want, dtype=torch.bool)
+    ring[..., 8 * 4 : -8 * 4, 8 * 4 : -8 * 4] = False  # the outputs of the outer 8 input pixels
+    assert (got - want)[ring].abs().max() <= 1e-5
+    assert torch.allclose(_ours(load_sr_model(tmp_path / "out.pth"), x), want, atol=1e-5, rtol=0)
+
+
 def test_cli_export_then_upscale_gives_the_same_picture(tmp_path):
     src = save_checkpoint(
         tmp_path / "net_g_ema.pt", _model(4, num_feat=8, num_block=1, num_grow_ch=4, scale=4)
@@ -118,3 +142,28 @@ def test_export_model_errors_name_the_file(tmp_path):
     assert r.exit_code == 2 and "missing.pt" in r.output
     r = runner.invoke(app, ["export-model", str(wide), str(tmp_path / "m.onnx")])
     assert r.exit_code == 2 and "m.onnx" in r.output
+
+
+def test_a_residual_generator_adds_its_enlarged_input_and_is_not_exported(tmp_path):
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    for scale in (1, 2, 4):
+        res = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=scale, input_range="[0,1]", residual=True)
+        plain = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=scale, input_range="[0,1]")
+        plain.load_state_dict(res.state_dict())  # the same weights, without the skip
+        x = torch.rand(1, 3, 16, 16) * 2 - 1
+        up = (
+            x
+            if scale == 1
+            else F.interpolate(x, scale_factor=float(scale), mode="bicubic", align_corners=False)
+        )
+        with torch.no_grad():
+            assert torch.allclose(res(x), plain(x) + up, atol=1e-6)
+        src = save_checkpoint(tmp_path / f"res{scale}.pt", res)
+        back = load_sr_model(src)  # the flag travels in the checkpoint's hparams
+        assert back.residual and back.hparams["residual"] is True and "residual" not in plain.hparams
+        with torch.no_grad():
+            assert torch.equal(back(x), res.eval()(x))
+    with pytest.raises(CheckpointError, match="res4.pt: a residual generator .* cannot be exported"):
+        export_model(tmp_path / "res4.pt", tmp_path / "r.pth")

@@ -270,6 +270,15 @@ def test_init_from_realesrgan_file(shard, tmp_path):
     assert load_checkpoint(tmp_path / "run" / "net_g.pt").input_range == "[0,1]"  # kept from the file
 
 
+def test_new_generators_are_unit_range_and_an_official_init_keeps_its_own(shard, tmp_path):
+    train_sr(_cfg(steps=1), str(shard), tmp_path / "new")
+    assert load_checkpoint(tmp_path / "new" / "net_g.pt").input_range == "[0,1]"
+    g = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4)
+    torch.save({"params": g.state_dict()}, tmp_path / "net_f2n_g.pth")  # how ReDegNet publishes F2N
+    train_sr(_cfg(steps=1, init=str(tmp_path / "net_f2n_g.pth")), str(shard), tmp_path / "f2n")
+    assert load_checkpoint(tmp_path / "f2n" / "net_g.pt").input_range == "[-1,1]"
+
+
 def test_stream_with_workers_resumes_exactly(tmp_path):
     shards = [str(write_shard(tmp_path / f"shard-{i:06d}.tar", n=4, seed=i)) for i in range(2)]
     cfg = SRDataConfig(hq_crop=32, num_workers=2, shuffle_buffer=4, segment_steps=4)

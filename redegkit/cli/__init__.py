@@ -11,6 +11,7 @@ from . import bank_cmd  # noqa: F401  (bake, bank …)
 from . import synth_cmd  # noqa: F401
 from . import presets_cmd  # noqa: F401  (presets list, presets show)
 from . import eval_cmd  # noqa: F401  (eval match …)
+from . import eval_downstream_cmd  # noqa: F401  (eval downstream)
 from . import sr_cmd  # noqa: F401  (train-sr, upscale)
 from . import shards_cmd  # noqa: F401
 from . import export_cmd  # noqa: F401  (export, export-model, shards pack)

@@ -92,6 +92,65 @@ TSeedOpt = Annotated[
 ]
 
 
+FacesOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--faces",
+        "-f",
+        help="HQ face images, the pair domain (repeatable); the known degradation makes the pairs.",
+        show_default=False,
+    ),
+]
+DegradationOpt = Annotated[
+    str,
+    typer.Option(
+        "--degradation",
+        "-d",
+        help="The known degradation D: a preset name, or a \\[presets.NAME] table of --recipe or --presets.",
+        show_default=False,
+    ),
+]
+PresetsFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--presets", help="A TOML file with \\[presets.NAME] tables (e.g. benchmarks/fidelity_suite.toml)."
+    ),
+]
+ModelOpt = Annotated[Path | None, typer.Option("--model", help="A fit checkpoint: skip fitting, bake it.")]
+BankOpt = Annotated[Path | None, typer.Option("--bank", "-b", help="A bank: skip fitting and baking.")]
+FitNaturalOpt = Annotated[
+    list[str] | None,
+    typer.Option("--fit-natural", help="Natural HQ images for the fit's matched part (default: the faces)."),
+]
+ExtraPresetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--preset", "-p", help="Another preset candidate (repeatable), besides the built-in ones."),
+]
+FitStepsOpt = Annotated[int | None, typer.Option("--steps", help="Fit steps (overrides the recipe).")]
+
+
+def learning_configs(
+    recipe: Path | None, presets_file: Path | None, fitting: bool, steps: int | None, seed: int | None
+) -> tuple[dict[str, Any], Any, Any]:
+    """(user presets of --recipe and --presets, the fit config when ``fitting``, the bake config)
+    of the eval commands that learn a known degradation."""
+    from ..config import ConfigError
+
+    user = dict(recipe_presets(recipe))
+    if presets_file is not None:
+        user.update(recipe_presets(presets_file))
+    fit_cfg = None
+    if fitting:
+        if recipe is None:
+            raise UserError("give a fit recipe (--recipe recipes/cpu.toml), --model or --bank")
+        try:
+            fit_cfg = resolve_config("fit", recipe, {"steps": steps, "seed": seed})
+        except ConfigError as e:
+            raise UserError(f"{recipe}: {e}") from None
+    bake_cfg = resolve_config("bake", recipe, {}) if recipe is not None else None
+    return user, fit_cfg, bake_cfg
+
+
 def print_ranking(title: str, rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
     """A ranked rich table: one row per candidate (``label``, ``images``, ``overall`` and the
     ``columns`` as (key in ``distances``, header)); a candidate without distances shows its error."""
@@ -329,51 +388,14 @@ def transfer_cmd(
             show_default=False,
         ),
     ],
-    faces: Annotated[
-        list[str],
-        typer.Option(
-            "--faces",
-            "-f",
-            help="HQ face images, the pair domain (repeatable); the known degradation makes the pairs.",
-            show_default=False,
-        ),
-    ],
-    degradation: Annotated[
-        str,
-        typer.Option(
-            "--degradation",
-            "-d",
-            help="The known degradation D: a preset name, or a \\[presets.NAME] table of "
-            "--recipe or --presets.",
-            show_default=False,
-        ),
-    ],
-    presets_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--presets",
-            help="A TOML file with \\[presets.NAME] tables (e.g. benchmarks/fidelity_suite.toml).",
-        ),
-    ] = None,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="A fit checkpoint: skip fitting, bake it.")
-    ] = None,
-    bank: Annotated[
-        Path | None, typer.Option("--bank", "-b", help="A bank: skip fitting and baking.")
-    ] = None,
-    fit_natural: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--fit-natural", help="Natural HQ images for the fit's matched part (default: the faces)."
-        ),
-    ] = None,
-    preset: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--preset", "-p", help="Another preset candidate (repeatable), besides the built-in ones."
-        ),
-    ] = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="Fit steps (overrides the recipe).")] = None,
+    faces: FacesOpt,
+    degradation: DegradationOpt,
+    presets_file: PresetsFileOpt = None,
+    model: ModelOpt = None,
+    bank: BankOpt = None,
+    fit_natural: FitNaturalOpt = None,
+    preset: ExtraPresetOpt = None,
+    steps: FitStepsOpt = None,
     scale: TScaleOpt = None,
     crop: Annotated[
         int | None,
@@ -411,25 +433,15 @@ def transfer_cmd(
     --presets benchmarks/fidelity_suite.toml -r recipes/cpu.toml
     """
     setup_output(quiet, json_out)
-    from ..config import ConfigError
     from ..eval.transfer import TransferConfig, eval_transfer
     from ..io.sources import list_sources
 
-    user = dict(recipe_presets(recipe))
-    if presets_file is not None:
-        user.update(recipe_presets(presets_file))
     cfg = resolve_config(
         "eval_transfer", recipe, {"scale": scale, "crop": crop, "views": views, "seed": seed}, TransferConfig
     )
-    fit_cfg = None
-    if model is None and bank is None:
-        if recipe is None:
-            raise UserError("give a fit recipe (--recipe recipes/cpu.toml), --model or --bank")
-        try:
-            fit_cfg = resolve_config("fit", recipe, {"steps": steps, "seed": seed})
-        except ConfigError as e:
-            raise UserError(f"{recipe}: {e}") from None
-    bake_cfg = resolve_config("bake", recipe, {}) if recipe is not None else None
+    user, fit_cfg, bake_cfg = learning_configs(
+        recipe, presets_file, model is None and bank is None, steps, seed
+    )
     face_src = list_sources(faces)
     nat_src = list_sources(naturals)
     if not face_src or not nat_src:

@@ -30,7 +30,8 @@ def report_cmd(
     kind: Annotated[
         str | None,
         typer.Option(
-            "--kind", help="shards, transfer, match, bank or run (default: recognised from the files)."
+            "--kind",
+            help="shards, transfer, downstream, match, bank or run (default: recognised from the files).",
         ),
     ] = None,
     image: Annotated[

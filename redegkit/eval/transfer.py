@@ -40,10 +40,11 @@ from ..config import StrictModel
 from ..degrade import apply_degradation, get_preset, list_presets, sample_degradation
 from ..degrade.spec import Preset
 from ..io.atomic import atomic_write_json, atomic_write_jsonl
-from ..io.images import decode_image, u8_to_unit, write_image
+from ..io.images import decode_image, write_image
 from ..io.sources import Source
 from ..metrics import psnr
 from ..rng import sample_rng
+from .crops import cut_crops, downsample_u8, read_lq, synth_shards
 from .transfer_scores import ranking, score, score_scale, verdict
 
 BUILTIN_CANDIDATES = ("realesrgan", "bsrgan", "bsrgan-x2", "redeg-matched")
@@ -196,41 +197,7 @@ def make_crops(
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Cut ``crops_per_image`` 8-aligned crops of each natural image into ``out`` (PNG). Returns
     (crop keys in order, failures)."""
-    out.mkdir(parents=True, exist_ok=True)
-    keys, failures = [], []
-    c = cfg.crop
-    for src in naturals:
-        try:
-            img = decode_image(src.path)
-        except Exception as e:  # noqa: BLE001
-            failures.append({"path": str(src.path), "reason": getattr(e, "reason", str(e))})
-            continue
-        h, w = img.shape[:2]
-        if h < c or w < c:
-            failures.append({"path": str(src.path), "reason": f"smaller than the {c} px evaluation crop"})
-            continue
-        rng = sample_rng(cfg.seed, src.key, "eval-crop")
-        for j in range(cfg.crops_per_image):
-            y = int(rng.integers(0, (h - c) // 8 + 1)) * 8
-            x = int(rng.integers(0, (w - c) // 8 + 1)) * 8
-            key = f"{src.key}-c{j:02d}".replace("_", "-")
-            write_image(out / f"{key}.png", np.ascontiguousarray(img[y : y + c, x : x + c]))
-            keys.append(key)
-    if not keys:
-        raise ValueError("no natural image gave an evaluation crop")
-    return keys, failures
-
-
-def downsample_u8(img: np.ndarray, scale: int, interp: str) -> np.ndarray:
-    """Downsample uint8 HxWx3 exactly as ``synthesize --bank`` does (torch, then rounding)."""
-    if scale == 1:
-        return img
-    import torch
-
-    from ..bank.operators import finalize
-
-    t = u8_to_unit(torch.from_numpy(img).permute(2, 0, 1)[None])
-    return finalize(t, scale=scale, interps=[interp], sigmas=[0.0], seeds=[0])[0].numpy()
+    return cut_crops(naturals, out, cfg.crop, cfg.crops_per_image, cfg.seed)
 
 
 def truth_images(
@@ -251,16 +218,6 @@ def truth_images(
 # 4. candidates through synthesize
 
 
-def _read_lq(folder: Path) -> dict[str, np.ndarray]:
-    from ..io.shards import iter_samples
-
-    out = {}
-    for s in iter_samples(str(folder)):
-        meta = json.loads(s["json"])
-        out[Path(meta["source"]).stem] = decode_image(s["lq.png"])
-    return out
-
-
 def synth_candidate(
     crops_dir: Path,
     out: Path,
@@ -272,28 +229,11 @@ def synth_candidate(
     calibration: bool = True,
     user_presets: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Run the library's ``synthesize`` on the crops (whole images, no hand-set noise) and read
-    the LQ images back, by crop key."""
-    from ..io.sources import list_sources
-    from ..synth import SynthConfig, synthesize
-
-    opts: dict[str, Any] = {"crop": None, "scale": scale, "seed": cfg.seed, "workers": 1}
-    if bank is not None:
-        opts.update(
-            bank=str(bank),
-            preset=None,
-            noise_prob=0.0,
-            down=[cfg.down],
-            calibration=calibration,
-            tile=max(cfg.crop, 64),
-            batch=8,
-        )
-    else:
-        opts.update(preset=preset)
-    if out.exists():
-        shutil.rmtree(out)
-    synthesize(list_sources(str(crops_dir)), out, SynthConfig(**opts), user_presets=user_presets)
-    return _read_lq(out)
+    """Run the library's ``synthesize`` on the crops (:func:`synth_shards`) and read the LQ images
+    back, by crop key."""
+    synth_shards(crops_dir, out, scale, seed=cfg.seed, down=cfg.down, tile=cfg.crop, bank=bank,
+                 preset=preset, calibration=calibration, user_presets=user_presets)  # fmt: skip
+    return read_lq(out)
 
 
 def _preset_candidates(
@@ -318,9 +258,11 @@ def _candidates(
     hqs: dict[str, np.ndarray],
     user_presets: dict[str, Any] | None,
     say: Callable[[str], None],
+    failures: list[dict[str, Any]],
 ) -> dict[str, dict[str, np.ndarray]]:
     """Every candidate's LQ of the crops at x``s``, by name: the bank, the bank without its
-    calibration, each preset (shards under ``out/candidates``), and the identity."""
+    calibration, each preset (shards under ``out/candidates``), and the identity. A preset that
+    fails on some crops is left out, with a failure record naming it."""
     crops, where = out / "crops", out / "candidates"
     cands: dict[str, dict[str, np.ndarray]] = {}
     say(f"x{s}: the bank")
@@ -330,9 +272,13 @@ def _candidates(
     )
     for p in presets:
         say(f"x{s}: preset {p}")
-        cands[f"preset:{p}"] = synth_candidate(
-            crops, where / f"{p}-x{s}", s, cfg, preset=p, user_presets=user_presets
-        )
+        lq = synth_candidate(crops, where / f"{p}-x{s}", s, cfg, preset=p, user_presets=user_presets)
+        missing = [k for k in hqs if k not in lq]
+        if missing:
+            why = f"preset {p} at x{s} failed on {len(missing)} of {len(hqs)} crops, so it is not scored"
+            failures.append({"path": str(where / f"{p}-x{s}"), "candidate": f"preset:{p}", "reason": why})
+            continue
+        cands[f"preset:{p}"] = lq
     cands["identity"] = {k: downsample_u8(v, s, cfg.down) for k, v in hqs.items()}
     return cands
 
@@ -438,7 +384,7 @@ def eval_transfer(
     results: dict[str, dict[str, dict[str, Any]]] = {}
     images: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for s in sorted(truth):
-        images[f"x{s}"] = _candidates(out, s, cfg, bank_path, presets, hqs, user_presets, say)
+        images[f"x{s}"] = _candidates(out, s, cfg, bank_path, presets, hqs, user_presets, say, failures)
         results[f"x{s}"] = score_scale(hqs, images[f"x{s}"], truth[s])
     builtin = [p for p in presets if p in BUILTIN_CANDIDATES] or presets
     report["scores"] = results
@@ -477,10 +423,12 @@ __all__ = [
     "TransferResult",
     "eval_transfer",
     "has_random_noise",
+    "cut_crops",
     "make_crops",
     "make_pairs",
     "ranking",
     "score",
+    "synth_shards",
     "truth_images",
     "verdict",
 ]

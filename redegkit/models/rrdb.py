@@ -70,6 +70,11 @@ class RRDBNet(nn.Module):
 
     Input: float NCHW in [-1, 1], C = ``num_in_ch``; for scale 2 (1) H and W must be
     multiples of 2 (4). Output: NCHW in roughly [-1, 1] (not clamped), ``scale`` x larger.
+
+    ``residual``: the network's output is added to the input (x1) or to its bicubic enlargement,
+    so a fresh network starts near the identity and learns only the correction (a small network
+    trained briefly, as ``eval downstream``'s restorer, then improves on its input). Not part of the
+    ESRGAN / Real-ESRGAN file format: such a generator cannot be exported for other tools.
     """
 
     arch = "rrdbnet"
@@ -84,6 +89,7 @@ class RRDBNet(nn.Module):
         num_grow_ch: int = 32,
         scale: int = 4,
         input_range: InputRange = "[-1,1]",
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if scale not in _UNSHUFFLE:
@@ -99,6 +105,9 @@ class RRDBNet(nn.Module):
             scale=scale,
             input_range=input_range,
         )
+        if residual:  # recorded only when on: every other generator's hparams stay as they were
+            self.hparams["residual"] = True
+        self.residual = bool(residual)
         self.scale = scale
         self.input_range = input_range
         self.unshuffle = _UNSHUFFLE[scale]
@@ -121,6 +130,7 @@ class RRDBNet(nn.Module):
             raise ValueError(
                 f"RRDBNet: expected N x {self.hparams['num_in_ch']} x H x W, got {tuple(x.shape)}"
             )
+        skip = x
         if self.input_range == "[0,1]":
             x = (x + 1.0) * 0.5
         feat = F.pixel_unshuffle(x, self.unshuffle) if self.unshuffle > 1 else x
@@ -131,6 +141,12 @@ class RRDBNet(nn.Module):
         out = self.conv_last(self.lrelu(self.conv_hr(feat)))
         if self.input_range == "[0,1]":
             out = out * 2.0 - 1.0
+        if self.residual:
+            if self.scale > 1:
+                skip = F.interpolate(
+                    skip, scale_factor=float(self.scale), mode="bicubic", align_corners=False
+                )
+            out = out + skip
         return out
 
 

@@ -5,6 +5,7 @@ builds its page from the files there, never from a running stage:
 
 - ``shards``: a folder of shards (``synthesize``, ``shards pack``): :mod:`.shards`;
 - ``transfer``: an ``eval transfer`` output folder: :mod:`.transfer`;
+- ``downstream``: an ``eval downstream`` output folder: :mod:`.downstream`;
 - ``match``: an ``eval match`` output folder: :mod:`.match`;
 - ``bank``: a bank file (``emb.pt``): :mod:`.bank` (needs torch: it runs the synthesizer);
 - ``run``: a training run folder with ``metrics.jsonl`` (``fit-degradation``, ``train-sr``): :mod:`.run`.
@@ -21,8 +22,8 @@ from typing import Any, Literal
 from ..io.atomic import atomic_write_text
 from .page import Page, ReportError
 
-Kind = Literal["shards", "transfer", "match", "bank", "run"]
-KINDS: tuple[str, ...] = ("shards", "transfer", "match", "bank", "run")
+Kind = Literal["shards", "transfer", "downstream", "match", "bank", "run"]
+KINDS: tuple[str, ...] = ("shards", "transfer", "downstream", "match", "bank", "run")
 
 
 @dataclass
@@ -45,6 +46,8 @@ def detect_kind(target: str | Path) -> Kind:
     if not p.is_dir():
         raise FileNotFoundError(f"{p}: no such file or folder")
     rep = read_json(p / "report.json") or {}
+    if rep.get("kind") == "eval-downstream":
+        return "downstream"
     if "scores" in rep and "degradation" in rep:
         return "transfer"
     if "ranking" in rep and "per_image" in rep:
@@ -54,8 +57,8 @@ def detect_kind(target: str | Path) -> Kind:
     if list_tars(p):
         return "shards"
     raise ReportError(
-        f"{p}: not a shard folder (no *.tar), an eval output (no report.json of eval transfer or "
-        "match) or a training run (no metrics.jsonl)"
+        f"{p}: not a shard folder (no *.tar), an eval output (no report.json of eval transfer, "
+        "downstream or match) or a training run (no metrics.jsonl)"
     )
 
 
@@ -71,6 +74,10 @@ def build_report(target: str | Path, kind: str | None = None, **options: Any) ->
         from .transfer import transfer_report
 
         return transfer_report(target, **options)
+    if k == "downstream":
+        from .downstream import downstream_report
+
+        return downstream_report(target, **options)
     if k == "match":
         from .match import match_report
 

@@ -33,7 +33,15 @@ class SRModelConfig(StrictModel):
     num_block: int = Field(23, ge=1, description="Number of RRDB blocks (23 for the official weights).")
     num_grow_ch: int = Field(32, ge=1, description="Dense growth channels (32 for the official weights).")
     input_range: InputRange = Field(
-        "[-1,1]", description="Range the generator weights work in (F2N: [-1,1])."
+        "[0,1]",
+        description="Range a new generator's weights work in: [0,1] (Real-ESRGAN's convention, so "
+        "export-model is exact up to the border); an --init generator keeps its own (the official "
+        "F2N-ESRGAN weights: [-1,1]).",
+    )
+    residual: bool = Field(
+        False,
+        description="Add the (bicubic-enlarged) input to the output: a fresh network starts near the "
+        "identity (eval-sr's restorer); such a generator cannot be exported (export-model).",
     )
     d_num_feat: int = Field(64, ge=1, description="U-Net discriminator width.")
     d_skip_connection: bool = True

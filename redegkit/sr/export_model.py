@@ -106,6 +106,11 @@ def export_model(
         raise CheckpointError(f"{out}: give a .pth file name (what upscaling tools look for)")
     model = load_sr_model(src, input_range)
     hp = dict(model.hparams)
+    if hp.get("residual"):
+        raise CheckpointError(
+            f"{src}: a residual generator (model.residual = true) adds its enlarged input to the output; "
+            "the ESRGAN / Real-ESRGAN file format has no place for that, so it cannot be exported"
+        )
     sd = {k: v.detach().cpu().float().clone() for k, v in model.state_dict().items()}
     if hp["input_range"] == "[-1,1]":
         sd = fold_unit_range(sd)

@@ -46,8 +46,14 @@ def build_generator(cfg: TrainSRConfig) -> RRDBNet:
             num_grow_ch=m.num_grow_ch,
             scale=m.scale,
             input_range=m.input_range,
+            residual=m.residual,
         )
     g = load_sr_model(cfg.init, cfg.init_input_range)
+    if g.residual != m.residual:
+        raise CheckpointError(
+            f"{cfg.init}: a generator with residual = {str(g.residual).lower()}, but the recipe sets "
+            f"model.residual = {str(m.residual).lower()}"
+        )
     if g.scale != m.scale:
         raise CheckpointError(
             f"{cfg.init}: an x{g.scale} generator, but the recipe trains x{m.scale} (model.scale)"
