@@ -321,13 +321,23 @@ def test_sigkill_mid_run_then_resume_with_two_workers(tmp_path: Path, bank_path:
     full, out = tmp_path / "full", tmp_path / "out"
     assert CliRunner().invoke(app, [*head, str(full), *opts]).exit_code == 0
     code = "import sys; from redegkit.cli import main; sys.argv = ['redeg', *sys.argv[1:]]; main()"
-    p = subprocess.Popen([sys.executable, "-c", code, *head, str(out), *opts])
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.glob("*.tar.json"))) < 2 and p.poll() is None:
-        time.sleep(0.02)
-    os.kill(p.pid, signal.SIGKILL)  # mid-run: some shards done, one being written
-    p.wait()
-    assert 2 <= len(list(out.glob("*.tar.json"))) < len(list(full.glob("*.tar"))), "not cut in the middle"
+    total = len(list(full.glob("*.tar")))
+    # The 12 shards of this tiny run are written within ~0.2 s, so on a loaded box the watcher can
+    # wake only after the last one. The run is niced (the watcher wins the CPU), and an attempt
+    # whose kill landed outside the middle is made again from scratch, up to 5 times.
+    for _attempt in range(5):
+        shutil.rmtree(out, ignore_errors=True)
+        p = subprocess.Popen(
+            [sys.executable, "-c", code, *head, str(out), *opts], preexec_fn=lambda: os.nice(19)
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(out.glob("*.tar.json")) and p.poll() is None:
+            time.sleep(0.002)
+        os.kill(p.pid, signal.SIGKILL)  # mid-run: some shards done, one being written
+        p.wait()
+        if 1 <= len(list(out.glob("*.tar.json"))) < total:
+            break
+    assert 1 <= len(list(out.glob("*.tar.json"))) < total, "no attempt was cut in the middle"
     r = CliRunner().invoke(app, [*head, str(out), *opts, "--resume"])
     assert r.exit_code == 0, r.output
     keys = [s["__key__"] for s in iter_samples(str(out))]
