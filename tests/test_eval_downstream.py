@@ -205,7 +205,7 @@ def test_a_source_without_pairs_fails_by_name(images, bank, tmp_path) -> None:
         (train / f"{k}.png").write_bytes(b"not a png")
     setup = Setup(tmp_path / "out", DownstreamConfig(**TINY), resolve_config("train_sr", None, TINY_SR),
                   resolve_config("upscale", "eval-sr"), bank, sha256_file(bank), get_preset("fade", USER),
-                  USER, train, keys, [], {}, {})  # fmt: skip
+                  USER, train, keys, [], {}, {}, {})  # fmt: skip
     specs = {s.name: s for s in source_specs(["bsrgan-x2"], "bicubic")}
     for name in ("preset:bsrgan-x2", "bank"):
         with pytest.raises(SourceError, match=rf"^{re.escape(name)} x1: no training pairs \(0 of 3 crops\); "

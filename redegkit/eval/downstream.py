@@ -149,11 +149,12 @@ def _setup(
         )
     test_keys = list(rep["crops"])
     clean = {k: decode_image(out / "transfer" / "crops" / f"{k}.png") for k in test_keys}
-    test_lq = {}
+    test_lq, unrestored = {}, {}
     for s, imgs in truth_images(clean, D, cfg.transfer_config()).items():
         for k, v in imgs.items():
             write_image(out / "test" / f"lq-x{s}" / f"{k}.png", v)
         test_lq[s] = out / "test" / f"lq-x{s}"
+        unrestored[s] = _unrestored(imgs, clean, s)
     bank = Path(rep["bank"])
     return Setup(
         out,
@@ -169,16 +170,18 @@ def _setup(
         test_keys,
         clean,
         test_lq,
+        unrestored,
     )
 
 
-def _unrestored(setup: Setup, scale: int) -> dict[str, np.ndarray]:
+def _unrestored(
+    lqs: dict[str, np.ndarray], clean: dict[str, np.ndarray], scale: int
+) -> dict[str, np.ndarray]:
     """D(test) at the clean crop's size: as it is at x1, bicubic-enlarged at x``scale``."""
-    out = {}
-    for k, hq in setup.clean.items():
-        lq = decode_image(setup.test_lq[scale] / f"{k}.png")
-        out[k] = lq if scale == 1 else cv2.resize(lq, hq.shape[1::-1], interpolation=cv2.INTER_CUBIC)
-    return out
+    return {
+        k: lqs[k] if scale == 1 else cv2.resize(lqs[k], hq.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+        for k, hq in clean.items()
+    }
 
 
 def _sheet(path: Path, setup: Setup, scale: int, slugs: dict[str, str]) -> None:
@@ -188,7 +191,7 @@ def _sheet(path: Path, setup: Setup, scale: int, slugs: dict[str, str]) -> None:
 
     keys, cfg = setup.test_keys, setup.cfg
     shown = list(dict.fromkeys(keys[:: cfg.crops_per_image] + keys))[: cfg.sheet_rows]
-    unrestored = _unrestored(setup, scale)
+    unrestored = setup.unrestored[scale]
     rows = []
     for i, k in enumerate(shown):
         hq = setup.clean[k]
@@ -228,7 +231,7 @@ def _run_scale(
             failures.append({"path": str(where), "source": spec.name, "scale": f"x{scale}", "reason": str(e)})
         if progress:
             progress(1, source=spec.name, scale=f"x{scale}")
-    unres = score_images(_unrestored(setup, scale), setup.clean, scale)
+    unres = score_images(setup.unrestored[scale], setup.clean, scale)
     summary = summarize_scale(
         records,
         unres,

@@ -96,6 +96,7 @@ class Setup:
     test_keys: list[str]
     clean: dict[str, np.ndarray]  # the clean test crops
     test_lq: dict[int, Path]  # scale -> folder of D(test crop) at that scale, KEY.png
+    unrestored: dict[int, dict[str, np.ndarray]]  # scale -> D(test crop) at the clean crop's size
 
 
 def sr_config_at(sr_cfg: Any, scale: int) -> Any:
