@@ -261,3 +261,12 @@ def test_bad_input_is_a_clear_error(images, bank, tmp_path) -> None:
         DownstreamConfig(scale=3)
     with pytest.raises(ValueError, match="train_crop 100 must be a multiple of 8"):
         DownstreamConfig(train_crop=100)
+
+
+def test_sr_steps_below_the_recipes_l1_phase_is_accepted(images, bank, tmp_path) -> None:
+    """--sr-steps 2 with the shipped eval-sr (400 L1-only steps) cuts the L1 phase to fit instead of
+    refusing the recipe: the run gets as far as the unknown degradation."""
+    args = ["eval", "downstream", str(images["grass"]), "-f", str(images["astronaut"]), "--train",
+            str(images["brick"]), "-d", "no-such-d", "--bank", str(bank), "--sr-steps", "2", "-o", str(tmp_path / "o")]  # fmt: skip
+    r = runner.invoke(app, args)
+    assert r.exit_code != 0 and "no-such-d" in r.output and "pretrain_steps" not in r.output, r.output

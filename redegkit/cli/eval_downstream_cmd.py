@@ -142,7 +142,11 @@ def downstream_cmd(
         typer.Option("--sr-recipe", help="The restorer's recipe (its \\[train_sr] and \\[upscale] tables)."),
     ] = "eval-sr",
     sr_steps: Annotated[
-        int | None, typer.Option("--sr-steps", help="Restorer training steps (overrides the SR recipe).")
+        int | None,
+        typer.Option(
+            "--sr-steps",
+            help="Restorer training steps (overrides the SR recipe; its L1-only phase is cut to fit).",
+        ),
     ] = None,
     scale: Annotated[
         int | None,
@@ -199,11 +203,17 @@ def downstream_cmd(
     from ..eval.downstream import eval_downstream
     from ..eval.downstream_sources import source_specs
     from ..io.sources import list_sources
+    from ..sr.config import TrainSRConfig
 
     over = {"scale": scale, "crop": crop, "train_crop": train_crop, "seed": seed}
     cfg = resolve_config("eval_downstream", recipe, over, DownstreamConfig)
     try:
-        sr_cfg = resolve_config("train_sr", sr_recipe, {"steps": sr_steps, "seed": seed, "device": device})
+        sr_cfg = resolve_config("train_sr", sr_recipe, {"seed": seed, "device": device}, TrainSRConfig)
+        if sr_steps is not None:  # fewer steps than the recipe's L1 phase: every step is L1
+            over_sr = {"steps": sr_steps, "pretrain_steps": min(sr_cfg.pretrain_steps, sr_steps)}
+            sr_cfg = resolve_config(
+                "train_sr", sr_recipe, {"seed": seed, "device": device, **over_sr}, TrainSRConfig
+            )
         up_cfg = resolve_config("upscale", sr_recipe, {"device": device})
     except ConfigError as e:
         raise UserError(f"--sr-recipe {sr_recipe}: {e}") from None
