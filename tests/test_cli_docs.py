@@ -126,3 +126,14 @@ def test_generated_reference_pages_are_current(tool, tmp_path):
     stale.write_text("".join(lines[:-3] + lines[-2:]))
     r = _tool(tool, "--check", "--page", str(stale))
     assert r.returncode == 1 and "stale" in r.stderr
+
+
+def test_the_run_summary_prints_brackets_as_data(capsys):
+    """A summary value like [null, null] (an undefined interval) is printed, not eaten as a rich
+    style tag (it printed `"closure_ci": ,`)."""
+    from redegkit.cli.app import finish
+
+    with pytest.raises(typer.Exit):
+        finish({"x1": {"closure_ci": [None, None], "tag": "[bold]"}}, json_out=False)
+    out = capsys.readouterr().err  # human output goes to stderr
+    assert '"closure_ci": [null, null]' in out and '"tag": "[bold]"' in out

@@ -181,12 +181,14 @@ def finish(
         sys.stdout.flush()
     else:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, show_header=False, title_justify="left")
         for k, v in summary.items():
             if isinstance(v, (dict, list)):
                 v = json.dumps(v, default=str)
-            table.add_row(str(k), str(v))
+            # Text, not a markup string: a value like [null, null] is data, not a rich style tag
+            table.add_row(Text(str(k)), Text(str(v)))
         console.print(table)
         if failures:
             console.print(f"[bold yellow]{len(failures)} input(s) failed:[/]")
