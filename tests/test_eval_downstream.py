@@ -42,7 +42,7 @@ TINY_SR = {
     "model": {"num_feat": 8, "num_block": 1, "num_grow_ch": 4, "d_num_feat": 8, "residual": True},
     "data": {"hq_crop": 32, "lq_resolution": "low", "num_workers": 0, "shuffle_buffer": 8},
     "loss": {"usm_targets": [], "perceptual": 0.0, "style": 0.0, "gan": 0.0},
-    "optim": {"lr_g": 1e-2, "ema_decay": 0.0},
+    "optim": {"lr_g": 5e-3, "ema_decay": 0.0},
 }
 
 

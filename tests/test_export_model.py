@@ -150,6 +150,7 @@ def test_a_residual_generator_adds_its_enlarged_input_and_is_not_exported(tmp_pa
     torch.manual_seed(0)
     for scale in (1, 2, 4):
         res = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=scale, input_range="[0,1]", residual=True)
+        torch.nn.init.normal_(res.conv_last.weight, std=0.05)  # a trained correction, not the zero start
         plain = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=scale, input_range="[0,1]")
         plain.load_state_dict(res.state_dict())  # the same weights, without the skip
         x = torch.rand(1, 3, 16, 16) * 2 - 1
@@ -159,7 +160,8 @@ def test_a_residual_generator_adds_its_enlarged_input_and_is_not_exported(tmp_pa
             else F.interpolate(x, scale_factor=float(scale), mode="bicubic", align_corners=False)
         )
         with torch.no_grad():
-            assert torch.allclose(res(x), plain(x) + up, atol=1e-6)
+            # plain maps its [0,1] output v to 2v - 1; the residual one adds the correction 2v
+            assert torch.allclose(res(x), plain(x) + 1.0 + up, atol=1e-6)
         src = save_checkpoint(tmp_path / f"res{scale}.pt", res)
         back = load_sr_model(src)  # the flag travels in the checkpoint's hparams
         assert back.residual and back.hparams["residual"] is True and "residual" not in plain.hparams

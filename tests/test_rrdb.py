@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from redegkit.models import load_checkpoint, save_checkpoint
 from redegkit.models.checkpoints import CheckpointError
@@ -162,3 +163,23 @@ def test_bad_inputs_raise():
         RRDBNet(num_feat=8, num_block=1, num_grow_ch=4)(torch.zeros(3, 8, 8))
     with pytest.raises(ValueError, match="multiples of 8"):
         UNetDiscriminatorSN(num_feat=8)(torch.zeros(1, 3, 12, 16))
+
+
+@pytest.mark.parametrize("input_range", ["[-1,1]", "[0,1]"])
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_a_residual_generator_starts_as_the_identity_and_adds_only_its_correction(input_range, scale):
+    """A fresh residual generator returns its (bicubic-enlarged) input exactly, in both input
+    ranges; a constant correction c of the last convolution (in the range's units) moves the
+    output by c there, i.e. 2c in [-1, 1] for a [0, 1] network. Before the fix a [0, 1] network
+    started 1.0 (half the range) below its input."""
+    torch.manual_seed(0)
+    g = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4, scale=scale, input_range=input_range, residual=True)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    skip = (
+        x if scale == 1 else F.interpolate(x, scale_factor=float(scale), mode="bicubic", align_corners=False)
+    )
+    with torch.no_grad():
+        assert torch.equal(g(x), skip)
+        g.conv_last.bias.fill_(0.1)
+        step = 0.2 if input_range == "[0,1]" else 0.1
+        assert torch.allclose(g(x) - skip, torch.full_like(skip, step), atol=1e-6)

@@ -72,7 +72,8 @@ class RRDBNet(nn.Module):
     multiples of 2 (4). Output: NCHW in roughly [-1, 1] (not clamped), ``scale`` x larger.
 
     ``residual``: the network's output is added to the input (x1) or to its bicubic enlargement,
-    so a fresh network starts near the identity and learns only the correction (a small network
+    so a fresh network (its last convolution zero) is the identity, or bicubic at x2/x4, in
+    either input range, and learns only the correction (a small network
     trained briefly, as ``eval downstream``'s restorer, then improves on its input). Not part of the
     ESRGAN / Real-ESRGAN file format: such a generator cannot be exported for other tools.
     """
@@ -119,6 +120,9 @@ class RRDBNet(nn.Module):
         self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+        if residual:  # a fresh residual generator is exactly the identity (x1) or bicubic (x2, x4)
+            nn.init.zeros_(self.conv_last.weight)
+            nn.init.zeros_(self.conv_last.bias)
 
     @property
     def pad_multiple(self) -> int:
@@ -139,14 +143,16 @@ class RRDBNet(nn.Module):
         feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2.0, mode="nearest")))
         feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2.0, mode="nearest")))
         out = self.conv_last(self.lrelu(self.conv_hr(feat)))
-        if self.input_range == "[0,1]":
-            out = out * 2.0 - 1.0
-        if self.residual:
+        if self.residual:  # out is a correction: in [0,1] units it only scales, no -1 offset
+            if self.input_range == "[0,1]":
+                out = out * 2.0
             if self.scale > 1:
                 skip = F.interpolate(
                     skip, scale_factor=float(self.scale), mode="bicubic", align_corners=False
                 )
-            out = out + skip
+            return out + skip
+        if self.input_range == "[0,1]":
+            out = out * 2.0 - 1.0
         return out
 
 
