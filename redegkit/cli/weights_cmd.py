@@ -33,7 +33,7 @@ _STYLE = {
 _USED_BY = {
     "faces": "pseudo-hq",
     "losses": "fit, train-sr",
-    "metrics": "LPIPS, DISTS",
+    "metrics": "perceptual metrics",
     "redegnet": "optional init",
 }
 
