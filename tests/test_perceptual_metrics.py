@@ -165,7 +165,7 @@ def test_lpips_equals_the_reference_package(files, metrics, monkeypatch, no_down
         assert abs(float(metrics["lpips"](x2, y2)[0] - ref(x2, y2, normalize=True).flatten()[0])) < 1e-5
 
 
-def test_dists_equals_the_reference_package(files, metrics, monkeypatch, no_download):
+def test_dists_equals_the_reference_package(files, metrics, monkeypatch, no_download, tmp_path):
     dists_pkg = pytest.importorskip("DISTS_pytorch")
     from DISTS_pytorch import DISTS_pt
 
@@ -183,6 +183,18 @@ def test_dists_equals_the_reference_package(files, metrics, monkeypatch, no_down
     with torch.no_grad():
         x2, y2 = x[:1, :, :45, :61], y[:1, :, :45, :61]
         assert abs(float(metrics["dists"](x2, y2)[0] - ref(x2, y2))) < 1e-5
+    # one stage alone (the raw image; relu5_3), so that no stage's error hides among 1475 channels
+    edges = np.cumsum((0, *DISTS_CHANNELS)).tolist()
+    for stage in (0, len(DISTS_CHANNELS) - 1):
+        keep = torch.zeros(1, edges[-1], 1, 1)
+        keep[:, edges[stage] : edges[stage + 1]] = 1
+        one = {k: v * keep for k, v in ab.items()}
+        torch.save(one, tmp_path / f"stage{stage}.pt")
+        ref.alpha.data, ref.beta.data = one["alpha"], one["beta"]
+        with torch.no_grad():
+            want = ref(x, y)
+            got = DISTS(vgg16=files["vgg16"], head=tmp_path / f"stage{stage}.pt")(x, y)
+        assert want.min() > 1e-3 and (got - want).abs().max() < 1e-5, (stage, got, want)
 
 
 def test_identical_images_score_zero_and_scores_are_non_negative(metrics):
@@ -296,6 +308,18 @@ def test_head_file_layouts_are_checked(tmp_path, files):
         DISTS(vgg16=files["vgg16"], head=tmp_path / "neg.pt")
 
 
+class _Spy(torch.nn.Module):
+    """A metric that records the batch size of every call."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner, self.calls = inner, []
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.calls.append(x.shape[0])
+        return self.inner(x, y)
+
+
 def test_perceptual_scores_on_uint8_pairs(metrics):
     clean = [gradient_rgb(64, 64, seed=s) for s in (0, 1)] + [gradient_rgb(48, 80, seed=2)]
     rng = np.random.default_rng(0)
@@ -308,6 +332,14 @@ def test_perceptual_scores_on_uint8_pairs(metrics):
             t = [torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255 for a in (r, c)]
             assert v == pytest.approx(float(m(*t)[0]), abs=1e-6)
     assert perceptual_scores(metrics["dists"], clean[:1], clean[:1]) == [0.0]
+    spy = _Spy(m)  # batches: at most `batch` pairs, of one size
+    assert perceptual_scores(spy, restored, clean, batch=2) == got and spy.calls == [2, 1]
+    spy.calls.clear()
+    assert perceptual_scores(spy, restored + restored, clean + clean, batch=3) == got + got
+    assert spy.calls == [2, 1, 2, 1]
+    spy.calls.clear()
+    perceptual_scores(spy, restored[:2] * 3, clean[:2] * 3, batch=4)
+    assert spy.calls == [4, 2]
     with pytest.raises(ValueError, match="2 restored images but 3"):
         perceptual_scores(m, restored[:2], clean)
     with pytest.raises(ValueError, match="uint8 HxWx3"):
