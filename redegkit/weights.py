@@ -12,7 +12,10 @@ only then renamed into place. :func:`install` does the same for a file the user 
 
 Where the manifest's sha256 comes from: the GFPGAN, facexlib and torchvision digests below are
 the digests of the official release files, each found quoted identically by several independent
-public projects that verify these downloads (the publishers themselves print none). The
+public projects that verify these downloads (the publishers themselves print none). The LPIPS
+heads and the DISTS alpha/beta are small files inside the authors' own PyPI wheels (``lpips``
+0.1.4, ``DISTS_pytorch`` 0.1); their digests were computed from those copies, whose git blob ids
+equal the files' at the URLs below (the authors' repositories). The
 ReDegNet authors publish no digest and host their files in a Google Drive folder, so those
 entries have ``sha256=None`` (status "unverified") and are checked by state-dict keys and shapes
 when loaded (``shared/reference/official_state_dict_keys.json``).
@@ -50,6 +53,7 @@ _REDEGNET_DRIVE = "https://drive.google.com/drive/folders/1J3yUjhTrVYMMvb3O3BKqt
 _REDEGNET_BAIDU = "https://pan.baidu.com/s/1TZrB5bX-Ly_ovL8YvgHBcg?pwd=xat2"
 _GFPGAN_LICENCE = "Apache-2.0 (TencentARC/GFPGAN)"
 _RETINAFACE_LICENCE = "MIT (facexlib; RetinaFace weights of biubug6/Pytorch_Retinaface)"
+_LPIPS = "https://github.com/richzhang/PerceptualSimilarity/raw/master"
 
 
 def _redegnet(stem: str, role: str) -> WeightSpec:
@@ -120,6 +124,37 @@ KNOWN: dict[str, WeightSpec] = {
             sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
             sha256_prefix="dcbb9e9d",
             group="losses",
+        ),
+        WeightSpec(
+            name="vgg16",
+            filename="vgg16-397923af.pth",
+            url="https://download.pytorch.org/models/vgg16-397923af.pth",
+            role="VGG16 ImageNet features, the backbone of the LPIPS and DISTS metrics",
+            licence="BSD-3-Clause (torchvision)",
+            size=553_433_881,
+            sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+            sha256_prefix="397923af",
+            group="metrics",
+        ),
+        WeightSpec(
+            name="lpips-vgg-v0.1",
+            filename="lpips_vgg_v0.1.pth",  # published as lpips/weights/v0.1/vgg.pth
+            url=f"{_LPIPS}/lpips/weights/v0.1/vgg.pth",
+            role="LPIPS v0.1 linear heads on VGG16 features (the lpips package's vgg.pth)",
+            licence="BSD-2-Clause (richzhang/PerceptualSimilarity)",
+            size=7_289,
+            sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+            group="metrics",
+        ),
+        WeightSpec(
+            name="dists-alpha-beta",
+            filename="dists_weights.pt",  # published as DISTS_pytorch/weights.pt
+            url="https://github.com/dingkeyan93/DISTS/raw/master/DISTS_pytorch/weights.pt",
+            role="DISTS alpha/beta: the weights of its structure and texture terms",
+            licence="MIT (dingkeyan93/DISTS)",
+            size=12_288,
+            sha256="f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218",
+            group="metrics",
         ),
         _redegnet("net_deg_init", "ReDegNet DegNet (degradation encoder), authors' weights"),
         _redegnet("net_synE_init", "ReDegNet SynNet encoder, authors' weights"),

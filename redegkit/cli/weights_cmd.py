@@ -30,7 +30,12 @@ _STYLE = {
     "bad size": "bold red",
 }
 
-_USED_BY = {"faces": "pseudo-hq", "losses": "fit, train-sr", "redegnet": "optional init"}
+_USED_BY = {
+    "faces": "pseudo-hq",
+    "losses": "fit, train-sr",
+    "metrics": "perceptual metrics",
+    "redegnet": "optional init",
+}
 
 DirOpt = Annotated[
     Path | None,
