@@ -270,3 +270,58 @@ def test_sr_steps_below_the_recipes_l1_phase_is_accepted(images, bank, tmp_path)
             str(images["brick"]), "-d", "no-such-d", "--bank", str(bank), "--sr-steps", "2", "-o", str(tmp_path / "o")]  # fmt: skip
     r = runner.invoke(app, args)
     assert r.exit_code != 0 and "no-such-d" in r.output and "pretrain_steps" not in r.output, r.output
+
+
+def test_lpips_and_dists_where_their_weights_are_installed(
+    images, bank, run_x2, tmp_path, monkeypatch
+) -> None:
+    """Without the weights the report says which are missing and how to install them; once they
+    are installed, --resume keeps every trained source and adds LPIPS and DISTS from its
+    restorations (random VGG16 weights in the official layout here)."""
+    import shutil
+
+    from redegkit.io.images import decode_image
+    from redegkit.metrics.perceptual import load_perceptual, perceptual_scores
+
+    from .test_perceptual_metrics import write_perceptual_weights
+
+    wdir, home = tmp_path / "weights", tmp_path / "home"
+    wdir.mkdir(), home.mkdir()
+    monkeypatch.setenv("REDEG_WEIGHTS_DIR", str(wdir))
+    monkeypatch.setenv("HOME", str(home))
+    out = tmp_path / "out"
+    shutil.copytree(run_x2.out, out)
+    said: list[str] = []
+    bare = _run(
+        images, bank, out, scale=2, resume=True, progress=lambda n, **f: said.append(str(f.get("step", "")))
+    )
+    assert (
+        "missing weights" in bare.report["perceptual"]["lpips"]
+        and "redeg weights" in bare.report["perceptual"]["lpips"]
+    )
+    assert not any("lpips" in r for s in bare.report["scales"].values() for r in s["sources"].values())
+    write_perceptual_weights(wdir)
+    said.clear()
+    res = _run(
+        images, bank, out, scale=2, resume=True, progress=lambda n, **f: said.append(str(f.get("step", "")))
+    )
+    assert res.report["perceptual"] == {"lpips": "computed", "dists": "computed"}
+    assert not any("training" in m for m in said)  # every source kept, none retrained
+    for sc, s in res.report["scales"].items():
+        for name, row in s["sources"].items():
+            for m in ("lpips", "dists"):
+                lo, hi = row[f"{m}_ci"]
+                assert row[m] >= 0 and lo <= row[m] <= hi, (sc, name, m)
+        # the restorer trained on D's own pairs is closer to the clean crops than its input
+        assert s["sources"]["oracle"]["lpips"] < s["sources"]["unrestored"]["lpips"], sc
+    # the report's mean is the mean over test images of the metric on the restored PNGs
+    lp = load_perceptual("lpips")
+    setup_keys = res.report["test_crops"]
+    clean = [decode_image(out / "transfer" / "crops" / f"{k}.png") for k in setup_keys]
+    got = [decode_image(out / "sources" / "oracle-x1" / "restored" / f"{k}.png") for k in setup_keys]
+    vals = perceptual_scores(lp, got, clean)
+    per_im = {}
+    for k, v in zip(setup_keys, vals, strict=True):
+        per_im.setdefault(k.rsplit("-c", 1)[0], []).append(v)
+    want = float(np.mean([np.mean(v) for v in per_im.values()]))
+    assert res.report["scales"]["x1"]["sources"]["oracle"]["lpips"] == pytest.approx(want, abs=1e-4)

@@ -62,8 +62,12 @@ def _cheap(shapes: dict[str, tuple[int, ...]], value: float = 0.01) -> dict[str,
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
-    """Random weights in the official layouts: vgg16 (with its classifier keys), LPIPS heads, DISTS."""
-    d = tmp_path_factory.mktemp("perc_weights")
+    return write_perceptual_weights(tmp_path_factory.mktemp("perc_weights"))
+
+
+def write_perceptual_weights(d: Path) -> dict[str, Path]:
+    """Random weights in the official layouts, under their registry file names in ``d``: vgg16
+    (with its classifier keys), LPIPS heads, DISTS."""
     g = torch.Generator().manual_seed(0)
     vgg = {}
     for i, cin, cout in VGG16_CONVS:  # He-scaled, so activations keep their size through 13 convs

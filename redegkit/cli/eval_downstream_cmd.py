@@ -91,7 +91,8 @@ def print_downstream(report: dict[str, Any]) -> None:
             padding=(0, 1, 0, 0),
             pad_edge=False,
         )
-        for h in ("#", "source", "PSNR-Y", "SSIM", "vs best", "transfer"):
+        metrics = [m for m in ("lpips", "dists") if any(m in r for r in s["sources"].values())]
+        for h in ("#", "source", "PSNR-Y", "SSIM", "vs best", "transfer", *(m.upper() for m in metrics)):
             t.add_column(h, justify="left" if h == "source" else "right", overflow="fold")
         best = s["sources"].get(s.get("best_preset", ""), {}).get("psnr")
         rows = sorted(s["sources"].items(), key=lambda kv: -(kv[1]["psnr"] or -1e9))
@@ -104,6 +105,7 @@ def print_downstream(report: dict[str, Any]) -> None:
                 _ci(r, "ssim", 3),
                 f"{r['psnr'] - best:+.2f}" if best is not None and r["psnr"] is not None else "-",
                 "-" if d is None else f"{d:.2f}",
+                *(_ci(r, m, 4) for m in metrics),
             )
         console.print(t)
         for line in _verdict_lines(sc, s):

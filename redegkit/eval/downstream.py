@@ -28,7 +28,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -41,15 +41,34 @@ from ..io.sources import Source
 from .bootstrap import DRAWS
 from .crops import cut_crops
 from .downstream_scores import REPORT_KIND, summarize_scale
-from .downstream_sources import Setup, SourceError, run_source, score_images, source_specs
+from .downstream_sources import (
+    Setup,
+    SourceError,
+    perceptual_crops,
+    run_source,
+    score_images,
+    source_specs,
+)
 from .transfer import BUILTIN_CANDIDATES, TransferConfig, eval_transfer, has_random_noise, truth_images
 
-PERCEPTUAL_NOTE = (
-    "LPIPS and DISTS are not computed: the weights registry (redeg weights list) has no weights for "
-    "them, and redegkit never downloads weights by itself"
-)
+
+def _perceptual(names: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The perceptual metrics whose weights are installed (loaded once) and, for each asked-for
+    metric, "computed" or why not (the missing registry entries and how to install them)."""
+    if not names:
+        return {}, {}
+    from ..metrics.perceptual import available_perceptual, load_perceptual
+
+    why = available_perceptual()
+    loaded = {n: load_perceptual(n) for n in names if why.get(n) is None}
+    return loaded, {n: "computed" if n in loaded else str(why.get(n)) for n in names}
+
 
 __all__ = ["REPORT_KIND", "DownstreamConfig", "DownstreamResult", "eval_downstream"]
+
+
+def _both_metrics() -> list[Literal["lpips", "dists"]]:
+    return ["lpips", "dists"]
 
 
 class DownstreamConfig(TransferConfig):
@@ -67,6 +86,11 @@ class DownstreamConfig(TransferConfig):
         DRAWS,
         ge=100,
         description="Monte Carlo resamples when the exact bootstrap would list more than 200,000",
+    )
+    perceptual: list[Literal["lpips", "dists"]] = Field(
+        default_factory=_both_metrics,
+        description="perceptual metrics to add where their weights are installed (redeg weights "
+        "list; never downloaded): LPIPS (VGG, v0.1) and DISTS",
     )
 
     @model_validator(mode="after")
@@ -239,6 +263,7 @@ def _run_scale(
         has_random_noise(setup.degradation),
         seed=setup.cfg.seed,
         draws=setup.cfg.bootstrap_draws,
+        unrestored_perceptual=perceptual_crops(setup, setup.unrestored[scale]),
     )
     summary["runs"] = {
         n: {k: r[k] for k in ("pairs", "train", "seconds", "kept")} for n, r in records.items()
@@ -317,6 +342,7 @@ def eval_downstream(
     )
     failures += transfer.get("failures", [])
     setup = _setup(out, transfer, train, cfg, sr_cfg, up_cfg, user_presets, failures)
+    setup.perceptual, perceptual_note = _perceptual(list(cfg.perceptual))
     report: dict[str, Any] = {
         "kind": REPORT_KIND,
         "degradation": degradation,
@@ -329,7 +355,7 @@ def eval_downstream(
         "transfer": str(out / "transfer"),
         "train_crops": len(setup.train_keys),
         "test_crops": setup.test_keys,
-        "perceptual": PERCEPTUAL_NOTE,
+        "perceptual": perceptual_note,
         "scales": {},
         "sheets": {},
     }

@@ -4,7 +4,8 @@ The unit of the statistics is the **test image**: a source's score on an image i
 that image's crops (crops of one image are not independent), and every interval is the paired
 bootstrap over test images of :mod:`.bootstrap` (exact for up to 10 images).
 
-- per source (and the unrestored D(test)): mean PSNR-Y and SSIM with their 95 % intervals;
+- per source (and the unrestored D(test)): mean PSNR-Y and SSIM with their 95 % intervals, and
+  LPIPS / DISTS (lower is closer) where the run computed them;
 - the best preset (highest mean PSNR-Y among the preset sources) and the bank's gain over it;
 - closure = (bank - best preset) / (oracle - best preset), the share of the way from the best
   preset to a restorer trained on D itself;
@@ -80,6 +81,20 @@ def _closure(vals: dict[str, np.ndarray], best: str, rs: Resamples) -> dict[str,
     return {"closure": _r(value), "closure_ci": _ci(ratio, rs)}
 
 
+def _perceptual_rows(
+    per_crop: dict[str, dict[str, float]], images: list[str], rs: Resamples
+) -> dict[str, Any]:
+    """{METRIC: mean, METRIC_ci: interval} over test images of each perceptual metric's crop values."""
+    row: dict[str, Any] = {}
+    for metric, crops in sorted(per_crop.items()):
+        v = np.asarray(
+            [np.mean([x for k, x in crops.items() if image_of(k) == im]) for im in images], np.float64
+        )
+        row[metric] = _r(v.mean(), 4)
+        row[f"{metric}_ci"] = _ci(rs.means(v), rs, 4)
+    return row
+
+
 def summarize_scale(
     records: dict[str, dict[str, Any]],
     unrestored: dict[str, list[float]],
@@ -88,19 +103,28 @@ def summarize_scale(
     *,
     seed: int = 0,
     draws: int = DRAWS,
+    unrestored_perceptual: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """The scale's summary from ``records`` (source name -> its ``result.json`` record; failed
-    sources absent) and the unrestored input's per-crop scores (see the module doc)."""
+    sources absent) and the unrestored input's per-crop scores (see the module doc). Perceptual
+    metrics (a record's ``perceptual``: {metric: {crop: value}}) get a mean and interval too."""
     images = sorted({image_of(k) for k in unrestored})
     rs = resamples(len(images), seed=seed, draws=draws)
     vals = {name: per_image(r["crops"], images) for name, r in records.items()}
     vals[UNRESTORED] = per_image(unrestored, images)
+    percep = {name: r.get("perceptual") or {} for name, r in records.items()}
+    percep[UNRESTORED] = unrestored_perceptual or {}
     out: dict[str, Any] = {
         "images": images,
         "bootstrap": {"units": len(images), "resamples": len(rs.probs), "exact": rs.exact},
         "sources": {
-            name: {**_source_row(v, rs), "per_image": v.round(4).tolist()} for name, v in vals.items()
-        },
+            name: {
+                **_source_row(v, rs),
+                **_perceptual_rows(percep[name], images, rs),
+                "per_image": v.round(4).tolist(),
+            }
+            for name, v in vals.items()
+        },  # fmt: skip
     }
     if "oracle" in vals:
         d = _paired(vals["oracle"], vals[UNRESTORED], rs)

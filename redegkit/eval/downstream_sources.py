@@ -7,7 +7,8 @@ and the oracle (D itself, then the bank's downsampling, exactly as ``eval transf
 image folders packed by ``shards pack``'s library function. ``train_sr`` (what ``redeg train-sr``
 runs) trains the restorer on them, ``upscale_files`` (what ``redeg upscale`` runs) restores
 D(test crops), and each restoration is scored against its clean crop: PSNR and SSIM on Y (BT.601,
-BasicSR's convention) with ``border = scale``.
+BasicSR's convention) with ``border = scale``, and LPIPS / DISTS on the whole crop where their
+weights are installed (a kept source gets a metric installed since from its ``restored/``).
 
 Everything a source writes is under ``OUT/sources/SLUG-xS/``: ``pairs/`` (shards), ``run/`` (the
 train-sr run), ``restored/``, and ``result.json``, written last. ``--resume`` keeps a source whose
@@ -22,7 +23,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +39,16 @@ from .crops import downsample_u8, synth_shards
 PSNR_EQUAL = 100.0  # the PSNR of a restoration without any error (keeps means and JSON finite)
 SourceKind = Literal["bank", "preset", "down", "oracle"]
 
-__all__ = ["PSNR_EQUAL", "Setup", "SourceError", "SourceSpec", "run_source", "score_images", "source_specs"]
+__all__ = [
+    "PSNR_EQUAL",
+    "Setup",
+    "SourceError",
+    "SourceSpec",
+    "perceptual_crops",
+    "run_source",
+    "score_images",
+    "source_specs",
+]
 
 
 class SourceError(ValueError):
@@ -97,6 +107,9 @@ class Setup:
     clean: dict[str, np.ndarray]  # the clean test crops
     test_lq: dict[int, Path]  # scale -> folder of D(test crop) at that scale, KEY.png
     unrestored: dict[int, dict[str, np.ndarray]]  # scale -> D(test crop) at the clean crop's size
+    perceptual: dict[str, Any] = field(
+        default_factory=dict
+    )  # LPIPS / DISTS modules whose weights are installed
 
 
 def sr_config_at(sr_cfg: Any, scale: int) -> Any:
@@ -173,6 +186,19 @@ def score_images(
     return out
 
 
+def perceptual_crops(setup: Setup, images: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """{metric: {crop key: value}} of each image against its clean crop, for every perceptual metric
+    of the run (LPIPS, DISTS: lower is closer); whole images, no border crop."""
+    from ..metrics.perceptual import perceptual_scores
+
+    keys = list(setup.clean)
+    return {
+        name: dict(zip(keys, (round(v, 5) for v in perceptual_scores(m, [images[k] for k in keys],
+                                                                       [setup.clean[k] for k in keys])), strict=True))
+        for name, m in setup.perceptual.items()
+    }  # fmt: skip
+
+
 def _pairs_or_fail(
     spec: SourceSpec, scale: int, made: int, expected: int, failures: list[dict[str, Any]]
 ) -> None:
@@ -232,6 +258,10 @@ def run_source(
     done = _read(folder / "result.json")
     if resume and done.get("fingerprint") == fp:
         say(f"x{scale} {spec.name}: finished before, kept")
+        if set(setup.perceptual) - set(done.get("perceptual", {})):  # weights installed since
+            restored = {k: decode_image(folder / "restored" / f"{k}.png") for k in setup.test_keys}
+            done["perceptual"] = {**done.get("perceptual", {}), **perceptual_crops(setup, restored)}
+            atomic_write_json(folder / "result.json", done)
         return {**done, "kept": True}
     pairs_rec = _read(folder / "pairs.json")
     if not (resume and pairs_rec.get("fingerprint") == fp):
@@ -253,6 +283,7 @@ def run_source(
         "train": train,
         "seconds": round(time.perf_counter() - t0, 1),
         "crops": score_images(restored, setup.clean, scale),
+        "perceptual": perceptual_crops(setup, restored),
     }
     atomic_write_json(folder / "result.json", record)
     return {**record, "kept": False}

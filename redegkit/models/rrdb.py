@@ -16,7 +16,7 @@ maps its input to [0, 1] and its output back, so callers never need to know.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -122,7 +122,7 @@ class RRDBNet(nn.Module):
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
         if residual:  # a fresh residual generator is exactly the identity (x1) or bicubic (x2, x4)
             nn.init.zeros_(self.conv_last.weight)
-            nn.init.zeros_(self.conv_last.bias)
+            nn.init.zeros_(cast(torch.Tensor, self.conv_last.bias))
 
     @property
     def pad_multiple(self) -> int:

@@ -38,9 +38,21 @@ def _ci(row: dict[str, Any], key: str, digits: int) -> str:
     return f"{fmt(v, digits)} [{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]"
 
 
+def perceptual_columns(s: dict[str, Any]) -> list[str]:
+    """The perceptual metrics (lpips, dists) a scale's summary has values for."""
+    return [m for m in ("lpips", "dists") if any(m in r for r in s["sources"].values())]
+
+
+def _perceptual_note(p: Any) -> str:
+    if isinstance(p, dict):
+        return "; ".join(f"{k.upper()}: {v}" for k, v in p.items()) or "not asked for"
+    return str(p or "-")
+
+
 def _ranking(sc: str, s: dict[str, Any]) -> list[Html]:
     ranked = sorted(s["sources"].items(), key=lambda kv_: -(kv_[1]["psnr"] or -1e9))
     best = s["sources"].get(s.get("best_preset", ""), {}).get("psnr")
+    metrics = perceptual_columns(s)
     rows = [
         [
             i + 1,
@@ -50,6 +62,7 @@ def _ranking(sc: str, s: dict[str, Any]) -> list[Html]:
             "-" if best is None or r["psnr"] is None else f"{r['psnr'] - best:+.2f}",
             fmt(r.get("transfer_distance"), 2) if r.get("transfer_distance") is not None else "-",
             fmt(r.get("transfer_psnr"), 2) if r.get("transfer_psnr") is not None else "-",
+            *(_ci(r, m, 4) for m in metrics),
         ]
         for i, (name, r) in enumerate(ranked)
     ]
@@ -70,9 +83,18 @@ def _ranking(sc: str, s: dict[str, Any]) -> list[Html]:
             "distance of the source's LQ to D(crop) (visible-difference units) and its PSNR to D(crop)."
         ),
         table(
-            ["#", "source", "PSNR-Y", "SSIM", "vs best", "transfer distance", "transfer PSNR"],
+            [
+                "#",
+                "source",
+                "PSNR-Y",
+                "SSIM",
+                "vs best",
+                "transfer distance",
+                "transfer PSNR",
+                *(f"{m.upper()} (lower is closer)" for m in metrics),
+            ],
             rows,
-            numeric=range(2, 7),
+            numeric=range(2, 7 + len(metrics)),
             highlight=[i for i, n in enumerate(names) if n.startswith("bank")],
         ),
         figure(img_bytes(*fig, f"restorer scores at {sc}"), "PSNR-Y and SSIM per source (bank darker)."),
@@ -143,7 +165,7 @@ def _summary(rep: dict[str, Any]) -> list[Html]:
                 ("eval transfer of the same bank", rep.get("transfer", "-")),
                 ("training crops (every source)", rep.get("train_crops")),
                 ("test crops", len(rep.get("test_crops") or [])),
-                ("LPIPS, DISTS", rep.get("perceptual", "-")),
+                ("LPIPS, DISTS", _perceptual_note(rep.get("perceptual"))),
             ]
         ),
         details("D, as a preset", pre_json(rep.get("degradation_spec"))),
