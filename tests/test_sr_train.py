@@ -60,6 +60,24 @@ def test_l1_phase_lowers_the_loss(shard, tmp_path):
     assert ratio < 0.7, f"L1 went {np.mean(l1[:5]):.3f} -> {np.mean(l1[-5:]):.3f}"
 
 
+def test_mse_loss_is_the_mean_squared_error_to_the_clean_hq_and_lowers(shard, tmp_path):
+    """loss.mse trains on the mean squared error to the HQ itself (never USM-sharpened), the term
+    PSNR scores; its first logged value is that error of the fresh generator on the first batch."""
+    cfg = _cfg(steps=40, pretrain_steps=40, batch=4, ckpt_every=1000, log_every=1, optim={"lr_g": 5e-3},
+               loss={"l1": 0.0, "mse": 1.0, "usm_targets": ["l1"]})  # fmt: skip
+    train_sr(cfg, str(shard), tmp_path / "run")
+    recs = _records(tmp_path / "run")
+    mse = [r["mse"] for r in recs]
+    assert len(mse) == 40 and not any("l1" in r for r in recs)
+    assert np.mean(mse[-5:]) / np.mean(mse[:5]) < 0.7, mse
+    with pytest.raises(ValueError, match="no generator loss is on .l1, mse, perceptual"):
+        train_sr(
+            _cfg(steps=2, pretrain_steps=2, loss={"l1": 0.0, "mse": 0.0, "gan": 0.0}),
+            str(shard),
+            tmp_path / "none",
+        )
+
+
 def test_resume_continues_exactly(shard, tmp_path):
     # segments of 3 steps: the resume point (4) falls inside a segment, so a batch is replayed
     full = _cfg(steps=8, pretrain_steps=2)

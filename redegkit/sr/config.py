@@ -89,6 +89,12 @@ class SRLossConfig(StrictModel):
     """Loss weights (0 turns a term off)."""
 
     l1: float = Field(1.0, ge=0, description="Pixel L1 weight.")
+    mse: float = Field(
+        0.0,
+        ge=0,
+        description="Pixel MSE (L2) weight, against the clean HQ (never USM-sharpened): what PSNR "
+        "scores; eval downstream's restorer uses it.",
+    )
     usm_targets: list[UsmTarget] = Field(
         default_factory=_default_usm_targets, description="Losses whose HQ target is USM-sharpened."
     )

@@ -82,12 +82,14 @@ class GANStep:
             losses: dict[str, torch.Tensor] = {}
             if lc.l1 > 0:
                 losses["l1"] = lc.l1 * F.l1_loss(sr.float(), (hq_usm if "l1" in usm else hq).float())
+            if lc.mse > 0:  # the clean HQ itself: the term PSNR scores
+                losses["mse"] = lc.mse * F.mse_loss(sr.float(), hq.float())
             if self.percep is not None:
                 losses["percep"], losses["style"] = self.percep(sr, hq_usm if "perceptual" in usm else hq)
             if gan_phase:
                 losses["g_gan"] = lc.gan * gan_loss(self.d_frozen(sr), True)
         if not losses:
-            raise ValueError("no generator loss is on (l1, perceptual, style and gan are all 0)")
+            raise ValueError("no generator loss is on (l1, mse, perceptual, style and gan are all 0)")
         first, *rest = losses.values()
         total = sum(rest, first)
         self.opt_g.zero_grad(set_to_none=True)
