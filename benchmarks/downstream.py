@@ -8,7 +8,8 @@ crops) against the clean crops, at x1 and x4. Faces: astronaut, camera; training
 coffee, chelsea; test images (held out of both): grass, gravel, rocket. It prints one table per
 degradation and scale and writes benchmarks/out/downstream/<D>/report.json (and the sheets).
 
-    python benchmarks/downstream.py --only fade-cast            # ~15 min per entry on 2 cores
+    python benchmarks/downstream.py --only fade-cast            # ~10-15 min per entry on 2 cores
+    python benchmarks/downstream.py --only realesrgan-draw      # the control ([controls] of the suite)
     python benchmarks/downstream.py --only fade-cast --resume   # keep what an interrupted run finished
     python benchmarks/downstream.py --fit-steps 300             # shorter fits (not the target's numbers)
 """
@@ -40,7 +41,7 @@ def _ci(v: float | None, ci: list | None, nd: int = 2) -> str:
     return f"{v:.{nd}f} [{ci[0]:.{nd}f}, {ci[1]:.{nd}f}]"
 
 
-def print_table(name: str, rep: dict, secs: float) -> None:
+def print_table(name: str, rep: dict, secs: float, control: bool = False) -> None:
     for sc, s in rep["scales"].items():
         print(f"\n{name} {sc} ({len(s['images'])} test images, {secs / 60:.1f} min for the whole entry)")
         best = s["sources"].get(s.get("best_preset", ""), {}).get("psnr")
@@ -60,7 +61,10 @@ def print_table(name: str, rep: dict, secs: float) -> None:
             f"  best preset {s.get('best_preset')}: bank gain {_ci(g.get('psnr'), g.get('psnr_ci'))} dB, closure {_ci(s.get('closure'), s.get('closure_ci'))}"
         )
         t = s.get("target") or {}
-        print(f"  target ({t.get('kind')}): {'met' if t.get('passed') else 'missed'} {t.get('checks')}")
+        if control:
+            print("  control: no target (a D inside a preset's ranges)")
+        else:
+            print(f"  target ({t.get('kind')}): {'met' if t.get('passed') else 'missed'} {t.get('checks')}")
 
 
 def main() -> None:
@@ -74,7 +78,9 @@ def main() -> None:
     ap.add_argument("--fit-steps", type=int, default=None, help="fit steps (default: the recipe's)")
     args = ap.parse_args()
 
-    presets = load_toml(args.suite)["presets"]
+    suite = load_toml(args.suite)
+    controls = suite.get("controls", {})
+    presets = {**suite["presets"], **controls}  # a control is a D like the others, without a target
     names = args.only or list(presets)
     fit_cfg = resolve_config("fit", args.recipe, {"steps": args.fit_steps})
     bake_cfg = resolve_config("bake", args.recipe, {})
@@ -99,10 +105,10 @@ def main() -> None:
             resume=args.resume, progress=say,
         )  # fmt: skip
         secs = time.perf_counter() - t0
-        print_table(name, res.report, secs)
+        print_table(name, res.report, secs, control=name in controls)
         for f in res.failures:
             print(f"  failure: {f}")
-        summary[name] = {"seconds": round(secs), "scales": res.report["scales"]}
+        summary[name] = {"seconds": round(secs), "control": name in controls, "scales": res.report["scales"]}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
 
 
