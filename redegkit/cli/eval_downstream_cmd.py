@@ -147,7 +147,7 @@ def downstream_cmd(
         int | None,
         typer.Option(
             "--sr-steps",
-            help="Restorer training steps (overrides the SR recipe; its L1-only phase is cut to fit).",
+            help="Restorer training steps (overrides the SR recipe; its pixel-loss-only phase is cut to fit).",
         ),
     ] = None,
     scale: Annotated[
