@@ -133,7 +133,9 @@ class TrainSRConfig(StrictModel):
     """``[train_sr]``: F2N-ESRGAN training on (LQ, HQ) shards."""
 
     steps: int = Field(400_000, ge=1, description="Total optimiser steps, both phases.")
-    pretrain_steps: int = Field(0, ge=0, description="Leading pixel-loss-only steps ('net' phase, no discriminator).")
+    pretrain_steps: int = Field(
+        0, ge=0, description="Leading pixel-loss-only steps ('net' phase, no discriminator)."
+    )
     batch: int = Field(12, ge=1, description="Patches per GPU (per process) per step.")
     seed: int = 0
     model: SRModelConfig = Field(default_factory=SRModelConfig)
