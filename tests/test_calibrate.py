@@ -104,6 +104,26 @@ def test_jpeg_is_measured(face: np.ndarray) -> None:
     )
 
 
+@pytest.mark.parametrize(("sigma", "q"), [(1.0, 30), (0.6, 25)])
+def test_jpeg_output_keeps_the_lqs_sharpness(face: np.ndarray, sigma: float, q: int) -> None:
+    """LQ = JPEG(blur(HQ)) and a generator that makes blur(HQ): the calibrated output, JPEG'd at
+    the calibrated quality as synthesis does, has the LQ's sharpness and HF power. Before the
+    filters were refitted for the JPEG, it was blurred twice: -0.57 and -0.89 units at (0.6, 25)."""
+    from redegkit.metrics.stats import STAT_SCALES, hf_power, sharpness
+
+    blur = cv2.GaussianBlur(face, (0, 0), sigma)
+    lq = jpeg(blur, q)
+    cal = calibrate_pair(face, lq, f32(blur), seed=0)
+    assert cal["jpeg"] == q
+    post = {"strength": 1.0, "filter": cal["filter"].tolist(), "color": cal["color"].tolist(),
+            "noise_cov": cal["noise_cov"].tolist(), "noise_corr": cal["noise_corr"], "noise_seed": 1}  # fmt: skip
+    hq_t = torch.from_numpy(f32(face)).permute(2, 0, 1)[None]
+    out = apply_calibration(torch.from_numpy(f32(blur)).permute(2, 0, 1)[None], hq_t, [post])[0]
+    u8 = jpeg(np.clip(np.round((out.permute(1, 2, 0).numpy() + 1) * 127.5), 0, 255).astype(np.uint8), q)
+    assert abs(sharpness(u8) - sharpness(lq)) / STAT_SCALES["sharpness"] < 0.25
+    assert abs(hf_power(u8) - hf_power(lq)) / STAT_SCALES["hf_power"] < 0.3
+
+
 def test_a_real_cast_keeps_its_colour_map(face: np.ndarray) -> None:
     from redegkit.degrade.ops import color
 

@@ -181,6 +181,17 @@ def _noisy(g1: np.ndarray, cov: np.ndarray, corr: float, seed: int) -> np.ndarra
     return g1 + n
 
 
+def _refit_for_jpeg(
+    hqf: np.ndarray, gen: np.ndarray, lqf: np.ndarray, g1: np.ndarray, m: np.ndarray, q: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Filters refitted to ``lq + (g1 - JPEG_q(g1))`` and the recoloured output they give."""
+    cur = _to_u8(g1)
+    removed = (cur.astype(np.float32) - jpeg(cur, q).astype(np.float32)) / 127.5
+    kern = fit_filters(hqf, gen, lqf + removed)
+    gf = _hwc(apply_filters(_t(hqf), _t(gen), torch.from_numpy(kern)[None]))
+    return kern, _hwc(recolor(_t(gf), _t(hqf), torch.from_numpy(m)[None]))
+
+
 def calibrate_pair(hq: np.ndarray, lq: np.ndarray, gen: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
     """Measure one pair. ``hq``, ``lq``: RGB uint8 HxWx3; ``gen``: the generator's output for the
     pair's embedding on ``hq``, float HxWx3 in [-1, 1]. Returns ``{color [3,4], noise_cov [3,3],
@@ -221,6 +232,10 @@ def calibrate_pair(hq: np.ndarray, lq: np.ndarray, gen: np.ndarray, *, seed: int
     if b_lq > blockiness(cur) + BLOCK_MARGIN:
         q = min(JPEG_QUALITIES, key=lambda qq: abs(blockiness(jpeg(cur, qq)) - b_lq))
     if q:
+        # The filters were fitted to an LQ that carries this JPEG's blur already, and synthesis
+        # applies the JPEG again on top: refit them once to the LQ plus what the JPEG takes out of
+        # the current output, so that JPEG(output), not the output, has the LQ's sharpness.
+        kern, g1 = _refit_for_jpeg(hqf, gen, lqf, g1, m, q)
         # JPEG shifts colour means too (chroma subsampling, clipping), and the colour map was fitted
         # before it: move the map's offsets so the finished output's channel means are the LQ's.
         for _ in range(2):
