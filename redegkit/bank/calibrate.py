@@ -24,7 +24,8 @@ pair's embedding, and stores per embedding:
   the residual (0: white);
 - ``jpeg``: a JPEG quality whose 8x8 blockiness matches the real LQ's
   (:func:`redegkit.metrics.stats.blockiness`), or 0 when the LQ shows no more blocking than the
-  generator's output.
+  generator's output. With a JPEG step the filters are refitted once, to the LQ plus what that
+  JPEG removes: the LQ they were first fitted to carries the JPEG's blur already.
 
 ``synthesize --bank`` applies them after the generator (colour, then noise, then JPEG), so the
 noise and compression in synthesized pairs come from the user's photos, not from a hand-set
