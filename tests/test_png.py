@@ -432,3 +432,20 @@ def test_decode_image_rgba_alpha_policies(monkeypatch):
     assert np.array_equal(decode_image(data, alpha="drop"), rgba[:, :, :3])
     for bg in ((255, 255, 255), (0, 0, 0), (12, 34, 56)):
         _same_as_reference(data, monkeypatch, alpha="composite", background=bg)
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_small_images_are_deflated_by_zlib_and_large_ones_by_isal(level):
+    """Rows under ISAL_MIN_BYTES go through the stdlib's zlib (ISA-L's deflate of tiny inputs
+    changed by a byte between Ray workers, twice): the IDAT stream is zlib's own output for the
+    Up-filtered rows; larger images keep ISA-L's (when installed)."""
+    for side, want_isal in ((16, False), (147, False), (148, True)):
+        img = gradient_rgb(side, side)
+        data = encode_png(img, level)
+        idat = _chunks(data)[1][1]
+        raw = zlib.decompress(idat)
+        assert len(raw) == side * (1 + 3 * side) and np.array_equal(_cv2_rgb(data), img)
+        if want_isal and png_mod._isal is not None:
+            assert idat == png_mod._isal.compress(raw, level)
+        else:
+            assert idat == zlib.compress(raw, level), side

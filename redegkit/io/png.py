@@ -5,7 +5,8 @@
 * level 0: deflate "stored" blocks (no compression) and filter type 0 (None) on every row;
 * levels 1-3: filter type 2 (Up: each row minus the row above; the first row is left as it is)
   computed with numpy, then zlib-format deflate by ISA-L (``isal``) at its level 1-3, or by the
-  stdlib ``zlib`` at the same level when ``isal`` is not installed (the same pixels, other bytes);
+  stdlib ``zlib`` at the same level for images under 64 KiB of rows (:data:`ISAL_MIN_BYTES`) and
+  when ``isal`` is not installed (the same pixels, other bytes);
 * levels 4-9: ``None``, so that the caller uses OpenCV/libpng, whose per-row adaptive filters
   make the smaller files that someone asking for 4-9 wants.
 
@@ -43,6 +44,13 @@ except ImportError:  # pragma: no cover
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_FAST_LEVEL = 3  # levels above this go to libpng (cv2)
+# Filtered rows shorter than this are deflated by the stdlib's zlib, not ISA-L. Twice in many CI
+# runs a Ray worker's tiny PNG (16x16 and 16x16/32x32 crops) came out one byte apart from the same
+# rows elsewhere, the pixels equal: ISA-L's level-1 stateless deflate does not clear its whole
+# hash table for inputs small against it, so stale entries can change its match choices. Every
+# size it was seen at is far below this; zlib costs ~0.1 ms here (a 256^2 crop, 196 KiB, keeps
+# ISA-L: 0.47 ms against zlib's 4.5 ms).
+ISAL_MIN_BYTES = 1 << 16
 STORED_BLOCK = 65535  # the most bytes one deflate stored block holds
 
 _COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (gray, gray+alpha, RGB, RGBA)
@@ -145,9 +153,9 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes | None:
     if level == 0:
         return b"".join((head, *_stored_idat(_rows(img, up=False).data.cast("B")), _IEND))
     rows = _rows(img, up=True).data  # a memoryview: numpy types an array as a buffer from Python 3.12 only
-    if _isal is not None:
+    if _isal is not None and rows.nbytes >= ISAL_MIN_BYTES:
         data = _isal.compress(rows, level)
-    else:  # the tests patch _isal out for this
+    else:  # small images (see ISAL_MIN_BYTES), and without isal (the tests patch it out)
         data = zlib.compress(rows, level)
     if len(data) >= 2**31:  # more than one IDAT chunk holds; libpng splits it into several
         return None
