@@ -83,22 +83,11 @@ def _check_layout(
     got: dict[str, torch.Tensor], want: dict[str, tuple[int, ...]], path: Path, what: str
 ) -> None:
     """Refuse (naming ``path``) any missing, unexpected or misshapen key."""
-    missing = [k for k in want if k not in got]
-    unexpected = [k for k in got if k not in want]
-    shapes = [
-        f"{k} {tuple(got[k].shape)} (want {want[k]})"
-        for k in want
-        if k in got and tuple(got[k].shape) != want[k]
-    ]
-    if missing or unexpected or shapes:
-        parts = [f"{path}: not the {what} layout"]
-        if missing:
-            parts.append(f"{len(missing)} missing key(s), first: {', '.join(missing[:4])}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s), first: {', '.join(unexpected[:4])}")
-        if shapes:
-            parts.append(f"{len(shapes)} wrong shape(s), first: {'; '.join(shapes[:4])}")
-        raise PerceptualWeightsError("\n  ".join(parts))
+    from ..models.checkpoints import layout_mismatches
+
+    parts = layout_mismatches(got, want, limit=4)
+    if parts:
+        raise PerceptualWeightsError("\n  ".join([f"{path}: not the {what} layout", *parts]))
 
 
 class _L2Pool(nn.Module):

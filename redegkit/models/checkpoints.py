@@ -119,25 +119,32 @@ def detect_arch(sd: StateDict) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def layout_mismatches(got: StateDict, want: dict[str, tuple[int, ...]], limit: int = 5) -> list[str]:
+    """Lines naming the first missing, unexpected and wrongly shaped keys of the state dict ``got``
+    against the key -> shape layout ``want``; empty when it fits."""
+    missing = [k for k in want if k not in got]
+    unexpected = [k for k in got if k not in want]
+    shape = [
+        f"{k} {tuple(got[k].shape)} (want {want[k]})"
+        for k in want
+        if k in got and tuple(got[k].shape) != tuple(want[k])
+    ]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s), first: {', '.join(missing[:limit])}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s), first: {', '.join(unexpected[:limit])}")
+    if shape:
+        parts.append(f"{len(shape)} wrong shape(s), first: " + "; ".join(shape[:limit]))
+    return parts
+
+
 def load_state_strict(module: nn.Module, sd: StateDict, where: str = "checkpoint", limit: int = 5) -> None:
     """``load_state_dict(strict=True)`` with a message that names the first mismatches."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shape = [
-        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or shape:
-        parts = [f"{where}: does not fit {type(module).__name__}"]
-        if missing:
-            parts.append(f"  {len(missing)} missing key(s), first: {', '.join(missing[:limit])}")
-        if unexpected:
-            parts.append(f"  {len(unexpected)} unexpected key(s), first: {', '.join(unexpected[:limit])}")
-        if shape:
-            parts.append(f"  {len(shape)} shape mismatch(es), first: " + "; ".join(shape[:limit]))
-        raise CheckpointError("\n".join(parts))
+    want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    parts = layout_mismatches(sd, want, limit)
+    if parts:
+        raise CheckpointError("\n  ".join([f"{where}: does not fit {type(module).__name__}", *parts]))
     module.load_state_dict(sd, strict=True)
 
 
