@@ -11,6 +11,7 @@ import typer
 from ..config import resolve_config
 from ..console import console, progress
 from ..eval.downstream import DownstreamConfig
+from ..eval.downstream_scores import perceptual_columns
 from .app import (
     HtmlOpt,
     JsonOpt,
@@ -91,7 +92,7 @@ def print_downstream(report: dict[str, Any]) -> None:
             padding=(0, 1, 0, 0),
             pad_edge=False,
         )
-        metrics = [m for m in ("lpips", "dists") if any(m in r for r in s["sources"].values())]
+        metrics = perceptual_columns(s)
         for h in ("#", "source", "PSNR-Y", "SSIM", "vs best", "transfer", *(m.upper() for m in metrics)):
             t.add_column(h, justify="left" if h == "source" else "right", overflow="fold")
         best = s["sources"].get(s.get("best_preset", ""), {}).get("psnr")
@@ -211,10 +212,13 @@ def downstream_cmd(
     cfg = resolve_config("eval_downstream", recipe, over, DownstreamConfig)
     try:
         sr_cfg = resolve_config("train_sr", sr_recipe, {"seed": seed, "device": device}, TrainSRConfig)
-        if sr_steps is not None:  # fewer steps than the recipe's L1 phase: every step is L1
-            over_sr = {"steps": sr_steps, "pretrain_steps": min(sr_cfg.pretrain_steps, sr_steps)}
-            sr_cfg = resolve_config(
-                "train_sr", sr_recipe, {"seed": seed, "device": device, **over_sr}, TrainSRConfig
+        if sr_steps is not None:  # fewer steps than the recipe's pixel-loss phase: every step is in it
+            sr_cfg = TrainSRConfig.model_validate(
+                {
+                    **sr_cfg.model_dump(),
+                    "steps": sr_steps,
+                    "pretrain_steps": min(sr_cfg.pretrain_steps, sr_steps),
+                }
             )
         up_cfg = resolve_config("upscale", sr_recipe, {"device": device})
     except ConfigError as e:

@@ -67,10 +67,6 @@ def _perceptual(names: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
 __all__ = ["REPORT_KIND", "DownstreamConfig", "DownstreamResult", "eval_downstream"]
 
 
-def _both_metrics() -> list[Literal["lpips", "dists"]]:
-    return ["lpips", "dists"]
-
-
 class DownstreamConfig(TransferConfig):
     """Settings of ``redeg eval downstream`` (recipe table ``[eval_downstream]``). The fields it
     shares with ``[eval_transfer]`` set the transfer run and the test crops; the restorer's
@@ -88,7 +84,7 @@ class DownstreamConfig(TransferConfig):
         description="Monte Carlo resamples when the exact bootstrap would list more than 200,000",
     )
     perceptual: list[Literal["lpips", "dists"]] = Field(
-        default_factory=_both_metrics,
+        ["lpips", "dists"],
         description="perceptual metrics to add where their weights are installed (redeg weights "
         "list; never downloaded): LPIPS (VGG, v0.1) and DISTS",
     )

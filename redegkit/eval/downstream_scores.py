@@ -27,9 +27,19 @@ from .bootstrap import DRAWS, Resamples, interval, resamples
 GAIN_TARGET_DB = 0.5
 CLOSURE_TARGET = {"deterministic": 0.8, "noisy": 0.6}
 UNRESTORED = "unrestored"
+PERCEPTUAL_METRICS = ("lpips", "dists")
 REPORT_KIND = "eval-downstream"  # the "kind" of the report.json that eval downstream writes
 
-__all__ = ["CLOSURE_TARGET", "GAIN_TARGET_DB", "REPORT_KIND", "UNRESTORED", "image_of", "summarize_scale"]
+__all__ = [
+    "CLOSURE_TARGET",
+    "GAIN_TARGET_DB",
+    "PERCEPTUAL_METRICS",
+    "REPORT_KIND",
+    "UNRESTORED",
+    "image_of",
+    "perceptual_columns",
+    "summarize_scale",
+]
 
 
 def image_of(crop_key: str) -> str:
@@ -38,7 +48,7 @@ def image_of(crop_key: str) -> str:
 
 
 def per_image(crops: dict[str, list[float]], images: list[str]) -> np.ndarray:
-    """[n images, 2]: the mean PSNR-Y and SSIM over each image's crops."""
+    """[n images, k]: the mean over each image's crops of their k scores (PSNR-Y and SSIM)."""
     rows = []
     for im in images:
         vals = [v for k, v in crops.items() if image_of(k) == im]
@@ -87,12 +97,15 @@ def _perceptual_rows(
     """{METRIC: mean, METRIC_ci: interval} over test images of each perceptual metric's crop values."""
     row: dict[str, Any] = {}
     for metric, crops in sorted(per_crop.items()):
-        v = np.asarray(
-            [np.mean([x for k, x in crops.items() if image_of(k) == im]) for im in images], np.float64
-        )
+        v = per_image({k: [x] for k, x in crops.items()}, images)[:, 0]
         row[metric] = _r(v.mean(), 4)
         row[f"{metric}_ci"] = _ci(rs.means(v), rs, 4)
     return row
+
+
+def perceptual_columns(summary: dict[str, Any]) -> list[str]:
+    """The perceptual metrics (lpips, dists) a scale's summary has values for, in table order."""
+    return [m for m in PERCEPTUAL_METRICS if any(m in r for r in summary["sources"].values())]
 
 
 def summarize_scale(

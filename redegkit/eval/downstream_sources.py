@@ -22,7 +22,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -107,9 +107,8 @@ class Setup:
     clean: dict[str, np.ndarray]  # the clean test crops
     test_lq: dict[int, Path]  # scale -> folder of D(test crop) at that scale, KEY.png
     unrestored: dict[int, dict[str, np.ndarray]]  # scale -> D(test crop) at the clean crop's size
-    perceptual: dict[str, Any] = field(
-        default_factory=dict
-    )  # LPIPS / DISTS modules whose weights are installed
+    # LPIPS / DISTS modules whose weights are installed
+    perceptual: dict[str, Any] = field(default_factory=dict)
 
 
 def sr_config_at(sr_cfg: Any, scale: int) -> Any:
@@ -186,17 +185,21 @@ def score_images(
     return out
 
 
-def perceptual_crops(setup: Setup, images: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def perceptual_crops(
+    setup: Setup, images: dict[str, np.ndarray], skip: Collection[str] = ()
+) -> dict[str, dict[str, float]]:
     """{metric: {crop key: value}} of each image against its clean crop, for every perceptual metric
-    of the run (LPIPS, DISTS: lower is closer); whole images, no border crop."""
+    of the run (LPIPS, DISTS: lower is closer) not in ``skip``; whole images, no border crop."""
     from ..metrics.perceptual import perceptual_scores
 
     keys = list(setup.clean)
-    return {
-        name: dict(zip(keys, (round(v, 5) for v in perceptual_scores(m, [images[k] for k in keys],
-                                                                       [setup.clean[k] for k in keys])), strict=True))
-        for name, m in setup.perceptual.items()
-    }  # fmt: skip
+    clean = [setup.clean[k] for k in keys]
+    out = {}
+    for name, m in setup.perceptual.items():
+        if name not in skip:
+            vals = perceptual_scores(m, [images[k] for k in keys], clean)
+            out[name] = {k: round(v, 5) for k, v in zip(keys, vals, strict=True)}
+    return out
 
 
 def _pairs_or_fail(
@@ -258,9 +261,10 @@ def run_source(
     done = _read(folder / "result.json")
     if resume and done.get("fingerprint") == fp:
         say(f"x{scale} {spec.name}: finished before, kept")
-        if set(setup.perceptual) - set(done.get("perceptual", {})):  # weights installed since
+        have = done.get("perceptual", {})
+        if set(setup.perceptual) - set(have):  # weights installed since
             restored = {k: decode_image(folder / "restored" / f"{k}.png") for k in setup.test_keys}
-            done["perceptual"] = {**done.get("perceptual", {}), **perceptual_crops(setup, restored)}
+            done["perceptual"] = {**have, **perceptual_crops(setup, restored, skip=have)}
             atomic_write_json(folder / "result.json", done)
         return {**done, "kept": True}
     pairs_rec = _read(folder / "pairs.json")

@@ -48,9 +48,8 @@ MAX_FAST_LEVEL = 3  # levels above this go to libpng (cv2)
 # runs a Ray worker's tiny PNG (16x16 and 16x16/32x32 crops) came out one byte apart from the same
 # rows elsewhere, the pixels equal. The likely cause (not reproduced in one process): ISA-L's
 # level-1 deflate does not clear its whole hash table for inputs small against it, so stale
-# entries can change its match choices. Every
-# size it was seen at is far below this; zlib costs ~0.1 ms here (a 256^2 crop, 196 KiB, keeps
-# ISA-L: 0.47 ms against zlib's 4.5 ms).
+# entries can change its match choices. Every size it was seen at is far below this; zlib costs
+# ~0.1 ms here (a 256^2 crop, 196 KiB, keeps ISA-L: 0.47 ms against zlib's 4.5 ms).
 ISAL_MIN_BYTES = 1 << 16
 STORED_BLOCK = 65535  # the most bytes one deflate stored block holds
 

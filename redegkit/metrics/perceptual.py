@@ -25,7 +25,7 @@ and a file of the wrong layout raises :class:`PerceptualWeightsError` naming it.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +80,7 @@ def _read_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
 
 
 def _check_layout(
-    got: dict[str, torch.Tensor], want: dict[str, tuple[int, ...]], path: Path, what: str
+    got: dict[str, torch.Tensor], want: Mapping[str, tuple[int, ...]], path: Path, what: str
 ) -> None:
     """Refuse (naming ``path``) any missing, unexpected or misshapen key."""
     from ..models.checkpoints import layout_mismatches
@@ -165,7 +165,31 @@ def _resolve(name: str, vgg16: PathLike | None, head: PathLike | None) -> tuple[
 
 
 class _Metric(nn.Module):
-    """Frozen and always in eval mode, whatever a parent module does."""
+    """A metric on VGG16 features with a learned head. Frozen and always in eval mode, whatever a
+    parent module does."""
+
+    def _load(
+        self,
+        name: str,
+        vgg16: PathLike | None,
+        head: PathLike | None,
+        what: str,
+        head_layout: Mapping[str, tuple[int, ...]],
+        *,
+        l2_pooling: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """Resolve both files (explicit or registry), build the trunk, and return the head file's
+        tensors with their layout checked against ``head_layout``."""
+        vgg_path, head_path = _resolve(name, vgg16, head)
+        self.files = {"vgg16": vgg_path, "head": head_path}
+        self.trunk = VGG16Trunk(vgg_path, l2_pooling=l2_pooling)
+        sd = _read_tensors(head_path, what)
+        _check_layout(sd, head_layout, head_path, what)
+        return sd
+
+    def _freeze(self) -> None:
+        self.requires_grad_(False)
+        self.eval()
 
     def train(self, mode: bool = True) -> _Metric:
         return super().train(False)
@@ -183,23 +207,14 @@ class LPIPS(_Metric):
     scale: torch.Tensor
 
     def __init__(self, vgg16: PathLike | None = None, head: PathLike | None = None) -> None:
-        super().__init__()
-        vgg_path, head_path = _resolve("lpips", vgg16, head)
-        self.files = {"vgg16": vgg_path, "head": head_path}
-        self.trunk = VGG16Trunk(vgg_path)
         keys = [f"lin{k}.model.1.weight" for k in range(len(VGG16_CHANNELS))]
-        sd = _read_tensors(head_path, "LPIPS v0.1 VGG heads")
-        _check_layout(
-            sd,
-            {k: (1, c, 1, 1) for k, c in zip(keys, VGG16_CHANNELS, strict=True)},
-            head_path,
-            "LPIPS VGG head",
-        )
+        layout = {k: (1, c, 1, 1) for k, c in zip(keys, VGG16_CHANNELS, strict=True)}
+        super().__init__()
+        sd = self._load("lpips", vgg16, head, "LPIPS VGG head", layout)
         self.heads = nn.ParameterList([nn.Parameter(sd[k].float(), requires_grad=False) for k in keys])
         self.register_buffer("shift", torch.tensor(_LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(_LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
-        self.requires_grad_(False)
-        self.eval()
+        self._freeze()
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _check_pair("LPIPS", x, y)
@@ -226,13 +241,11 @@ class DISTS(_Metric):
     std: torch.Tensor
 
     def __init__(self, vgg16: PathLike | None = None, head: PathLike | None = None) -> None:
-        super().__init__()
-        vgg_path, head_path = _resolve("dists", vgg16, head)
-        self.files = {"vgg16": vgg_path, "head": head_path}
-        self.trunk = VGG16Trunk(vgg_path, l2_pooling=True)
         c = sum(DISTS_CHANNELS)
-        sd = _read_tensors(head_path, "DISTS alpha/beta")
-        _check_layout(sd, {"alpha": (1, c, 1, 1), "beta": (1, c, 1, 1)}, head_path, "DISTS weights.pt")
+        layout = {"alpha": (1, c, 1, 1), "beta": (1, c, 1, 1)}
+        super().__init__()
+        sd = self._load("dists", vgg16, head, "DISTS weights.pt", layout, l2_pooling=True)
+        head_path = self.files["head"]
         if (
             (sd["alpha"] < 0).any()
             or (sd["beta"] < 0).any()
@@ -243,8 +256,7 @@ class DISTS(_Metric):
         self.beta = nn.Parameter(sd["beta"].float().flatten(), requires_grad=False)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.requires_grad_(False)
-        self.eval()
+        self._freeze()
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _check_pair("DISTS", x, y)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ def detect_arch(sd: StateDict) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def layout_mismatches(got: StateDict, want: dict[str, tuple[int, ...]], limit: int = 5) -> list[str]:
+def layout_mismatches(got: StateDict, want: Mapping[str, tuple[int, ...]], limit: int = 5) -> list[str]:
     """Lines naming the first missing, unexpected and wrongly shaped keys of the state dict ``got``
     against the key -> shape layout ``want``; empty when it fits."""
     missing = [k for k in want if k not in got]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..eval.downstream_scores import REPORT_KIND
+from ..eval.downstream_scores import REPORT_KIND, perceptual_columns
 from ..io.images import decode_image
 from . import figures as F
 from .page import (
@@ -36,11 +36,6 @@ def _ci(row: dict[str, Any], key: str, digits: int) -> str:
     if ci[0] is None or ci[1] is None:
         return fmt(v, digits)
     return f"{fmt(v, digits)} [{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]"
-
-
-def perceptual_columns(s: dict[str, Any]) -> list[str]:
-    """The perceptual metrics (lpips, dists) a scale's summary has values for."""
-    return [m for m in ("lpips", "dists") if any(m in r for r in s["sources"].values())]
 
 
 def _perceptual_note(p: Any) -> str:
