@@ -71,9 +71,14 @@ def test_bake_round_trip(tmp_path: Path) -> None:
     p = save_bank(tmp_path / "emb.pt", res.bank)
     raw = torch.load(p, weights_only=True)  # the documented way to read it
     assert raw["format"] == "redegkit.bank" and raw["version"] == 2
-    assert set(raw["calibration"]) == {"filter", "color", "noise_cov", "noise_corr", "jpeg"}
+    assert set(raw["calibration"]) == {"filter", "color", "noise_cov", "noise_corr", "noise_psd", "jpeg"}
     b = load_bank(p)
     assert all(torch.equal(b.calibration[k], res.bank.calibration[k]) for k in raw["calibration"])
+    # a bank baked before noise_psd loads with it all zero (its noise: covariance and radius)
+    older = {**raw, "calibration": {k: v for k, v in raw["calibration"].items() if k != "noise_psd"}}
+    torch.save(older, tmp_path / "before-psd.pt")
+    cal = load_bank(tmp_path / "before-psd.pt").calibration
+    assert cal is not None and cal["noise_psd"].shape == (4, 8, 3, 3) and not cal["noise_psd"].any()
     # a version-1 file (no calibration) still loads, and then synthesizes uncalibrated
     old = {k: v for k, v in raw.items() if k != "calibration"}
     torch.save({**old, "version": 1}, tmp_path / "v1.pt")
@@ -226,7 +231,12 @@ def test_info_merge_filter(tmp_path: Path, bank_path: Path) -> None:
     info = bank_info(b)
     assert info["embeddings"] == 4 and info["dim"] == 32 and info["pairs"] == 4
     assert info["clusters"]["k"] >= 1 and sum(info["clusters"]["sizes"]) == 4
-    assert set(info["calibration"]) >= {"noise_std_grey_levels", "jpeg_quality", "hq_filter_gain"}
+    assert set(info["calibration"]) >= {
+        "noise_std_grey_levels",
+        "noise_top_band_share",
+        "jpeg_quality",
+        "hq_filter_gain",
+    }
     json.dumps(info)  # plain data
     m = merge_banks([b, load_bank(bank_path)])
     assert (

@@ -175,6 +175,14 @@ def test_method_values_flatten_presets_by_op_label_and_banks_by_field() -> None:
         "noise correlation radius": [0.3],
     }  # seeds, hashes and the calibration arrays are not distributions
     assert mv.categories == {"downsample": ["bicubic"], "choice": ["uniform"]}
+    # a bank with a measured noise spectrum: its top-band share (here 2 of 8 bands' power in the top 4)
+    m = bank_meta("k", 2)["method"]
+    psd = [
+        [[w if i == j else 0.0 for j in range(3)] for i in range(3)] for w in (2, 2, 1, 1, 0.5, 0.5, 0.5, 0.5)
+    ]
+    m["post"] = {**m["post"], "noise_psd": psd}
+    assert method_values(m).numbers["noise top-band share"] == [pytest.approx(2 / 8)]
+    assert "noise correlation radius" not in method_values(m).numbers
     assert method_values({"kind": "external", "pair": 3}).name == "external"
     assert method_values("realesrgan").name == "realesrgan" and method_values(None).name == "?"
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from redegkit.bank import load_bank
 from redegkit.bank.apply import Synthesizer, plan_tiles, synthesize_image, tile_starts
-from redegkit.bank.operators import finalize, hash_normal
+from redegkit.bank.operators import PSD_BINS, finalize, hash_normal
 from redegkit.cli import app
 from redegkit.io.images import decode_image, to_tensor
 from redegkit.io.shards import iter_samples
@@ -526,16 +526,41 @@ def test_vectorised_calibration_and_finalize_equal_each_sample_alone():
             "noise_corr": 1.5,
             "noise_seed": 2**63 + 5,
         },
+        {  # a measured spectrum (banks since noise_psd), and one whose psd is all zero: cov and corr
+            "strength": 0.8,
+            "filter": None,
+            "color": None,
+            "noise_cov": cov,
+            "noise_corr": 0.0,
+            "noise_psd": (torch.linspace(4e-3, 1e-3, PSD_BINS)[:, None, None] * torch.eye(3)).tolist(),
+            "noise_seed": 15,
+        },
+        {
+            "strength": 1.0,
+            "filter": None,
+            "color": None,
+            "noise_cov": cov,
+            "noise_corr": 0.8,
+            "noise_psd": [[[0.0] * 3] * 3] * PSD_BINS,
+            "noise_seed": 12,
+        },
     ]
+    n = len(posts)
+    y = torch.cat([y, torch.rand(2, 3, h, w, generator=g) * 2 - 1])
+    hq = torch.cat([hq, torch.rand(2, 3, h, w, generator=g) * 2 - 1])
     batch = apply_calibration(y, hq, posts)
     for i, p in enumerate(posts):
         alone = apply_calibration(y[i : i + 1], hq[i : i + 1], [p])[0]
         assert torch.allclose(batch[i], alone, atol=1e-6), i
     assert torch.equal(batch[0], y[0]) and torch.equal(batch[3], hq[3])  # None: unchanged; strength 0: the HQ
+    # an all-zero spectrum is a bank baked before noise_psd: its noise is the covariance and radius
+    old_style = {k: v for k, v in posts[7].items() if k != "noise_psd"}
+    assert torch.equal(batch[7], apply_calibration(y[7:8], hq[7:8], [old_style])[0])
+    assert not torch.equal(batch[6], y[6])  # the spectral sample got its noise
     interps, sigmas, seeds = (
-        ["bicubic", "area", "bilinear", "bicubic", "area", "bilinear"],
-        [0, 0.1, 0, 0.05, 0.2, 0],
-        list(range(6)),
+        ["bicubic", "area", "bilinear", "bicubic", "area", "bilinear", "area", "bicubic"],
+        [0, 0.1, 0, 0.05, 0.2, 0, 0.1, 0],
+        list(range(n)),
     )
     lq = finalize(batch, scale=2, interps=interps, sigmas=sigmas, seeds=seeds)
     assert lq.shape == (n, h // 2, w // 2, 3) and lq.dtype == torch.uint8
@@ -564,6 +589,9 @@ def test_plan_json_records_every_draw_and_the_rounded_calibration() -> None:
         "color": torch.randn(n, 3, 4, generator=g),
         "noise_cov": torch.rand(n, 3, 3, generator=g) * 1e-3,
         "noise_corr": torch.rand(n, generator=g),
+        "noise_psd": torch.rand(n, PSD_BINS, 3, 3, generator=g)
+        * 1e-3
+        * torch.tensor([1, 1, 0, 1, 0, 1.0])[:, None, None, None],
         "jpeg": torch.tensor([0, 70, 0, 95, 40, 0]),
     }
     cal, table = Calibration(raw), ChoiceTable(n, None, None)
@@ -581,11 +609,18 @@ def test_plan_json_records_every_draw_and_the_rounded_calibration() -> None:
         )
         want = (raw["filter"][a].double() * wa + raw["filter"][b].double() * wb).numpy()
         assert np.array_equal(np.asarray(m["post"]["filter"]), np.round(want, 7))
+        if raw["noise_psd"][[a, b]].any():  # spectra mix as the powers of the fields do
+            want = (raw["noise_psd"][a].double() * wa + raw["noise_psd"][b].double() * wb).numpy()
+            assert np.array_equal(np.asarray(m["post"]["noise_psd"]), np.round(want, 7))
+            seen.add("psd")
+        else:  # neither embedding has a spectrum (none measured, or a bank from before it)
+            assert "noise_psd" not in m["post"]
+            seen.add("no psd")
         q = int(raw["jpeg"][a if wa >= wb else b])
         assert m["post"]["jpeg"] == (0 if q == 0 else round(100 - m["strength"] * (100 - q)))
         assert int(m["post"]["noise_seed"]) >= 0 and 0.2 <= m["strength"] <= 0.9
         seen.add(m["post"]["jpeg"] > 0)
-    assert seen == {False, True}
+    assert seen == {False, True, "psd", "no psd"}
     plain = draw_plan(SynthConfig(bank="x", strength=0.5), table, Calibration(None), "k", 1)
     assert plain.method({})["post"] == {"strength": 0.5}  # no calibration: the strength alone
     assert "post" not in draw_plan(SynthConfig(bank="x"), table, Calibration(None), "k", 1).method({})

@@ -18,6 +18,7 @@ from ..rng import sample_rng
 from ..run import RunContext
 from .calibrate import calibrate_pair, stack_calibrations
 from .config import BakeConfig
+from .operators import psd_top_share
 from .store import Bank, BankError, check_bank, module_sha256, pack_module
 
 PairRef = FacePair  # a face pair on disk and its pseudo-hq record
@@ -139,7 +140,9 @@ def _calibrate(
             diag = {
                 **cal.pop("diag"),
                 "jpeg": cal["jpeg"],
-                "noise_corr": round(cal["noise_corr"], 4),
+                "noise_top_share": round(psd_top_share(cal["noise_psd"]), 4)
+                if cal["noise_psd"].any()
+                else None,
                 "noise_std": round(float(np.sqrt(np.trace(cal["noise_cov"]) / 3)) * 127.5, 4),
             }
             done[pk] = (cal, diag)

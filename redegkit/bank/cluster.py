@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .operators import psd_top_share
 from .store import SYNTH_PARTS, VERSION, Bank, tensor_sha256
 
 # Below this silhouette the embeddings are called one family (k = 1): a split that weak is noise.
@@ -213,7 +214,10 @@ def bank_info(bank: Bank) -> dict[str, Any]:
         out["calibration"] = {
             "noise_std_grey_levels": _stats(std),
             "with_noise": int((std > 0).sum()),
-            "noise_corr_radius": _stats(cal["noise_corr"].double().numpy()),
+            "noise_corr_radius": _stats(cal["noise_corr"].double().numpy()),  # banks before noise_psd
+            "noise_top_band_share": _stats(
+                np.array([psd_top_share(p) for p in cal["noise_psd"].numpy() if p.any()] or [0.0])
+            ),
             "jpeg_quality": {
                 "with_jpeg": int((q > 0).sum()),
                 **(_stats(q[q > 0].astype(float)) if (q > 0).any() else {}),

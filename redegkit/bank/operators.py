@@ -12,6 +12,7 @@ device; nothing draws from a global RNG.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -158,6 +159,59 @@ def shape_noise(white: torch.Tensor, cov: torch.Tensor, corr: float) -> torch.Te
     return torch.einsum("nij,njhw->nihw", root.float(), x)
 
 
+PSD_BINS = 8  # radial frequency bands of a bank's noise spectrum (``noise_psd`` [N, PSD_BINS, 3, 3])
+PSD_FMAX = 0.5 * math.sqrt(2.0)  # cycles per pixel at the corner of the frequency square
+
+
+def psd_band(rho: np.ndarray) -> np.ndarray:
+    """Position of radial frequencies (cycles per pixel) on the band axis: band ``b`` is centred
+    at ``b``, so a frequency at ``b + t`` lies between the centres of bands ``b`` and ``b + 1``."""
+    return rho / (PSD_FMAX / PSD_BINS) - 0.5
+
+
+def band_weights(h: int, w: int, *, half: bool = False) -> np.ndarray:
+    """Hat weights [PSD_BINS, h, w] over the DFT frequencies of an h x w field (``half``: only
+    ``rfft2``'s w // 2 + 1 columns): the spectrum between band centres is linear in frequency,
+    flat beyond the first and the last centre."""
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = (np.fft.rfftfreq(w) if half else np.fft.fftfreq(w))[None, :]
+    pos = np.clip(psd_band(np.sqrt(fy**2 + fx**2)), 0, PSD_BINS - 1)
+    lo = np.minimum(np.floor(pos), PSD_BINS - 2)
+    t = pos - lo
+    bands = np.arange(PSD_BINS)[:, None, None]
+    return (1 - t) * (bands == lo) + t * (bands == lo + 1)
+
+
+def psd_top_share(psd) -> float:
+    """A noise spectrum [PSD_BINS, 3, 3] in one number, for reports: the share of its power (the
+    bands' traces) in the upper half of the bands. White noise: 0.5; grain under JPEG or blur: less."""
+    p = np.trace(np.asarray(psd, np.float64), axis1=-2, axis2=-1)
+    return float(p[..., PSD_BINS // 2 :].sum(-1) / max(float(p.sum(-1)), 1e-30))
+
+
+@functools.lru_cache(maxsize=16)
+def _band_weights(h: int, w: int, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(band_weights(h, w, half=True)).float().to(device)
+
+
+def spectral_noise(white: torch.Tensor, psd: torch.Tensor) -> torch.Tensor:
+    """White standard-normal noise [N, 3, H, W] -> a stationary field whose cross-spectral density
+    (on the scale where white noise reads 1 at every frequency) is ``psd`` [N, PSD_BINS, 3, 3] at
+    the band centres, linear in between: per frequency, the 3x3 square root of the band's matrix
+    mixes the channels, so luma and chroma keep their own spectra (JPEG's chroma subsampling
+    removes the chroma's high band only). Its channel covariance is the spectrum's mean over the
+    frequency square. Periodic (the FFT's): noise has no borders to respect."""
+    n, c, h, w = white.shape
+    x = torch.fft.rfft2(white.float())
+    wl, v = torch.linalg.eigh(psd.to(white.device, torch.float64))
+    root = ((v * wl.clamp_min(0).sqrt()[..., None, :]) @ v.transpose(-1, -2)).to(x.dtype)  # [N, B, 3, 3]
+    wgt = _band_weights(h, w, white.device)
+    y = torch.zeros_like(x)
+    for b in range(PSD_BINS):
+        y += wgt[b] * torch.einsum("nij,njhw->nihw", root[:, b], x)
+    return torch.fft.irfft2(y, s=(h, w))
+
+
 def downsample(y: torch.Tensor, scale: int, interp: str) -> torch.Tensor:
     """[N, 3, H, W] -> [N, 3, H/scale, W/scale].
 
@@ -245,12 +299,13 @@ def apply_calibration(
     ``lq = hq + strength * (d - LP(d) + color(LP(hq)) - hq) + strength * noise`` with
     ``d = f0 * hq + f1 * y``, where ``f0, f1`` are the bank's two filters [2, k, k] (shared by the
     channels), ``LP`` a Gaussian of radius COLOR_SIGMA and ``color`` the bank's affine map [3, 4] and
-    ``noise`` a field with the bank's channel covariance ``noise_cov`` and correlation radius
-    ``noise_corr`` drawn from ``noise_seed`` (see :mod:`.calibrate`). Strength 0 gives exactly the HQ.
+    ``noise`` a field drawn from ``noise_seed`` with the bank's spectrum ``noise_psd`` (banks baked
+    before it: channel covariance ``noise_cov`` and correlation radius ``noise_corr``; see
+    :mod:`.calibrate`). Strength 0 gives exactly the HQ.
 
     Vectorised over the batch: each step runs once for the samples it applies to (one grouped
-    convolution for the filters, one hash for the noise of every sample sharing a correlation
-    radius), so the kernel count does not grow with the batch. The values in ``posts`` may be
+    convolution for the filters, one hash and one FFT for the noise of every sample with a
+    spectrum), so the kernel count does not grow with the batch. The values in ``posts`` may be
     nested lists (the shard JSON's numbers) or arrays."""
     if all(p is None for p in posts):
         return y
@@ -281,15 +336,23 @@ def apply_calibration(
         r.put(out, h + s * (r.get(out) - h))
 
     noisy = _rows(posts, lambda p: float(p["strength"]) > 0 and _nonzero(p.get("noise_cov")))
-    by_corr: dict[float, list[int]] = {}
-    for i in noisy:
-        by_corr.setdefault(float(pp[i].get("noise_corr", 0.0)), []).append(i)
-    for corr, rows in by_corr.items():
+    spectral = [i for i in noisy if _nonzero(pp[i].get("noise_psd"))]
+    in_spectral = set(spectral)
+    groups: dict[float | None, list[int]] = {None: spectral} if spectral else {}
+    for i in noisy:  # banks baked before noise_psd: a covariance and a Gaussian radius
+        if i not in in_spectral:
+            groups.setdefault(float(pp[i].get("noise_corr", 0.0)), []).append(i)
+    for corr, rows in groups.items():
         r = _Rows(rows, out.shape[0], dev)
         white = hash_normal([int(pp[i]["noise_seed"]) for i in rows], tuple(out.shape[1:]), dev)
-        cov = _host_values(np.stack([np.asarray(pp[i]["noise_cov"], np.float32) for i in rows]), dev)
         s = _host_values([float(pp[i]["strength"]) for i in rows], dev)[:, None, None, None]
-        r.put(out, r.get(out) + s * shape_noise(white, cov, corr))
+        if corr is None:
+            psd = _host_values(np.stack([np.asarray(pp[i]["noise_psd"], np.float32) for i in rows]), dev)
+            field = spectral_noise(white, psd)
+        else:
+            cov = _host_values(np.stack([np.asarray(pp[i]["noise_cov"], np.float32) for i in rows]), dev)
+            field = shape_noise(white, cov, corr)
+        r.put(out, r.get(out) + s * field)
     return out.clamp_(-1.0, 1.0)
 
 

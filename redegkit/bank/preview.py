@@ -88,6 +88,7 @@ def calibration_post(bank: Bank, index: int, *, seed: int = 0) -> dict[str, Any]
         "color": cal["color"][index].numpy(),
         "noise_cov": cal["noise_cov"][index].numpy(),
         "noise_corr": float(cal["noise_corr"][index]),
+        "noise_psd": cal["noise_psd"][index].numpy(),
         "noise_seed": seed,
     }
 

@@ -15,7 +15,9 @@ File layout (a plain dict, loadable with ``torch.load(weights_only=True)``)::
     meta                          bake options, redegkit version, licence, merge history
     calibration (v2, optional)    per embedding, measured on its own face pair by bake
                                   (:mod:`.calibrate`): filter [N,2,7,7], color [N,3,4], noise_cov [N,3,3],
-                                  noise_corr [N], jpeg [N] int64
+                                  noise_corr [N], noise_psd [N,8,3,3], jpeg [N] int64
+                                  (banks baked before noise_psd load with it all zero: their
+                                  noise is the covariance and correlation radius, as before)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ..io import storage
 from ..models.checkpoints import CheckpointError, build, load_state_strict, torch_save_atomic
 from ..weights import sha256_file
 from .calibrate import CALIBRATION_KEYS, FILTER_RADIUS
+from .operators import PSD_BINS
 
 FORMAT = "redegkit.bank"
 VERSION = 2
@@ -178,6 +181,14 @@ def save_bank(path: str | os.PathLike, bank: Bank) -> Path:
     return p  # type: ignore[return-value]  # a URL comes back as the string it was
 
 
+def _with_psd(cal: Any) -> Any:
+    """A calibration baked before ``noise_psd`` existed gets it all zero (its noise is applied from
+    ``noise_cov`` and ``noise_corr``, as when it was baked)."""
+    if isinstance(cal, dict) and "noise_psd" not in cal and isinstance(cal.get("noise_cov"), torch.Tensor):
+        cal = {**cal, "noise_psd": torch.zeros(cal["noise_cov"].shape[0], PSD_BINS, 3, 3)}
+    return cal
+
+
 def load_bank(path: str | os.PathLike) -> Bank:
     """Read a bank with ``torch.load(weights_only=True)`` (never runs pickled code) and check it.
 
@@ -216,7 +227,7 @@ def load_bank(path: str | os.PathLike) -> Bank:
         degnet_sha256=str(obj["degnet_sha256"]),
         weights=obj.get("weights"),  # type: ignore[arg-type]  # None: all ones
         meta=dict(obj.get("meta", {})),
-        calibration=obj.get("calibration"),
+        calibration=_with_psd(obj.get("calibration")),
         path=p,
         sha256=hashlib.sha256(data).hexdigest() if data is not None else sha256_file(p),
     )
@@ -252,6 +263,7 @@ def check_bank(bank: Bank, where: str) -> None:
             "color": (n, 3, 4),
             "noise_cov": (n, 3, 3),
             "noise_corr": (n,),
+            "noise_psd": (n, PSD_BINS, 3, 3),
             "jpeg": (n,),
         }
         bad = [

@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..bank.operators import psd_top_share
 from . import figures as F
 from .page import (
     Html,
@@ -96,7 +97,10 @@ def method_values(method: Any) -> MethodValues:
         post = method.get("post") or {}
         if isinstance(post, dict):
             out.num("calibrated JPEG quality", post.get("jpeg"))
-            out.num("noise correlation radius", post.get("noise_corr"))
+            if post.get("noise_psd"):  # banks since the measured spectrum
+                out.num("noise top-band share", psd_top_share(post["noise_psd"]))
+            else:
+                out.num("noise correlation radius", post.get("noise_corr"))
         for k in ("downsample", "choice", "synthesizer"):
             out.cat(k, method.get(k))
         return out

@@ -35,6 +35,7 @@ class CalibrationPost(BaseModel):
     color: Lists | None = None
     noise_cov: Lists | None = None
     noise_corr: float | None = None
+    noise_psd: Lists | None = None  # banks baked before it have none (their noise: cov and corr)
     noise_seed: str | None = None
     jpeg: int | None = None
     steps: dict[str, Any] | None = None  # the run's post steps (redegkit.synth.learned.post)
@@ -176,13 +177,15 @@ class Calibration:
         def rnd(a: np.ndarray) -> Lists:
             return [rnd(x) for x in a] if a.ndim > 1 else [round(float(v), 7) for v in a.tolist()]
 
-        return {"filter": rnd(mix("filter")), "color": rnd(mix("color")), "noise_cov": rnd(mix("noise_cov")),
-                "noise_corr": round(float(mix("noise_corr")), 5)}  # fmt: skip
+        out = {"filter": rnd(mix("filter")), "color": rnd(mix("color")), "noise_cov": rnd(mix("noise_cov")),
+               "noise_corr": round(float(mix("noise_corr")), 5)}  # fmt: skip
+        if "noise_psd" in cal and any(cal["noise_psd"][i].any() for i in idx):
+            out["noise_psd"] = rnd(mix("noise_psd"))  # spectra mix as the fields' powers do
+        return out
 
     def _arrays(self, idx: tuple[int, ...], wts: tuple[float, ...]) -> dict[str, Any]:
         m = self._mixed(idx, wts)
-        return {"filter": np.asarray(m["filter"], np.float32), "color": np.asarray(m["color"], np.float32),
-                "noise_cov": np.asarray(m["noise_cov"], np.float32), "noise_corr": m["noise_corr"]}  # fmt: skip
+        return {k: np.asarray(v, np.float32) if isinstance(v, list) else v for k, v in m.items()}
 
 
 def _as_np(v: Any, name: str) -> np.ndarray:
