@@ -20,7 +20,8 @@ import numpy as np
 
 QUALITIES = tuple(range(10, 100))  # the qualities tried
 MIN_STEP = 4  # coefficients of positions with a smaller step say nothing (pixel rounding blurs them)
-MAX_BLOCKS = 512  # blocks read per grid offset (evenly spread)
+MAX_BLOCKS = 512  # blocks read to score the qualities (evenly spread)
+OFFSET_BLOCKS = 128  # blocks read per grid offset to find the grid
 MIN_COEFFS = 64  # fewer non-zero coefficients than this: no verdict
 THRESHOLD = 0.5  # mean cos above this: quantised
 _SEARCH = (95, 90, 85, 80, 75, 70, 60, 50, 40, 35, 30, 25, 20, 15, 10)  # the first test
@@ -66,12 +67,12 @@ def _luma(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) - 128.0
 
 
-def _coefficients(y: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """DCT coefficients [N, 8, 8] of (at most MAX_BLOCKS, evenly spread) 8x8 blocks of ``y`` on
-    the grid at offset (dy, dx)."""
+def _coefficients(y: np.ndarray, dy: int, dx: int, limit: int = MAX_BLOCKS) -> np.ndarray:
+    """DCT coefficients [N, 8, 8] of (at most ``limit``, evenly spread) 8x8 blocks of ``y`` on the
+    grid at offset (dy, dx)."""
     h, w = (y.shape[0] - dy) // 8 * 8, (y.shape[1] - dx) // 8 * 8
     b = y[dy : dy + h, dx : dx + w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
-    b = b[:: max(1, len(b) // MAX_BLOCKS)]
+    b = b[:: max(1, len(b) // limit)]
     d = _dct()
     return np.einsum("ij,njk,lk->nil", d, b, d)
 
@@ -115,7 +116,10 @@ def estimate_quality(img: np.ndarray) -> JpegTrace | None:
     if img.ndim != 3 or min(img.shape[:2]) < 16:
         return None
     y = _luma(img)
-    offset = min(((a, b) for a in range(8) for b in range(8)), key=lambda o: _hf_share(_coefficients(y, *o)))
+    offset = min(
+        ((a, b) for a in range(8) for b in range(8)),
+        key=lambda o: _hf_share(_coefficients(y, *o, OFFSET_BLOCKS)),
+    )
     c = _coefficients(y, *offset)
     if (
         max(
