@@ -20,12 +20,17 @@ FACE_BOXES = {"astronaut": (10, 210, 130, 330), "camera": (50, 230, 140, 320)}
 NATURALS = ["brick.png", "grass.png", "chelsea.png", "coffee.png"]
 
 
-def known_degradation(img: np.ndarray, scale: int = 4, sigma: float = 1.2, quality: int = 35) -> np.ndarray:
-    """Blur -> area downsample by ``scale`` -> bicubic back up -> JPEG. RGB uint8 in, same size out."""
+def known_degradation(
+    img: np.ndarray, scale: int = 4, sigma: float = 1.2, quality: int = 35, noise: float = 0.0
+) -> np.ndarray:
+    """Blur -> area downsample by ``scale`` -> bicubic back up -> (Gaussian noise of std ``noise``,
+    seeded) -> JPEG. RGB uint8 in, same size out."""
     h, w = img.shape[:2]
     x = cv2.GaussianBlur(img, (0, 0), sigma)
     x = cv2.resize(x, (w // scale, h // scale), interpolation=cv2.INTER_AREA)
     x = cv2.resize(x, (w, h), interpolation=cv2.INTER_CUBIC)
+    if noise:
+        x = np.clip(x + np.random.default_rng(0).normal(0, noise, x.shape), 0, 255).round().astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
@@ -43,13 +48,14 @@ def face_images(size: int = 512, shifts: tuple[int, ...] = (0, 12)) -> dict[str,
 
 
 def make_face_pairs(
-    root: Path, *, size: int = 512, shifts: tuple[int, ...] = (0, 12), manifest: bool = False
+    root: Path, *, size: int = 512, shifts: tuple[int, ...] = (0, 12), manifest: bool = False, noise: float = 0.0
 ) -> Path:
-    """Write ``root/hq/KEY.png`` and ``root/lq/KEY.png`` (and ``root/pairs.jsonl`` with ``manifest``)."""
+    """Write ``root/hq/KEY.png`` and ``root/lq/KEY.png`` (and ``root/pairs.jsonl`` with ``manifest``);
+    ``noise``: the LQ's Gaussian noise std before its JPEG (grey levels)."""
     records = []
     for key, hq in face_images(size, shifts).items():
         write_image(root / "hq" / f"{key}.png", hq)
-        write_image(root / "lq" / f"{key}.png", known_degradation(hq))
+        write_image(root / "lq" / f"{key}.png", known_degradation(hq, noise=noise))
         records.append({"key": key, "source": f"examples/{key}.png"})
     if manifest:
         (root / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))

@@ -45,9 +45,10 @@ def tiny_nets(seed: int = 0, style_dim: int = 32) -> tuple[DegNet, SynNetEncoder
     return d, e, g
 
 
-def make_bank(root: Path, *, each: bool = False, crops: int = 2, seed: int = 0) -> Path:
-    """Face pairs under ``root/pairs`` baked with tiny random nets into ``root/emb.pt``."""
-    pairs = make_face_pairs(root / "pairs", size=128, manifest=True)
+def make_bank(root: Path, *, each: bool = False, crops: int = 2, seed: int = 0, noise: float = 0.0) -> Path:
+    """Face pairs under ``root/pairs`` baked with tiny random nets into ``root/emb.pt`` (``noise``:
+    the LQs' noise std before their JPEG, so that the bank's calibration has a noise spectrum)."""
+    pairs = make_face_pairs(root / "pairs", size=128, manifest=True, noise=noise)
     d, e, g = tiny_nets(seed)
     res = bake(str(pairs), d, e, g, BakeConfig(crops=crops, each=each, face_box=None, device="cpu"))
     return save_bank(root / "emb.pt", res.bank)

@@ -116,3 +116,37 @@ def test_objects_alive_at_the_start_skip_full_collections_while_the_pool_is_open
         assert gc.get_freeze_count() > 1000
         assert all(n > 1000 for n in pool.map_ordered(_frozen, range(4), window=2))
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.uname().sysname == "Linux", reason="Linux fork")
+def test_a_worker_whose_main_died_before_it_armed_the_death_signal_exits(tmp_path) -> None:
+    """The death signal is armed in the worker's initializer, after the fork: a main process
+    killed in between (the suite once SIGKILLed one right after its workers appeared) left its
+    workers blocked on the task queue. Reproduced here with plain forks: the worker starts its
+    initializer only once its main is gone, and must exit instead of going on."""
+    import time
+
+    from redegkit.io.pool import worker_signals
+
+    survived = tmp_path / "survived"
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the "main process"; no child may return into pytest
+        try:
+            main = os.getpid()
+            if os.fork() == 0:  # its worker: holds the pipe's write end until it exits
+                try:
+                    os.close(r)
+                    while os.getppid() == main:
+                        time.sleep(0.005)
+                    worker_signals(main)
+                    survived.write_text("the worker went on")
+                finally:
+                    os._exit(0)
+        finally:
+            os._exit(0)  # the main dies before its worker armed the signal
+    os.close(w)
+    os.waitpid(pid, 0)
+    assert os.read(r, 1) == b""  # EOF: the worker has exited
+    os.close(r)
+    assert not survived.exists()

@@ -38,7 +38,8 @@ EXAMPLES = ROOT / "examples"
 
 @pytest.fixture(scope="module")
 def bank_path(tmp_path_factory) -> Path:
-    return make_bank(tmp_path_factory.mktemp("bank"), each=True)  # 8 embeddings
+    # 8 embeddings, each with a measured noise spectrum (the FFT noise path in every test here)
+    return make_bank(tmp_path_factory.mktemp("bank"), each=True, noise=6.0)
 
 
 @pytest.fixture(scope="module")
@@ -635,7 +636,7 @@ def test_the_method_record_is_the_plans_model_dump(bank_path: Path) -> None:
     assert bank.calibration is not None
     cfg = SynthConfig(bank=str(bank_path), mix=True, strength_min=0.3, noise_prob=1.0)
     plan = draw_plan(cfg, ChoiceTable(len(bank), None, None), Calibration(bank.calibration), "k_0001", 1)
-    assert plan.post is not None and plan.post.calibrated
+    assert plan.post is not None and plan.post.calibrated and plan.post.noise_psd is not None
     rec = plan.method({"bank": "b.pt"})
     dumped = plan.model_dump(exclude={"post"})
     assert rec == {"kind": "bank", "bank": "b.pt", **dumped, "noise_seed": str(plan.noise_seed),

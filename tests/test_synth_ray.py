@@ -75,7 +75,7 @@ def test_classical_local_s3_and_ray_give_the_same_shards(tmp_path, hq, bucket):
 def test_bank_run_on_a_ray_actor_equals_the_local_run(tmp_path, bucket):
     from .test_bank import make_bank
 
-    bank = make_bank(tmp_path / "bank", each=True)
+    bank = make_bank(tmp_path / "bank", each=True, noise=6.0)  # with noise spectra
     storage.write_bytes(bucket + "/emb.pt", bank.read_bytes())
     d = tmp_path / "hq"
     d.mkdir()

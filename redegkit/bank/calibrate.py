@@ -198,7 +198,9 @@ def cross_spectrum(r: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return np.stack([c[band == b].mean(0) for b in range(PSD_BINS)])
 
 
+@lru_cache(maxsize=2)
 def _white(seed: int, shape: tuple[int, int, int]) -> torch.Tensor:
+    """The pair's white noise (one draw per pair: every matching round reuses it; read-only)."""
     return hash_normal([seed], shape)
 
 

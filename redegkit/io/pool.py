@@ -32,6 +32,7 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import signal
+import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -46,11 +47,13 @@ _STATE: Any = None  # this worker's state (what ``setup`` returned)
 _FROZEN = 0  # open pools of this process (the collector is unfrozen when the last one closes)
 
 
-def worker_signals() -> None:
+def worker_signals(parent: int | None = None) -> None:
     """Call first in every pool worker. Ctrl-C is the main process's to handle (a worker killed by
     it while holding a queue lock would hang the pool's shutdown). On Linux the worker also dies
     with the main process: a main process killed outright (SIGKILL, the OOM killer) would
-    otherwise leave its forked workers blocked on the task queue forever."""
+    otherwise leave its forked workers blocked on the task queue forever. ``parent``: the main
+    process's pid; a main process that died between the fork and this call (the death signal is
+    only armed from here on) is noticed by the worker's new parent pid, and the worker exits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
@@ -59,7 +62,9 @@ def worker_signals() -> None:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):  # no prctl: the old behaviour
-            pass
+            return
+        if parent is not None and os.getppid() != parent:
+            os._exit(1)
 
 
 def limit_threads(n: int) -> None:
@@ -73,9 +78,9 @@ def limit_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-def _init_worker(threads: int, setup: Callable[[], Any] | None) -> None:
+def _init_worker(threads: int, setup: Callable[[], Any] | None, parent: int) -> None:
     global _STATE
-    worker_signals()
+    worker_signals(parent)
     limit_threads(threads)
     _STATE = setup() if setup is not None else None
     gc.freeze()  # the worker's state and imports live as long as the worker
@@ -131,7 +136,7 @@ class WorkerPool:
             # starts its own
             resource_tracker.ensure_running()
             self._ex = ProcessPoolExecutor(
-                self.workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, setup)
+                self.workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, setup, os.getpid())
             )
             # start every worker now (a fork context launches them all at the first submission)
             self._ex.submit(_ready, None).result()

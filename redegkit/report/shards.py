@@ -12,7 +12,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..bank.operators import psd_top_share
 from . import figures as F
 from .page import (
     Html,
@@ -98,6 +97,8 @@ def method_values(method: Any) -> MethodValues:
         if isinstance(post, dict):
             out.num("calibrated JPEG quality", post.get("jpeg"))
             if post.get("noise_psd"):  # banks since the measured spectrum
+                from ..bank.operators import psd_top_share  # torch: only for learned shards
+
                 out.num("noise top-band share", psd_top_share(post["noise_psd"]))
             else:
                 out.num("noise correlation radius", post.get("noise_corr"))
