@@ -48,7 +48,12 @@ def face_images(size: int = 512, shifts: tuple[int, ...] = (0, 12)) -> dict[str,
 
 
 def make_face_pairs(
-    root: Path, *, size: int = 512, shifts: tuple[int, ...] = (0, 12), manifest: bool = False, noise: float = 0.0
+    root: Path,
+    *,
+    size: int = 512,
+    shifts: tuple[int, ...] = (0, 12),
+    manifest: bool = False,
+    noise: float = 0.0,
 ) -> Path:
     """Write ``root/hq/KEY.png`` and ``root/lq/KEY.png`` (and ``root/pairs.jsonl`` with ``manifest``);
     ``noise``: the LQ's Gaussian noise std before its JPEG (grey levels)."""

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import gc
 import multiprocessing as mp
-import signal
 import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
