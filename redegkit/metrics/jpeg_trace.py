@@ -118,7 +118,7 @@ def estimate_quality(img: np.ndarray) -> JpegTrace | None:
     y = _luma(img)
     offset = min(
         ((a, b) for a in range(8) for b in range(8)),
-        key=lambda o: _hf_share(_coefficients(y, *o, OFFSET_BLOCKS)),
+        key=lambda o: _hf_share(_coefficients(y, o[0], o[1], OFFSET_BLOCKS)),
     )
     c = _coefficients(y, *offset)
     if (
