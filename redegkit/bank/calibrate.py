@@ -253,13 +253,13 @@ def _refit_for_jpeg(
 
 
 def _match_means(
-    lq: np.ndarray, g1: np.ndarray, m: np.ndarray, psd: np.ndarray | None, q: int, seed: int
+    lq: np.ndarray, g1: np.ndarray, m: np.ndarray, q: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """JPEG shifts colour means too (chroma subsampling, clipping), and the colour map was fitted
     before it: move the map's offsets (and ``g1``) so the finished output's channel means are the
     LQ's."""
     for _ in range(2):
-        out = _finished(g1, psd, q, seed)
+        out = _finished(g1, None, q, seed)
         d = (
             lq.reshape(-1, 3).astype(np.float64).mean(0) - out.reshape(-1, 3).astype(np.float64).mean(0)
         ) / 127.5
@@ -304,7 +304,7 @@ def calibrate_pair(hq: np.ndarray, lq: np.ndarray, gen: np.ndarray, *, seed: int
         # applies the JPEG again on top: refit them once to the LQ plus what the JPEG takes out of
         # the current output, so that JPEG(output), not the output, has the LQ's sharpness.
         kern, g1 = _refit_for_jpeg(hqf, gen, lqf, g1, m, q)
-        m, g1 = _match_means(lq, g1, m, None, q, seed)
+        m, g1 = _match_means(lq, g1, m, q, seed)
     sig_lq = noise_level(lq)
     sig_g = noise_level(_finished(g1, None, q, seed))
     psd: np.ndarray | None = None
