@@ -39,7 +39,7 @@ def test_luma_table_is_the_standards() -> None:
     assert np.array_equal(luma_table(100), np.ones((8, 8)))
 
 
-@pytest.mark.parametrize("quality", [15, 25, 37, 62, 85, 95])
+@pytest.mark.parametrize("quality", [15, 25, 37, 40, 55, 62, 78, 85, 95])
 @pytest.mark.parametrize("shift", [(0, 0), (3, 5)])
 def test_the_quality_and_grid_of_a_jpeg_are_found(
     photo: np.ndarray, quality: int, shift: tuple[int, int]

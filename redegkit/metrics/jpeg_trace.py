@@ -24,7 +24,7 @@ MAX_BLOCKS = 512  # blocks read to score the qualities (evenly spread)
 OFFSET_BLOCKS = 128  # blocks read per grid offset to find the grid
 MIN_COEFFS = 64  # fewer non-zero coefficients than this: no verdict
 THRESHOLD = 0.5  # mean cos above this: quantised
-_SEARCH = (95, 90, 85, 80, 75, 70, 60, 50, 40, 35, 30, 25, 20, 15, 10)  # the first test
+NEIGHBOURS = 3  # qualities this close to the coarsest good table compete on their score
 
 
 def _zigzag() -> np.ndarray:
@@ -110,9 +110,11 @@ class JpegTrace:
 def estimate_quality(img: np.ndarray) -> JpegTrace | None:
     """The JPEG quality whose luma table quantises ``img`` (RGB uint8 HxWx3), or None when no
     table does (never JPEG'd, too small, or a grid that was resampled). The grid offset is found
-    first, where the high frequencies are weakest; if no table of a coarse set quantises the
-    coefficients there, there is no JPEG. Then every quality in QUALITIES is scored, and the coarsest table within 10 % of the best
-    score is taken: a table with half the steps also divides the coefficients evenly."""
+    first, where the high frequencies are weakest; there every quality in QUALITIES is scored.
+    No score above THRESHOLD: no JPEG. Otherwise the coarsest table within 10 % of the best score
+    is taken (a table with half the steps also divides the coefficients evenly), then the best
+    score among its neighbours (qualities within NEIGHBOURS), whose tables differ from it by a
+    step here and there (q39 and q40 share most steps)."""
     if img.ndim != 3 or min(img.shape[:2]) < 16:
         return None
     y = _luma(img)
@@ -121,18 +123,14 @@ def estimate_quality(img: np.ndarray) -> JpegTrace | None:
         key=lambda o: _hf_share(_coefficients(y, o[0], o[1], OFFSET_BLOCKS)),
     )
     c = _coefficients(y, *offset)
-    if (
-        max(
-            _score(c, luma_table(q))[0] if _score(c, luma_table(q))[1] >= MIN_COEFFS else 0.0 for q in _SEARCH
-        )
-        <= THRESHOLD
-    ):
-        return None
     scores = {}
     for q in QUALITIES:
         s, n = _score(c, luma_table(q))
         if n >= MIN_COEFFS:
             scores[q] = s
+    if not scores or max(scores.values()) <= THRESHOLD:
+        return None
     top = max(scores.values())
-    q = min(qq for qq, s in scores.items() if s >= 0.9 * top)
+    coarse = min(q for q, s in scores.items() if s >= 0.9 * top)
+    q = max((qq for qq in scores if abs(qq - coarse) <= NEIGHBOURS), key=lambda qq: (scores[qq], -qq))
     return JpegTrace(q, round(scores[q], 4), offset)
