@@ -191,7 +191,9 @@ def cross_spectrum(r: np.ndarray, corners: np.ndarray) -> np.ndarray:
     same estimator."""
     win, band = _welch_bands()
     k = PSD_PATCH
-    p = np.stack([r[i : i + k, j : j + k] for i, j in corners]).astype(np.float64)  # [P, k, k, 3]
+    ar = np.arange(k)
+    rows, cols = corners[:, 0, None, None] + ar[:, None], corners[:, 1, None, None] + ar[None, :]
+    p = r[rows, cols].astype(np.float64)  # [P, k, k, 3]
     p = (p - p.mean((1, 2), keepdims=True)) * win[None, :, :, None]
     x = np.fft.fft2(p, axes=(1, 2))
     c = np.einsum("pyxc,pyxd->yxcd", x, x.conj()).real / (len(p) * (win**2).sum())
@@ -215,13 +217,13 @@ def _finished(g1: np.ndarray, psd: np.ndarray | None, q: int, seed: int) -> np.n
     return jpeg(out, q) if q else out
 
 
-def _match_spectrum(g1: np.ndarray, lqf: np.ndarray, corners: np.ndarray, q: int, seed: int) -> np.ndarray:
-    """The noise spectrum [PSD_BINS, 3, 3] that the LQ has beyond ``g1``, corrected band by band
-    (MATCH_ROUNDS times at most) so that the finished output (noise, rounding, JPEG ``q``: the
-    JPEG removes part of the noise's high band, as the camera's did) has it, not just the noise.
-    (Counting only the power beyond the clean output's own JPEG residue, ``JPEG_q(g1) - g1``,
-    was tried and measured no better on the suite: strong-combo's noise ratio 1.08 -> 1.17.)"""
-    target = cross_spectrum(lqf - g1, corners)
+def _match_spectrum(g1: np.ndarray, target: np.ndarray, corners: np.ndarray, q: int, seed: int) -> np.ndarray:
+    """The noise spectrum [PSD_BINS, 3, 3] that the LQ has beyond ``g1`` (``target``: the spectrum
+    of ``lq - g1``), corrected band by band (MATCH_ROUNDS times at most) so that the finished
+    output (noise, rounding, JPEG ``q``: the JPEG removes part of the noise's high band, as the
+    camera's did) has it, not just the noise. (Counting only the power beyond the clean output's
+    own JPEG residue, ``JPEG_q(g1) - g1``, was tried and measured no better on the suite:
+    strong-combo's noise ratio 1.08 -> 1.17.)"""
     psd = target.copy()
     for _ in range(MATCH_ROUNDS):
         got = cross_spectrum(_finished(g1, psd, q, seed) / 127.5 - 1.0 - g1, corners)
@@ -232,13 +234,11 @@ def _match_spectrum(g1: np.ndarray, lqf: np.ndarray, corners: np.ndarray, q: int
     return psd
 
 
-def _top_band_ratio(g1: np.ndarray, lqf: np.ndarray, corners: np.ndarray, q: int, seed: int) -> float:
-    """Power of ``lq - g1`` over that of ``JPEG_q(g1) - g1`` in the two highest bands."""
-    target = np.trace(cross_spectrum(lqf - g1, corners), axis1=1, axis2=2)
-    clean = np.trace(
-        cross_spectrum(_finished(g1, None, q, seed) / 127.5 - 1.0 - g1, corners), axis1=1, axis2=2
-    )
-    return float(target[-2:].sum() / max(clean[-2:].sum(), 1e-12))
+def _top_band_ratio(target: np.ndarray, clean: np.ndarray) -> float:
+    """Power of ``lq - g1`` (spectrum ``target``) over that of ``JPEG_q(g1) - g1`` (``clean``) in the
+    two highest bands."""
+    t, c = np.trace(target, axis1=1, axis2=2), np.trace(clean, axis1=1, axis2=2)
+    return float(t[-2:].sum() / max(c[-2:].sum(), 1e-12))
 
 
 def _refit_for_jpeg(
@@ -305,19 +305,22 @@ def calibrate_pair(hq: np.ndarray, lq: np.ndarray, gen: np.ndarray, *, seed: int
         # the current output, so that JPEG(output), not the output, has the LQ's sharpness.
         kern, g1 = _refit_for_jpeg(hqf, gen, lqf, g1, m, q)
         m, g1 = _match_means(lq, g1, m, q, seed)
+    clean = _finished(g1, None, q, seed)  # the finished output without noise
     sig_lq = noise_level(lq)
-    sig_g = noise_level(_finished(g1, None, q, seed))
+    sig_g = noise_level(clean)
     psd: np.ndarray | None = None
     corners = flat_patches(hq, lq)
     top = 0.0
     if len(corners) >= MIN_PATCHES:
+        target = cross_spectrum(lqf - g1, corners)
         # Noise under a strong JPEG: the finest band the noise estimator reads is quantised away,
         # but the LQ's top two bands still carry more than the JPEG of the clean output does. On
         # the suite's faces: strong-combo's 24 (noise sigma 6, q35) read 1.42-10.0, jpeg-only's
         # 24 (no noise, q25) 0.58-1.37: a narrow margin, measured on two faces only.
-        top = _top_band_ratio(g1, lqf, corners, q, seed) if q else 0.0
+        if q:
+            top = _top_band_ratio(target, cross_spectrum(clean / 127.5 - 1.0 - g1, corners))
         if sig_lq**2 - sig_g**2 > NOISE_FLOOR**2 or top > NOISE_TOP_RATIO:
-            psd = _match_spectrum(g1, lqf, corners, q, seed)
+            psd = _match_spectrum(g1, target, corners, q, seed)
     cov = np.zeros((3, 3), np.float32)
     if psd is not None:
         cov = np.cov(_field(psd, seed, *g1.shape[:2]).reshape(-1, 3).T).astype(np.float32)

@@ -336,12 +336,10 @@ def apply_calibration(
         r.put(out, h + s * (r.get(out) - h))
 
     noisy = _rows(posts, lambda p: float(p["strength"]) > 0 and _nonzero(p.get("noise_cov")))
-    spectral = [i for i in noisy if _nonzero(pp[i].get("noise_psd"))]
-    in_spectral = set(spectral)
-    groups: dict[float | None, list[int]] = {None: spectral} if spectral else {}
-    for i in noisy:  # banks baked before noise_psd: a covariance and a Gaussian radius
-        if i not in in_spectral:
-            groups.setdefault(float(pp[i].get("noise_corr", 0.0)), []).append(i)
+    groups: dict[float | None, list[int]] = {}  # None: a spectrum; else (banks baked before it) a radius
+    for i in noisy:
+        spectral = _nonzero(pp[i].get("noise_psd"))
+        groups.setdefault(None if spectral else float(pp[i].get("noise_corr", 0.0)), []).append(i)
     for corr, rows in groups.items():
         r = _Rows(rows, out.shape[0], dev)
         white = hash_normal([int(pp[i]["noise_seed"]) for i in rows], tuple(out.shape[1:]), dev)
